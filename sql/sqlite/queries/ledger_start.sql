@@ -1,0 +1,2 @@
+INSERT INTO scorer_runs (run_id, job, logical_date, status, started_at, output_table, scorer_version, host)
+VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)

@@ -1,0 +1,239 @@
+//! The database that holds results and the run ledger: PostgreSQL when `DATABASE_URL` names one,
+//! otherwise an embedded SQLite file. Connection strings are redacted in every message.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
+use thiserror::Error;
+
+/// Where results and the ledger go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    /// `postgres://...` or `postgresql://...`
+    Postgres(String),
+    /// The embedded default.
+    Sqlite(PathBuf),
+}
+
+/// A database that could not be opened or prepared; the URL in it is redacted.
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("database {target}: {reason}")]
+    Url { target: String, reason: String },
+    #[error("database {target}: cannot connect: {source}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error("database {target}: applying migrations failed: {source}")]
+    Migrate {
+        target: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database {target}: {context}: {source}")]
+    Query {
+        target: String,
+        context: &'static str,
+        source: sqlx::Error,
+    },
+}
+
+impl DbTarget {
+    /// `DATABASE_URL` if given (postgres or sqlite URL), else the SQLite file.
+    pub fn choose(database_url: Option<&str>, sqlite_path: PathBuf) -> Result<Self, DbError> {
+        match database_url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(Self::Sqlite(sqlite_path)),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Self::Postgres(u.to_string()))
+            }
+            Some(u) if u.starts_with("sqlite://") => Ok(Self::Sqlite(PathBuf::from(
+                u.trim_start_matches("sqlite://"),
+            ))),
+            Some(u) => Err(DbError::Url {
+                target: redact(u),
+                reason: "DATABASE_URL must start with postgres://, postgresql:// or sqlite://"
+                    .into(),
+            }),
+        }
+    }
+
+    /// A printable description with any password removed.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(u) => redact(u),
+            Self::Sqlite(p) => format!("sqlite {}", p.display()),
+        }
+    }
+}
+
+/// Replaces the password in a URL with `***`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable database URL>".to_string(),
+    }
+}
+
+/// An open, migrated database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Postgres { pool: PgPool, target: String },
+    Sqlite { pool: SqlitePool, target: String },
+}
+
+impl Database {
+    /// Connects and applies the ledger migrations in `sql/<engine>/migrations`.
+    pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
+        let described = target.describe();
+        match target {
+            DbTarget::Postgres(url) => {
+                let options =
+                    PgConnectOptions::from_str(url).map_err(|source| DbError::Connect {
+                        target: described.clone(),
+                        source,
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options.log_statements(tracing::log::LevelFilter::Debug))
+                    .await
+                    .map_err(|source| DbError::Connect {
+                        target: described.clone(),
+                        source,
+                    })?;
+                let mut migrator = sqlx::migrate!("sql/postgres/migrations");
+                migrator.create_schema("scorer");
+                migrator.dangerous_set_table_name("scorer._sqlx_migrations");
+                migrator
+                    .run(&pool)
+                    .await
+                    .map_err(|source| DbError::Migrate {
+                        target: described.clone(),
+                        source,
+                    })?;
+                Ok(Self::Postgres {
+                    pool,
+                    target: described,
+                })
+            }
+            DbTarget::Sqlite(path) => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(30));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| DbError::Connect {
+                        target: described.clone(),
+                        source,
+                    })?;
+                sqlx::migrate!("sql/sqlite/migrations")
+                    .run(&pool)
+                    .await
+                    .map_err(|source| DbError::Migrate {
+                        target: described.clone(),
+                        source,
+                    })?;
+                Ok(Self::Sqlite {
+                    pool,
+                    target: described,
+                })
+            }
+        }
+    }
+
+    /// The redacted description of where this database is.
+    pub fn target(&self) -> &str {
+        match self {
+            Self::Postgres { target, .. } | Self::Sqlite { target, .. } => target,
+        }
+    }
+
+    /// Takes the (job, date) run lock. `Ok(None)` means another run holds it.
+    ///
+    /// PostgreSQL: a session advisory lock on a connection taken out of the pool, so the lock ends
+    /// when the guard is dropped or the process dies. SQLite: the sink's write transaction already
+    /// serialises runs on one file, so no separate lock is taken.
+    pub async fn try_lock_run(&self, job: &str, date: &str) -> Result<Option<RunLock>, DbError> {
+        match self {
+            Self::Postgres { pool, target } => {
+                let err = |context| {
+                    let target = target.clone();
+                    move |source| DbError::Query {
+                        target,
+                        context,
+                        source,
+                    }
+                };
+                let mut conn = pool
+                    .acquire()
+                    .await
+                    .map_err(err("connecting for the run lock"))?
+                    .detach();
+                let got: bool =
+                    sqlx::query_scalar(include_str!("../sql/postgres/queries/try_run_lock.sql"))
+                        .bind(job)
+                        .bind(date)
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(err("taking the run lock"))?;
+                Ok(got.then_some(RunLock { conn: Some(conn) }))
+            }
+            Self::Sqlite { .. } => Ok(Some(RunLock { conn: None })),
+        }
+    }
+}
+
+/// Held for the whole run; dropping it releases the lock.
+pub struct RunLock {
+    conn: Option<PgConnection>,
+}
+
+impl RunLock {
+    /// Releases the lock by closing its connection.
+    pub async fn release(mut self) {
+        if let Some(conn) = self.conn.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::warn!(error = %e, "closing the run-lock connection");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        let r = redact("postgres://scorer:hunter2@db:5432/x");
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(r.contains("***"), "{r}");
+        assert_eq!(redact("not a url"), "<unparseable database URL>");
+    }
+
+    #[test]
+    fn chooses_the_database() {
+        let p = PathBuf::from("scorer.db");
+        assert_eq!(
+            DbTarget::choose(None, p.clone()).unwrap(),
+            DbTarget::Sqlite(p.clone())
+        );
+        assert!(matches!(
+            DbTarget::choose(Some("postgres://h/db"), p.clone()).unwrap(),
+            DbTarget::Postgres(_)
+        ));
+        let e = DbTarget::choose(Some("mysql://u:pw@h/db"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw@"), "{e}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The feature stage: an arrow batch of the projected columns becomes one contiguous row-major f32
+//! matrix (the layout the model's matmul reads) plus the ids of the rows kept, applying the job's
+//! null policy and counting what it rejects.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Float32Array};
+use arrow::compute::{cast, filter};
+use arrow::datatypes::DataType;
+use thiserror::Error;
+
+use crate::job::NullPolicy;
+use crate::source::{IdKind, SourceBatch};
+
+/// A batch that could not be turned into features; names the object, row group and column.
+#[derive(Debug, Error)]
+#[error("input {object}, row group {row_group}, column `{column}`: {message}")]
+pub struct FeatureError {
+    pub object: String,
+    pub row_group: usize,
+    pub column: String,
+    pub message: String,
+}
+
+/// Rows ready for the model.
+#[derive(Debug)]
+pub struct FeatureBatch {
+    /// Ids of the kept rows: `Int64Array` or `StringArray`, without nulls.
+    pub ids: ArrayRef,
+    /// `rows × features`, row-major.
+    pub values: Vec<f32>,
+    pub rows: usize,
+    /// Rows dropped by the null policy.
+    pub rejected: usize,
+}
+
+/// Which columns make the features, and what nulls do.
+#[derive(Debug, Clone)]
+pub struct FeatureSpec {
+    pub id_column: String,
+    pub id_kind: IdKind,
+    pub features: Vec<String>,
+    pub on_null: NullPolicy,
+}
+
+impl FeatureSpec {
+    /// Converts one source batch.
+    pub fn build(&self, src: &SourceBatch) -> Result<FeatureBatch, FeatureError> {
+        let err = |column: &str, message: String| FeatureError {
+            object: src.object.to_string(),
+            row_group: src.row_group,
+            column: column.to_string(),
+            message,
+        };
+        let batch = &src.batch;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| err(name, "column is missing from the decoded batch".into()))
+        };
+        let id_type = match self.id_kind {
+            IdKind::Int => DataType::Int64,
+            IdKind::Text => DataType::Utf8,
+        };
+        let ids = cast(column(&self.id_column)?, &id_type)
+            .map_err(|e| err(&self.id_column, format!("cannot read as {id_type}: {e}")))?;
+        let mut cols: Vec<Float32Array> = Vec::with_capacity(self.features.len());
+        for name in &self.features {
+            let arr = cast(column(name)?, &DataType::Float32)
+                .map_err(|e| err(name, format!("cannot convert to f32: {e}")))?;
+            let arr = arr
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| err(name, "cast did not give f32 values".into()))?
+                .clone();
+            cols.push(arr);
+        }
+
+        let n = batch.num_rows();
+        if self.on_null == NullPolicy::Fail {
+            if let Some(row) = first_null(ids.as_ref()) {
+                return Err(err(
+                    &self.id_column,
+                    format!("null id at row {row} of the row group's batch (on_null = \"fail\")"),
+                ));
+            }
+            for (name, col) in self.features.iter().zip(&cols) {
+                if let Some(row) = first_null(col) {
+                    return Err(err(
+                        name,
+                        format!(
+                            "{} null value(s), first at row {row} of the batch (on_null = \"fail\"; use \"skip\" or \"fill:<value>\" to accept them)",
+                            col.null_count()
+                        ),
+                    ));
+                }
+            }
+        }
+        // Rows to keep: a null id is never usable; a null feature is dropped only under `skip`.
+        let drop_feature_nulls = self.on_null == NullPolicy::Skip;
+        let any_drop =
+            ids.null_count() > 0 || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
+        let keep: Option<BooleanArray> = any_drop.then(|| {
+            (0..n)
+                .map(|i| {
+                    Some(
+                        ids.is_valid(i)
+                            && (!drop_feature_nulls || cols.iter().all(|c| c.is_valid(i))),
+                    )
+                })
+                .collect()
+        });
+        let fill = match self.on_null {
+            NullPolicy::Fill(v) => v,
+            _ => 0.0,
+        };
+        let width = cols.len();
+        let (ids, rows, values) = match &keep {
+            None => (ids, n, interleave(&cols, n, None, fill)),
+            Some(mask) => {
+                let kept: Vec<usize> = (0..n).filter(|&i| mask.value(i)).collect();
+                let ids =
+                    filter(ids.as_ref(), mask).map_err(|e| err(&self.id_column, e.to_string()))?;
+                let values = interleave(&cols, kept.len(), Some(&kept), fill);
+                (ids, kept.len(), values)
+            }
+        };
+        debug_assert_eq!(values.len(), rows * width);
+        Ok(FeatureBatch {
+            ids: Arc::clone(&ids),
+            values,
+            rows,
+            rejected: n - rows,
+        })
+    }
+}
+
+fn first_null(arr: &dyn Array) -> Option<usize> {
+    if arr.null_count() == 0 {
+        return None;
+    }
+    (0..arr.len()).find(|&i| arr.is_null(i))
+}
+
+/// Writes columns into one row-major buffer; nulls become `fill`.
+fn interleave(cols: &[Float32Array], rows: usize, kept: Option<&[usize]>, fill: f32) -> Vec<f32> {
+    let width = cols.len();
+    let mut out = vec![0f32; rows * width];
+    for (j, col) in cols.iter().enumerate() {
+        let values = col.values();
+        let has_nulls = col.null_count() > 0;
+        for r in 0..rows {
+            let i = kept.map_or(r, |k| k[r]);
+            out[r * width + j] = if has_nulls && col.is_null(i) {
+                fill
+            } else {
+                values[i]
+            };
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, Int64Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+
+    fn src() -> SourceBatch {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int32Array::from(vec![Some(1), Some(2), None, Some(4)])) as ArrayRef,
+            ),
+            (
+                "a",
+                Arc::new(Float32Array::from(vec![
+                    Some(1.0),
+                    None,
+                    Some(3.0),
+                    Some(4.0),
+                ])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(Int64Array::from(vec![10, 20, 30, 40])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        SourceBatch {
+            object: Arc::from("file:///x.parquet"),
+            row_group: 3,
+            batch,
+        }
+    }
+
+    fn spec(on_null: NullPolicy) -> FeatureSpec {
+        FeatureSpec {
+            id_column: "id".into(),
+            id_kind: IdKind::Int,
+            features: vec!["a".into(), "b".into()],
+            on_null,
+        }
+    }
+
+    #[test]
+    fn fill_replaces_nulls_and_drops_null_ids() {
+        let fb = spec(NullPolicy::Fill(-1.0)).build(&src()).unwrap();
+        assert_eq!(fb.rows, 3);
+        assert_eq!(fb.rejected, 1);
+        assert_eq!(fb.values, vec![1.0, 10.0, -1.0, 20.0, 4.0, 40.0]);
+        let ids = fb.ids.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(ids.values(), &[1, 2, 4]);
+    }
+
+    #[test]
+    fn skip_drops_rows_with_any_null() {
+        let fb = spec(NullPolicy::Skip).build(&src()).unwrap();
+        assert_eq!(fb.rows, 2);
+        assert_eq!(fb.rejected, 2);
+        assert_eq!(fb.values, vec![1.0, 10.0, 4.0, 40.0]);
+    }
+
+    #[test]
+    fn fail_names_object_row_group_and_column() {
+        let e = spec(NullPolicy::Fail)
+            .build(&src())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("file:///x.parquet"), "{e}");
+        assert!(e.contains("row group 3"), "{e}");
+        assert!(e.contains("`id`"), "{e}");
+    }
+
+    #[test]
+    fn string_ids_are_kept_as_strings() {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(StringArray::from(vec!["x", "y"])) as ArrayRef,
+            ),
+            (
+                "a",
+                Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(Float32Array::from(vec![3.0, 4.0])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut s = spec(NullPolicy::Fail);
+        s.id_kind = IdKind::Text;
+        let fb = s
+            .build(&SourceBatch {
+                object: Arc::from("o"),
+                row_group: 0,
+                batch,
+            })
+            .unwrap();
+        assert_eq!(fb.ids.data_type(), &DataType::Utf8);
+        assert_eq!(fb.values, vec![1.0, 3.0, 2.0, 4.0]);
+    }
+}

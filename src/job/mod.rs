@@ -1,0 +1,331 @@
+//! Job files: what to score, with which model, into which table. Parsed strictly (unknown keys are
+//! errors that list the valid names) and validated as a whole, so a user sees every problem at once.
+
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::sql_ident::{IdentError, TableName};
+
+/// Default number of rows the model sees at once.
+pub const DEFAULT_BATCH_SIZE: usize = 65_536;
+/// Default number of Parquet row groups being fetched and decoded at the same time.
+pub const DEFAULT_ROW_GROUPS_IN_FLIGHT: usize = 4;
+
+/// A job file that could not be used; every variant names the file.
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error("job file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("job file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("job file {path} is invalid:\n  - {}", problems.join("\n  - "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+/// A parsed and validated job definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Identifies the job in the ledger and in locks; letters, digits, `_` and `-`.
+    pub name: String,
+    /// Cron expression (seconds optional) for `scorer schedule`; checked now, used by the scheduler.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    pub input: InputSpec,
+    pub model: ModelRef,
+    pub output: OutputSpec,
+    /// Where the job file was read from, for error messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// `[input]`: which Parquet objects to read and which columns matter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// URL or path with date templating and globs, e.g. `data/dt={{ ds }}/*.parquet`.
+    pub url: String,
+    /// Column that identifies a row in the output (integer or string).
+    pub id_column: String,
+    /// Feature columns in the model's input order; defaults to the model's declared inputs.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// What to do with a null feature value.
+    #[serde(default)]
+    pub on_null: NullPolicy,
+    /// Row groups fetched and decoded concurrently; bounds memory.
+    #[serde(default = "default_row_groups_in_flight")]
+    pub row_groups_in_flight: usize,
+}
+
+/// `[model]`: which model from the registry scores the rows, and where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Rows per forward pass.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+/// `[output]`: the result table and the names of the score columns in it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// `table` or `schema.table`; partitioned by the logical date.
+    pub table: String,
+    /// Model output name -> column name; outputs not listed keep their own name.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+fn default_row_groups_in_flight() -> usize {
+    DEFAULT_ROW_GROUPS_IN_FLIGHT
+}
+fn default_device() -> String {
+    "cpu".to_string()
+}
+fn default_batch_size() -> usize {
+    DEFAULT_BATCH_SIZE
+}
+
+/// What a null in a feature column does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum NullPolicy {
+    /// The run fails, naming the file, row group and column.
+    #[default]
+    Fail,
+    /// The row is left out and counted as rejected in the ledger.
+    Skip,
+    /// The null becomes this value (counted nowhere: it is a declared imputation).
+    Fill(f32),
+}
+
+impl FromStr for NullPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(Self::Fail),
+            "skip" => Ok(Self::Skip),
+            _ => match s.strip_prefix("fill:") {
+                Some(v) => v
+                    .trim()
+                    .parse::<f32>()
+                    .map(Self::Fill)
+                    .map_err(|_| format!("on_null `{s}`: `{v}` is not a number")),
+                None => Err(format!(
+                    "on_null `{s}` is not one of: fail, skip, fill:<number>"
+                )),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NullPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for NullPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fail => f.write_str("fail"),
+            Self::Skip => f.write_str("skip"),
+            Self::Fill(v) => write!(f, "fill:{v}"),
+        }
+    }
+}
+
+impl Job {
+    /// Reads and validates a job file.
+    pub fn load(path: &Path) -> Result<Self, JobError> {
+        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates job-file text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, JobError> {
+        let mut job: Job = toml::from_str(text).map_err(|e| JobError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        job.path = path.to_path_buf();
+        let problems = job.problems();
+        if problems.is_empty() {
+            Ok(job)
+        } else {
+            Err(JobError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Every problem with the job that can be found without touching data or the model.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            p.push(format!(
+                "name `{}` must be non-empty and use only letters, digits, `_` and `-`",
+                self.name
+            ));
+        }
+        if let Some(s) = &self.schedule
+            && let Err(e) = crate::schedule_expr::parse(s)
+        {
+            p.push(e);
+        }
+        if let Err(e) = template::check(&self.input.url) {
+            p.push(format!("input.url: {e}"));
+        }
+        if self.input.id_column.is_empty() {
+            p.push("input.id_column must not be empty".into());
+        }
+        if let Some(features) = &self.input.features {
+            if features.is_empty() {
+                p.push("input.features must name at least one column (or be left out to use the model's inputs)".into());
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for f in features {
+                if !seen.insert(f) {
+                    p.push(format!("input.features lists `{f}` twice"));
+                }
+                if f == &self.input.id_column {
+                    p.push(format!("input.features: `{f}` is also the id_column"));
+                }
+            }
+        }
+        if self.input.row_groups_in_flight == 0 {
+            p.push("input.row_groups_in_flight must be at least 1".into());
+        }
+        if self.model.batch_size == 0 {
+            p.push("model.batch_size must be at least 1".into());
+        }
+        if let Err(e) = crate::model::device::DeviceSpec::from_str(&self.model.device) {
+            p.push(format!("model.device: {e}"));
+        }
+        if self.model.name.is_empty() || self.model.version.is_empty() {
+            p.push("model.name and model.version must not be empty".into());
+        }
+        match TableName::parse(&self.output.table) {
+            Ok(_) => {}
+            Err(e) => p.push(format!("output.table: {e}")),
+        }
+        for (output, column) in &self.output.columns {
+            if let Err(e) = crate::sql_ident::check_column(column) {
+                p.push(format!("output.columns.{output}: {e}"));
+            }
+        }
+        p
+    }
+
+    /// The output table's parsed name; valid because `load` checked it.
+    pub fn table(&self) -> Result<TableName, IdentError> {
+        TableName::parse(&self.output.table)
+    }
+}
+
+/// Finds a job by path, or by name in `jobs_dir` (`NAME` -> `jobs_dir/NAME.toml`).
+pub fn locate(job: &str, jobs_dir: &Path) -> PathBuf {
+    let direct = PathBuf::from(job);
+    if direct.is_file() {
+        return direct;
+    }
+    let named = jobs_dir.join(format!("{job}.toml"));
+    if named.is_file() { named } else { direct }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "churn_daily"
+schedule = "0 2 * * *"
+[input]
+url = "data/dt={{ ds }}/*.parquet"
+id_column = "customer_id"
+features = ["f0", "f1"]
+on_null = "fill:0.5"
+[model]
+name = "churn"
+version = "3"
+[output]
+table = "scores.churn_daily"
+columns = { score = "prob" }
+"#;
+
+    #[test]
+    fn parses_a_full_job() {
+        let job = Job::parse(GOOD, Path::new("j.toml")).unwrap();
+        assert_eq!(job.name, "churn_daily");
+        assert_eq!(job.input.on_null, NullPolicy::Fill(0.5));
+        assert_eq!(job.model.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(job.model.device, "cpu");
+        assert_eq!(job.output.columns["score"], "prob");
+    }
+
+    #[test]
+    fn unknown_key_lists_valid_names() {
+        let text = GOOD.replace("id_column", "idcolumn");
+        let msg = Job::parse(&text, Path::new("j.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("j.toml"), "{msg}");
+        assert!(msg.contains("idcolumn"), "{msg}");
+        assert!(msg.contains("id_column"), "{msg}");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let text = GOOD
+            .replace("0 2 * * *", "61 * * * *")
+            .replace("{{ ds }}", "{{ dss }}")
+            .replace("scores.churn_daily", "scores.churn;drop")
+            .replace("\"f1\"]", "\"f0\"]");
+        let err = Job::parse(&text, Path::new("j.toml")).unwrap_err();
+        let JobError::Invalid { problems, .. } = err else {
+            panic!("expected Invalid, got {err}")
+        };
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+
+    #[test]
+    fn null_policy_parses() {
+        assert_eq!("skip".parse::<NullPolicy>().unwrap(), NullPolicy::Skip);
+        assert_eq!("fail".parse::<NullPolicy>().unwrap(), NullPolicy::Fail);
+        assert_eq!(
+            "fill:-1".parse::<NullPolicy>().unwrap(),
+            NullPolicy::Fill(-1.0)
+        );
+        assert!("fill:x".parse::<NullPolicy>().is_err());
+        assert!("drop".parse::<NullPolicy>().is_err());
+    }
+}

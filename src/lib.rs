@@ -1,0 +1,21 @@
+//! scorer: a batch scoring job runner. A job file names Parquet input, a model and a result table;
+//! `scorer run JOB --date D` streams the input through the model into one atomic, idempotent
+//! partition per job and date, and records the run in a ledger.
+//!
+//! The binary is a thin layer over this library; the integration tests drive the same functions.
+
+pub mod cli;
+pub mod datagen;
+pub mod db;
+pub mod error;
+pub mod features;
+pub mod job;
+pub mod ledger;
+pub mod model;
+pub mod pipeline;
+pub mod schedule_expr;
+pub mod sink;
+pub mod source;
+pub mod sql_ident;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,95 @@
+//! The `scorer` binary: parse the command line, run the library, map the outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use scorer::cli::{Cli, Command};
+use scorer::db::DbTarget;
+use scorer::error::{RunError, exit};
+use scorer::job::{self, Job};
+use scorer::pipeline::{self, RunOptions, RunSummary};
+use scorer::{telemetry, validate};
+
+fn main() -> ExitCode {
+    telemetry::mark_launch();
+    let cli = Cli::parse();
+    telemetry::init(cli.global.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scorer: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scorer: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), RunError> {
+    let g = cli.global;
+    match cli.command {
+        Command::Run { job, date, device } => {
+            let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
+            let db =
+                DbTarget::choose(g.database_url.as_deref(), g.sqlite_path).map_err(|source| {
+                    RunError::Db {
+                        job: job.name.clone(),
+                        source,
+                    }
+                })?;
+            let opts = RunOptions {
+                date,
+                models_dir: g.models_dir,
+                db,
+                device,
+            };
+            let summary = pipeline::run(&job, &opts).await?;
+            print_summary(&summary);
+            Ok(())
+        }
+        Command::Validate { job, date } => {
+            let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
+            let report = validate::validate(&job, &g.models_dir, date).await?;
+            println!("job {}: OK", report.job);
+            println!("  model: {}", report.model);
+            if let Some((objects, rows)) = report.input {
+                println!("  input: {objects} Parquet objects, {rows} rows, all footers match");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(s: &RunSummary) {
+    let date = s.date.format("%Y-%m-%d");
+    let secs = s.stage_seconds.get("total").copied().unwrap_or_default();
+    println!(
+        "scorer: job {} for {date}: {} rows read from {} objects, {} written, {} rejected, in {secs:.2} s",
+        s.job, s.rows_read, s.objects, s.rows_written, s.rows_rejected
+    );
+    if s.is_sqlite {
+        let path = s.db.trim_start_matches("sqlite ");
+        let table = s.table.sqlite_name();
+        println!(
+            "  results: table {table} in SQLite file {path} (run {})",
+            s.run_id
+        );
+        println!(
+            "  query:   sqlite3 {path} \"SELECT * FROM {table} WHERE ds = '{date}' LIMIT 10\""
+        );
+    } else {
+        println!(
+            "  results: table {} in {} (run {})",
+            s.table, s.db, s.run_id
+        );
+        println!(
+            "  query:   psql \"$DATABASE_URL\" -c \"SELECT * FROM {} WHERE ds = DATE '{date}' LIMIT 10\"",
+            s.table
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! The model registry and model kinds. A model lives in `models/<name>/<version>/` as a
+//! `model.toml` plus a safetensors file; every kind implements [`ScoringModel`], so the pipeline
+//! never needs to know which kind it runs.
+
+pub mod dense;
+pub mod device;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use device::DeviceSpec;
+use spec::ModelSpec;
+
+/// A model that could not be loaded or run; each variant names the file concerned.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error(
+        "model {name} version {version}: {path} not found (looked in the models directory {dir})"
+    )]
+    NotFound {
+        name: String,
+        version: String,
+        path: PathBuf,
+        dir: PathBuf,
+    },
+    #[error("model file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("model file {path}: {message}")]
+    Spec { path: PathBuf, message: String },
+    #[error("model weights {path}: sha256 is {actual}, but model.toml pins {expected}")]
+    Sha256Mismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("model weights {file}: tensor `{tensor}` is missing (the file has: {})", available.join(", "))]
+    MissingTensor {
+        file: String,
+        tensor: String,
+        available: Vec<String>,
+    },
+    #[error("model weights {file}: {message}")]
+    Shape { file: String, message: String },
+    #[error("device: {0}")]
+    Device(String),
+    #[error("model computation failed: {0}")]
+    Candle(String),
+}
+
+/// What every model kind offers the pipeline: a contiguous batch of feature rows in, scores out.
+pub trait ScoringModel: Send + Sync {
+    /// Number of features per row.
+    fn input_width(&self) -> usize;
+    /// One name per output value.
+    fn output_names(&self) -> &[String];
+    /// Scores `rows` rows given row-major; returns `rows × outputs` values, row-major.
+    fn score(&self, features: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError>;
+}
+
+/// A model resolved from the registry and ready to score, with what the ledger records about it.
+pub struct LoadedModel {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub spec: ModelSpec,
+    pub device: DeviceSpec,
+    pub model: Box<dyn ScoringModel>,
+}
+
+/// The directory of one model version.
+pub fn model_dir(models_dir: &Path, name: &str, version: &str) -> PathBuf {
+    models_dir.join(name).join(version)
+}
+
+/// Reads and checks `model.toml` without loading the weights (for `scorer validate`).
+pub fn read_spec(models_dir: &Path, name: &str, version: &str) -> Result<ModelSpec, ModelError> {
+    let path = model_dir(models_dir, name, version).join("model.toml");
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ModelError::NotFound {
+                name: name.to_string(),
+                version: version.to_string(),
+                path: path.clone(),
+                dir: models_dir.to_path_buf(),
+            }
+        } else {
+            ModelError::Io {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    let spec: ModelSpec = toml::from_str(&text).map_err(|e| ModelError::Spec {
+        path: path.clone(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let problem = if spec.inputs.is_empty() {
+        Some("`inputs` must name at least one feature".to_string())
+    } else if spec.outputs.is_empty() {
+        Some("`outputs` must name at least one output".to_string())
+    } else {
+        spec.effective_layers().err()
+    };
+    match problem {
+        Some(message) => Err(ModelError::Spec { path, message }),
+        None => Ok(spec),
+    }
+}
+
+/// Hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Loads a model version from the registry onto `device`, checking its pinned sha256.
+pub fn load(
+    models_dir: &Path,
+    name: &str,
+    version: &str,
+    device: DeviceSpec,
+) -> Result<LoadedModel, ModelError> {
+    let spec = read_spec(models_dir, name, version)?;
+    let weights_path = model_dir(models_dir, name, version).join(&spec.weights);
+    let bytes = std::fs::read(&weights_path).map_err(|source| ModelError::Io {
+        path: weights_path.clone(),
+        source,
+    })?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(spec.sha256.trim()) {
+        return Err(ModelError::Sha256Mismatch {
+            path: weights_path,
+            expected: spec.sha256.clone(),
+            actual,
+        });
+    }
+    let dev = device.open().map_err(ModelError::Device)?;
+    let tensors =
+        candle_core::safetensors::load_buffer(&bytes, &dev).map_err(|e| ModelError::Spec {
+            path: weights_path.clone(),
+            message: format!("not a readable safetensors file: {e}"),
+        })?;
+    let layers = spec
+        .effective_layers()
+        .map_err(|message| ModelError::Spec {
+            path: weights_path.clone(),
+            message,
+        })?;
+    let model = dense::DenseModel::build(
+        &tensors,
+        &layers,
+        spec.inputs.len(),
+        spec.outputs.clone(),
+        &weights_path.display().to_string(),
+        &dev,
+    )?;
+    Ok(LoadedModel {
+        name: name.to_string(),
+        version: version.to_string(),
+        sha256: actual,
+        spec,
+        device,
+        model: Box::new(model),
+    })
+}

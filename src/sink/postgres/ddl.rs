@@ -1,0 +1,111 @@
+//! DDL for result tables, assembled only from identifiers that `sql_ident` validated and quotes.
+
+use chrono::NaiveDate;
+use sqlx::postgres::PgPool;
+
+use crate::sink::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, SinkError};
+use crate::source::IdKind;
+use crate::sql_ident::quote;
+
+/// The columns a result table must have, with PostgreSQL's names for their types.
+pub fn expected_columns(layout: &OutputLayout) -> Vec<(String, &'static str)> {
+    let id_type = match layout.id_kind {
+        IdKind::Int => "bigint",
+        IdKind::Text => "text",
+    };
+    let mut cols = vec![
+        (layout.id_column.clone(), id_type),
+        (DATE_COLUMN.to_string(), "date"),
+    ];
+    cols.extend(layout.score_columns.iter().map(|c| (c.clone(), "real")));
+    cols.push((RUN_ID_COLUMN.to_string(), "uuid"));
+    cols
+}
+
+/// The bound clause of a date's partition, in the form `pg_get_expr` prints it.
+pub fn partition_bound(date: NaiveDate) -> String {
+    format!("FOR VALUES IN ('{}')", date.format("%Y-%m-%d"))
+}
+
+/// `CREATE TABLE` for a staging table shaped like the result table, constrained to the run's date.
+pub fn create_staging(layout: &OutputLayout, staging: &str) -> String {
+    format!(
+        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, CONSTRAINT {} CHECK ({} = DATE '{}'))",
+        layout.table.pg_sibling(staging),
+        layout.table.pg_quoted(),
+        quote("ds_is_partition_date"),
+        quote(DATE_COLUMN),
+        layout.date.format("%Y-%m-%d"),
+    )
+}
+
+/// Creates the schema and the partitioned result table if absent, and checks that an existing one
+/// has the columns this job writes.
+pub async fn ensure_table(pool: &PgPool, layout: &OutputLayout) -> Result<(), SinkError> {
+    let t = &layout.table;
+    let expected = expected_columns(layout);
+    let columns: Vec<String> = expected
+        .iter()
+        .map(|(name, ty)| {
+            let not_null = if ty == &"real" { "" } else { " NOT NULL" };
+            format!("{} {ty}{not_null}", quote(name))
+        })
+        .collect();
+    let mut sql = String::new();
+    if let Some(schema) = &t.schema {
+        sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote(schema)));
+    }
+    sql.push_str(&format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}) PARTITION BY LIST ({})",
+        t.pg_quoted(),
+        columns.join(", "),
+        quote(DATE_COLUMN)
+    ));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .map_err(SinkError::db(t, "creating the result table"))?;
+
+    let actual: Vec<(String, String)> = sqlx::query_as(include_str!(
+        "../../../sql/postgres/queries/table_columns.sql"
+    ))
+    .bind(t.pg_schema())
+    .bind(&t.table)
+    .fetch_all(pool)
+    .await
+    .map_err(SinkError::db(t, "reading the result table's columns"))?;
+    let partitioned: bool = sqlx::query_scalar(include_str!(
+        "../../../sql/postgres/queries/is_partitioned.sql"
+    ))
+    .bind(t.pg_quoted())
+    .fetch_one(pool)
+    .await
+    .map_err(SinkError::db(t, "reading the result table's partitioning"))?;
+    let want: Vec<(String, String)> = expected
+        .iter()
+        .map(|(n, ty)| (n.clone(), ty.to_string()))
+        .collect();
+    if actual != want || !partitioned {
+        let show = |cols: &[(String, String)]| {
+            cols.iter()
+                .map(|(n, ty)| format!("{n} {ty}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(SinkError::Table {
+            table: t.to_string(),
+            message: format!(
+                "exists with columns ({}){}, but this job writes ({}) partitioned by {DATE_COLUMN}; \
+                 rename or drop the old table, or write to another one",
+                show(&actual),
+                if partitioned {
+                    ""
+                } else {
+                    " and is not partitioned"
+                },
+                show(&want)
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! PostgreSQL sink: rows go through binary COPY into a staging table named after the run; one short
+//! transaction then swaps it in as the date's partition of a table partitioned by `ds`. A CHECK
+//! constraint on the staging table lets ATTACH PARTITION skip its validation scan.
+
+mod copy_binary;
+pub mod ddl;
+
+use bytes::BytesMut;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgCopyIn, PgPool, PgPoolCopyExt};
+use sqlx::{Postgres, Row};
+
+pub use copy_binary::CopyEncoder;
+
+use super::{OutputLayout, PartitionWriter, ScoredBatch, SinkError};
+use crate::sql_ident::quote;
+
+/// COPY data is sent in chunks of about this many bytes.
+const SEND_THRESHOLD: usize = 1 << 20;
+
+/// Stages one date's rows and swaps them in on commit.
+pub struct PgPartitionWriter {
+    pool: PgPool,
+    layout: OutputLayout,
+    staging: String,
+    copy: Option<PgCopyIn<PoolConnection<Postgres>>>,
+    encoder: CopyEncoder,
+    buf: BytesMut,
+}
+
+impl PgPartitionWriter {
+    /// Creates the result table if needed, checks its columns, creates the staging table and
+    /// opens the COPY stream.
+    pub async fn begin(pool: PgPool, layout: OutputLayout) -> Result<Self, SinkError> {
+        let t = &layout.table;
+        ddl::ensure_table(&pool, &layout).await?;
+        let staging = t.staging_name(layout.run_id);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl::create_staging(&layout, &staging)))
+            .execute(&pool)
+            .await
+            .map_err(SinkError::db(t, "creating the staging table"))?;
+        let cols: Vec<String> = layout.columns().iter().map(|c| quote(c)).collect();
+        let copy_sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            t.pg_sibling(&staging),
+            cols.join(", ")
+        );
+        let copy = match pool.copy_in_raw(&copy_sql).await {
+            Ok(c) => c,
+            Err(e) => {
+                drop_staging(&pool, &layout, &staging).await;
+                return Err(SinkError::db(t, "starting COPY")(e));
+            }
+        };
+        let mut buf = BytesMut::with_capacity(SEND_THRESHOLD * 2);
+        CopyEncoder::header(&mut buf);
+        let encoder = CopyEncoder::new(layout.date, layout.run_id, layout.score_columns.len());
+        Ok(Self {
+            pool,
+            layout,
+            staging,
+            copy: Some(copy),
+            encoder,
+            buf,
+        })
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkError> {
+        if let Some(copy) = self.copy.as_mut() {
+            copy.send(&self.buf[..])
+                .await
+                .map_err(SinkError::db(&self.layout.table, "sending COPY data"))?;
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
+    async fn finish_and_swap(&mut self) -> Result<u64, SinkError> {
+        CopyEncoder::trailer(&mut self.buf);
+        self.flush().await?;
+        let t = &self.layout.table;
+        let copy = self.copy.take().ok_or_else(|| SinkError::Table {
+            table: t.to_string(),
+            message: "COPY stream already closed".into(),
+        })?;
+        let rows = copy
+            .finish()
+            .await
+            .map_err(SinkError::db(t, "finishing COPY"))?;
+        swap_in(&self.pool, &self.layout, &self.staging).await?;
+        Ok(rows)
+    }
+}
+
+impl PartitionWriter for PgPartitionWriter {
+    async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
+        self.encoder
+            .encode(batch, &mut self.buf)
+            .map_err(|e| SinkError::Table {
+                table: self.layout.table.to_string(),
+                message: e.to_string(),
+            })?;
+        if self.buf.len() >= SEND_THRESHOLD {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<u64, SinkError> {
+        match self.finish_and_swap().await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self) {
+        if let Some(copy) = self.copy.take()
+            && let Err(e) = copy.abort("scorer run aborted").await
+        {
+            tracing::warn!(error = %e, "aborting COPY");
+        }
+        drop_staging(&self.pool, &self.layout, &self.staging).await;
+    }
+}
+
+async fn drop_staging(pool: &PgPool, layout: &OutputLayout, staging: &str) {
+    let sql = format!("DROP TABLE IF EXISTS {}", layout.table.pg_sibling(staging));
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await {
+        tracing::warn!(error = %e, staging, "could not drop the staging table; drop it by hand");
+    }
+}
+
+/// One transaction: detach and drop the date's old partition (if any), attach the staging table in
+/// its place and give it the partition's name. Readers block for the few milliseconds this takes and
+/// then see the new rows.
+async fn swap_in(pool: &PgPool, layout: &OutputLayout, staging: &str) -> Result<(), SinkError> {
+    let t = &layout.table;
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(SinkError::db(t, "starting the partition swap"))?;
+    sqlx::query(include_str!(
+        "../../../sql/postgres/queries/set_swap_timeouts.sql"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "setting lock timeout"))?;
+    let bound = ddl::partition_bound(layout.date);
+    let existing: Option<String> = sqlx::query(include_str!(
+        "../../../sql/postgres/queries/find_partition.sql"
+    ))
+    .bind(t.pg_quoted())
+    .bind(&bound)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "looking up the date's partition"))?
+    .map(|row| row.get::<String, _>(0));
+    let parent = t.pg_quoted();
+    let mut statements = Vec::new();
+    if let Some(old) = &existing {
+        let old = t.pg_sibling(old);
+        statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));
+        statements.push(format!("DROP TABLE {old}"));
+    }
+    statements.push(format!(
+        "ALTER TABLE {parent} ATTACH PARTITION {} {bound}",
+        t.pg_sibling(staging)
+    ));
+    statements.push(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        t.pg_sibling(staging),
+        quote(&t.partition_name(layout.date))
+    ));
+    for s in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(s))
+            .execute(&mut *tx)
+            .await
+            .map_err(SinkError::db(t, "swapping in the new partition"))?;
+    }
+    tx.commit()
+        .await
+        .map_err(SinkError::db(t, "committing the partition swap"))
+}

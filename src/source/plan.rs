@@ -1,0 +1,208 @@
+//! Planning the read: every input object's footer is fetched and checked for the id and feature
+//! columns before any scoring starts, and every problem in every file is reported at once.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema};
+use futures::StreamExt;
+use object_store::{ObjectMeta, ObjectStore};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::AsyncFileReader;
+
+use super::reader::ObjectReader;
+use super::{InputLocation, SourceError, list};
+
+/// Footers fetched concurrently while planning.
+const FOOTERS_IN_FLIGHT: usize = 8;
+
+/// How the id column is stored in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    /// Signed or small unsigned integers: `bigint`.
+    Int,
+    /// Strings: `text`.
+    Text,
+}
+
+/// One input object, with its footer already read and its projection chosen.
+#[derive(Debug)]
+pub struct PlannedObject {
+    pub url: String,
+    pub meta: ObjectMeta,
+    pub arrow_meta: ArrowReaderMetadata,
+    pub projection: ProjectionMask,
+}
+
+impl PlannedObject {
+    /// Number of row groups in the file.
+    pub fn row_groups(&self) -> usize {
+        self.arrow_meta.metadata().num_row_groups()
+    }
+
+    /// Number of rows in the file, from its footer.
+    pub fn rows(&self) -> u64 {
+        u64::try_from(self.arrow_meta.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+}
+
+/// Everything the source stage needs to stream a run's input.
+#[derive(Debug)]
+pub struct InputPlan {
+    pub store: Arc<dyn ObjectStore>,
+    pub objects: Vec<Arc<PlannedObject>>,
+    pub id_kind: IdKind,
+    pub total_rows: u64,
+}
+
+/// Lists the input and checks every footer for `id_column` and `features`.
+pub async fn plan(
+    location: &InputLocation,
+    id_column: &str,
+    features: &[String],
+) -> Result<InputPlan, SourceError> {
+    let metas = list(location).await?;
+    let footers: Vec<_> = futures::stream::iter(metas)
+        .map(|meta| async {
+            let url = location.object_url(&meta.location);
+            let mut reader = ObjectReader::new(
+                Arc::clone(&location.store),
+                meta.location.clone(),
+                meta.size,
+                meta.e_tag.clone(),
+            );
+            let footer = match reader.get_metadata(None).await {
+                Ok(m) => ArrowReaderMetadata::try_new(m, ArrowReaderOptions::new())
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (url, meta, footer)
+        })
+        .buffered(FOOTERS_IN_FLIGHT)
+        .collect()
+        .await;
+
+    let mut problems = Vec::new();
+    let mut objects = Vec::new();
+    let mut id_kinds = Vec::new();
+    for (url, meta, footer) in footers {
+        let arrow_meta = match footer {
+            Ok(m) => m,
+            Err(message) => {
+                problems.push(format!("{url}: not a readable Parquet file: {message}"));
+                continue;
+            }
+        };
+        let schema = arrow_meta.schema().clone();
+        let mut roots = Vec::with_capacity(features.len() + 1);
+        match check_id(&schema, id_column) {
+            Ok((idx, kind)) => {
+                roots.push(idx);
+                id_kinds.push((url.clone(), kind));
+            }
+            Err(p) => problems.push(format!("{url}: {p}")),
+        }
+        for f in features {
+            match check_feature(&schema, f) {
+                Ok(idx) => roots.push(idx),
+                Err(p) => problems.push(format!("{url}: {p}")),
+            }
+        }
+        let projection =
+            ProjectionMask::roots(arrow_meta.metadata().file_metadata().schema_descr(), roots);
+        objects.push(Arc::new(PlannedObject {
+            url,
+            meta,
+            arrow_meta,
+            projection,
+        }));
+    }
+    let id_kind = id_kinds.first().map(|(_, k)| *k).unwrap_or(IdKind::Int);
+    if let Some((url, _)) = id_kinds.iter().find(|(_, k)| *k != id_kind) {
+        problems.push(format!(
+            "{url}: column `{id_column}` has a different type ({}) than in {} ({})",
+            kind_name(id_kinds.iter().find(|(u, _)| u == url).map(|(_, k)| *k)),
+            id_kinds[0].0,
+            kind_name(Some(id_kind)),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(SourceError::Schema { problems });
+    }
+    let total_rows = objects.iter().map(|o| o.rows()).sum();
+    Ok(InputPlan {
+        store: Arc::clone(&location.store),
+        objects,
+        id_kind,
+        total_rows,
+    })
+}
+
+fn kind_name(kind: Option<IdKind>) -> &'static str {
+    match kind {
+        Some(IdKind::Int) => "integer",
+        Some(IdKind::Text) => "string",
+        None => "unknown",
+    }
+}
+
+fn find(schema: &Schema, column: &str) -> Result<usize, String> {
+    schema.index_of(column).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        format!(
+            "column `{column}` is missing (the file has: {})",
+            names.join(", ")
+        )
+    })
+}
+
+fn check_id(schema: &Schema, column: &str) -> Result<(usize, IdKind), String> {
+    let idx = find(schema, column)?;
+    let kind = match schema.field(idx).data_type() {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32 => IdKind::Int,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => IdKind::Text,
+        other => {
+            return Err(format!(
+                "id column `{column}` is {other}, expected an integer (up to 64-bit signed) or a string"
+            ));
+        }
+    };
+    Ok((idx, kind))
+}
+
+/// Whether a column type converts to f32 without surprises.
+pub fn is_numeric(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(_, _)
+            | DataType::Decimal256(_, _)
+            | DataType::Boolean
+    )
+}
+
+fn check_feature(schema: &Schema, column: &str) -> Result<usize, String> {
+    let idx = find(schema, column)?;
+    let dt = schema.field(idx).data_type();
+    if is_numeric(dt) {
+        Ok(idx)
+    } else {
+        Err(format!("column `{column}` is {dt}, expected a number"))
+    }
+}

@@ -1,0 +1,42 @@
+//! Logging: `tracing` to stderr, human-readable or JSON for log shippers, plus the launch instant
+//! so latency to the first scored batch can be reported from process start.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::EnvFilter;
+
+static LAUNCH: OnceLock<Instant> = OnceLock::new();
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Records the process start; call first thing in `main`.
+pub fn mark_launch() {
+    let _ = LAUNCH.set(Instant::now());
+}
+
+/// Time since [`mark_launch`] (or since the first call, in tests).
+pub fn since_launch() -> Duration {
+    LAUNCH.get_or_init(Instant::now).elapsed()
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default (`scorer=info,warn`).
+pub fn init(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("scorer=info,warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("scorer: logging already initialised: {e}");
+    }
+}

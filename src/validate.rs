@@ -1,0 +1,88 @@
+//! `scorer validate`: every check a run would make before touching the output, reported at once.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+
+use crate::error::{RunError, exit};
+use crate::job::Job;
+use crate::pipeline::{plan_input, prepare};
+use crate::source::SourceError;
+
+/// What a successful validation found.
+#[derive(Debug, Clone)]
+pub struct ValidateReport {
+    pub job: String,
+    pub model: String,
+    /// `(objects, rows)` when a date was given.
+    pub input: Option<(usize, u64)>,
+}
+
+fn problems_of(e: RunError) -> (Vec<String>, u8) {
+    let code = e.exit_code();
+    match e {
+        RunError::Many { problems, .. } => (problems, code),
+        RunError::Source {
+            source: SourceError::Schema { problems },
+            ..
+        } => (problems, code),
+        other => (vec![other.to_string()], code),
+    }
+}
+
+/// Checks the job, its model, and with a date its input objects' footers.
+pub async fn validate(
+    job: &Job,
+    models_dir: &Path,
+    date: Option<NaiveDate>,
+) -> Result<ValidateReport, RunError> {
+    let mut problems = Vec::new();
+    let mut code = exit::OK;
+    let mut add = |e: RunError| {
+        let (p, c) = problems_of(e);
+        problems.extend(p);
+        if code == exit::OK || c == exit::CONFIG {
+            code = c;
+        }
+    };
+    let prepared = match prepare(job, models_dir, None) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            add(e);
+            None
+        }
+    };
+    let model = prepared
+        .as_ref()
+        .map(|p| {
+            format!(
+                "{} version {} ({})",
+                p.model.name, p.model.version, p.model.sha256
+            )
+        })
+        .unwrap_or_default();
+    let features = prepared
+        .map(|p| p.features)
+        .or_else(|| job.input.features.clone())
+        .unwrap_or_default();
+    let mut input = None;
+    if let Some(date) = date {
+        match plan_input(job, date, &features).await {
+            Ok(plan) => input = Some((plan.objects.len(), plan.total_rows)),
+            Err(e) => add(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(ValidateReport {
+            job: job.name.clone(),
+            model,
+            input,
+        })
+    } else {
+        Err(RunError::Many {
+            job: job.name.clone(),
+            problems,
+            code,
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! The command line as users meet it: validation that reports every problem, clear errors for bad
+//! jobs and models, and the documented exit codes.
+
+use crate::common::*;
+
+#[test]
+fn validate_with_a_date_checks_every_footer() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 3_000, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    let out = p.scorer(&["validate", "jobs/daily.toml", "--date", DATE], None);
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 Parquet objects, 3000 rows"), "{stdout}");
+}
+
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 3_000, 6, None);
+    // Lists a feature the model does not have room for, and the files lack f6/f7/f8.
+    let features = "features = [\"f0\",\"f1\",\"f2\",\"f3\",\"f4\",\"f5\",\"f6\",\"f7\",\"f8\"]";
+    p.add_job("daily", "events", "m", "daily", features);
+    let out = p.scorer(&["validate", "jobs/daily.toml", "--date", DATE], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("lists 9 columns but model m version 1 takes 8"),
+        "{stderr}"
+    );
+    for file in ["part-00000", "part-00001", "part-00002"] {
+        for col in ["`f6`", "`f7`", "`f8`"] {
+            assert!(
+                stderr.lines().any(|l| l.contains(file) && l.contains(col)),
+                "no line for {file} {col}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_keys_are_answered_with_the_valid_names() {
+    let p = Project::new();
+    let job = p.add_job("daily", "events", "m", "daily", "on_nul = \"skip\"");
+    let out = p.scorer(&["validate", job.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("on_nul") && stderr.contains("on_null"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("daily.toml"), "{stderr}");
+}
+
+#[test]
+fn a_model_whose_weights_changed_is_refused() {
+    let p = Project::new();
+    let dir = p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 100, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    let w = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&w, bytes).unwrap();
+    let out = p.run("jobs/daily.toml", None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sha256"));
+}
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let p = Project::new();
+    let dir = p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 100, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    let toml = dir.join("model.toml");
+    let text_ = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text_.replace("layers.1.bias", "layers.1.bias_missing"),
+    )
+    .unwrap();
+    let out = p.scorer(&["validate", "jobs/daily.toml"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`layers.1.bias_missing` is missing"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_input_for_the_date_is_an_input_error() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_job("daily", "events", "m", "daily", "");
+    let out = p.run("jobs/daily.toml", None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("dt={DATE}")) && stderr.contains("no Parquet objects"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_shows_an_example_and_the_exit_codes() {
+    let p = Project::new();
+    let out = p.scorer(&["--help"], None);
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("scorer run quickstart --date"), "{stdout}");
+    assert!(stdout.contains("Exit codes"), "{stdout}");
+}

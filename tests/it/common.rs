@@ -1,0 +1,192 @@
+//! Shared test fixtures: a temporary project directory with a generated model and input, the
+//! scorer binary run as cron would run it, and a fresh PostgreSQL database per test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use scorer::datagen::{InputGen, ModelGen, feature_names, write_input, write_model};
+use scorer::model::spec::{Activation, ModelKind};
+use sqlx::Connection;
+use sqlx::postgres::PgPool;
+
+pub const DATE: &str = "2026-11-24";
+
+/// A scratch project: `models/`, `data/`, `jobs/` and the SQLite file, all in one temp dir.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct ModelOpts {
+    pub name: &'static str,
+    pub kind: ModelKind,
+    pub inputs: usize,
+    pub hidden: Vec<usize>,
+    pub outputs: Vec<&'static str>,
+    pub output_activation: Activation,
+}
+
+impl ModelOpts {
+    pub fn mlp(inputs: usize) -> Self {
+        Self {
+            name: "m",
+            kind: ModelKind::Mlp,
+            inputs,
+            hidden: vec![16, 8],
+            outputs: vec!["score"],
+            output_activation: Activation::Sigmoid,
+        }
+    }
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.path().join("models")
+    }
+
+    pub fn add_model(&self, m: &ModelOpts) -> PathBuf {
+        let dir = self.models_dir().join(m.name).join("1");
+        write_model(&ModelGen {
+            out_dir: dir.clone(),
+            kind: m.kind,
+            inputs: feature_names(m.inputs),
+            hidden: m.hidden.clone(),
+            outputs: m.outputs.iter().map(|s| s.to_string()).collect(),
+            output_activation: m.output_activation,
+            seed: 11,
+            description: "test model".into(),
+        })
+        .unwrap();
+        dir
+    }
+
+    /// Writes input for `date` under data/<set>/dt=<date>/.
+    pub fn add_input(
+        &self,
+        set: &str,
+        date: &str,
+        rows: u64,
+        features: usize,
+        nulls: Option<(usize, f64)>,
+    ) -> PathBuf {
+        let dir = self
+            .path()
+            .join("data")
+            .join(set)
+            .join(format!("dt={date}"));
+        write_input(&InputGen {
+            out_dir: dir.clone(),
+            date: date.parse().unwrap(),
+            rows,
+            files: 3,
+            row_group_rows: 4096,
+            features,
+            nulls,
+            seed: rows ^ 0x5eed,
+        })
+        .unwrap();
+        dir
+    }
+
+    /// Writes a job file; `extra_input` lines go into [input], `table` names the output.
+    pub fn add_job(
+        &self,
+        name: &str,
+        set: &str,
+        model: &str,
+        table: &str,
+        extra_input: &str,
+    ) -> PathBuf {
+        let jobs = self.path().join("jobs");
+        std::fs::create_dir_all(&jobs).unwrap();
+        let path = jobs.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "{name}"
+[input]
+url = "data/{set}/dt={{{{ ds }}}}/*.parquet"
+id_column = "id"
+{extra_input}
+[model]
+name = "{model}"
+version = "1"
+batch_size = 8192
+[output]
+table = "{table}"
+"#
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Runs the scorer binary in the project directory; `db` is a PostgreSQL URL or None for SQLite.
+    pub fn scorer(&self, args: &[&str], db: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorer"));
+        cmd.current_dir(self.path())
+            .args(args)
+            .env("RUST_LOG", "scorer=info");
+        match db {
+            Some(url) => cmd.env("DATABASE_URL", url),
+            None => cmd.env_remove("DATABASE_URL"),
+        };
+        cmd.output().unwrap()
+    }
+
+    pub fn run(&self, job: &str, db: Option<&str>) -> Output {
+        self.scorer(&["run", job, "--date", DATE], db)
+    }
+
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.path().join("scorer.db").display())
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "scorer failed:\n{}", text(o));
+}
+
+/// The server the test command started (or the one the developer pointed at).
+pub fn admin_url() -> String {
+    std::env::var("SCORER_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "SCORER_TEST_DATABASE_URL is not set: run the suite with scripts/test.sh, which starts \
+             a throwaway PostgreSQL, or point the variable at a server you own"
+        )
+    })
+}
+
+/// A new, empty database on the test server; returns its URL and a pool.
+pub async fn fresh_pg(tag: &str) -> (String, PgPool) {
+    let admin = admin_url();
+    let name = format!("t_{tag}_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    let url = format!("{base}/{name}");
+    let pool = PgPool::connect(&url).await.unwrap();
+    (url, pool)
+}
