@@ -15,8 +15,6 @@ fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"
-  # nextest does not run doctests
-  cargo test --doc --quiet
 else
   cargo test --workspace --all-targets --no-fail-fast "$@"
 fi
