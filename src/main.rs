@@ -12,6 +12,7 @@ use scorer::{telemetry, validate};
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
+    scorer::model::threads::configure_for_scoring();
     let cli = Cli::parse();
     telemetry::init(cli.global.log_format);
     let runtime = match tokio::runtime::Runtime::new() {

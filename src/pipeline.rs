@@ -27,7 +27,7 @@ use crate::source::{self, InputPlan, SourceBatch};
 use crate::sql_ident::{self, TableName};
 
 /// Smallest slice of a batch worth handing to its own rayon task.
-const MIN_ROWS_PER_TASK: usize = 4096;
+const MIN_ROWS_PER_TASK: usize = 2048;
 /// Scored batches waiting for the sink.
 const SCORED_QUEUE: usize = 4;
 

@@ -5,6 +5,7 @@
 pub mod dense;
 pub mod device;
 pub mod spec;
+pub mod threads;
 
 use std::path::{Path, PathBuf};
 

@@ -12,6 +12,11 @@ use crate::sql_ident::quote;
 /// SQLite allows 32766 bound parameters per statement; stay well under it.
 const MAX_PARAMS: usize = 30_000;
 
+enum Ids<'a> {
+    Int(&'a Int64Array),
+    Text(&'a StringArray),
+}
+
 /// Replaces one date's rows inside a single transaction.
 pub struct SqlitePartitionWriter {
     tx: Transaction<'static, Sqlite>,
@@ -103,8 +108,19 @@ impl PartitionWriter for SqlitePartitionWriter {
         let outputs = self.layout.score_columns.len();
         let per_row = 3 + outputs;
         let chunk = (MAX_PARAMS / per_row).max(1);
-        let int_ids = batch.ids.as_any().downcast_ref::<Int64Array>();
-        let str_ids = batch.ids.as_any().downcast_ref::<StringArray>();
+        let ids = match (
+            batch.ids.as_any().downcast_ref::<Int64Array>(),
+            batch.ids.as_any().downcast_ref::<StringArray>(),
+        ) {
+            (Some(ints), _) => Ids::Int(ints),
+            (None, Some(strings)) => Ids::Text(strings),
+            (None, None) => {
+                return Err(SinkError::Table {
+                    table: t.sqlite_name(),
+                    message: format!("ids must be Int64 or Utf8, got {}", batch.ids.data_type()),
+                });
+            }
+        };
         let columns: Vec<String> = self.layout.columns().iter().map(|c| quote(c)).collect();
         let head = format!(
             "INSERT INTO {} ({}) ",
@@ -116,10 +132,9 @@ impl PartitionWriter for SqlitePartitionWriter {
             let end = (start + chunk).min(batch.rows);
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head.clone());
             qb.push_values(start..end, |mut row, r| {
-                match (int_ids, str_ids) {
-                    (Some(ids), _) => row.push_bind(ids.value(r)),
-                    (_, Some(ids)) => row.push_bind(ids.value(r).to_string()),
-                    _ => row.push_bind(None::<i64>),
+                match ids {
+                    Ids::Int(ids) => row.push_bind(ids.value(r)),
+                    Ids::Text(ids) => row.push_bind(ids.value(r).to_string()),
                 };
                 row.push_bind(self.date.clone());
                 for s in &batch.scores[r * outputs..(r + 1) * outputs] {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# End-to-end benchmark on W1 (benches/README.md): generates W1 if absent, starts a throwaway
+# PostgreSQL (unless SCORER_BENCH_DATABASE_URL names one on this machine), runs scorer as a cold
+# process, and measures in the same run the time PostgreSQL alone needs to ingest the same rows
+# through COPY BINARY from a file into a fresh unindexed table.
+#
+#   benches/e2e.sh          # W1: 5M rows
+#   benches/e2e.sh --x10    # 10 x W1: 50M rows (the W1 files hard-linked ten times)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pg-env.sh
+source scripts/pg-env.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
+DATE=2026-11-24
+JOB=w1
+[ "${1:-}" = "--x10" ] && JOB=w1x10
+
+cargo build --release --bins --quiet
+BIN="$CARGO_TARGET_DIR/release"
+
+W1="data/w1/dt=$DATE"
+if [ ! -f "$W1/part-00007.parquet" ]; then
+  echo "e2e: generating W1 into $W1" >&2
+  "$BIN/scorer-datagen" input --out "$W1" --date "$DATE" --rows 5000000 --files 8 \
+    --row-group-rows 131072 --features 32 --null-feature 0 --null-fraction 0.01 --seed 1
+fi
+if [ "$JOB" = w1x10 ]; then
+  X10="data/w1x10/dt=$DATE"
+  mkdir -p "$X10"
+  for copy in $(seq 0 9); do
+    for f in "$W1"/part-*.parquet; do
+      ln -f "$f" "$X10/c${copy}-$(basename "$f")"
+    done
+  done
+fi
+
+if [ -z "${SCORER_BENCH_DATABASE_URL:-}" ]; then
+  pg_up
+  trap pg_down EXIT
+  SCORER_BENCH_DATABASE_URL="$SCORER_TEST_DATABASE_URL"
+fi
+URL="$SCORER_BENCH_DATABASE_URL"
+psql_q() { psql "$URL" -XqAt -v ON_ERROR_STOP=1 "$@"; }
+postmaster_pid=$(head -1 "$(psql_q -c 'SHOW data_directory')/postmaster.pid")
+
+# CPU seconds of the server: the postmaster with its reaped children, plus live children.
+pg_cpu() {
+  python3 - "$postmaster_pid" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+pm = sys.argv[1]
+def fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+f = fields(pm)
+total = sum(int(x) for x in f[11:15])
+for pid in os.listdir("/proc"):
+    if pid.isdigit() and pid != pm:
+        try:
+            g = fields(pid)
+        except OSError:
+            continue
+        if g[1] == pm:
+            total += int(g[11]) + int(g[12])
+print(total / tick)
+PY
+}
+
+run_scorer() {
+  local out="$1"
+  /usr/bin/time -f '%e %U %S %M' -o "$out.time" env DATABASE_URL="$URL" RUST_LOG=scorer=info \
+    "$BIN/scorer" run "jobs/$JOB.toml" --date "$DATE" >"$out.stdout" 2>"$out.stderr"
+}
+
+TMP=$(mktemp -d)
+echo "e2e: warm-up run (creates the table, warms the page cache)" >&2
+run_scorer "$TMP/warm"
+echo "e2e: measured run" >&2
+cpu0=$(pg_cpu)
+run_scorer "$TMP/run"
+cpu1=$(pg_cpu)
+read -r wall user sys rss_kb <"$TMP/run.time"
+rows=$(psql_q -c "SELECT rows_written FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
+stages=$(psql_q -c "SELECT stage_seconds FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
+first=$(grep -o 'since_launch_ms[^ ]*' "$TMP/run.stderr" | head -1 | sed 's/[^0-9]//g')
+
+# The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.
+table="bench.${JOB}_scores"
+copy_file="$(psql_q -c 'SHOW data_directory')/../copy-only.bin"
+psql_q -c "COPY (SELECT * FROM $table WHERE ds = DATE '$DATE') TO '$copy_file' (FORMAT binary)"
+psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)"
+ccpu0=$(pg_cpu)
+t0=$(date +%s.%N)
+psql_q -c "COPY bench.copy_only FROM '$copy_file' (FORMAT binary)"
+t1=$(date +%s.%N)
+ccpu1=$(pg_cpu)
+psql_q -c "DROP TABLE bench.copy_only"
+rm -f "$copy_file"
+
+python3 - "$rows" "$wall" "$user" "$sys" "$rss_kb" "$cpu0" "$cpu1" "$t0" "$t1" "$ccpu0" "$ccpu1" "$stages" "${first:-}" "$JOB" <<'PY'
+import json, sys
+rows, wall, user, sys_, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+pg = float(sys.argv[7]) - float(sys.argv[6])
+copy_s = float(sys.argv[9]) - float(sys.argv[8])
+copy_cpu = float(sys.argv[11]) - float(sys.argv[10])
+stages = json.loads(sys.argv[12])
+first = sys.argv[13]
+m = rows / 1e6
+print(f"workload            {sys.argv[14]}: {rows} rows")
+print(f"scorer end to end   {wall:.2f} s wall = {rows / wall / 1e6:.3f} M rows/s  (committed, cold process)")
+print(f"COPY-only (sink)    {copy_s:.2f} s wall = {rows / copy_s / 1e6:.3f} M rows/s  (COPY BINARY from a file, fresh unindexed table)")
+print(f"ratio               {(rows / wall) / (rows / copy_s):.3f}  (end to end / COPY-only)")
+print(f"peak RSS            {rss / 1024:.0f} MB")
+print(f"CPU per M rows      {(user + sys_ + pg) / m:.3f} s  (scorer {(user + sys_) / m:.3f} + PostgreSQL {pg / m:.3f}; COPY-only server {copy_cpu / m:.3f})")
+print("stage seconds       " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items())))
+if first:
+    print(f"first batch scored  {first} ms after launch")
+PY
+rm -rf "$TMP"

@@ -1,0 +1,139 @@
+//! Each pipeline stage on its own, on W1-shaped data (32 f32 features, 64k-row batches): Parquet
+//! decode of the projected columns, arrow -> row-major f32, the W1 MLP forward pass, and binary COPY
+//! encoding. `cargo bench --bench stages`; figures in benches/README.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use scorer::datagen::{InputGen, ModelGen, feature_names, write_input, write_model};
+use scorer::features::FeatureSpec;
+use scorer::job::NullPolicy;
+use scorer::model::device::DeviceSpec;
+use scorer::model::spec::{Activation, ModelKind};
+use scorer::sink::ScoredBatch;
+use scorer::sink::postgres::CopyEncoder;
+use scorer::source::{IdKind, SourceBatch};
+
+const ROWS: usize = 65_536;
+const FEATURES: usize = 32;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    parquet: Bytes,
+    models: std::path::PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    write_input(&InputGen {
+        out_dir: data.clone(),
+        date: "2026-11-24".parse().expect("date"),
+        rows: ROWS as u64,
+        files: 1,
+        row_group_rows: ROWS,
+        features: FEATURES,
+        nulls: Some((0, 0.01)),
+        seed: 1,
+    })
+    .expect("input");
+    let models = dir.path().join("models");
+    write_model(&ModelGen {
+        out_dir: models.join("w1_mlp/1"),
+        kind: ModelKind::Mlp,
+        inputs: feature_names(FEATURES),
+        hidden: vec![64, 64],
+        outputs: vec!["score".into()],
+        output_activation: Activation::Sigmoid,
+        seed: 1,
+        description: "bench".into(),
+    })
+    .expect("model");
+    let parquet = Bytes::from(std::fs::read(data.join("part-00000.parquet")).expect("read"));
+    Fixture {
+        _dir: dir,
+        parquet,
+        models,
+    }
+}
+
+fn decode(parquet: &Bytes) -> arrow::record_batch::RecordBatch {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(parquet.clone()).expect("footer");
+    let schema = builder.parquet_schema();
+    // id + the 32 features: everything but ds and segment.
+    let mask = ProjectionMask::roots(schema, (0..FEATURES + 3).filter(|&i| i != 1 && i != FEATURES + 2));
+    let mut reader = builder
+        .with_projection(mask)
+        .with_batch_size(ROWS)
+        .build()
+        .expect("reader");
+    reader.next().expect("a batch").expect("decoded")
+}
+
+fn stages(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("stages");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.sample_size(20);
+
+    g.bench_function("parquet_decode_projected", |b| b.iter(|| black_box(decode(&f.parquet))));
+
+    let src = SourceBatch {
+        object: Arc::from("bench"),
+        row_group: 0,
+        batch: decode(&f.parquet),
+    };
+    let spec = FeatureSpec {
+        id_column: "id".into(),
+        id_kind: IdKind::Int,
+        features: feature_names(FEATURES),
+        on_null: NullPolicy::Fill(0.0),
+    };
+    g.bench_function("arrow_to_row_major_f32", |b| {
+        b.iter(|| black_box(spec.build(&src).expect("features")))
+    });
+
+    let model = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cpu).expect("model");
+    let features = spec.build(&src).expect("features");
+    for chunk in [512usize, 1024, 2048, 4096] {
+        g.bench_function(format!("mlp_forward_32_64_64_1/chunks_of_{chunk}"), |b| {
+            b.iter(|| {
+                for part in features.values.chunks(chunk * FEATURES) {
+                    black_box(
+                        model
+                            .model
+                            .score(part.to_vec(), part.len() / FEATURES)
+                            .expect("score"),
+                    );
+                }
+            })
+        });
+    }
+
+    let scores = model
+        .model
+        .score(features.values.clone(), features.rows)
+        .expect("score");
+    let scored = ScoredBatch {
+        ids: Arc::clone(&features.ids),
+        scores,
+        rows: features.rows,
+    };
+    let encoder = CopyEncoder::new("2026-11-24".parse().expect("date"), uuid::Uuid::now_v7(), 1);
+    let mut buf = BytesMut::with_capacity(ROWS * 64);
+    g.bench_function("copy_binary_encode", |b| {
+        b.iter(|| {
+            buf.clear();
+            encoder.encode(&scored, &mut buf).expect("encode");
+            black_box(buf.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
