@@ -99,25 +99,11 @@ fn stages(c: &mut Criterion) {
 
     let model = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cpu).expect("model");
     let features = spec.build(&src).expect("features");
-    for chunk in [512usize, 1024, 2048, 4096] {
-        g.bench_function(format!("mlp_forward_32_64_64_1/chunks_of_{chunk}"), |b| {
-            b.iter(|| {
-                for part in features.values.chunks(chunk * FEATURES) {
-                    black_box(
-                        model
-                            .model
-                            .score(part.to_vec(), part.len() / FEATURES)
-                            .expect("score"),
-                    );
-                }
-            })
-        });
-    }
+    g.bench_function("mlp_forward_32_64_64_1", |b| {
+        b.iter(|| black_box(model.model.score(&features).expect("score")))
+    });
 
-    let scores = model
-        .model
-        .score(features.values.clone(), features.rows)
-        .expect("score");
+    let scores = model.model.score(&features).expect("score");
     let scored = ScoredBatch {
         ids: Arc::clone(&features.ids),
         scores,

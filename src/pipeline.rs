@@ -366,7 +366,7 @@ struct ScoreReport {
 
 impl Scorer {
     /// Splits a source batch into slices for the rayon pool and scores them in parallel.
-    fn score(&self, src: &SourceBatch) -> Result<Vec<(FeatureBatch, Vec<f32>)>, RunError> {
+    fn score(&self, src: &SourceBatch) -> Result<Vec<(FeatureBatch, Vec<Vec<f32>>)>, RunError> {
         let rows = src.batch.num_rows();
         let tasks = rayon::current_num_threads().max(1);
         let per_task = rows
@@ -384,22 +384,17 @@ impl Scorer {
         slices
             .par_iter()
             .map(|slice| {
-                let mut fb = self
+                let fb = self
                     .features
                     .build(slice)
                     .map_err(|source| RunError::Features {
                         job: String::new(),
                         source,
                     })?;
-                let values = std::mem::take(&mut fb.values);
-                let scores =
-                    self.model
-                        .model
-                        .score(values, fb.rows)
-                        .map_err(|source| RunError::Model {
-                            job: String::new(),
-                            source,
-                        })?;
+                let scores = self.model.model.score(&fb).map_err(|source| RunError::Model {
+                    job: String::new(),
+                    source,
+                })?;
                 Ok((fb, scores))
             })
             .collect()
@@ -471,9 +466,9 @@ async fn stream_through<W: PartitionWriter>(
             for (fb, scores) in scored {
                 report.rows_rejected += fb.rejected as u64;
                 report.rows_scored += fb.rows as u64;
-                for row in scores.chunks_exact(width.max(1)) {
-                    for (s, v) in report.stats.iter_mut().zip(row) {
-                        s.add(*v);
+                for (stats, column) in report.stats.iter_mut().zip(&scores) {
+                    for v in column {
+                        stats.add(*v);
                     }
                 }
                 let batch = ScoredBatch {

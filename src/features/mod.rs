@@ -2,8 +2,6 @@
 //! matrix (the layout the model's matmul reads) plus the ids of the rows kept, applying the job's
 //! null policy and counting what it rejects.
 
-use std::sync::Arc;
-
 use arrow::array::{Array, ArrayRef, BooleanArray, Float32Array};
 use arrow::compute::{cast, filter};
 use arrow::datatypes::DataType;
@@ -22,16 +20,54 @@ pub struct FeatureError {
     pub message: String,
 }
 
-/// Rows ready for the model.
+/// Rows ready for the model: the feature columns as arrow decoded them (no copy), with the null
+/// policy already applied. The model reads them in tiles through [`FeatureBatch::write_tile`].
 #[derive(Debug)]
 pub struct FeatureBatch {
     /// Ids of the kept rows: `Int64Array` or `StringArray`, without nulls.
     pub ids: ArrayRef,
-    /// `rows × features`, row-major.
-    pub values: Vec<f32>,
     pub rows: usize,
     /// Rows dropped by the null policy.
     pub rejected: usize,
+    columns: Vec<Float32Array>,
+    /// Replaces nulls that remain (only under `fill:<v>`).
+    fill: f32,
+}
+
+impl FeatureBatch {
+    /// Number of features per row.
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Writes rows `start..start + len` feature-major into `out` (`out[j * len + r]` is feature
+    /// `j` of row `start + r`): one contiguous copy per column, then the nulls filled.
+    pub fn write_tile(&self, start: usize, len: usize, out: &mut [f32]) {
+        for (col, dst) in self.columns.iter().zip(out.chunks_exact_mut(len)) {
+            dst.copy_from_slice(&col.values()[start..start + len]);
+            if let Some(nulls) = col.nulls().filter(|n| n.null_count() > 0) {
+                for (r, valid) in nulls.inner().slice(start, len).iter().enumerate() {
+                    if !valid {
+                        dst[r] = self.fill;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole batch row-major (`rows × width`), for callers that want that layout.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        let width = self.width();
+        let mut tile = vec![0f32; self.rows * width];
+        self.write_tile(0, self.rows, &mut tile);
+        let mut out = vec![0f32; self.rows * width];
+        for (j, col) in tile.chunks_exact(self.rows.max(1)).enumerate() {
+            for (r, v) in col.iter().enumerate() {
+                out[r * width + j] = *v;
+            }
+        }
+        out
+    }
 }
 
 /// Which columns make the features, and what nulls do.
@@ -100,37 +136,46 @@ impl FeatureSpec {
         let drop_feature_nulls = self.on_null == NullPolicy::Skip;
         let any_drop =
             ids.null_count() > 0 || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
-        let keep: Option<BooleanArray> = any_drop.then(|| {
-            (0..n)
+        let (ids, cols) = if any_drop {
+            let keep: BooleanArray = (0..n)
                 .map(|i| {
                     Some(
                         ids.is_valid(i)
                             && (!drop_feature_nulls || cols.iter().all(|c| c.is_valid(i))),
                     )
                 })
-                .collect()
-        });
+                .collect();
+            let ids =
+                filter(ids.as_ref(), &keep).map_err(|e| err(&self.id_column, e.to_string()))?;
+            let cols = cols
+                .iter()
+                .zip(&self.features)
+                .map(|(c, name)| {
+                    filter(c, &keep)
+                        .map_err(|e| err(name, e.to_string()))
+                        .and_then(|a| {
+                            a.as_any()
+                                .downcast_ref::<Float32Array>()
+                                .cloned()
+                                .ok_or_else(|| err(name, "filter changed the type".into()))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (ids, cols)
+        } else {
+            (ids, cols)
+        };
         let fill = match self.on_null {
             NullPolicy::Fill(v) => v,
             _ => 0.0,
         };
-        let width = cols.len();
-        let (ids, rows, values) = match &keep {
-            None => (ids, n, interleave(&cols, n, None, fill)),
-            Some(mask) => {
-                let kept: Vec<usize> = (0..n).filter(|&i| mask.value(i)).collect();
-                let ids =
-                    filter(ids.as_ref(), mask).map_err(|e| err(&self.id_column, e.to_string()))?;
-                let values = interleave(&cols, kept.len(), Some(&kept), fill);
-                (ids, kept.len(), values)
-            }
-        };
-        debug_assert_eq!(values.len(), rows * width);
+        let rows = ids.len();
         Ok(FeatureBatch {
-            ids: Arc::clone(&ids),
-            values,
+            ids,
             rows,
             rejected: n - rows,
+            columns: cols,
+            fill,
         })
     }
 }
@@ -142,51 +187,10 @@ fn first_null(arr: &dyn Array) -> Option<usize> {
     (0..arr.len()).find(|&i| arr.is_null(i))
 }
 
-/// Rows written per pass over the columns: a block of the output (256 rows x 32 features = 32 KiB)
-/// stays in L1/L2 while every column writes into it, instead of streaming the whole buffer once per
-/// column.
-const ROW_BLOCK: usize = 256;
-
-/// Writes columns into one row-major buffer; nulls become `fill`.
-fn interleave(cols: &[Float32Array], rows: usize, kept: Option<&[usize]>, fill: f32) -> Vec<f32> {
-    let width = cols.len();
-    let mut out = vec![0f32; rows * width];
-    match kept {
-        None => {
-            for (block, chunk) in out.chunks_mut(ROW_BLOCK * width).enumerate() {
-                let start = block * ROW_BLOCK;
-                for (j, col) in cols.iter().enumerate() {
-                    let values = &col.values()[start..start + chunk.len() / width];
-                    for (dst, v) in chunk.iter_mut().skip(j).step_by(width).zip(values) {
-                        *dst = *v;
-                    }
-                }
-            }
-            // Null slots hold arbitrary values in arrow; overwrite just those.
-            for (j, col) in cols.iter().enumerate() {
-                if let Some(nulls) = col.nulls().filter(|n| n.null_count() > 0) {
-                    for (i, valid) in nulls.iter().enumerate() {
-                        if !valid {
-                            out[i * width + j] = fill;
-                        }
-                    }
-                }
-            }
-        }
-        Some(kept) => {
-            for (r, &i) in kept.iter().enumerate() {
-                for (j, col) in cols.iter().enumerate() {
-                    out[r * width + j] = if col.is_null(i) { fill } else { col.value(i) };
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use arrow::array::{Int32Array, Int64Array, StringArray};
     use arrow::record_batch::RecordBatch;
 
@@ -232,9 +236,21 @@ mod tests {
         let fb = spec(NullPolicy::Fill(-1.0)).build(&src()).unwrap();
         assert_eq!(fb.rows, 3);
         assert_eq!(fb.rejected, 1);
-        assert_eq!(fb.values, vec![1.0, 10.0, -1.0, 20.0, 4.0, 40.0]);
+        assert_eq!(fb.to_row_major(), vec![1.0, 10.0, -1.0, 20.0, 4.0, 40.0]);
         let ids = fb.ids.as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(ids.values(), &[1, 2, 4]);
+    }
+
+    #[test]
+    fn fill_without_dropped_rows_fills_in_the_tile() {
+        let mut s = spec(NullPolicy::Fill(9.0));
+        s.id_column = "b".into();
+        s.features = vec!["a".into()];
+        let fb = s.build(&src()).unwrap();
+        assert_eq!(fb.rows, 4);
+        let mut tile = vec![0f32; 2];
+        fb.write_tile(1, 2, &mut tile);
+        assert_eq!(tile, vec![9.0, 3.0]);
     }
 
     #[test]
@@ -242,7 +258,7 @@ mod tests {
         let fb = spec(NullPolicy::Skip).build(&src()).unwrap();
         assert_eq!(fb.rows, 2);
         assert_eq!(fb.rejected, 2);
-        assert_eq!(fb.values, vec![1.0, 10.0, 4.0, 40.0]);
+        assert_eq!(fb.to_row_major(), vec![1.0, 10.0, 4.0, 40.0]);
     }
 
     #[test]
@@ -283,6 +299,6 @@ mod tests {
             })
             .unwrap();
         assert_eq!(fb.ids.data_type(), &DataType::Utf8);
-        assert_eq!(fb.values, vec![1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(fb.to_row_major(), vec![1.0, 3.0, 2.0, 4.0]);
     }
 }

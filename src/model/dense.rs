@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::spec::{Activation, LayerSpec};
 use super::{ModelError, ScoringModel};
+use crate::features::FeatureBatch;
 
 /// On the CPU, rows go through the network in tiles of this many: a 2048 x 64 f32 activation
 /// (512 KiB) stays in L2 across the matmul, bias and activation, where a 64k-row batch would stream
@@ -14,8 +15,10 @@ use super::{ModelError, ScoringModel};
 const CPU_TILE_ROWS: usize = 2048;
 
 struct DenseLayer {
-    /// `[in, out]`, transposed once at load so the forward pass is one plain matmul.
-    weight_t: Tensor,
+    /// `[out, in]` as stored: activations are feature-major (`[in, rows]`), so each layer is
+    /// `W · X`, and the last layer's output is already one contiguous row per model output.
+    weight: Tensor,
+    /// `[out, 1]`, broadcast along the rows.
     bias: Option<Tensor>,
     activation: Activation,
 }
@@ -85,16 +88,15 @@ impl DenseModel {
                             ),
                         });
                     }
-                    Some(b)
+                    Some(
+                        b.reshape((out, 1))
+                            .map_err(|e| ModelError::Candle(e.to_string()))?,
+                    )
                 }
                 None => None,
             };
-            let weight_t = w
-                .t()
-                .and_then(|t| t.contiguous())
-                .map_err(|e| ModelError::Candle(e.to_string()))?;
             built.push(DenseLayer {
-                weight_t,
+                weight: w,
                 bias,
                 activation: spec.activation,
             });
@@ -120,7 +122,7 @@ impl DenseModel {
     fn forward(&self, x: Tensor) -> candle_core::Result<Tensor> {
         let mut x = x;
         for layer in &self.layers {
-            x = x.matmul(&layer.weight_t)?;
+            x = layer.weight.matmul(&x)?;
             if let Some(b) = &layer.bias {
                 x = x.broadcast_add(b)?;
             }
@@ -145,27 +147,40 @@ impl ScoringModel for DenseModel {
         &self.outputs
     }
 
-    fn score(&self, features: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError> {
+    fn score(&self, batch: &FeatureBatch) -> Result<Vec<Vec<f32>>, ModelError> {
+        let rows = batch.rows;
+        let width = self.input_width;
+        let mut outs = vec![Vec::with_capacity(rows); self.outputs.len()];
         if rows == 0 {
-            return Ok(Vec::new());
+            return Ok(outs);
         }
-        let run = |x: Tensor| {
-            self.forward(x)
+        if batch.width() != width {
+            return Err(ModelError::Candle(format!(
+                "batch has {} features, the model takes {width}",
+                batch.width()
+            )));
+        }
+        let tile = if self.device.is_cpu() {
+            CPU_TILE_ROWS.min(rows)
+        } else {
+            rows
+        };
+        let candle = |e: candle_core::Error| ModelError::Candle(e.to_string());
+        let mut buf = vec![0f32; tile * width];
+        for start in (0..rows).step_by(tile) {
+            let len = tile.min(rows - start);
+            let x = &mut buf[..len * width];
+            batch.write_tile(start, len, x);
+            let x = Tensor::from_slice(x, (width, len), &self.device).map_err(candle)?;
+            let y = self
+                .forward(x)
                 .and_then(|y| y.flatten_all())
                 .and_then(|y| y.to_vec1::<f32>())
-                .map_err(|e| ModelError::Candle(e.to_string()))
-        };
-        if !self.device.is_cpu() {
-            let x = Tensor::from_vec(features, (rows, self.input_width), &self.device)
-                .map_err(|e| ModelError::Candle(e.to_string()))?;
-            return run(x);
+                .map_err(candle)?;
+            for (out, values) in outs.iter_mut().zip(y.chunks_exact(len)) {
+                out.extend_from_slice(values);
+            }
         }
-        let mut out = Vec::with_capacity(rows * self.outputs.len());
-        for part in features.chunks(CPU_TILE_ROWS * self.input_width) {
-            let x = Tensor::from_slice(part, (part.len() / self.input_width, self.input_width), &self.device)
-                .map_err(|e| ModelError::Candle(e.to_string()))?;
-            out.extend(run(x)?);
-        }
-        Ok(out)
+        Ok(outs)
     }
 }

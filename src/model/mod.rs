@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::features::FeatureBatch;
+
 use device::DeviceSpec;
 use spec::ModelSpec;
 
@@ -54,14 +56,15 @@ pub enum ModelError {
     Candle(String),
 }
 
-/// What every model kind offers the pipeline: a contiguous batch of feature rows in, scores out.
+/// What every model kind offers the pipeline: a batch of feature rows in, one score column per
+/// output out.
 pub trait ScoringModel: Send + Sync {
     /// Number of features per row.
     fn input_width(&self) -> usize;
     /// One name per output value.
     fn output_names(&self) -> &[String];
-    /// Scores `rows` rows given row-major; returns `rows × outputs` values, row-major.
-    fn score(&self, features: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError>;
+    /// Scores every row of `batch`; returns one vector of `batch.rows` values per output.
+    fn score(&self, batch: &FeatureBatch) -> Result<Vec<Vec<f32>>, ModelError>;
 }
 
 /// A model resolved from the registry and ready to score, with what the ledger records about it.

@@ -20,8 +20,8 @@ use crate::sql_ident::TableName;
 pub struct ScoredBatch {
     /// `Int64Array` or `StringArray`, no nulls.
     pub ids: ArrayRef,
-    /// `rows × outputs`, row-major.
-    pub scores: Vec<f32>,
+    /// One vector of `rows` values per model output, in output order.
+    pub scores: Vec<Vec<f32>>,
     pub rows: usize,
 }
 

@@ -18,9 +18,10 @@ pub struct CopyEncoder {
     outputs: usize,
 }
 
-/// The ids column had a type the encoder does not write; a programming error upstream.
+/// A batch the encoder cannot write (ids of another type, or score columns that do not match the
+/// outputs); a programming error upstream, reported rather than written half.
 #[derive(Debug, thiserror::Error)]
-#[error("ids must be Int64 or Utf8, got {0}")]
+#[error("cannot encode batch: {0}")]
 pub struct UnsupportedIds(pub String);
 
 impl CopyEncoder {
@@ -49,6 +50,13 @@ impl CopyEncoder {
 
     /// Appends every row of `batch` to `buf`.
     pub fn encode(&self, batch: &ScoredBatch, buf: &mut BytesMut) -> Result<(), UnsupportedIds> {
+        if batch.scores.len() != self.outputs || batch.scores.iter().any(|c| c.len() < batch.rows) {
+            return Err(UnsupportedIds(format!(
+                "{} score columns for {} outputs",
+                batch.scores.len(),
+                self.outputs
+            )));
+        }
         let fields = i16::try_from(3 + self.outputs).unwrap_or(i16::MAX);
         let fixed = 2 + 8 + 4 + 4 + (8 * self.outputs) + 4 + 16;
         if let Some(ids) = batch.ids.as_any().downcast_ref::<Int64Array>() {
@@ -69,7 +77,7 @@ impl CopyEncoder {
                 self.rest(r, batch, buf);
             }
         } else {
-            return Err(UnsupportedIds(batch.ids.data_type().to_string()));
+            return Err(UnsupportedIds(format!("ids must be Int64 or Utf8, got {}", batch.ids.data_type())));
         }
         Ok(())
     }
@@ -78,9 +86,9 @@ impl CopyEncoder {
     fn rest(&self, row: usize, batch: &ScoredBatch, buf: &mut BytesMut) {
         buf.put_i32(4);
         buf.put_i32(self.ds_days);
-        for s in &batch.scores[row * self.outputs..(row + 1) * self.outputs] {
+        for column in &batch.scores {
             buf.put_i32(4);
-            buf.put_f32(*s);
+            buf.put_f32(column[row]);
         }
         buf.put_i32(16);
         buf.put_slice(&self.run_id);
@@ -99,7 +107,7 @@ mod tests {
         let enc = CopyEncoder::new(date, run, 1);
         let batch = ScoredBatch {
             ids: Arc::new(Int64Array::from(vec![7])),
-            scores: vec![0.5],
+            scores: vec![vec![0.5]],
             rows: 1,
         };
         let mut buf = BytesMut::new();

@@ -137,8 +137,8 @@ impl PartitionWriter for SqlitePartitionWriter {
                     Ids::Text(ids) => row.push_bind(ids.value(r).to_string()),
                 };
                 row.push_bind(self.date.clone());
-                for s in &batch.scores[r * outputs..(r + 1) * outputs] {
-                    row.push_bind(f64::from(*s));
+                for column in &batch.scores {
+                    row.push_bind(f64::from(column[r]));
                 }
                 row.push_bind(self.run_id.clone());
             });
