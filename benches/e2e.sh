@@ -35,7 +35,8 @@ if [ "$JOB" = w1x10 ]; then
 fi
 
 if [ -z "${SCORER_BENCH_DATABASE_URL:-}" ]; then
-  pg_up
+  # No autovacuum or checkpoints in the middle of a measurement: both runs see the same server.
+  PG_EXTRA_OPTS="-c autovacuum=off -c max_wal_size=16GB -c checkpoint_timeout=1h" pg_up
   trap pg_down EXIT
   SCORER_BENCH_DATABASE_URL="$SCORER_TEST_DATABASE_URL"
 fi
@@ -73,47 +74,62 @@ run_scorer() {
 }
 
 TMP=$(mktemp -d)
+RUNS="${RUNS:-3}"
 echo "e2e: warm-up run (creates the table, warms the page cache)" >&2
 run_scorer "$TMP/warm"
-echo "e2e: measured run" >&2
-cpu0=$(pg_cpu)
-run_scorer "$TMP/run"
-cpu1=$(pg_cpu)
-read -r wall user sys rss_kb <"$TMP/run.time"
-rows=$(psql_q -c "SELECT rows_written FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
-stages=$(psql_q -c "SELECT stage_seconds FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
-first=$(grep -o 'since_launch_ms[^ ]*' "$TMP/run.stderr" | head -1 | sed 's/[^0-9]//g')
-
-# The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.
 table="bench.${JOB}_scores"
 copy_file="$(psql_q -c 'SHOW data_directory')/../copy-only.bin"
 psql_q -c "COPY (SELECT * FROM $table WHERE ds = DATE '$DATE') TO '$copy_file' (FORMAT binary)"
-psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)"
-ccpu0=$(pg_cpu)
-t0=$(date +%s.%N)
-psql_q -c "COPY bench.copy_only FROM '$copy_file' (FORMAT binary)"
-t1=$(date +%s.%N)
-ccpu1=$(pg_cpu)
+
+# Alternate the two measurements RUNS times and keep the median of each.
+: >"$TMP/scorer.tsv"
+: >"$TMP/copy.tsv"
+for i in $(seq 1 "$RUNS"); do
+  echo "e2e: measured run $i/$RUNS" >&2
+  psql_q -c CHECKPOINT
+  cpu0=$(pg_cpu)
+  run_scorer "$TMP/run$i"
+  cpu1=$(pg_cpu)
+  read -r wall user sys rss_kb <"$TMP/run$i.time"
+  first=$(grep -o 'since_launch_ms=[0-9]*' "$TMP/run$i.stderr" | head -1 | cut -d= -f2)
+  stages=$(psql_q -c "SELECT stage_seconds FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wall" "$user" "$sys" "$rss_kb" "$(echo "$cpu1 - $cpu0" | bc)" "${first:-0}" "$stages" >>"$TMP/scorer.tsv"
+
+  # The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.
+  psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)" -c CHECKPOINT
+  ccpu0=$(pg_cpu)
+  t0=$(date +%s.%N)
+  psql_q -c "COPY bench.copy_only FROM '$copy_file' (FORMAT binary)"
+  t1=$(date +%s.%N)
+  ccpu1=$(pg_cpu)
+  printf '%s\t%s\n' "$(echo "$t1 - $t0" | bc)" "$(echo "$ccpu1 - $ccpu0" | bc)" >>"$TMP/copy.tsv"
+done
 psql_q -c "DROP TABLE bench.copy_only"
 rm -f "$copy_file"
+rows=$(psql_q -c "SELECT rows_written FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
 
-python3 - "$rows" "$wall" "$user" "$sys" "$rss_kb" "$cpu0" "$cpu1" "$t0" "$t1" "$ccpu0" "$ccpu1" "$stages" "${first:-}" "$JOB" <<'PY'
-import json, sys
-rows, wall, user, sys_, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-pg = float(sys.argv[7]) - float(sys.argv[6])
-copy_s = float(sys.argv[9]) - float(sys.argv[8])
-copy_cpu = float(sys.argv[11]) - float(sys.argv[10])
-stages = json.loads(sys.argv[12])
-first = sys.argv[13]
+python3 - "$rows" "$JOB" "$TMP/scorer.tsv" "$TMP/copy.tsv" <<'PY'
+import json, statistics, sys
+rows, job = int(sys.argv[1]), sys.argv[2]
+runs = [l.rstrip("\n").split("\t") for l in open(sys.argv[3])]
+copies = [l.split() for l in open(sys.argv[4])]
+med = lambda xs: statistics.median(xs)
+wall = med(float(r[0]) for r in runs)
+scorer_cpu = med(float(r[1]) + float(r[2]) for r in runs)
+rss = max(int(r[3]) for r in runs)
+pg = med(float(r[4]) for r in runs)
+first = med(int(r[5]) for r in runs)
+stages = json.loads(sorted(runs, key=lambda r: float(r[0]))[len(runs) // 2][6])
+copy_s = med(float(c[0]) for c in copies)
+copy_cpu = med(float(c[1]) for c in copies)
 m = rows / 1e6
-print(f"workload            {sys.argv[14]}: {rows} rows")
-print(f"scorer end to end   {wall:.2f} s wall = {rows / wall / 1e6:.3f} M rows/s  (committed, cold process)")
-print(f"COPY-only (sink)    {copy_s:.2f} s wall = {rows / copy_s / 1e6:.3f} M rows/s  (COPY BINARY from a file, fresh unindexed table)")
-print(f"ratio               {(rows / wall) / (rows / copy_s):.3f}  (end to end / COPY-only)")
-print(f"peak RSS            {rss / 1024:.0f} MB")
-print(f"CPU per M rows      {(user + sys_ + pg) / m:.3f} s  (scorer {(user + sys_) / m:.3f} + PostgreSQL {pg / m:.3f}; COPY-only server {copy_cpu / m:.3f})")
-print("stage seconds       " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items())))
-if first:
-    print(f"first batch scored  {first} ms after launch")
+print(f"workload            {job}: {rows} rows, median of {len(runs)} runs each")
+print(f"scorer end to end   {wall:.2f} s wall = {rows / wall / 1e6:.3f} M rows/s  (committed, cold process; runs: {', '.join(r[0] for r in runs)} s)")
+print(f"COPY-only (sink)    {copy_s:.2f} s wall = {rows / copy_s / 1e6:.3f} M rows/s  (COPY BINARY from a file into a fresh unindexed table; runs: {', '.join('%.2f' % float(c[0]) for c in copies)} s)")
+print(f"ratio               {copy_s / wall:.3f}  (end to end rate / COPY-only rate)")
+print(f"peak RSS            {rss / 1024:.0f} MB  (max over runs)")
+print(f"CPU per M rows      {(scorer_cpu + pg) / m:.3f} s  (scorer {scorer_cpu / m:.3f} + PostgreSQL {pg / m:.3f}; COPY-only server {copy_cpu / m:.3f})")
+print("stage seconds       " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items())) + "  (busy time per stage; stages overlap)")
+print(f"first batch scored  {first:.0f} ms after launch")
 PY
 rm -rf "$TMP"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by scripts/test.sh and benches/e2e.sh: a throwaway PostgreSQL server on a free loopback
 # port, installed from Debian's packages when absent, run as the `postgres` user when we are root
-# (the server refuses to run as root). `pg_up` exports SCORER_TEST_DATABASE_URL; `pg_down` stops
+# (the server refuses to run as root); PG_EXTRA_OPTS adds server settings. `pg_up` exports SCORER_TEST_DATABASE_URL; `pg_down` stops
 # the server and removes its directory.
 
 pg_bindir() {
@@ -45,7 +45,7 @@ pg_up() {
     || { cat "$PG_TMP/initdb.log" >&2; return 1; }
   # fsync off: a throwaway test server; nothing here must survive a power cut.
   as_pg "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start \
-    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" >/dev/null \
+    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${PG_EXTRA_OPTS:-}" >/dev/null \
     || { cat "$PG_TMP/server.log" >&2; return 1; }
   PG_BIN="$bin"
   export SCORER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"

@@ -10,6 +10,11 @@ use scorer::job::{self, Job};
 use scorer::pipeline::{self, RunOptions, RunSummary};
 use scorer::{telemetry, validate};
 
+/// mimalloc keeps freed row-group-sized buffers for reuse; glibc's malloc returns them to the kernel
+/// and faults fresh zeroed pages in for every row group (benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     telemetry::mark_launch();
     scorer::model::threads::configure_for_scoring();
