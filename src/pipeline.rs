@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
-use futures::StreamExt;
 use rayon::prelude::*;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -415,22 +414,13 @@ async fn stream_through<W: PartitionWriter>(
     let outputs = prepared.score_columns.clone();
 
     // Source: async fetch + decode, bounded by `in_flight` row groups.
-    let batches = source::stream_batches(plan, in_flight, job.model.batch_size);
-    let source_task = tokio::spawn(async move {
-        let mut batches = std::pin::pin!(batches);
-        let mut waited = 0f64;
-        loop {
-            let t = Instant::now();
-            let Some(item) = batches.next().await else {
-                break;
-            };
-            waited += t.elapsed().as_secs_f64();
-            if src_tx.send(item?).await.is_err() {
-                break;
-            }
-        }
-        Ok::<f64, source::SourceError>(waited)
-    });
+    let source_task = {
+        let plan = plan.clone();
+        let batch_rows = job.model.batch_size;
+        tokio::spawn(
+            async move { source::send_batches(&plan, in_flight, batch_rows, src_tx).await },
+        )
+    };
 
     // Scoring: CPU work on the blocking pool and rayon, never on the runtime's worker threads.
     let scorer = Scorer {

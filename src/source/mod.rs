@@ -9,7 +9,10 @@ pub mod reader;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use futures::{Stream, StreamExt, TryStreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use thiserror::Error;
@@ -93,81 +96,98 @@ pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceErr
     Ok(objects)
 }
 
-/// Streams every planned row group in order, decoding up to `in_flight` row groups concurrently on
-/// the runtime's worker threads. Each yielded batch has at most `batch_rows` rows.
-pub fn stream_batches(
+/// Reads every planned row group and sends its batches (at most `batch_rows` rows each) to `tx`
+/// as they are decoded. Up to `in_flight` row groups are fetched and decoded at once, on the
+/// runtime's worker threads; each holds at most one decoded batch while `tx` is full, so memory is
+/// bounded by `in_flight` row groups' column chunks plus the channel. Rows arrive in no particular
+/// order. Returns the seconds spent fetching and decoding, summed over row groups.
+pub async fn send_batches(
     plan: &InputPlan,
     in_flight: usize,
     batch_rows: usize,
-) -> impl Stream<Item = Result<SourceBatch, SourceError>> + Send + 'static {
-    let units: Vec<(Arc<PlannedObject>, Arc<str>, usize)> = plan
+    tx: tokio::sync::mpsc::Sender<SourceBatch>,
+) -> Result<f64, SourceError> {
+    let units: Vec<(Arc<PlannedObject>, usize)> = plan
         .objects
         .iter()
-        .flat_map(|o| {
-            let url: Arc<str> = Arc::from(o.url.as_str());
-            (0..o.row_groups()).map(move |rg| (Arc::clone(o), Arc::clone(&url), rg))
-        })
+        .flat_map(|o| (0..o.row_groups()).map(move |rg| (Arc::clone(o), rg)))
         .collect();
-    let store = Arc::clone(&plan.store);
-    futures::stream::iter(units)
-        .map(move |(object, url, rg)| {
-            let store = Arc::clone(&store);
-            let task = tokio::spawn(read_row_group(
-                store,
-                object,
-                Arc::clone(&url),
-                rg,
-                batch_rows,
-            ));
-            async move {
-                task.await.map_err(|e| SourceError::Read {
-                    object: url.to_string(),
-                    row_group: rg,
-                    message: format!("reader task failed: {e}"),
-                })?
-            }
-        })
-        .buffered(in_flight.max(1))
-        .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-        .try_flatten()
+    let busy_nanos = Arc::new(AtomicU64::new(0));
+    let tasks = futures::stream::iter(units).map(|(object, rg)| {
+        let unit = RowGroupRead {
+            store: Arc::clone(&plan.store),
+            url: Arc::from(object.url.as_str()),
+            object,
+            row_group: rg,
+            batch_rows,
+            busy_nanos: Arc::clone(&busy_nanos),
+        };
+        let (url, tx) = (Arc::clone(&unit.url), tx.clone());
+        let task = tokio::spawn(unit.run(tx));
+        async move {
+            task.await.map_err(|e| SourceError::Read {
+                object: url.to_string(),
+                row_group: rg,
+                message: format!("reader task failed: {e}"),
+            })?
+        }
+    });
+    tasks
+        .buffer_unordered(in_flight.max(1))
+        .try_for_each(|()| async { Ok(()) })
+        .await?;
+    Ok(busy_nanos.load(Ordering::Relaxed) as f64 / 1e9)
 }
 
-async fn read_row_group(
+/// One row group to fetch, decode and pass on.
+struct RowGroupRead {
     store: Arc<dyn object_store::ObjectStore>,
     object: Arc<PlannedObject>,
     url: Arc<str>,
     row_group: usize,
     batch_rows: usize,
-) -> Result<Vec<SourceBatch>, SourceError> {
-    let read_err = |message: String| SourceError::Read {
-        object: url.to_string(),
-        row_group,
-        message,
-    };
-    let reader = ObjectReader::new(
-        store,
-        object.meta.location.clone(),
-        object.meta.size,
-        object.meta.e_tag.clone(),
-    );
-    let mut stream =
-        ParquetRecordBatchStreamBuilder::new_with_metadata(reader, object.arrow_meta.clone())
-            .with_projection(object.projection.clone())
-            .with_row_groups(vec![row_group])
-            .with_batch_size(batch_rows)
-            .build()
-            .map_err(|e| read_err(e.to_string()))?;
-    let mut out = Vec::new();
-    while let Some(batch) = stream
-        .try_next()
-        .await
-        .map_err(|e| read_err(e.to_string()))?
-    {
-        out.push(SourceBatch {
-            object: Arc::clone(&url),
-            row_group,
-            batch,
-        });
+    busy_nanos: Arc<AtomicU64>,
+}
+
+impl RowGroupRead {
+    async fn run(self, tx: tokio::sync::mpsc::Sender<SourceBatch>) -> Result<(), SourceError> {
+        let read_err = |message: String| SourceError::Read {
+            object: self.url.to_string(),
+            row_group: self.row_group,
+            message,
+        };
+        let reader = ObjectReader::new(
+            Arc::clone(&self.store),
+            self.object.meta.location.clone(),
+            self.object.meta.size,
+            self.object.meta.e_tag.clone(),
+        );
+        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
+            reader,
+            self.object.arrow_meta.clone(),
+        )
+        .with_projection(self.object.projection.clone())
+        .with_row_groups(vec![self.row_group])
+        .with_batch_size(self.batch_rows)
+        .build()
+        .map_err(|e| read_err(e.to_string()))?;
+        loop {
+            let started = Instant::now();
+            let next = stream.try_next().await;
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+            let Some(batch) = next.map_err(|e| read_err(e.to_string()))? else {
+                return Ok(());
+            };
+            let item = SourceBatch {
+                object: Arc::clone(&self.url),
+                row_group: self.row_group,
+                batch,
+            };
+            if tx.send(item).await.is_err() {
+                // The scoring stage stopped (it failed or was cancelled); it reports why.
+                return Ok(());
+            }
+        }
     }
-    Ok(out)
 }

@@ -46,8 +46,8 @@ impl PlannedObject {
     }
 }
 
-/// Everything the source stage needs to stream a run's input.
-#[derive(Debug)]
+/// Everything the source stage needs to stream a run's input; cheap to clone (shared parts).
+#[derive(Debug, Clone)]
 pub struct InputPlan {
     pub store: Arc<dyn ObjectStore>,
     pub objects: Vec<Arc<PlannedObject>>,

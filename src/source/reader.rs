@@ -18,6 +18,11 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 /// Bytes fetched with the first footer read; most footers fit, saving a second round trip.
 const FOOTER_PREFETCH: usize = 64 * 1024;
 
+/// Column chunks closer than this are fetched in one request: adjacent chunks (a row group's
+/// projected columns are often neighbours) become one read instead of one per column, while a
+/// skipped column of any real size is still not fetched.
+const COALESCE_GAP: u64 = 64 * 1024;
+
 /// An [`AsyncFileReader`] for one object.
 #[derive(Debug, Clone)]
 pub struct ObjectReader {
@@ -67,7 +72,7 @@ impl AsyncFileReader for ObjectReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         let this = &*self;
-        async move { futures::future::try_join_all(ranges.into_iter().map(|r| this.get(r))).await }
+        async move { object_store::coalesce_ranges(&ranges, |r| this.get(r), COALESCE_GAP).await }
             .boxed()
     }
 
