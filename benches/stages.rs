@@ -65,7 +65,10 @@ fn decode(parquet: &Bytes) -> arrow::record_batch::RecordBatch {
     let builder = ParquetRecordBatchReaderBuilder::try_new(parquet.clone()).expect("footer");
     let schema = builder.parquet_schema();
     // id + the 32 features: everything but ds and segment.
-    let mask = ProjectionMask::roots(schema, (0..FEATURES + 3).filter(|&i| i != 1 && i != FEATURES + 2));
+    let mask = ProjectionMask::roots(
+        schema,
+        (0..FEATURES + 3).filter(|&i| i != 1 && i != FEATURES + 2),
+    );
     let mut reader = builder
         .with_projection(mask)
         .with_batch_size(ROWS)
@@ -80,7 +83,9 @@ fn stages(c: &mut Criterion) {
     g.throughput(Throughput::Elements(ROWS as u64));
     g.sample_size(20);
 
-    g.bench_function("parquet_decode_projected", |b| b.iter(|| black_box(decode(&f.parquet))));
+    g.bench_function("parquet_decode_projected", |b| {
+        b.iter(|| black_box(decode(&f.parquet)))
+    });
 
     let src = SourceBatch {
         object: Arc::from("bench"),
@@ -121,5 +126,44 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
+/// The same forward pass on the GPU, per 64k-row batch and per 1M-row batch (host -> device copy,
+/// forward, device -> host copy included): what `device = "cuda"` buys per batch size.
+#[cfg(feature = "cuda")]
+fn cuda_forward(c: &mut Criterion) {
+    let f = fixture();
+    let spec = FeatureSpec {
+        id_column: "id".into(),
+        id_kind: IdKind::Int,
+        features: feature_names(FEATURES),
+        on_null: NullPolicy::Fill(0.0),
+    };
+    let gpu = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cuda(0))
+        .expect("the CUDA bench needs a visible GPU");
+    let name = gpu.gpu_name.clone().unwrap_or_default();
+    eprintln!("cuda_forward on {name}");
+    let one = decode(&f.parquet);
+    for copies in [1usize, 16] {
+        let batch = arrow::compute::concat_batches(&one.schema(), &vec![one.clone(); copies])
+            .expect("concat");
+        let src = SourceBatch {
+            object: Arc::from("bench"),
+            row_group: 0,
+            batch,
+        };
+        let features = spec.build(&src).expect("features");
+        let mut g = c.benchmark_group("cuda");
+        g.throughput(Throughput::Elements(features.rows as u64));
+        g.sample_size(20);
+        g.bench_function(
+            format!("mlp_forward_32_64_64_1_rows_{}", features.rows),
+            |b| b.iter(|| black_box(gpu.model.score(&features).expect("score"))),
+        );
+        g.finish();
+    }
+}
+
+#[cfg(feature = "cuda")]
+criterion_group!(benches, stages, cuda_forward);
+#[cfg(not(feature = "cuda"))]
 criterion_group!(benches, stages);
 criterion_main!(benches);

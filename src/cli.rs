@@ -68,7 +68,7 @@ pub enum Command {
         /// Logical date (YYYY-MM-DD), as Airflow's `ds`.
         #[arg(long)]
         date: NaiveDate,
-        /// Run the model here instead of the job's `model.device` (cpu, cuda, cuda:N).
+        /// Run the model here instead of the job's `model.device` (cpu, cuda, cuda:N, auto).
         #[arg(long)]
         device: Option<DeviceSpec>,
     },

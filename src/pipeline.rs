@@ -290,6 +290,7 @@ async fn execute(
         version: prepared.model.version.clone(),
         sha256: prepared.model.sha256.clone(),
         device: prepared.model.device.to_string(),
+        gpu_name: prepared.model.gpu_name.clone(),
     });
     let plan = plan_input(job, opts.date, &prepared.features).await?;
     rec.objects = plan.objects.len();
@@ -363,11 +364,19 @@ struct ScoreReport {
     stats: Vec<ScoreStats>,
 }
 
+/// One slice of a source batch with its scores, one vector per model output.
+type ScoredSlice = (FeatureBatch, Vec<Vec<f32>>);
+
 impl Scorer {
-    /// Splits a source batch into slices for the rayon pool and scores them in parallel.
-    fn score(&self, src: &SourceBatch) -> Result<Vec<(FeatureBatch, Vec<Vec<f32>>)>, RunError> {
+    /// Splits a source batch into slices for the rayon pool and scores them in parallel. On a GPU
+    /// the batch goes whole (up to `batch_size` rows per forward pass): the device is the
+    /// parallelism, and bigger launches use it better.
+    fn score(&self, src: &SourceBatch) -> Result<Vec<ScoredSlice>, RunError> {
         let rows = src.batch.num_rows();
-        let tasks = rayon::current_num_threads().max(1);
+        let tasks = match self.model.device {
+            DeviceSpec::Cpu => rayon::current_num_threads().max(1),
+            _ => 1,
+        };
         let per_task = rows
             .div_ceil(tasks)
             .max(MIN_ROWS_PER_TASK)
@@ -390,10 +399,14 @@ impl Scorer {
                         job: String::new(),
                         source,
                     })?;
-                let scores = self.model.model.score(&fb).map_err(|source| RunError::Model {
-                    job: String::new(),
-                    source,
-                })?;
+                let scores = self
+                    .model
+                    .model
+                    .score(&fb)
+                    .map_err(|source| RunError::Model {
+                        job: String::new(),
+                        source,
+                    })?;
                 Ok((fb, scores))
             })
             .collect()

@@ -190,9 +190,9 @@ fn first_null(arr: &dyn Array) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use arrow::array::{Int32Array, Int64Array, StringArray};
     use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
 
     fn src() -> SourceBatch {
         let batch = RecordBatch::try_from_iter([

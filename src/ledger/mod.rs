@@ -86,6 +86,8 @@ pub struct ModelUsed {
     pub version: String,
     pub sha256: String,
     pub device: String,
+    /// The GPU's name when `device` is a GPU.
+    pub gpu_name: Option<String>,
 }
 
 /// What is known when a run ends, successful or not.
@@ -180,6 +182,7 @@ pub async fn finish(db: &Database, run_id: Uuid, f: &RunFinish) -> Result<(), Db
                 .bind(opt(&model.device))
                 .bind(stats)
                 .bind(&f.error)
+                .bind(&model.gpu_name)
                 .execute(pool)
                 .await
                 .map_err(err)?;
@@ -201,6 +204,7 @@ pub async fn finish(db: &Database, run_id: Uuid, f: &RunFinish) -> Result<(), Db
                 .bind(opt(&model.device))
                 .bind(stats.to_string())
                 .bind(&f.error)
+                .bind(&model.gpu_name)
                 .execute(pool)
                 .await
                 .map_err(err)?;

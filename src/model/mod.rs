@@ -50,8 +50,8 @@ pub enum ModelError {
     },
     #[error("model weights {file}: {message}")]
     Shape { file: String, message: String },
-    #[error("device: {0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] device::DeviceError),
     #[error("model computation failed: {0}")]
     Candle(String),
 }
@@ -73,7 +73,10 @@ pub struct LoadedModel {
     pub version: String,
     pub sha256: String,
     pub spec: ModelSpec,
+    /// The device the model runs on (`auto` resolved).
     pub device: DeviceSpec,
+    /// The GPU's name when `device` is a GPU.
+    pub gpu_name: Option<String>,
     pub model: Box<dyn ScoringModel>,
 }
 
@@ -147,7 +150,8 @@ pub fn load(
             actual,
         });
     }
-    let dev = device.open().map_err(ModelError::Device)?;
+    let opened = device.open()?;
+    let dev = opened.device;
     let tensors =
         candle_core::safetensors::load_buffer(&bytes, &dev).map_err(|e| ModelError::Spec {
             path: weights_path.clone(),
@@ -172,7 +176,8 @@ pub fn load(
         version: version.to_string(),
         sha256: actual,
         spec,
-        device,
+        device: opened.spec,
+        gpu_name: opened.gpu_name,
         model: Box::new(model),
     })
 }

@@ -132,7 +132,12 @@ table = "{table}"
 
     /// Runs the scorer binary in the project directory; `db` is a PostgreSQL URL or None for SQLite.
     pub fn scorer(&self, args: &[&str], db: Option<&str>) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorer"));
+        // SCORER_BIN: a prebuilt binary elsewhere (scripts/gpu-test.sh on a GPU host without cargo).
+        let bin = std::env::var_os("SCORER_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_scorer")),
+            PathBuf::from,
+        );
+        let mut cmd = Command::new(bin);
         cmd.current_dir(self.path())
             .args(args)
             .env("RUST_LOG", "scorer=info");

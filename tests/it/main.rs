@@ -3,6 +3,9 @@
 
 mod cli;
 mod common;
+mod device;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod postgres;
 mod reference;
 mod sqlite;

@@ -115,48 +115,107 @@ impl Reference {
     }
 }
 
+/// A scratch project with a `kind` model over 6 features and 20k input rows (5% nulls in one
+/// feature, filled with 0.25), and the job `ref` writing to `ref_scores`.
+pub struct KindCase {
+    pub project: Project,
+    pub kind: ModelKind,
+    pub outputs: Vec<&'static str>,
+    model_dir: std::path::PathBuf,
+    input: std::path::PathBuf,
+}
+
+const FEATURES: usize = 6;
+
+impl KindCase {
+    pub fn new(
+        kind: ModelKind,
+        hidden: Vec<usize>,
+        outputs: Vec<&'static str>,
+        act: Activation,
+    ) -> Self {
+        let project = Project::new();
+        let model_dir = project.add_model(&ModelOpts {
+            name: "m",
+            kind,
+            inputs: FEATURES,
+            hidden,
+            outputs: outputs.clone(),
+            output_activation: act,
+        });
+        let input = project.add_input("ref", DATE, 20_000, FEATURES, Some((2, 0.05)));
+        project.add_job("ref", "ref", "m", "ref_scores", "on_null = \"fill:0.25\"");
+        Self {
+            project,
+            kind,
+            outputs,
+            model_dir,
+            input,
+        }
+    }
+
+    /// Runs the job on `device` and reads back id -> outputs from SQLite.
+    pub async fn scores_on(&self, device: &str) -> HashMap<i64, Vec<f64>> {
+        let p = &self.project;
+        assert_ok(&p.scorer(
+            &["run", "jobs/ref.toml", "--date", DATE, "--device", device],
+            None,
+        ));
+        let pool = sqlx::SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+        let cols = self.outputs.join(", ");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {cols} FROM ref_scores WHERE ds = ?"
+        )))
+        .bind(DATE)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|row| {
+                let values = (0..self.outputs.len())
+                    .map(|k| row.get::<f64, _>(k + 1))
+                    .collect();
+                (row.get::<i64, _>(0), values)
+            })
+            .collect()
+    }
+
+    /// Asserts `scores` equal a plain f64 forward pass over the input to 1e-5, for every row.
+    pub fn assert_matches_reference(&self, scores: &HashMap<i64, Vec<f64>>) {
+        let expected = read_input(&self.input, FEATURES, 0.25);
+        let reference = Reference::load(&self.model_dir);
+        assert_eq!(scores.len(), expected.len());
+        let worst = max_abs_diff(scores, |id| reference.forward(&expected[&id]));
+        assert!(
+            worst <= 1e-5,
+            "{:?}: worst absolute error {worst}",
+            self.kind
+        );
+    }
+}
+
+/// The largest absolute difference between `got` and `want(id)` over every row and output.
+pub fn max_abs_diff(got: &HashMap<i64, Vec<f64>>, want: impl Fn(i64) -> Vec<f64>) -> f64 {
+    let mut worst = 0f64;
+    for (id, values) in got {
+        let w = want(*id);
+        assert_eq!(values.len(), w.len(), "row {id}: output count");
+        for (g, w) in values.iter().zip(&w) {
+            worst = worst.max((g - w).abs());
+        }
+    }
+    worst
+}
+
 async fn check_kind(
     kind: ModelKind,
     hidden: Vec<usize>,
     outputs: Vec<&'static str>,
     act: Activation,
 ) {
-    let p = Project::new();
-    let features = 6;
-    let model_dir = p.add_model(&ModelOpts {
-        name: "m",
-        kind,
-        inputs: features,
-        hidden,
-        outputs: outputs.clone(),
-        output_activation: act,
-    });
-    let input = p.add_input("ref", DATE, 20_000, features, Some((2, 0.05)));
-    p.add_job("ref", "ref", "m", "ref_scores", "on_null = \"fill:0.25\"");
-    assert_ok(&p.run("jobs/ref.toml", None));
-
-    let expected = read_input(&input, features, 0.25);
-    let reference = Reference::load(&model_dir);
-    let pool = sqlx::SqlitePool::connect(&p.sqlite_url()).await.unwrap();
-    let cols = outputs.join(", ");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, {cols} FROM ref_scores WHERE ds = ?"
-    )))
-    .bind(DATE)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(rows.len(), expected.len());
-    let mut worst = 0f64;
-    for row in rows {
-        let id: i64 = row.get(0);
-        let want = reference.forward(&expected[&id]);
-        for (k, w) in want.iter().enumerate() {
-            let got: f64 = row.get(k + 1);
-            worst = worst.max((got - w).abs());
-        }
-    }
-    assert!(worst <= 1e-5, "{kind:?}: worst absolute error {worst}");
+    let case = KindCase::new(kind, hidden, outputs, act);
+    let scores = case.scores_on("cpu").await;
+    case.assert_matches_reference(&scores);
 }
 
 #[tokio::test]

@@ -77,7 +77,10 @@ impl CopyEncoder {
                 self.rest(r, batch, buf);
             }
         } else {
-            return Err(UnsupportedIds(format!("ids must be Int64 or Utf8, got {}", batch.ids.data_type())));
+            return Err(UnsupportedIds(format!(
+                "ids must be Int64 or Utf8, got {}",
+                batch.ids.data_type()
+            )));
         }
         Ok(())
     }
