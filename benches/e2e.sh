@@ -73,8 +73,15 @@ run_scorer() {
     "$BIN/scorer" run "jobs/$JOB.toml" --date "$DATE" >"$out.stdout" 2>"$out.stderr"
 }
 
+# Both measurements start from the same state: PostgreSQL's buffers written out and the kernel's
+# dirty pages on disk, so neither pays for the write-back of the run before it.
+settle() {
+  psql_q -c CHECKPOINT
+  sync
+}
+
 TMP=$(mktemp -d)
-RUNS="${RUNS:-3}"
+RUNS="${RUNS:-5}"
 echo "e2e: warm-up run (creates the table, warms the page cache)" >&2
 run_scorer "$TMP/warm"
 table="bench.${JOB}_scores"
@@ -86,7 +93,7 @@ psql_q -c "COPY (SELECT * FROM $table WHERE ds = DATE '$DATE') TO '$copy_file' (
 : >"$TMP/copy.tsv"
 for i in $(seq 1 "$RUNS"); do
   echo "e2e: measured run $i/$RUNS" >&2
-  psql_q -c CHECKPOINT
+  settle
   cpu0=$(pg_cpu)
   run_scorer "$TMP/run$i"
   cpu1=$(pg_cpu)
@@ -96,7 +103,8 @@ for i in $(seq 1 "$RUNS"); do
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wall" "$user" "$sys" "$rss_kb" "$(echo "$cpu1 - $cpu0" | bc)" "${first:-0}" "$stages" >>"$TMP/scorer.tsv"
 
   # The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.
-  psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)" -c CHECKPOINT
+  psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)"
+  settle
   ccpu0=$(pg_cpu)
   t0=$(date +%s.%N)
   psql_q -c "COPY bench.copy_only FROM '$copy_file' (FORMAT binary)"

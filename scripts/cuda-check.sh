@@ -7,7 +7,8 @@
 #      stubs of the CUDA libraries, generated here from the symbols cudarc references. The stubs
 #      only satisfy the linker: at run time the real driver and toolkit libraries are loaded by
 #      their sonames. Set SCORER_CUDA_STUBS=0 to skip this step.
-# Environment: CUDA_COMPUTE_CAP (default 90: H100/H200), CARGO_PROFILE_FLAG (e.g. --release).
+# Environment: CUDA_COMPUTE_CAP (default 90: H100/H200), CARGO_PROFILE_FLAG (e.g. --release, to
+# build binaries for a GPU host), SCORER_CUDA_SKIP_CHECK=1 (skip step 2's `cargo check`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +34,10 @@ export PATH="$cuda_home/bin:$PATH" CUDA_HOME="$cuda_home" CUDA_ROOT="$cuda_home"
 export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 nvcc --version | tail -n 2 >&2
 
-# shellcheck disable=SC2086
-cargo check --locked --all-targets --features cuda $profile
+if [ "${SCORER_CUDA_SKIP_CHECK:-0}" != "1" ]; then
+  # shellcheck disable=SC2086
+  cargo check --locked --all-targets --features cuda $profile
+fi
 # shellcheck disable=SC2086
 cargo build --locked --lib --features cuda $profile
 
