@@ -13,6 +13,7 @@ fn project() -> Project {
     p
 }
 
+#[cfg(not(feature = "cuda"))]
 async fn last_run(p: &Project) -> (String, Option<String>, Option<String>, Option<String>) {
     let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
     sqlx::query_as(
