@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one: installs what is missing, starts a
-# throwaway PostgreSQL on loopback (unless SCORER_TEST_DATABASE_URL points at one), runs every
-# test (unit + integration, PostgreSQL tests included, none skipped), and stops what it started.
+# throwaway PostgreSQL on loopback (unless SCORER_TEST_DATABASE_URL points at one) and the S3 and
+# Azure Blob emulators, runs every test (unit + integration, PostgreSQL and cloud tests included,
+# none skipped), and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg-env.sh
 source scripts/pg-env.sh
+# shellcheck source=scripts/emulators.sh
+source scripts/emulators.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
+trap 'pg_down; emulators_down' EXIT
 if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
   pg_up
-  trap pg_down EXIT
 fi
+# S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
+emulators_up
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"

@@ -174,7 +174,7 @@ pub async fn plan_input(
     };
     let url = template::render(&job.input.url, date)
         .map_err(|e| config(job, format!("input.url: {e}")))?;
-    let location = source::resolve(&url).map_err(src)?;
+    let location = source::resolve(&url, &job.input.storage).map_err(src)?;
     source::plan::plan(&location, &job.input.id_column, features)
         .await
         .map_err(src)

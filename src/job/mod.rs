@@ -1,6 +1,7 @@
 //! Job files: what to score, with which model, into which table. Parsed strictly (unknown keys are
 //! errors that list the valid names) and validated as a whole, so a user sees every problem at once.
 
+pub mod storage;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,9 @@ pub struct InputSpec {
     /// Row groups fetched and decoded concurrently; bounds memory.
     #[serde(default = "default_row_groups_in_flight")]
     pub row_groups_in_flight: usize,
+    /// `[input.storage]`: endpoint, region, timeouts, retries, credential references.
+    #[serde(default)]
+    pub storage: storage::StorageOptions,
 }
 
 /// `[model]`: which model from the registry scores the rows, and where.
@@ -222,6 +226,7 @@ impl Job {
                 }
             }
         }
+        p.extend(self.input.storage.problems());
         if self.input.row_groups_in_flight == 0 {
             p.push("input.row_groups_in_flight must be at least 1".into());
         }

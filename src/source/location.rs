@@ -1,14 +1,18 @@
 //! The one URL -> ObjectStore function: every input URL (after date templating) becomes a store,
-//! a listing prefix and an optional glob. Cloud schemes are added here and nowhere else.
+//! a listing prefix and an optional glob. Every scheme is handled here and nowhere else.
 
 use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
-use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig};
 
 use super::SourceError;
+use crate::job::storage::StorageOptions;
 
 /// Where a job's input objects are, resolved from its URL.
 #[derive(Debug, Clone)]
@@ -33,39 +37,57 @@ impl InputLocation {
 
 const GLOB_CHARS: &[char] = &['*', '?', '[', '{'];
 
-/// Resolves a rendered input URL (`file:///abs/...`, or a plain path relative to the working
-/// directory) to its store, listing prefix and glob.
-pub fn resolve(url: &str) -> Result<InputLocation, SourceError> {
+/// Resolves a rendered input URL to its store, listing prefix and glob: `file:///abs/...` or a
+/// plain path (relative to the working directory), `s3://bucket/...` (also `s3a://`),
+/// `gs://bucket/...`, `az://container/...` (also `abfs[s]://`, `adl://`, `azure://` and
+/// `https://<account>.blob.core.windows.net/<container>/...`). Cloud stores take their
+/// credentials and settings from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as object_store
+/// reads them), overridden by the job's `[input.storage]` options.
+pub fn resolve(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
+    let shown = redact_url(url);
     let unsupported = |reason: String| SourceError::Url {
-        url: url.to_string(),
+        url: shown.clone(),
         reason,
     };
-    let local_path = match url.split_once("://") {
+    match url.split_once("://") {
         Some(("file", rest)) => {
             if !rest.starts_with('/') {
                 return Err(unsupported(
                     "file:// URLs must be absolute (file:///path/to/data)".into(),
                 ));
             }
-            std::path::PathBuf::from(rest)
+            local(url, std::path::PathBuf::from(rest), storage)
         }
-        Some((scheme, _)) => {
-            return Err(unsupported(format!(
-                "the `{scheme}://` scheme is not supported; use file:// or a local path"
-            )));
-        }
+        Some(_) => cloud(url, storage),
         None => {
             let p = std::path::PathBuf::from(url);
-            if p.is_absolute() {
+            let p = if p.is_absolute() {
                 p
             } else {
                 std::env::current_dir()
                     .map_err(|e| unsupported(format!("cannot read the working directory: {e}")))?
                     .join(p)
-            }
+            };
+            local(url, p, storage)
         }
+    }
+}
+
+fn local(
+    url: &str,
+    path: std::path::PathBuf,
+    storage: &StorageOptions,
+) -> Result<InputLocation, SourceError> {
+    let unsupported = |reason: String| SourceError::Url {
+        url: url.to_string(),
+        reason,
     };
-    let text = local_path
+    if *storage != StorageOptions::default() {
+        return Err(unsupported(
+            "[input.storage] options apply to s3://, gs:// and az:// input only".into(),
+        ));
+    }
+    let text = path
         .to_str()
         .ok_or_else(|| unsupported("the path is not valid UTF-8".into()))?
         .trim_start_matches('/')
@@ -80,6 +102,225 @@ pub fn resolve(url: &str) -> Result<InputLocation, SourceError> {
         prefix,
         glob,
     })
+}
+
+fn cloud(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
+    let shown = redact_url(url);
+    let unsupported = |reason: String| SourceError::Url {
+        url: shown.clone(),
+        reason,
+    };
+    // The glob part cannot go through URL parsing (`{` would be percent-encoded): parse the
+    // literal part, then match the glob against whole object paths.
+    let (scheme_len, after_scheme) = url
+        .split_once("://")
+        .map(|(s, rest)| (s.len() + 3, rest))
+        .ok_or_else(|| unsupported("not a URL".into()))?;
+    let segments: Vec<&str> = after_scheme.split('/').collect();
+    let first_glob = segments
+        .iter()
+        .skip(1)
+        .position(|s| s.contains(GLOB_CHARS))
+        .map(|i| i + 1);
+    let (literal, glob_tail) = match first_glob {
+        Some(i) => (segments[..i].join("/"), Some(segments[i..].join("/"))),
+        None => (after_scheme.trim_end_matches('/').to_string(), None),
+    };
+    let literal_url = format!("{}{literal}", &url[..scheme_len]);
+    let parsed =
+        url::Url::parse(&literal_url).map_err(|e| unsupported(format!("not a valid URL: {e}")))?;
+    let (scheme, path) = ObjectStoreScheme::parse(&parsed).map_err(|_| {
+        unsupported(format!(
+            "the `{}://` scheme is not supported; use s3://, gs://, az://, abfss://,              https://<account>.blob.core.windows.net/..., file:// or a local path",
+            parsed.scheme()
+        ))
+    })?;
+    let prefix_text = path.to_string();
+    let store = build_store(&scheme, &parsed, storage).map_err(unsupported)?;
+    let glob = match glob_tail {
+        Some(tail) => {
+            let full = if prefix_text.is_empty() {
+                tail
+            } else {
+                format!("{prefix_text}/{tail}")
+            };
+            split_glob(&full).map_err(&unsupported)?.1
+        }
+        None => None,
+    };
+    let prefix =
+        Path::parse(&prefix_text).map_err(|e| unsupported(format!("not a usable path: {e}")))?;
+    let root = redact_url(parsed.as_str());
+    let root = root
+        .strip_suffix(prefix_text.as_str())
+        .unwrap_or(&root)
+        .trim_end_matches('/');
+    Ok(InputLocation {
+        store,
+        url: shown.clone(),
+        display_root: format!("{root}/"),
+        prefix,
+        glob,
+    })
+}
+
+/// Builds the cloud store for `url`: settings from the environment first, then the job's options.
+fn build_store(
+    scheme: &ObjectStoreScheme,
+    url: &url::Url,
+    storage: &StorageOptions,
+) -> Result<Arc<dyn ObjectStore>, String> {
+    let o = storage.expand(|name| std::env::var(name).ok())?;
+    let retry = retry_config(&o)?;
+    let client = client_settings(&o);
+    let wrong = |key: &str, scheme: &str| -> Result<Arc<dyn ObjectStore>, String> {
+        Err(format!(
+            "input.storage.{key} does not apply to {scheme}:// input"
+        ))
+    };
+    let store: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::AmazonS3 => {
+            for (key, set) in [
+                ("account", o.account.is_some()),
+                ("account_key", o.account_key.is_some()),
+                ("bearer_token", o.bearer_token.is_some()),
+                ("service_account_key", o.service_account_key.is_some()),
+                ("service_account_path", o.service_account_path.is_some()),
+            ] {
+                if set {
+                    return wrong(key, "s3");
+                }
+            }
+            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (key, value) in [
+                (AmazonS3ConfigKey::Endpoint, &o.endpoint),
+                (AmazonS3ConfigKey::Region, &o.region),
+                (AmazonS3ConfigKey::AccessKeyId, &o.access_key_id),
+                (AmazonS3ConfigKey::SecretAccessKey, &o.secret_access_key),
+                (AmazonS3ConfigKey::Token, &o.session_token),
+            ] {
+                if let Some(v) = value {
+                    b = b.with_config(key, v);
+                }
+            }
+            for (key, value) in &client {
+                b = b.with_config(AmazonS3ConfigKey::Client(*key), value);
+            }
+            if let Some(r) = retry {
+                b = b.with_retry(r);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        ObjectStoreScheme::GoogleCloudStorage => {
+            for (key, set) in [
+                ("region", o.region.is_some()),
+                ("access_key_id", o.access_key_id.is_some()),
+                ("secret_access_key", o.secret_access_key.is_some()),
+                ("session_token", o.session_token.is_some()),
+                ("account", o.account.is_some()),
+                ("account_key", o.account_key.is_some()),
+            ] {
+                if set {
+                    return wrong(key, "gs");
+                }
+            }
+            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (key, value) in [
+                (GoogleConfigKey::BaseUrl, &o.endpoint),
+                (GoogleConfigKey::BearerToken, &o.bearer_token),
+                (GoogleConfigKey::ServiceAccountKey, &o.service_account_key),
+                (GoogleConfigKey::ServiceAccount, &o.service_account_path),
+            ] {
+                if let Some(v) = value {
+                    b = b.with_config(key, v);
+                }
+            }
+            for (key, value) in &client {
+                b = b.with_config(GoogleConfigKey::Client(*key), value);
+            }
+            if let Some(r) = retry {
+                b = b.with_retry(r);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        ObjectStoreScheme::MicrosoftAzure => {
+            for (key, set) in [
+                ("region", o.region.is_some()),
+                ("access_key_id", o.access_key_id.is_some()),
+                ("secret_access_key", o.secret_access_key.is_some()),
+                ("session_token", o.session_token.is_some()),
+                ("service_account_key", o.service_account_key.is_some()),
+                ("service_account_path", o.service_account_path.is_some()),
+            ] {
+                if set {
+                    return wrong(key, "az");
+                }
+            }
+            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (key, value) in [
+                (AzureConfigKey::Endpoint, &o.endpoint),
+                (AzureConfigKey::AccountName, &o.account),
+                (AzureConfigKey::AccessKey, &o.account_key),
+                (AzureConfigKey::Token, &o.bearer_token),
+            ] {
+                if let Some(v) = value {
+                    b = b.with_config(key, v);
+                }
+            }
+            for (key, value) in &client {
+                b = b.with_config(AzureConfigKey::Client(*key), value);
+            }
+            if let Some(r) = retry {
+                b = b.with_retry(r);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }
+        other => {
+            return Err(format!(
+                "{other:?} URLs are not supported for input; use s3://, gs://, az:// or a local path"
+            ));
+        }
+    };
+    Ok(store)
+}
+
+/// Client settings shared by every cloud store: plain HTTP and timeouts.
+fn client_settings(o: &StorageOptions) -> Vec<(ClientConfigKey, String)> {
+    let mut out = Vec::new();
+    if let Some(allow) = o.allow_http {
+        out.push((ClientConfigKey::AllowHttp, allow.to_string()));
+    }
+    if let Some(t) = &o.timeout {
+        out.push((ClientConfigKey::Timeout, t.clone()));
+    }
+    if let Some(t) = &o.connect_timeout {
+        out.push((ClientConfigKey::ConnectTimeout, t.clone()));
+    }
+    out
+}
+
+/// object_store's retry policy with the job's overrides; `None` keeps its defaults.
+fn retry_config(o: &StorageOptions) -> Result<Option<RetryConfig>, String> {
+    if o.max_retries.is_none() && o.retry_timeout.is_none() {
+        return Ok(None);
+    }
+    let mut r = RetryConfig::default();
+    if let Some(n) = o.max_retries {
+        r.max_retries = n;
+    }
+    if let Some(t) = &o.retry_timeout {
+        r.retry_timeout = humantime::parse_duration(t)
+            .map_err(|e| format!("input.storage.retry_timeout: `{t}`: {e}"))?;
+    }
+    Ok(Some(r))
+}
+
+/// The URL without its query string, which can carry a SAS token or a signature.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?<redacted>"),
+        None => url.to_string(),
+    }
 }
 
 /// Splits `a/b/dt=1/*.parquet` into the literal prefix `a/b/dt=1` and a glob over the whole path.
@@ -114,15 +355,94 @@ mod tests {
     }
 
     #[test]
-    fn cloud_schemes_are_named_in_the_error() {
-        let err = resolve("ftp://host/x").unwrap_err().to_string();
+    fn unsupported_schemes_are_named_in_the_error() {
+        let none = StorageOptions::default();
+        let err = resolve("ftp://host/x", &none).unwrap_err().to_string();
         assert!(err.contains("ftp://"), "{err}");
-        assert!(resolve("file://relative/x").is_err());
+        assert!(resolve("file://relative/x", &none).is_err());
+    }
+
+    fn cloud(url: &str, storage: &str) -> Result<InputLocation, String> {
+        let storage: StorageOptions = toml::from_str(storage).unwrap();
+        resolve(url, &storage).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cloud_urls_split_into_store_prefix_and_glob() {
+        let s3 =
+            "region = \"us-east-1\"\naccess_key_id = \"${PATH}\"\nsecret_access_key = \"${PATH}\"";
+        let loc = cloud("s3://bucket/events/dt=2026-11-24/*.parquet", s3).unwrap();
+        assert_eq!(loc.prefix.as_ref(), "events/dt=2026-11-24");
+        assert_eq!(loc.display_root, "s3://bucket/");
+        let g = loc.glob.unwrap();
+        assert!(g.is_match("events/dt=2026-11-24/part-0.parquet"));
+        assert!(!g.is_match("events/dt=2026-11-24/x/part-0.parquet"));
+        assert_eq!(
+            loc.url, "s3://bucket/events/dt=2026-11-24/*.parquet",
+            "the URL as written"
+        );
+
+        let gs = "service_account_key = \"${GCS_TEST_KEY}\"\nendpoint = \"http://127.0.0.1:1\"";
+        // SAFETY: test-only variable, set before the builder reads it and never changed.
+        unsafe {
+            std::env::set_var(
+                "GCS_TEST_KEY",
+                r#"{"private_key":"k","private_key_id":"i","client_email":"e","disable_oauth":true}"#,
+            )
+        };
+        let loc = cloud("gs://bkt/a/{x,y}.parquet", gs).unwrap();
+        assert_eq!(
+            (loc.prefix.as_ref(), loc.display_root.as_str()),
+            ("a", "gs://bkt/")
+        );
+        assert!(loc.glob.unwrap().is_match("a/x.parquet"));
+
+        let az = "account = \"acct\"\naccount_key = \"${AZ_TEST_KEY}\"";
+        unsafe { std::env::set_var("AZ_TEST_KEY", "a2V5") };
+        let loc = cloud("az://container/p/q.parquet", az).unwrap();
+        assert_eq!(loc.prefix.as_ref(), "p/q.parquet");
+        assert!(loc.glob.is_none());
+        let loc = cloud(
+            "https://acct.blob.core.windows.net/container/p/*.parquet",
+            az,
+        )
+        .unwrap();
+        assert_eq!(loc.prefix.as_ref(), "p");
+        assert_eq!(
+            loc.display_root,
+            "https://acct.blob.core.windows.net/container/"
+        );
+    }
+
+    #[test]
+    fn options_that_do_not_fit_the_scheme_are_named() {
+        let err = cloud("gs://bkt/a.parquet", "region = \"eu\"").unwrap_err();
+        assert!(
+            err.contains("input.storage.region does not apply to gs://"),
+            "{err}"
+        );
+        let err = cloud("data/a.parquet", "allow_http = true").unwrap_err();
+        assert!(
+            err.contains("apply to s3://, gs:// and az:// input only"),
+            "{err}"
+        );
+        let err = cloud("s3://b/a", "endpoint = \"${SCORER_SURELY_UNSET}\"").unwrap_err();
+        assert!(err.contains("SCORER_SURELY_UNSET is not set"), "{err}");
+    }
+
+    #[test]
+    fn query_strings_are_redacted() {
+        assert_eq!(
+            redact_url("https://a.blob.core.windows.net/c/x?sv=1&sig=SECRET"),
+            "https://a.blob.core.windows.net/c/x?<redacted>"
+        );
+        let err = cloud("ftp://h/x?sig=SECRET", "").unwrap_err();
+        assert!(!err.contains("SECRET"), "{err}");
     }
 
     #[test]
     fn relative_paths_resolve_against_the_working_directory() {
-        let loc = resolve("some/dir/*.parquet").unwrap();
+        let loc = resolve("some/dir/*.parquet", &StorageOptions::default()).unwrap();
         let cwd = std::env::current_dir().unwrap();
         assert!(
             cwd.join("some/dir")

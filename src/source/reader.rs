@@ -53,8 +53,21 @@ impl ObjectReader {
             .store
             .get_opts(&self.path, options)
             .await
-            .map_err(external)?;
-        result.bytes().await.map_err(external)
+            .map_err(|e| self.error(e))?;
+        result.bytes().await.map_err(|e| self.error(e))
+    }
+
+    /// Says plainly when the object changed under the run (its etag no longer matches the one
+    /// listed), instead of object_store's precondition wording.
+    fn error(&self, e: object_store::Error) -> ParquetError {
+        match e {
+            object_store::Error::Precondition { .. } => ParquetError::General(format!(
+                "the object changed after it was listed (etag was {}); nothing from this run \
+                 is kept, run again to score the new version",
+                self.etag.as_deref().unwrap_or("unknown")
+            )),
+            other => external(other),
+        }
     }
 }
 
@@ -89,5 +102,34 @@ impl AsyncFileReader for ObjectReader {
             Ok(Arc::new(meta))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+    use object_store::local::LocalFileSystem;
+
+    #[tokio::test]
+    async fn a_changed_object_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let path = Path::from("x.bin");
+        store.put(&path, vec![1u8; 64].into()).await.unwrap();
+        let listed = store.head(&path).await.unwrap();
+        let mut reader = ObjectReader::new(
+            Arc::clone(&store),
+            path.clone(),
+            listed.size,
+            listed.e_tag.clone(),
+        );
+        assert_eq!(reader.get_bytes(0..8).await.unwrap().len(), 8);
+        // Rewritten with another size: a new etag.
+        store.put(&path, vec![2u8; 128].into()).await.unwrap();
+        let err = reader.get_bytes(0..8).await.unwrap_err().to_string();
+        assert!(err.contains("changed after it was listed"), "{err}");
+        assert!(err.contains(listed.e_tag.as_deref().unwrap()), "{err}");
     }
 }

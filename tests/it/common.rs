@@ -132,6 +132,11 @@ table = "{table}"
 
     /// Runs the scorer binary in the project directory; `db` is a PostgreSQL URL or None for SQLite.
     pub fn scorer(&self, args: &[&str], db: Option<&str>) -> Output {
+        self.scorer_env(args, db, &[])
+    }
+
+    /// As [`Project::scorer`], with extra environment variables (cloud credentials).
+    pub fn scorer_env(&self, args: &[&str], db: Option<&str>, env: &[(&str, &str)]) -> Output {
         // SCORER_BIN: a prebuilt binary elsewhere (scripts/gpu-test.sh on a GPU host without cargo).
         let bin = std::env::var_os("SCORER_BIN").map_or_else(
             || PathBuf::from(env!("CARGO_BIN_EXE_scorer")),
@@ -145,6 +150,7 @@ table = "{table}"
             Some(url) => cmd.env("DATABASE_URL", url),
             None => cmd.env_remove("DATABASE_URL"),
         };
+        cmd.envs(env.iter().copied());
         cmd.output().unwrap()
     }
 

@@ -2,10 +2,12 @@
 //! PostgreSQL server (started by scripts/test.sh) and SQLite.
 
 mod cli;
+mod cloud;
 mod common;
 mod device;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod postgres;
+mod pushdown;
 mod reference;
 mod sqlite;
