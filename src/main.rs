@@ -7,7 +7,7 @@ use scorer::cli::{Cli, Command};
 use scorer::db::DbTarget;
 use scorer::error::{RunError, exit};
 use scorer::job::{self, Job};
-use scorer::pipeline::{self, RunOptions, RunSummary};
+use scorer::pipeline::{self, Destination, RunOptions, RunSummary};
 use scorer::{telemetry, validate};
 
 /// mimalloc keeps freed row-group-sized buffers for reuse; glibc's malloc returns them to the kernel
@@ -78,24 +78,33 @@ fn print_summary(s: &RunSummary) {
         "scorer: job {} for {date}: {} rows read from {} objects, {} written, {} rejected, in {secs:.2} s",
         s.job, s.rows_read, s.objects, s.rows_written, s.rows_rejected
     );
-    if s.is_sqlite {
-        let path = s.db.trim_start_matches("sqlite ");
-        let table = s.table.sqlite_name();
-        println!(
-            "  results: table {table} in SQLite file {path} (run {})",
-            s.run_id
-        );
-        println!(
-            "  query:   sqlite3 {path} \"SELECT * FROM {table} WHERE ds = '{date}' LIMIT 10\""
-        );
-    } else {
-        println!(
-            "  results: table {} in {} (run {})",
-            s.table, s.db, s.run_id
-        );
-        println!(
-            "  query:   psql \"$DATABASE_URL\" -c \"SELECT * FROM {} WHERE ds = DATE '{date}' LIMIT 10\"",
-            s.table
-        );
+    match &s.output {
+        Destination::Objects(location) => {
+            println!(
+                "  results: Parquet files under {}, listed in {}/{} (run {})",
+                location.url,
+                location.url.trim_end_matches('/'),
+                scorer::sink::objects::MANIFEST,
+                s.run_id
+            );
+            println!("  ledger:  {}", s.db);
+        }
+        Destination::Table(table) if s.is_sqlite => {
+            let path = s.db.trim_start_matches("sqlite ");
+            let table = table.sqlite_name();
+            println!(
+                "  results: table {table} in SQLite file {path} (run {})",
+                s.run_id
+            );
+            println!(
+                "  query:   sqlite3 {path} \"SELECT * FROM {table} WHERE ds = '{date}' LIMIT 10\""
+            );
+        }
+        Destination::Table(table) => {
+            println!("  results: table {table} in {} (run {})", s.db, s.run_id);
+            println!(
+                "  query:   psql \"$DATABASE_URL\" -c \"SELECT * FROM {table} WHERE ds = DATE '{date}' LIMIT 10\""
+            );
+        }
     }
 }

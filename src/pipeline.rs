@@ -19,10 +19,11 @@ use crate::job::{Job, template};
 use crate::ledger::{self, InputObject, ModelUsed, RunFinish, RunStart, RunStatus, ScoreStats};
 use crate::model::device::DeviceSpec;
 use crate::model::{self, LoadedModel};
+use crate::sink::objects::{ObjectsLayout, ObjectsPartitionWriter};
 use crate::sink::postgres::PgPartitionWriter;
 use crate::sink::sqlite::SqlitePartitionWriter;
 use crate::sink::{OutputLayout, PartitionWriter, ScoredBatch};
-use crate::source::{self, InputPlan, SourceBatch};
+use crate::source::{self, InputLocation, InputPlan, SourceBatch};
 use crate::sql_ident::{self, TableName};
 
 /// Smallest slice of a batch worth handing to its own rayon task.
@@ -50,7 +51,9 @@ pub struct RunSummary {
     pub rows_written: u64,
     pub rows_rejected: u64,
     pub objects: usize,
-    pub table: TableName,
+    /// Where the rows went.
+    pub output: Destination,
+    /// The database holding the ledger (and the table, for table outputs).
     pub db: String,
     pub is_sqlite: bool,
     pub stage_seconds: BTreeMap<String, f64>,
@@ -201,9 +204,7 @@ pub async fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
         job: job.name.clone(),
         source,
     };
-    let table = job
-        .table()
-        .map_err(|e| config(job, format!("output.table: {e}")))?;
+    let output = destination(job, opts.date)?;
     let db = Database::open(&opts.db).await.map_err(db_err)?;
     let date_text = opts.date.format("%Y-%m-%d").to_string();
     let lock = db
@@ -222,7 +223,7 @@ pub async fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
             job: job.name.clone(),
             logical_date: opts.date,
             started_at: Utc::now(),
-            output_table: table.to_string(),
+            output_table: output.to_string(),
             scorer_version: env!("CARGO_PKG_VERSION").to_string(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
         },
@@ -232,7 +233,7 @@ pub async fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     tracing::info!(%run_id, job = %job.name, date = %date_text, db = db.target(), "run started");
 
     let mut rec = Recorder::default();
-    let outcome = execute(job, opts, &db, run_id, &table, &mut rec).await;
+    let outcome = execute(job, opts, &db, run_id, &output, &mut rec).await;
     rec.stage_seconds
         .insert("total".into(), started.elapsed().as_secs_f64());
     let finish = RunFinish {
@@ -265,7 +266,7 @@ pub async fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
         rows_written: rec.rows_written,
         rows_rejected: rec.rows_rejected,
         objects: rec.objects,
-        table,
+        output,
         db: db.target().to_string(),
         is_sqlite: matches!(db, Database::Sqlite { .. }),
         stage_seconds: rec.stage_seconds,
@@ -277,7 +278,7 @@ async fn execute(
     opts: &RunOptions,
     db: &Database,
     run_id: Uuid,
-    table: &TableName,
+    output: &Destination,
     rec: &mut Recorder,
 ) -> Result<(), RunError> {
     let t_plan = Instant::now();
@@ -312,6 +313,29 @@ async fn execute(
         "input planned"
     );
 
+    let sink = |source| RunError::Sink {
+        job: job.name.clone(),
+        source,
+    };
+    let table = match output {
+        Destination::Table(table) => table,
+        Destination::Objects(location) => {
+            let w = ObjectsPartitionWriter::begin(ObjectsLayout {
+                store: Arc::clone(&location.store),
+                prefix: location.prefix.clone(),
+                url: location.url.clone(),
+                job: job.name.clone(),
+                id_column: job.input.id_column.clone(),
+                id_kind: plan.id_kind,
+                score_columns: prepared.score_columns.clone(),
+                date: opts.date,
+                run_id,
+            })
+            .await
+            .map_err(sink)?;
+            return stream_through(w, job, &plan, prepared, rec).await;
+        }
+    };
     let layout = OutputLayout {
         table: table.clone(),
         id_column: job.input.id_column.clone(),
@@ -319,10 +343,6 @@ async fn execute(
         score_columns: prepared.score_columns.clone(),
         date: opts.date,
         run_id,
-    };
-    let sink = |source| RunError::Sink {
-        job: job.name.clone(),
-        source,
     };
     match db {
         Database::Postgres { pool, .. } => {
@@ -338,6 +358,42 @@ async fn execute(
             stream_through(w, job, &plan, prepared, rec).await
         }
     }
+}
+
+/// Where a run's rows go: a table in the run's database, or Parquet files in an object store.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Table(TableName),
+    /// The date's directory (`output.url` rendered for the run's date).
+    Objects(InputLocation),
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Table(t) => write!(f, "{t}"),
+            Self::Objects(l) => f.write_str(&l.url),
+        }
+    }
+}
+
+/// Resolves the job's output for `date`: its table, or its rendered output URL and store.
+fn destination(job: &Job, date: NaiveDate) -> Result<Destination, RunError> {
+    if let Some(table) = job.table() {
+        return table
+            .map(Destination::Table)
+            .map_err(|e| config(job, format!("output.table: {e}")));
+    }
+    let url = job
+        .output
+        .url
+        .as_deref()
+        .ok_or_else(|| config(job, "output: set `table` or `url`".into()))?;
+    let rendered =
+        template::render(url, date).map_err(|e| config(job, format!("output.url: {e}")))?;
+    source::resolve_output(&rendered, &job.output.storage)
+        .map(Destination::Objects)
+        .map_err(|e| config(job, e.to_string()))
 }
 
 fn internal(job: &Job, message: String) -> RunError {

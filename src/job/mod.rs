@@ -93,8 +93,17 @@ pub struct ModelRef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
-    /// `table` or `schema.table`; partitioned by the logical date.
-    pub table: String,
+    /// `table` or `schema.table` in the database, partitioned by the logical date. Either this or
+    /// `url`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Parquet files in an object store instead of a table: the date's directory, with date
+    /// templating, e.g. `s3://lake/scores/dt={{ ds }}/`. Committed through a manifest.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `[output.storage]`: as `[input.storage]`, for `url`.
+    #[serde(default)]
+    pub storage: storage::StorageOptions,
     /// Model output name -> column name; outputs not listed keep their own name.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
@@ -226,7 +235,8 @@ impl Job {
                 }
             }
         }
-        p.extend(self.input.storage.problems());
+        p.extend(self.input.storage.problems("input.storage"));
+        p.extend(self.output.storage.problems("output.storage"));
         if self.input.row_groups_in_flight == 0 {
             p.push("input.row_groups_in_flight must be at least 1".into());
         }
@@ -239,9 +249,30 @@ impl Job {
         if self.model.name.is_empty() || self.model.version.is_empty() {
             p.push("model.name and model.version must not be empty".into());
         }
-        match TableName::parse(&self.output.table) {
-            Ok(_) => {}
-            Err(e) => p.push(format!("output.table: {e}")),
+        match (&self.output.table, &self.output.url) {
+            (Some(table), None) => {
+                if let Err(e) = TableName::parse(table) {
+                    p.push(format!("output.table: {e}"));
+                }
+                if self.output.storage != storage::StorageOptions::default() {
+                    p.push("[output.storage] applies to output.url only".into());
+                }
+            }
+            (None, Some(url)) => {
+                if let Err(e) = template::check(url) {
+                    p.push(format!("output.url: {e}"));
+                }
+                if url.contains(['*', '?', '[', '{']) && !url.contains("{{") {
+                    p.push("output.url: names one directory; globs are for input".into());
+                }
+            }
+            (Some(_), Some(_)) => p.push(
+                "output: set either `table` (a database table) or `url` (Parquet files), not both"
+                    .into(),
+            ),
+            (None, None) => p.push(
+                "output: set `table` (a database table) or `url` (Parquet files in a store)".into(),
+            ),
         }
         for (output, column) in &self.output.columns {
             if let Err(e) = crate::sql_ident::check_column(column) {
@@ -251,9 +282,9 @@ impl Job {
         p
     }
 
-    /// The output table's parsed name; valid because `load` checked it.
-    pub fn table(&self) -> Result<TableName, IdentError> {
-        TableName::parse(&self.output.table)
+    /// The output table's parsed name, when the job writes to a table (`load` checked it).
+    pub fn table(&self) -> Option<Result<TableName, IdentError>> {
+        self.output.table.as_deref().map(TableName::parse)
     }
 }
 

@@ -72,15 +72,15 @@ impl StorageOptions {
     }
 
     /// Problems found without the environment: literal secrets, malformed references, bad
-    /// durations. Each names its key as `input.storage.<key>`.
-    pub fn problems(&self) -> Vec<String> {
+    /// durations. Each names its key as `<section>.<key>` (`input.storage.endpoint`).
+    pub fn problems(&self, section: &str) -> Vec<String> {
         let mut p = Vec::new();
         for (key, value) in self.secrets() {
             if let Some(v) = value
                 && env_reference(v).is_none()
             {
                 p.push(format!(
-                    "input.storage.{key}: a credential must not be written in a job file; \
+                    "{section}.{key}: a credential must not be written in a job file; \
                      reference an environment variable instead, e.g. {key} = \"${{MY_{}}}\"",
                     key.to_ascii_uppercase()
                 ));
@@ -90,7 +90,7 @@ impl StorageOptions {
             if let Some(v) = value
                 && let Err(e) = check_references(v)
             {
-                p.push(format!("input.storage.{key}: {e}"));
+                p.push(format!("{section}.{key}: {e}"));
             }
         }
         for (key, value) in [
@@ -103,7 +103,7 @@ impl StorageOptions {
                 && let Err(e) = humantime::parse_duration(v)
             {
                 p.push(format!(
-                    "input.storage.{key}: `{v}` is not a duration like 30s or 2m ({e})"
+                    "{section}.{key}: `{v}` is not a duration like 30s or 2m ({e})"
                 ));
             }
         }
@@ -112,7 +112,11 @@ impl StorageOptions {
 
     /// A copy with every `${ENV_VAR}` replaced by its value; an unset variable is an error naming
     /// the key and the variable.
-    pub fn expand(&self, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn expand(
+        &self,
+        section: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let mut out = self.clone();
         let fields: [(&str, &mut Option<String>); 13] = [
             ("endpoint", &mut out.endpoint),
@@ -132,7 +136,7 @@ impl StorageOptions {
         for (key, value) in fields {
             if let Some(v) = value {
                 *v = expand_references(v, &env).map_err(|var| {
-                    format!("input.storage.{key}: environment variable {var} is not set")
+                    format!("{section}.{key}: environment variable {var} is not set")
                 })?;
             }
         }
@@ -195,20 +199,20 @@ mod tests {
     fn literal_secrets_are_refused_and_references_accepted() {
         let o =
             opts("secret_access_key = \"wJalrXUtnFEMI/K7MDENG\"\naccess_key_id = \"${AWS_KEY}\"");
-        let p = o.problems();
+        let p = o.problems("input.storage");
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].contains("input.storage.secret_access_key"), "{p:?}");
         assert!(p[0].contains("must not be written in a job file"), "{p:?}");
         // The literal value is never echoed back.
         assert!(!p[0].contains("wJalr"), "{p:?}");
         let o = opts("account_key = \"${A}${B}\"");
-        assert_eq!(o.problems().len(), 1);
+        assert_eq!(o.problems("input.storage").len(), 1);
     }
 
     #[test]
     fn durations_and_references_are_checked() {
         let o = opts("timeout = \"soon\"\nendpoint = \"http://${HOST\"\nregion = \"${1X}\"");
-        let p = o.problems().join("\n");
+        let p = o.problems("input.storage").join("\n");
         assert!(
             p.contains("input.storage.timeout: `soon` is not a duration"),
             "{p}"
@@ -220,7 +224,7 @@ mod tests {
         );
         assert!(
             opts("timeout = \"30s\"\nretry_timeout = \"${T}\"")
-                .problems()
+                .problems("output.storage")
                 .is_empty()
         );
     }
@@ -233,14 +237,14 @@ mod tests {
             "PORT" => Some("9000".to_string()),
             _ => None,
         };
-        let err = o.expand(env).unwrap_err();
+        let err = o.expand("input.storage", env).unwrap_err();
         assert_eq!(
             err,
             "input.storage.access_key_id: environment variable KEY is not set"
         );
         let o = opts("endpoint = \"http://${HOST}:${PORT}\"");
         assert_eq!(
-            o.expand(env).unwrap().endpoint.as_deref(),
+            o.expand("output.storage", env).unwrap().endpoint.as_deref(),
             Some("http://127.0.0.1:9000")
         );
     }

@@ -2,6 +2,7 @@
 //! date's previous rows atomically: readers see the old rows or the new rows, never a mix, and a run
 //! that fails leaves the old rows in place.
 
+pub mod objects;
 pub mod postgres;
 pub mod sqlite;
 
@@ -62,6 +63,8 @@ pub enum SinkError {
         context: &'static str,
         source: sqlx::Error,
     },
+    #[error("output {url}: {message}")]
+    Objects { url: String, message: String },
 }
 
 impl SinkError {

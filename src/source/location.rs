@@ -44,11 +44,55 @@ const GLOB_CHARS: &[char] = &['*', '?', '[', '{'];
 /// credentials and settings from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as object_store
 /// reads them), overridden by the job's `[input.storage]` options.
 pub fn resolve(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
-    let shown = redact_url(url);
-    let unsupported = |reason: String| SourceError::Url {
-        url: shown.clone(),
-        reason,
-    };
+    resolve_for(Side::Input, url, storage)
+}
+
+/// Resolves a rendered output URL (a directory for Parquet files, no globs) the same way.
+pub fn resolve_output(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
+    let location = resolve_for(Side::Output, url, storage)?;
+    if location.glob.is_some() {
+        return Err(Side::Output.error(url, "names one directory; globs are for input".into()));
+    }
+    Ok(location)
+}
+
+/// Which end of a job a URL is for: its messages and `[..storage]` section say so.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Input,
+    Output,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Input => "input",
+            Side::Output => "output",
+        }
+    }
+
+    fn section(self) -> &'static str {
+        match self {
+            Side::Input => "input.storage",
+            Side::Output => "output.storage",
+        }
+    }
+
+    fn error(self, url: &str, reason: String) -> SourceError {
+        SourceError::Url {
+            side: self.name(),
+            url: redact_url(url),
+            reason,
+        }
+    }
+}
+
+fn resolve_for(
+    side: Side,
+    url: &str,
+    storage: &StorageOptions,
+) -> Result<InputLocation, SourceError> {
+    let unsupported = |reason: String| side.error(url, reason);
     match url.split_once("://") {
         Some(("file", rest)) => {
             if !rest.starts_with('/') {
@@ -56,9 +100,9 @@ pub fn resolve(url: &str, storage: &StorageOptions) -> Result<InputLocation, Sou
                     "file:// URLs must be absolute (file:///path/to/data)".into(),
                 ));
             }
-            local(url, std::path::PathBuf::from(rest), storage)
+            local(side, url, std::path::PathBuf::from(rest), storage)
         }
-        Some(_) => cloud(url, storage),
+        Some(_) => cloud(side, url, storage),
         None => {
             let p = std::path::PathBuf::from(url);
             let p = if p.is_absolute() {
@@ -68,24 +112,23 @@ pub fn resolve(url: &str, storage: &StorageOptions) -> Result<InputLocation, Sou
                     .map_err(|e| unsupported(format!("cannot read the working directory: {e}")))?
                     .join(p)
             };
-            local(url, p, storage)
+            local(side, url, p, storage)
         }
     }
 }
 
 fn local(
+    side: Side,
     url: &str,
     path: std::path::PathBuf,
     storage: &StorageOptions,
 ) -> Result<InputLocation, SourceError> {
-    let unsupported = |reason: String| SourceError::Url {
-        url: url.to_string(),
-        reason,
-    };
+    let unsupported = |reason: String| side.error(url, reason);
     if *storage != StorageOptions::default() {
-        return Err(unsupported(
-            "[input.storage] options apply to s3://, gs:// and az:// input only".into(),
-        ));
+        return Err(unsupported(format!(
+            "[{}] options apply to s3://, gs:// and az:// URLs only",
+            side.section()
+        )));
     }
     let text = path
         .to_str()
@@ -96,7 +139,8 @@ fn local(
     let prefix =
         Path::parse(&prefix_text).map_err(|e| unsupported(format!("not a usable path: {e}")))?;
     Ok(InputLocation {
-        store: Arc::new(LocalFileSystem::new()),
+        // Deleting a file also removes directories it leaves empty (the Parquet sink's old runs).
+        store: Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
         url: url.to_string(),
         display_root: "file:///".to_string(),
         prefix,
@@ -104,12 +148,9 @@ fn local(
     })
 }
 
-fn cloud(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
+fn cloud(side: Side, url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
     let shown = redact_url(url);
-    let unsupported = |reason: String| SourceError::Url {
-        url: shown.clone(),
-        reason,
-    };
+    let unsupported = |reason: String| side.error(url, reason);
     // The glob part cannot go through URL parsing (`{` would be percent-encoded): parse the
     // literal part, then match the glob against whole object paths.
     let (scheme_len, after_scheme) = url
@@ -136,7 +177,7 @@ fn cloud(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceErr
         ))
     })?;
     let prefix_text = path.to_string();
-    let store = build_store(&scheme, &parsed, storage).map_err(unsupported)?;
+    let store = build_store(side, &scheme, &parsed, storage).map_err(unsupported)?;
     let glob = match glob_tail {
         Some(tail) => {
             let full = if prefix_text.is_empty() {
@@ -166,16 +207,18 @@ fn cloud(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceErr
 
 /// Builds the cloud store for `url`: settings from the environment first, then the job's options.
 fn build_store(
+    side: Side,
     scheme: &ObjectStoreScheme,
     url: &url::Url,
     storage: &StorageOptions,
 ) -> Result<Arc<dyn ObjectStore>, String> {
-    let o = storage.expand(|name| std::env::var(name).ok())?;
-    let retry = retry_config(&o)?;
+    let section = side.section();
+    let o = storage.expand(section, |name| std::env::var(name).ok())?;
+    let retry = retry_config(section, &o)?;
     let client = client_settings(&o);
     let wrong = |key: &str, scheme: &str| -> Result<Arc<dyn ObjectStore>, String> {
         Err(format!(
-            "input.storage.{key} does not apply to {scheme}:// input"
+            "{section}.{key} does not apply to {scheme}:// URLs"
         ))
     };
     let store: Arc<dyn ObjectStore> = match scheme {
@@ -300,7 +343,7 @@ fn client_settings(o: &StorageOptions) -> Vec<(ClientConfigKey, String)> {
 }
 
 /// object_store's retry policy with the job's overrides; `None` keeps its defaults.
-fn retry_config(o: &StorageOptions) -> Result<Option<RetryConfig>, String> {
+fn retry_config(section: &str, o: &StorageOptions) -> Result<Option<RetryConfig>, String> {
     if o.max_retries.is_none() && o.retry_timeout.is_none() {
         return Ok(None);
     }
@@ -310,7 +353,7 @@ fn retry_config(o: &StorageOptions) -> Result<Option<RetryConfig>, String> {
     }
     if let Some(t) = &o.retry_timeout {
         r.retry_timeout = humantime::parse_duration(t)
-            .map_err(|e| format!("input.storage.retry_timeout: `{t}`: {e}"))?;
+            .map_err(|e| format!("{section}.retry_timeout: `{t}`: {e}"))?;
     }
     Ok(Some(r))
 }
@@ -418,12 +461,12 @@ mod tests {
     fn options_that_do_not_fit_the_scheme_are_named() {
         let err = cloud("gs://bkt/a.parquet", "region = \"eu\"").unwrap_err();
         assert!(
-            err.contains("input.storage.region does not apply to gs://"),
+            err.contains("input.storage.region does not apply to gs:// URLs"),
             "{err}"
         );
         let err = cloud("data/a.parquet", "allow_http = true").unwrap_err();
         assert!(
-            err.contains("apply to s3://, gs:// and az:// input only"),
+            err.contains("apply to s3://, gs:// and az:// URLs only"),
             "{err}"
         );
         let err = cloud("s3://b/a", "endpoint = \"${SCORER_SURELY_UNSET}\"").unwrap_err();

@@ -17,15 +17,20 @@ use object_store::ObjectMeta;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use thiserror::Error;
 
-pub use location::{InputLocation, resolve};
+pub use location::{InputLocation, resolve, resolve_output};
 pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;
 
 /// A problem with the input data; every variant names the URL or object concerned.
 #[derive(Debug, Error)]
 pub enum SourceError {
-    #[error("input {url}: {reason}")]
-    Url { url: String, reason: String },
+    #[error("{side} {url}: {reason}")]
+    Url {
+        /// `input` or `output`.
+        side: &'static str,
+        url: String,
+        reason: String,
+    },
     #[error("input {url}: listing failed: {source}")]
     List {
         url: String,

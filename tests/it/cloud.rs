@@ -27,7 +27,7 @@ fn endpoint(var: &str) -> String {
     })
 }
 
-fn s3_endpoint() -> String {
+pub fn s3_endpoint() -> String {
     endpoint("SCORER_TEST_S3_ENDPOINT")
 }
 
@@ -36,14 +36,14 @@ fn az_endpoint() -> String {
 }
 
 /// A unique bucket name (lowercase letters and digits only: valid for S3, GCS and Azure).
-fn unique(tag: &str) -> String {
+pub fn unique(tag: &str) -> String {
     format!("{tag}{}", uuid::Uuid::now_v7().simple())
         .chars()
         .take(40)
         .collect()
 }
 
-async fn create_s3_bucket(name: &str) {
+pub async fn create_s3_bucket(name: &str) {
     let resp = reqwest::Client::new()
         .put(format!("{}/{name}", s3_endpoint()))
         .send()
@@ -92,7 +92,7 @@ async fn create_az_container(name: &str) {
     );
 }
 
-fn s3_store(bucket: &str) -> Arc<dyn ObjectStore> {
+pub fn s3_store(bucket: &str) -> Arc<dyn ObjectStore> {
     Arc::new(
         AmazonS3Builder::new()
             .with_bucket_name(bucket)

@@ -7,6 +7,7 @@ mod common;
 mod device;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod objects;
 mod postgres;
 mod pushdown;
 mod reference;

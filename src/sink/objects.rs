@@ -1,0 +1,331 @@
+//! Parquet files in an object store (`[output] url = "s3://…/dt={{ ds }}/"`), with the same
+//! replace-a-date-atomically contract as the database sinks, through a manifest:
+//!
+//! ```text
+//! <url>/_runs/<run_id>/part-00000.parquet   data of one run (multipart uploads), never rewritten
+//! <url>/_manifest.json                      the committed run: its files, rows and sizes
+//! ```
+//!
+//! A run writes its files under its own `_runs/<run_id>/` prefix, where nothing reads them, then
+//! commits by replacing `_manifest.json` with one PUT, which object stores make atomic: readers that
+//! go through the manifest see the previous run's files or this run's, never a mix. Files of the
+//! run before the previous one are deleted after the commit (the previous run's are kept, for
+//! readers that read the old manifest moments ago). A failed run deletes what it wrote; the
+//! manifest, and so the date's visible rows, stay as they were. The `_` prefix keeps Hive-style
+//! readers (Spark, DuckDB, pyarrow datasets) from picking up run directories on their own.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Array, Float32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{DATE_COLUMN, PartitionWriter, RUN_ID_COLUMN, ScoredBatch, SinkError};
+use crate::source::IdKind;
+
+/// Rows per Parquet file; a bigger output is split into several files.
+pub const ROWS_PER_FILE: usize = 4 * 1024 * 1024;
+/// Name of the manifest object under the output URL.
+pub const MANIFEST: &str = "_manifest.json";
+/// Identifies the manifest's format for readers.
+pub const MANIFEST_FORMAT: &str = "scorer-manifest/1";
+
+/// `_manifest.json`: what a reader needs to read one committed date.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub job: String,
+    pub logical_date: NaiveDate,
+    pub run_id: Uuid,
+    pub committed_at: DateTime<Utc>,
+    pub rows: u64,
+    /// Paths relative to the output URL, in order.
+    pub files: Vec<ManifestFile>,
+}
+
+/// One data file of a committed run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestFile {
+    pub path: String,
+    pub rows: u64,
+    pub size: u64,
+}
+
+/// Where a run's Parquet files go and what they hold.
+#[derive(Debug, Clone)]
+pub struct ObjectsLayout {
+    pub store: Arc<dyn ObjectStore>,
+    /// The output URL's path in the store (the date's directory).
+    pub prefix: Path,
+    /// The output URL as the user wrote it (rendered), for messages.
+    pub url: String,
+    pub job: String,
+    pub id_column: String,
+    pub id_kind: IdKind,
+    pub score_columns: Vec<String>,
+    pub date: NaiveDate,
+    pub run_id: Uuid,
+}
+
+/// Writes one run's files and commits them by replacing the manifest.
+pub struct ObjectsPartitionWriter {
+    layout: ObjectsLayout,
+    schema: SchemaRef,
+    /// The logical date as days since the epoch.
+    date: i32,
+    run_id: String,
+    current: Option<(Path, AsyncArrowWriter<BufWriter>)>,
+    /// Rows in the open file.
+    file_rows: usize,
+    done: Vec<ManifestFile>,
+    rows: u64,
+}
+
+impl ObjectsPartitionWriter {
+    /// Checks the output location is writable by reading its current manifest (if any); nothing
+    /// is written until the first batch.
+    pub async fn begin(layout: ObjectsLayout) -> Result<Self, SinkError> {
+        read_manifest(&layout).await?;
+        let mut fields = vec![
+            Field::new(
+                &layout.id_column,
+                match layout.id_kind {
+                    IdKind::Int => DataType::Int64,
+                    IdKind::Text => DataType::Utf8,
+                },
+                false,
+            ),
+            Field::new(DATE_COLUMN, DataType::Date32, false),
+        ];
+        fields.extend(
+            layout
+                .score_columns
+                .iter()
+                .map(|c| Field::new(c, DataType::Float32, true)),
+        );
+        fields.push(Field::new(RUN_ID_COLUMN, DataType::Utf8, false));
+        Ok(Self {
+            run_id: layout.run_id.to_string(),
+            schema: Arc::new(Schema::new(fields)),
+            date: Date32Type::from_naive_date(layout.date),
+            layout,
+            current: None,
+            file_rows: 0,
+            done: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    fn err(&self, message: impl std::fmt::Display) -> SinkError {
+        SinkError::Objects {
+            url: self.layout.url.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn run_dir(&self) -> Path {
+        self.layout
+            .prefix
+            .clone()
+            .join("_runs")
+            .join(self.run_id.as_str())
+    }
+
+    /// The file being written, opened on first use.
+    fn writer(&mut self) -> Result<&mut AsyncArrowWriter<BufWriter>, SinkError> {
+        if self.current.is_none() {
+            let path = self
+                .run_dir()
+                .join(format!("part-{:05}.parquet", self.done.len()));
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let sink = BufWriter::new(Arc::clone(&self.layout.store), path.clone());
+            let w = AsyncArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props))
+                .map_err(|e| self.err(format!("cannot start {path}: {e}")))?;
+            self.current = Some((path, w));
+        }
+        let url = self.layout.url.clone();
+        self.current
+            .as_mut()
+            .map(|(_, w)| w)
+            .ok_or(SinkError::Objects {
+                url,
+                message: "no open file".into(),
+            })
+    }
+
+    /// Finishes the open file and records it for the manifest.
+    async fn close_current(&mut self) -> Result<(), SinkError> {
+        let Some((path, w)) = self.current.take() else {
+            return Ok(());
+        };
+        self.file_rows = 0;
+        let meta = w
+            .close()
+            .await
+            .map_err(|e| self.err(format!("cannot finish {path}: {e}")))?;
+        let size = self
+            .layout
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.err(format!("cannot check {path}: {e}")))?
+            .size;
+        let relative = path
+            .prefix_match(&self.layout.prefix)
+            .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .join("/");
+        self.done.push(ManifestFile {
+            path: relative,
+            rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
+            size,
+        });
+        Ok(())
+    }
+
+    fn record_batch(&self, batch: &ScoredBatch) -> Result<RecordBatch, SinkError> {
+        let rows = batch.rows;
+        // The date and run id are constant columns; Parquet dictionary-encodes them to nothing.
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::clone(&batch.ids),
+            Arc::new(Date32Array::from(vec![self.date; rows])),
+        ];
+        columns.extend(
+            batch
+                .scores
+                .iter()
+                .map(|s| Arc::new(Float32Array::from(s.clone())) as ArrayRef),
+        );
+        columns.push(Arc::new(StringArray::from(vec![
+            self.run_id.as_str();
+            rows
+        ])));
+        RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|e| self.err(format!("cannot assemble a batch: {e}")))
+    }
+}
+
+/// Deletes every object under `dir` (best effort: failures are logged, not fatal).
+async fn delete_dir(store: &Arc<dyn ObjectStore>, dir: &Path) {
+    let listed: Result<Vec<_>, _> = store.list(Some(dir)).try_collect().await;
+    match listed {
+        Ok(objects) => {
+            for o in objects {
+                if let Err(e) = store.delete(&o.location).await {
+                    tracing::warn!(object = %o.location, error = %e, "could not delete");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(dir = %dir, error = %e, "could not list to clean up"),
+    }
+}
+
+/// Reads the current manifest of `layout`'s date, if there is one.
+pub async fn read_manifest(layout: &ObjectsLayout) -> Result<Option<Manifest>, SinkError> {
+    let err = |message: String| SinkError::Objects {
+        url: layout.url.clone(),
+        message,
+    };
+    let path = layout.prefix.clone().join(MANIFEST);
+    match layout.store.get(&path).await {
+        Ok(got) => {
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(|e| err(format!("cannot read {MANIFEST}: {e}")))?;
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| err(format!("{MANIFEST} is not a scorer manifest: {e}")))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(err(format!("cannot read {MANIFEST}: {e}"))),
+    }
+}
+
+impl PartitionWriter for ObjectsPartitionWriter {
+    async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
+        if batch.rows == 0 {
+            return Ok(());
+        }
+        let rb = self.record_batch(batch)?;
+        let url = self.layout.url.clone();
+        self.writer()?
+            .write(&rb)
+            .await
+            .map_err(|e| SinkError::Objects {
+                url,
+                message: format!("cannot write Parquet: {e}"),
+            })?;
+        self.rows += batch.rows as u64;
+        self.file_rows += batch.rows;
+        if self.file_rows >= ROWS_PER_FILE {
+            self.close_current().await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<u64, SinkError> {
+        if let Err(e) = self.close_current().await {
+            delete_dir(&self.layout.store, &self.run_dir()).await;
+            return Err(e);
+        }
+        let previous = read_manifest(&self.layout).await?;
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.to_string(),
+            job: self.layout.job.clone(),
+            logical_date: self.layout.date,
+            run_id: self.layout.run_id,
+            committed_at: Utc::now(),
+            rows: self.rows,
+            files: self.done.clone(),
+        };
+        let body = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| self.err(format!("cannot encode the manifest: {e}")))?;
+        let path = self.layout.prefix.clone().join(MANIFEST);
+        if let Err(e) = self.layout.store.put(&path, PutPayload::from(body)).await {
+            delete_dir(&self.layout.store, &self.run_dir()).await;
+            return Err(self.err(format!("cannot write {MANIFEST}: {e}")));
+        }
+        // Committed. Keep this run's and the previous run's files; older runs go.
+        let keep: Vec<String> = [
+            Some(self.run_id.clone()),
+            previous.map(|m| m.run_id.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let runs = self.layout.prefix.clone().join("_runs");
+        match self.layout.store.list_with_delimiter(Some(&runs)).await {
+            Ok(listing) => {
+                for dir in listing.common_prefixes {
+                    let old = dir
+                        .filename()
+                        .is_some_and(|name| !keep.iter().any(|k| k == name));
+                    if old {
+                        delete_dir(&self.layout.store, &dir).await;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list earlier runs to clean up"),
+        }
+        Ok(self.rows)
+    }
+
+    async fn abort(mut self) {
+        // An unfinished multipart upload is dropped here; object stores expire those by their
+        // lifecycle rules. Finished files of this run are deleted.
+        self.current = None;
+        delete_dir(&self.layout.store, &self.run_dir()).await;
+    }
+}
