@@ -134,7 +134,7 @@ async fn upload(store: &dyn ObjectStore, dir: &std::path::Path, prefix: &str) {
 
 /// A project with the quickstart-shaped model and one day of local input, and the job `local`
 /// over it; returns the input directory.
-fn project() -> (Project, std::path::PathBuf) {
+pub fn project() -> (Project, std::path::PathBuf) {
     let p = Project::new();
     p.add_model(&ModelOpts::mlp(8));
     let dir = p.add_input("events", DATE, 6_000, 8, Some((3, 0.01)));
@@ -209,57 +209,39 @@ fn s3_storage() -> &'static str {
     "endpoint = \"${SCORER_TEST_S3_ENDPOINT}\"\nallow_http = true\nregion = \"us-east-1\"\nmax_retries = 1"
 }
 
+/// Uploads a day of input to `store` (bucket or container `bucket`), points a job at it as
+/// `<scheme>://<bucket>/events/dt={{ ds }}/*.parquet` with `[input.storage]` lines `storage`, and
+/// checks the run gives the local run's table.
+async fn check_cloud_input(
+    store: Arc<dyn ObjectStore>,
+    scheme: &str,
+    bucket: &str,
+    storage: &str,
+    env: &[(&str, &str)],
+) {
+    let (p, dir) = project();
+    upload(store.as_ref(), &dir, &format!("events/dt={DATE}")).await;
+    let url = format!("{scheme}://{bucket}/events/dt={{{{ ds }}}}/*.parquet");
+    let table = format!("{scheme}_scores");
+    cloud_job(&p, scheme, &url, &table, storage);
+    let root = format!("{scheme}://{bucket}/events/");
+    same_as_local(&p, scheme, &table, env, &root).await;
+}
+
 #[tokio::test]
 async fn s3_input_gives_the_same_table_as_local_files() {
-    let (p, dir) = project();
     let bucket = unique("scorer");
     create_s3_bucket(&bucket).await;
-    upload(
-        s3_store(&bucket).as_ref(),
-        &dir,
-        &format!("events/dt={DATE}"),
-    )
-    .await;
-    let url = format!("s3://{bucket}/events/dt={{{{ ds }}}}/*.parquet");
-    cloud_job(&p, "s3", &url, "s3_scores", s3_storage());
-    same_as_local(
-        &p,
-        "s3",
-        "s3_scores",
-        S3_ENV,
-        &format!("s3://{bucket}/events/"),
-    )
-    .await;
+    check_cloud_input(s3_store(&bucket), "s3", &bucket, s3_storage(), S3_ENV).await;
 }
 
 #[tokio::test]
 async fn azure_input_gives_the_same_table_as_local_files() {
-    let (p, dir) = project();
     let container = unique("scorer");
     create_az_container(&container).await;
-    upload(
-        az_store(&container).as_ref(),
-        &dir,
-        &format!("events/dt={DATE}"),
-    )
-    .await;
-    let url = format!("az://{container}/events/dt={{{{ ds }}}}/*.parquet");
-    cloud_job(
-        &p,
-        "az",
-        &url,
-        "az_scores",
-        "endpoint = \"${SCORER_TEST_AZURITE_ENDPOINT}\"\nallow_http = true\naccount = \"devstoreaccount1\"\naccount_key = \"${TEST_AZURE_KEY}\"\nmax_retries = 1",
-    );
+    let storage = "endpoint = \"${SCORER_TEST_AZURITE_ENDPOINT}\"\nallow_http = true\naccount = \"devstoreaccount1\"\naccount_key = \"${TEST_AZURE_KEY}\"\nmax_retries = 1";
     let env = [("TEST_AZURE_KEY", AZ_KEY)];
-    same_as_local(
-        &p,
-        "az",
-        "az_scores",
-        &env,
-        &format!("az://{container}/events/"),
-    )
-    .await;
+    check_cloud_input(az_store(&container), "az", &container, storage, &env).await;
 }
 
 /// GCS: no emulator of the XML API that object_store's GCS client speaks runs here, so the client
@@ -269,35 +251,14 @@ async fn azure_input_gives_the_same_table_as_local_files() {
 /// request path; not GCS's own semantics (README: "What the cloud tests cover").
 #[tokio::test]
 async fn gcs_client_over_the_s3_stand_in_gives_the_same_table() {
-    let (p, dir) = project();
     let bucket = unique("scorergcs");
     create_s3_bucket(&bucket).await;
-    upload(
-        s3_store(&bucket).as_ref(),
-        &dir,
-        &format!("events/dt={DATE}"),
-    )
-    .await;
-    let url = format!("gs://{bucket}/events/dt={{{{ ds }}}}/*.parquet");
-    cloud_job(
-        &p,
-        "gcs",
-        &url,
-        "gcs_scores",
-        "endpoint = \"${SCORER_TEST_S3_ENDPOINT}\"\nallow_http = true\nbearer_token = \"${TEST_GCS_TOKEN}\"\nmax_retries = 1",
-    );
+    let storage = "endpoint = \"${SCORER_TEST_S3_ENDPOINT}\"\nallow_http = true\nbearer_token = \"${TEST_GCS_TOKEN}\"\nmax_retries = 1";
     let env = [(
         "TEST_GCS_TOKEN",
         "Credential=test/20260101/us-east-1/s3/aws4_request",
     )];
-    same_as_local(
-        &p,
-        "gcs",
-        "gcs_scores",
-        &env,
-        &format!("gs://{bucket}/events/"),
-    )
-    .await;
+    check_cloud_input(s3_store(&bucket), "gs", &bucket, storage, &env).await;
 }
 
 /// Runs `job` after a good local-table run, expects exit 3 with `needle` in the message and the

@@ -19,16 +19,7 @@ use crate::common::*;
 /// A project with the job `local` (SQLite table `local_scores`) and the job `files` writing the
 /// same rows as Parquet to `output_url`.
 fn project(output_url: &str, storage: &str) -> (Project, std::path::PathBuf) {
-    let p = Project::new();
-    p.add_model(&ModelOpts::mlp(8));
-    let dir = p.add_input("events", DATE, 6_000, 8, Some((3, 0.01)));
-    p.add_job(
-        "local",
-        "events",
-        "m",
-        "local_scores",
-        "on_null = \"fill:0\"",
-    );
+    let (p, dir) = crate::cloud::project();
     std::fs::write(
         p.path().join("jobs/files.toml"),
         format!(
