@@ -56,6 +56,24 @@ impl StorageOptions {
         ]
     }
 
+    /// The options each kind of store maps to a setting of its own (the rest, `allow_http`,
+    /// timeouts and retries, are common to all): a store that has no setting for one that is set
+    /// refuses it.
+    pub fn store_settings(&self) -> [(&'static str, &Option<String>); 10] {
+        [
+            ("endpoint", &self.endpoint),
+            ("region", &self.region),
+            ("access_key_id", &self.access_key_id),
+            ("secret_access_key", &self.secret_access_key),
+            ("session_token", &self.session_token),
+            ("account", &self.account),
+            ("account_key", &self.account_key),
+            ("bearer_token", &self.bearer_token),
+            ("service_account_key", &self.service_account_key),
+            ("service_account_path", &self.service_account_path),
+        ]
+    }
+
     /// Every string option with its key.
     fn strings(&self) -> Vec<(&'static str, &Option<String>)> {
         let mut all = vec![

@@ -215,116 +215,106 @@ fn build_store(
     let section = side.section();
     let o = storage.expand(section, |name| std::env::var(name).ok())?;
     let retry = retry_config(section, &o)?;
-    let client = client_settings(&o);
-    let wrong = |key: &str, scheme: &str| -> Result<Arc<dyn ObjectStore>, String> {
-        Err(format!(
-            "{section}.{key} does not apply to {scheme}:// URLs"
-        ))
-    };
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
-            for (key, set) in [
-                ("account", o.account.is_some()),
-                ("account_key", o.account_key.is_some()),
-                ("bearer_token", o.bearer_token.is_some()),
-                ("service_account_key", o.service_account_key.is_some()),
-                ("service_account_path", o.service_account_path.is_some()),
-            ] {
-                if set {
-                    return wrong(key, "s3");
-                }
-            }
-            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
-            for (key, value) in [
-                (AmazonS3ConfigKey::Endpoint, &o.endpoint),
-                (AmazonS3ConfigKey::Region, &o.region),
-                (AmazonS3ConfigKey::AccessKeyId, &o.access_key_id),
-                (AmazonS3ConfigKey::SecretAccessKey, &o.secret_access_key),
-                (AmazonS3ConfigKey::Token, &o.session_token),
-            ] {
-                if let Some(v) = value {
-                    b = b.with_config(key, v);
-                }
-            }
-            for (key, value) in &client {
-                b = b.with_config(AmazonS3ConfigKey::Client(*key), value);
-            }
-            if let Some(r) = retry {
-                b = b.with_retry(r);
-            }
+            let b = AmazonS3Builder::from_env().with_url(url.as_str());
+            let keys = [
+                ("endpoint", AmazonS3ConfigKey::Endpoint),
+                ("region", AmazonS3ConfigKey::Region),
+                ("access_key_id", AmazonS3ConfigKey::AccessKeyId),
+                ("secret_access_key", AmazonS3ConfigKey::SecretAccessKey),
+                ("session_token", AmazonS3ConfigKey::Token),
+            ];
+            let b = configure(b, &o, section, "s3", &keys, retry)?;
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
-            for (key, set) in [
-                ("region", o.region.is_some()),
-                ("access_key_id", o.access_key_id.is_some()),
-                ("secret_access_key", o.secret_access_key.is_some()),
-                ("session_token", o.session_token.is_some()),
-                ("account", o.account.is_some()),
-                ("account_key", o.account_key.is_some()),
-            ] {
-                if set {
-                    return wrong(key, "gs");
-                }
-            }
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-            for (key, value) in [
-                (GoogleConfigKey::BaseUrl, &o.endpoint),
-                (GoogleConfigKey::BearerToken, &o.bearer_token),
-                (GoogleConfigKey::ServiceAccountKey, &o.service_account_key),
-                (GoogleConfigKey::ServiceAccount, &o.service_account_path),
-            ] {
-                if let Some(v) = value {
-                    b = b.with_config(key, v);
-                }
-            }
-            for (key, value) in &client {
-                b = b.with_config(GoogleConfigKey::Client(*key), value);
-            }
-            if let Some(r) = retry {
-                b = b.with_retry(r);
-            }
+            let b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            let keys = [
+                ("endpoint", GoogleConfigKey::BaseUrl),
+                ("bearer_token", GoogleConfigKey::BearerToken),
+                ("service_account_key", GoogleConfigKey::ServiceAccountKey),
+                ("service_account_path", GoogleConfigKey::ServiceAccount),
+            ];
+            let b = configure(b, &o, section, "gs", &keys, retry)?;
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
-            for (key, set) in [
-                ("region", o.region.is_some()),
-                ("access_key_id", o.access_key_id.is_some()),
-                ("secret_access_key", o.secret_access_key.is_some()),
-                ("session_token", o.session_token.is_some()),
-                ("service_account_key", o.service_account_key.is_some()),
-                ("service_account_path", o.service_account_path.is_some()),
-            ] {
-                if set {
-                    return wrong(key, "az");
-                }
-            }
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            for (key, value) in [
-                (AzureConfigKey::Endpoint, &o.endpoint),
-                (AzureConfigKey::AccountName, &o.account),
-                (AzureConfigKey::AccessKey, &o.account_key),
-                (AzureConfigKey::Token, &o.bearer_token),
-            ] {
-                if let Some(v) = value {
-                    b = b.with_config(key, v);
-                }
-            }
-            for (key, value) in &client {
-                b = b.with_config(AzureConfigKey::Client(*key), value);
-            }
-            if let Some(r) = retry {
-                b = b.with_retry(r);
-            }
+            let b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            let keys = [
+                ("endpoint", AzureConfigKey::Endpoint),
+                ("account", AzureConfigKey::AccountName),
+                ("account_key", AzureConfigKey::AccessKey),
+                ("bearer_token", AzureConfigKey::Token),
+            ];
+            let b = configure(b, &o, section, "az", &keys, retry)?;
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         other => {
             return Err(format!(
-                "{other:?} URLs are not supported for input; use s3://, gs://, az:// or a local path"
+                "{other:?} URLs are not supported for {}; use s3://, gs://, az:// or a local path",
+                side.name()
             ));
         }
     };
     Ok(store)
+}
+
+/// The parts of object_store's three builders that [`configure`] uses.
+trait StoreBuilder: Sized {
+    type Key: Copy;
+    fn set(self, key: Self::Key, value: &str) -> Self;
+    fn client_key(key: ClientConfigKey) -> Self::Key;
+    fn retry(self, retry: RetryConfig) -> Self;
+}
+
+macro_rules! store_builder {
+    ($builder:ty, $key:ty) => {
+        impl StoreBuilder for $builder {
+            type Key = $key;
+            fn set(self, key: $key, value: &str) -> Self {
+                self.with_config(key, value)
+            }
+            fn client_key(key: ClientConfigKey) -> $key {
+                <$key>::Client(key)
+            }
+            fn retry(self, retry: RetryConfig) -> Self {
+                self.with_retry(retry)
+            }
+        }
+    };
+}
+store_builder!(AmazonS3Builder, AmazonS3ConfigKey);
+store_builder!(GoogleCloudStorageBuilder, GoogleConfigKey);
+store_builder!(MicrosoftAzureBuilder, AzureConfigKey);
+
+/// Applies the job's options to a store builder: each set option through the store's own key in
+/// `keys` (an option the store has no key for is an error naming it), then plain HTTP, timeouts
+/// and retries, which every store takes the same way.
+fn configure<B: StoreBuilder>(
+    mut builder: B,
+    o: &StorageOptions,
+    section: &str,
+    scheme: &str,
+    keys: &[(&str, B::Key)],
+    retry: Option<RetryConfig>,
+) -> Result<B, String> {
+    for (name, value) in o.store_settings() {
+        let Some(value) = value else { continue };
+        let Some((_, key)) = keys.iter().find(|(k, _)| *k == name) else {
+            return Err(format!(
+                "{section}.{name} does not apply to {scheme}:// URLs"
+            ));
+        };
+        builder = builder.set(*key, value);
+    }
+    for (key, value) in client_settings(o) {
+        builder = builder.set(B::client_key(key), &value);
+    }
+    Ok(match retry {
+        Some(r) => builder.retry(r),
+        None => builder,
+    })
 }
 
 /// Client settings shared by every cloud store: plain HTTP and timeouts.
