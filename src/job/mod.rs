@@ -259,11 +259,13 @@ impl Job {
                 }
             }
             (None, Some(url)) => {
-                if let Err(e) = template::check(url) {
-                    p.push(format!("output.url: {e}"));
-                }
-                if url.contains(['*', '?', '[', '{']) && !url.contains("{{") {
-                    p.push("output.url: names one directory; globs are for input".into());
+                // Glob characters are judged after templating: `{{ ds }}` is not a glob.
+                match template::render(url, chrono::NaiveDate::MIN) {
+                    Err(e) => p.push(format!("output.url: {e}")),
+                    Ok(rendered) if rendered.contains(['*', '?', '[', '{']) => {
+                        p.push("output.url: names one directory; globs are for input".into())
+                    }
+                    Ok(_) => {}
                 }
             }
             (Some(_), Some(_)) => p.push(
@@ -351,6 +353,21 @@ columns = { score = "prob" }
             panic!("expected Invalid, got {err}")
         };
         assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
+
+    #[test]
+    fn output_is_a_table_or_a_directory_url() {
+        let with_output = |output: &str| {
+            let text = GOOD.replace("table = \"scores.churn_daily\"", output);
+            Job::parse(&text, Path::new("j.toml")).map_err(|e| e.to_string())
+        };
+        assert!(with_output("url = \"s3://lake/scores/dt={{ ds }}/\"").is_ok());
+        let err = with_output("url = \"s3://lake/dt={{ ds }}/*.parquet\"").unwrap_err();
+        assert!(err.contains("output.url: names one directory"), "{err}");
+        let err = with_output("url = \"s3://lake/x/\"\ntable = \"t\"").unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        let err = with_output("").unwrap_err();
+        assert!(err.contains("set `table`"), "{err}");
     }
 
     #[test]
