@@ -76,6 +76,14 @@ pub struct ObjectsLayout {
     pub run_id: Uuid,
 }
 
+/// The Parquet file a run is writing.
+struct OpenFile {
+    /// Path relative to the output URL, as the manifest lists it.
+    relative: String,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: usize,
+}
+
 /// Writes one run's files and commits them by replacing the manifest.
 pub struct ObjectsPartitionWriter {
     layout: ObjectsLayout,
@@ -83,9 +91,7 @@ pub struct ObjectsPartitionWriter {
     /// The logical date as days since the epoch.
     date: i32,
     run_id: String,
-    current: Option<(Path, AsyncArrowWriter<BufWriter>)>,
-    /// Rows in the open file.
-    file_rows: usize,
+    current: Option<OpenFile>,
     done: Vec<ManifestFile>,
     rows: u64,
 }
@@ -119,7 +125,6 @@ impl ObjectsPartitionWriter {
             date: Date32Type::from_naive_date(layout.date),
             layout,
             current: None,
-            file_rows: 0,
             done: Vec::new(),
             rows: 0,
         })
@@ -140,56 +145,42 @@ impl ObjectsPartitionWriter {
             .join(self.run_id.as_str())
     }
 
-    /// The file being written, opened on first use.
-    fn writer(&mut self) -> Result<&mut AsyncArrowWriter<BufWriter>, SinkError> {
-        if self.current.is_none() {
-            let path = self
-                .run_dir()
-                .join(format!("part-{:05}.parquet", self.done.len()));
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .build();
-            let sink = BufWriter::new(Arc::clone(&self.layout.store), path.clone());
-            let w = AsyncArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props))
-                .map_err(|e| self.err(format!("cannot start {path}: {e}")))?;
-            self.current = Some((path, w));
-        }
-        let url = self.layout.url.clone();
-        self.current
-            .as_mut()
-            .map(|(_, w)| w)
-            .ok_or(SinkError::Objects {
-                url,
-                message: "no open file".into(),
-            })
+    /// Starts the run's next file: `_runs/<run_id>/part-NNNNN.parquet` under the output URL.
+    fn open_file(&self) -> Result<OpenFile, SinkError> {
+        let relative = format!("_runs/{}/part-{:05}.parquet", self.run_id, self.done.len());
+        let path = Path::from_iter(
+            self.layout
+                .prefix
+                .parts()
+                .chain(Path::from(relative.as_str()).parts()),
+        );
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let sink = BufWriter::new(Arc::clone(&self.layout.store), path.clone());
+        let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props))
+            .map_err(|e| self.err(format!("cannot start {path}: {e}")))?;
+        Ok(OpenFile {
+            relative,
+            writer,
+            rows: 0,
+        })
     }
 
     /// Finishes the open file and records it for the manifest.
     async fn close_current(&mut self) -> Result<(), SinkError> {
-        let Some((path, w)) = self.current.take() else {
+        let Some(mut file) = self.current.take() else {
             return Ok(());
         };
-        self.file_rows = 0;
-        let meta = w
-            .close()
+        let meta = file
+            .writer
+            .finish()
             .await
-            .map_err(|e| self.err(format!("cannot finish {path}: {e}")))?;
-        let size = self
-            .layout
-            .store
-            .head(&path)
-            .await
-            .map_err(|e| self.err(format!("cannot check {path}: {e}")))?
-            .size;
-        let relative = path
-            .prefix_match(&self.layout.prefix)
-            .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .join("/");
+            .map_err(|e| self.err(format!("cannot finish {}: {e}", file.relative)))?;
         self.done.push(ManifestFile {
-            path: relative,
             rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
-            size,
+            size: file.writer.bytes_written() as u64,
+            path: file.relative,
         });
         Ok(())
     }
@@ -259,17 +250,21 @@ impl PartitionWriter for ObjectsPartitionWriter {
             return Ok(());
         }
         let rb = self.record_batch(batch)?;
-        let url = self.layout.url.clone();
-        self.writer()?
+        let file = match self.current.take() {
+            Some(file) => file,
+            None => self.open_file()?,
+        };
+        let file = self.current.insert(file);
+        file.writer
             .write(&rb)
             .await
             .map_err(|e| SinkError::Objects {
-                url,
-                message: format!("cannot write Parquet: {e}"),
+                url: self.layout.url.clone(),
+                message: format!("cannot write {}: {e}", file.relative),
             })?;
+        file.rows += batch.rows;
         self.rows += batch.rows as u64;
-        self.file_rows += batch.rows;
-        if self.file_rows >= ROWS_PER_FILE {
+        if file.rows >= ROWS_PER_FILE {
             self.close_current().await?;
         }
         Ok(())

@@ -116,6 +116,10 @@ async fn local_parquet_output_replaces_the_date_through_the_manifest() {
     assert_eq!(m1.format, "scorer-manifest/1");
     assert_eq!((m1.job.as_str(), m1.rows), ("files", 6_000));
     assert_eq!(read_files(&m1, get), want);
+    for f in &m1.files {
+        let on_disk = std::fs::metadata(day.join(&f.path)).unwrap().len();
+        assert_eq!(f.size, on_disk, "{}: size as the manifest says", f.path);
+    }
 
     // Rerun: a new manifest and files; the previous run's files are kept one generation.
     assert_ok(&p.run("files", None));
