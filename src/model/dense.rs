@@ -1,10 +1,12 @@
-//! Linear, logistic and MLP models: a stack of dense layers run with candle, so one implementation
-//! serves all three kinds and runs unchanged on CPU or CUDA.
+//! Linear, logistic and MLP models: a stack of dense layers, so one implementation serves all three
+//! kinds. candle loads the weights and runs the network on CUDA; on the CPU the same layers run
+//! through [`CpuNetwork`] (gemm with bias and activation fused in place).
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::dense_cpu::{CpuLayerWeights, CpuNetwork};
 use super::spec::{Activation, LayerSpec};
 use super::{ModelError, ScoringModel};
 use crate::features::FeatureBatch;
@@ -23,12 +25,20 @@ struct DenseLayer {
     activation: Activation,
 }
 
+/// Where the network runs.
+enum Executor {
+    Cpu(CpuNetwork),
+    Candle {
+        layers: Vec<DenseLayer>,
+        device: Device,
+    },
+}
+
 /// A feed-forward network of dense layers.
 pub struct DenseModel {
-    layers: Vec<DenseLayer>,
+    executor: Executor,
     input_width: usize,
     outputs: Vec<String>,
-    device: Device,
 }
 
 impl DenseModel {
@@ -111,31 +121,67 @@ impl DenseModel {
                 ),
             });
         }
+        let executor = if device.is_cpu() {
+            Executor::Cpu(cpu_network(&built, input_width, file)?)
+        } else {
+            Executor::Candle {
+                layers: built,
+                device: device.clone(),
+            }
+        };
         Ok(Self {
-            layers: built,
+            executor,
             input_width,
             outputs,
-            device: device.clone(),
         })
     }
+}
 
-    fn forward(&self, x: Tensor) -> candle_core::Result<Tensor> {
-        let mut x = x;
-        for layer in &self.layers {
-            x = layer.weight.matmul(&x)?;
-            if let Some(b) = &layer.bias {
-                x = x.broadcast_add(b)?;
-            }
-            x = match layer.activation {
-                Activation::None => x,
-                Activation::Relu => x.relu()?,
-                Activation::Sigmoid => candle_nn::ops::sigmoid(&x)?,
-                Activation::Tanh => x.tanh()?,
-                Activation::Gelu => x.gelu_erf()?,
-            };
-        }
-        Ok(x)
+/// The checked layers as plain `f32` for the CPU executor.
+fn cpu_network(
+    layers: &[DenseLayer],
+    input_width: usize,
+    file: &str,
+) -> Result<CpuNetwork, ModelError> {
+    let values = |t: &Tensor| {
+        t.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| ModelError::Candle(format!("reading weights from {file}: {e}")))
+    };
+    let mut weights = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let (outputs, inputs) = layer
+            .weight
+            .dims2()
+            .map_err(|e| ModelError::Candle(e.to_string()))?;
+        weights.push(CpuLayerWeights {
+            weight: values(&layer.weight)?,
+            bias: layer.bias.as_ref().map(values).transpose()?,
+            inputs,
+            outputs,
+            activation: layer.activation,
+        });
     }
+    Ok(CpuNetwork::new(weights, input_width))
+}
+
+/// The network through candle's ops (the CUDA path).
+fn candle_forward(layers: &[DenseLayer], x: Tensor) -> candle_core::Result<Tensor> {
+    let mut x = x;
+    for layer in layers {
+        x = layer.weight.matmul(&x)?;
+        if let Some(b) = &layer.bias {
+            x = x.broadcast_add(b)?;
+        }
+        x = match layer.activation {
+            Activation::None => x,
+            Activation::Relu => x.relu()?,
+            Activation::Sigmoid => candle_nn::ops::sigmoid(&x)?,
+            Activation::Tanh => x.tanh()?,
+            Activation::Gelu => x.gelu_erf()?,
+        };
+    }
+    Ok(x)
 }
 
 impl ScoringModel for DenseModel {
@@ -160,25 +206,33 @@ impl ScoringModel for DenseModel {
                 batch.width()
             )));
         }
-        let tile = if self.device.is_cpu() {
-            CPU_TILE_ROWS.min(rows)
-        } else {
-            rows
-        };
-        let candle = |e: candle_core::Error| ModelError::Candle(e.to_string());
-        let mut buf = vec![0f32; tile * width];
-        for start in (0..rows).step_by(tile) {
-            let len = tile.min(rows - start);
-            let x = &mut buf[..len * width];
-            batch.write_tile(start, len, x);
-            let x = Tensor::from_slice(x, (width, len), &self.device).map_err(candle)?;
-            let y = self
-                .forward(x)
-                .and_then(|y| y.flatten_all())
-                .and_then(|y| y.to_vec1::<f32>())
-                .map_err(candle)?;
-            for (out, values) in outs.iter_mut().zip(y.chunks_exact(len)) {
-                out.extend_from_slice(values);
+        match &self.executor {
+            Executor::Cpu(net) => {
+                let tile = CPU_TILE_ROWS.min(rows);
+                let mut input = vec![0f32; tile * net.tile_width()];
+                let mut scratch = vec![0f32; tile * net.tile_width()];
+                for start in (0..rows).step_by(tile) {
+                    let len = tile.min(rows - start);
+                    batch.write_tile(start, len, &mut input[..len * width]);
+                    let y = net.forward_tile(len, &mut input, &mut scratch);
+                    for (out, values) in outs.iter_mut().zip(y.chunks_exact(len)) {
+                        out.extend_from_slice(values);
+                    }
+                }
+            }
+            Executor::Candle { layers, device } => {
+                // The whole batch in one forward pass: the device is the parallelism.
+                let candle = |e: candle_core::Error| ModelError::Candle(e.to_string());
+                let mut x = vec![0f32; rows * width];
+                batch.write_tile(0, rows, &mut x);
+                let x = Tensor::from_slice(&x, (width, rows), device).map_err(candle)?;
+                let y = candle_forward(layers, x)
+                    .and_then(|y| y.flatten_all())
+                    .and_then(|y| y.to_vec1::<f32>())
+                    .map_err(candle)?;
+                for (out, values) in outs.iter_mut().zip(y.chunks_exact(rows)) {
+                    out.extend_from_slice(values);
+                }
             }
         }
         Ok(outs)

@@ -3,6 +3,7 @@
 //! never needs to know which kind it runs.
 
 pub mod dense;
+mod dense_cpu;
 pub mod device;
 pub mod spec;
 pub mod threads;
