@@ -114,7 +114,7 @@ fn stages(c: &mut Criterion) {
         scores,
         rows: features.rows,
     };
-    let encoder = CopyEncoder::new("2026-11-24".parse().expect("date"), uuid::Uuid::now_v7(), 1);
+    let encoder = CopyEncoder::new(1);
     let mut buf = BytesMut::with_capacity(ROWS * 64);
     g.bench_function("copy_binary_encode", |b| {
         b.iter(|| {

@@ -346,7 +346,7 @@ async fn execute(
     };
     match db {
         Database::Postgres { pool, .. } => {
-            let w = PgPartitionWriter::begin(pool.clone(), layout)
+            let w = PgPartitionWriter::begin(pool.clone(), layout, job.output.copy_streams)
                 .await
                 .map_err(sink)?;
             stream_through(w, job, &plan, prepared, rec).await

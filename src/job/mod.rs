@@ -107,8 +107,19 @@ pub struct OutputSpec {
     /// Model output name -> column name; outputs not listed keep their own name.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// PostgreSQL only: concurrent COPY sessions into the staging table. Each is one server
+    /// backend, i.e. one server core; more than one pays when the server has cores to spare and
+    /// a single COPY is the bound (benches/README.md: not on a 2-core host shared with scorer).
+    #[serde(default = "default_copy_streams")]
+    pub copy_streams: usize,
 }
 
+/// Most COPY sessions one run may open (the PostgreSQL pool holds 8 connections).
+pub const MAX_COPY_STREAMS: usize = 6;
+
+fn default_copy_streams() -> usize {
+    1
+}
 fn default_row_groups_in_flight() -> usize {
     DEFAULT_ROW_GROUPS_IN_FLIGHT
 }
@@ -257,8 +268,17 @@ impl Job {
                 if self.output.storage != storage::StorageOptions::default() {
                     p.push("[output.storage] applies to output.url only".into());
                 }
+                if !(1..=MAX_COPY_STREAMS).contains(&self.output.copy_streams) {
+                    p.push(format!(
+                        "output.copy_streams must be between 1 and {MAX_COPY_STREAMS}, got {}",
+                        self.output.copy_streams
+                    ));
+                }
             }
             (None, Some(url)) => {
+                if self.output.copy_streams != default_copy_streams() {
+                    p.push("output.copy_streams applies to output.table only".into());
+                }
                 // Glob characters are judged after templating: `{{ ds }}` is not a glob.
                 match template::render(url, chrono::NaiveDate::MIN) {
                     Err(e) => p.push(format!("output.url: {e}")),

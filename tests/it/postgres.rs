@@ -278,6 +278,75 @@ async fn corrupt_data_page_fails_naming_file_and_row_group() {
     .await;
 }
 
+/// Appends `copy_streams = n` to the job's `[output]` section (the last section of the file).
+fn set_copy_streams(p: &Project, n: usize) {
+    let job = p.path().join("jobs/daily.toml");
+    let mut text = std::fs::read_to_string(&job).unwrap();
+    text.push_str(&format!("copy_streams = {n}\n"));
+    std::fs::write(&job, text).unwrap();
+}
+
+#[tokio::test]
+async fn a_failure_during_parallel_copy_keeps_the_previous_rows() {
+    fails_and_keeps_previous(
+        "page_par",
+        |p| {
+            set_copy_streams(p, 3);
+            let f = input_dir(p).join("part-00002.parquet");
+            let mut bytes = std::fs::read(&f).unwrap();
+            let mid = bytes.len() / 3;
+            for b in &mut bytes[mid..mid + 4096] {
+                *b = 0xAB;
+            }
+            std::fs::write(&f, &bytes).unwrap();
+        },
+        3,
+        &["part-00002.parquet", "row group"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn parallel_copy_streams_write_the_same_rows_and_leave_no_run_defaults() {
+    let (url, pool) = fresh_pg("streams").await;
+    let rows = 60_000;
+    let p = project(rows);
+    let all = "SELECT id, score FROM scores.daily ORDER BY id";
+    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+    let one: Vec<(i64, f32)> = sqlx::query_as(all).fetch_all(&pool).await.unwrap();
+    assert_eq!(one.len(), rows as usize);
+
+    set_copy_streams(&p, 3);
+    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+    let three: Vec<(i64, f32)> = sqlx::query_as(all).fetch_all(&pool).await.unwrap();
+    assert_eq!(one, three, "three COPY sessions wrote other rows than one");
+
+    // Every row carries the date and the id of the run that wrote it (filled by the staging
+    // table's defaults, not sent per row) ...
+    let latest: uuid::Uuid =
+        sqlx::query_scalar("SELECT run_id FROM scorer.runs ORDER BY started_at DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let (n, runs): (i64, i64) = counts(&pool, "scores.daily").await;
+    assert_eq!((n, runs), (rows as i64, 1));
+    let stamped: i64 = sqlx::query_scalar("SELECT count(*) FROM scores.daily WHERE run_id = $1")
+        .bind(latest)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stamped, rows as i64);
+    // ... and those defaults are gone once the staging table is the date's partition.
+    let defaults: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns \
+         WHERE table_schema = 'scores' AND column_default IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(defaults, 0, "a run's default was left on a partition");
+}
+
 #[tokio::test]
 async fn null_under_fail_policy_names_file_and_column() {
     fails_and_keeps_previous(

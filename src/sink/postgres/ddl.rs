@@ -27,15 +27,32 @@ pub fn partition_bound(date: NaiveDate) -> String {
     format!("FOR VALUES IN ('{}')", date.format("%Y-%m-%d"))
 }
 
-/// `CREATE TABLE` for a staging table shaped like the result table, constrained to the run's date.
+/// `CREATE TABLE` for a staging table shaped like the result table, constrained to the run's date
+/// (so ATTACH PARTITION can skip its validation scan), with the run's date and id as the defaults
+/// of `ds` and `run_id` so COPY does not have to carry them on every row.
 pub fn create_staging(layout: &OutputLayout, staging: &str) -> String {
+    let table = layout.table.pg_sibling(staging);
+    let date = layout.date.format("%Y-%m-%d");
     format!(
-        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, CONSTRAINT {} CHECK ({} = DATE '{}'))",
-        layout.table.pg_sibling(staging),
+        "CREATE TABLE {table} (LIKE {} INCLUDING DEFAULTS, CONSTRAINT {} CHECK ({ds} = DATE '{date}'));\n\
+         ALTER TABLE {table} ALTER COLUMN {ds} SET DEFAULT DATE '{date}', \
+         ALTER COLUMN {run} SET DEFAULT '{}'::uuid",
         layout.table.pg_quoted(),
         quote("ds_is_partition_date"),
+        layout.run_id,
+        ds = quote(DATE_COLUMN),
+        run = quote(RUN_ID_COLUMN),
+    )
+}
+
+/// Removes the run's defaults from the staging table before it becomes the date's partition: rows
+/// added to the partition by other means must not silently get this run's date and id.
+pub fn drop_staging_defaults(layout: &OutputLayout, staging: &str) -> String {
+    format!(
+        "ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT, ALTER COLUMN {} DROP DEFAULT",
+        layout.table.pg_sibling(staging),
         quote(DATE_COLUMN),
-        layout.date.format("%Y-%m-%d"),
+        quote(RUN_ID_COLUMN),
     )
 }
 

@@ -3,19 +3,20 @@
 //! constraint on the staging table lets ATTACH PARTITION skip its validation scan.
 
 mod copy_binary;
+mod copy_streams;
 pub mod ddl;
 
 use bytes::BytesMut;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgCopyIn, PgPool, PgPoolCopyExt};
-use sqlx::{Postgres, Row};
+use sqlx::Row;
+use sqlx::postgres::PgPool;
 
 pub use copy_binary::CopyEncoder;
+use copy_streams::CopyStreams;
 
 use super::{OutputLayout, PartitionWriter, ScoredBatch, SinkError};
 use crate::sql_ident::quote;
 
-/// COPY data is sent in chunks of about this many bytes.
+/// COPY data is handed to a session in chunks of at least this many bytes (whole rows).
 const SEND_THRESHOLD: usize = 1 << 20;
 
 /// Stages one date's rows and swaps them in on commit.
@@ -23,15 +24,19 @@ pub struct PgPartitionWriter {
     pool: PgPool,
     layout: OutputLayout,
     staging: String,
-    copy: Option<PgCopyIn<PoolConnection<Postgres>>>,
+    copy: Option<CopyStreams>,
     encoder: CopyEncoder,
     buf: BytesMut,
 }
 
 impl PgPartitionWriter {
     /// Creates the result table if needed, checks its columns, creates the staging table and
-    /// opens the COPY stream.
-    pub async fn begin(pool: PgPool, layout: OutputLayout) -> Result<Self, SinkError> {
+    /// opens `streams` COPY sessions into it.
+    pub async fn begin(
+        pool: PgPool,
+        layout: OutputLayout,
+        streams: usize,
+    ) -> Result<Self, SinkError> {
         let t = &layout.table;
         ddl::ensure_table(&pool, &layout).await?;
         let staging = t.staging_name(layout.run_id);
@@ -39,22 +44,24 @@ impl PgPartitionWriter {
             .execute(&pool)
             .await
             .map_err(SinkError::db(t, "creating the staging table"))?;
-        let cols: Vec<String> = layout.columns().iter().map(|c| quote(c)).collect();
+        let cols: Vec<String> = std::iter::once(&layout.id_column)
+            .chain(&layout.score_columns)
+            .map(|c| quote(c))
+            .collect();
         let copy_sql = format!(
             "COPY {} ({}) FROM STDIN (FORMAT binary)",
             t.pg_sibling(&staging),
             cols.join(", ")
         );
-        let copy = match pool.copy_in_raw(&copy_sql).await {
+        let copy = match CopyStreams::open(&pool, t, &copy_sql, streams).await {
             Ok(c) => c,
             Err(e) => {
                 drop_staging(&pool, &layout, &staging).await;
-                return Err(SinkError::db(t, "starting COPY")(e));
+                return Err(e);
             }
         };
-        let mut buf = BytesMut::with_capacity(SEND_THRESHOLD * 2);
-        CopyEncoder::header(&mut buf);
-        let encoder = CopyEncoder::new(layout.date, layout.run_id, layout.score_columns.len());
+        let buf = BytesMut::with_capacity(SEND_THRESHOLD * 2);
+        let encoder = CopyEncoder::new(layout.score_columns.len());
         Ok(Self {
             pool,
             layout,
@@ -66,27 +73,24 @@ impl PgPartitionWriter {
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        if let Some(copy) = self.copy.as_mut() {
-            copy.send(&self.buf[..])
-                .await
-                .map_err(SinkError::db(&self.layout.table, "sending COPY data"))?;
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        self.buf.clear();
+        let rows = self.buf.split().freeze();
+        if let Some(copy) = self.copy.as_mut() {
+            copy.send(rows).await?;
+        }
         Ok(())
     }
 
     async fn finish_and_swap(&mut self) -> Result<u64, SinkError> {
-        CopyEncoder::trailer(&mut self.buf);
         self.flush().await?;
         let t = &self.layout.table;
         let copy = self.copy.take().ok_or_else(|| SinkError::Table {
             table: t.to_string(),
             message: "COPY stream already closed".into(),
         })?;
-        let rows = copy
-            .finish()
-            .await
-            .map_err(SinkError::db(t, "finishing COPY"))?;
+        let rows = copy.finish().await?;
         swap_in(&self.pool, &self.layout, &self.staging).await?;
         Ok(rows)
     }
@@ -117,10 +121,8 @@ impl PartitionWriter for PgPartitionWriter {
     }
 
     async fn abort(mut self) {
-        if let Some(copy) = self.copy.take()
-            && let Err(e) = copy.abort("scorer run aborted").await
-        {
-            tracing::warn!(error = %e, "aborting COPY");
+        if let Some(mut copy) = self.copy.take() {
+            copy.abort().await;
         }
         drop_staging(&self.pool, &self.layout, &self.staging).await;
     }
@@ -159,7 +161,7 @@ async fn swap_in(pool: &PgPool, layout: &OutputLayout, staging: &str) -> Result<
     .map_err(SinkError::db(t, "looking up the date's partition"))?
     .map(|row| row.get::<String, _>(0));
     let parent = t.pg_quoted();
-    let mut statements = Vec::new();
+    let mut statements = vec![ddl::drop_staging_defaults(layout, staging)];
     if let Some(old) = &existing {
         let old = t.pg_sibling(old);
         statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));
