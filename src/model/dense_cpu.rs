@@ -164,18 +164,19 @@ mod tests {
 
     /// The same two layers through candle's CPU ops, the implementation this module replaced.
     fn candle_forward(
-        layers: &[(Vec<f32>, Vec<f32>, usize, usize, Activation)],
+        layers: &[CpuLayerWeights],
         x: &[f32],
         width: usize,
         rows: usize,
     ) -> Vec<f32> {
         let dev = Device::Cpu;
         let mut t = Tensor::from_slice(x, (width, rows), &dev).unwrap();
-        for (w, b, inp, out, act) in layers {
-            let w = Tensor::from_slice(w, (*out, *inp), &dev).unwrap();
-            let b = Tensor::from_slice(b, (*out, 1), &dev).unwrap();
+        for l in layers {
+            let w = Tensor::from_slice(&l.weight, (l.outputs, l.inputs), &dev).unwrap();
+            let b = l.bias.as_ref().unwrap();
+            let b = Tensor::from_slice(b, (l.outputs, 1), &dev).unwrap();
             t = w.matmul(&t).unwrap().broadcast_add(&b).unwrap();
-            t = match act {
+            t = match l.activation {
                 Activation::None => t,
                 Activation::Relu => t.relu().unwrap(),
                 Activation::Sigmoid => candle_nn::ops::sigmoid(&t).unwrap(),
@@ -197,37 +198,17 @@ mod tests {
             Activation::Tanh,
             Activation::Gelu,
         ] {
-            let layers = vec![
-                (
-                    random(hidden * width, &mut rng),
-                    random(hidden, &mut rng),
-                    width,
-                    hidden,
-                    act,
-                ),
-                (
-                    random(2 * hidden, &mut rng),
-                    random(2, &mut rng),
-                    hidden,
-                    2,
-                    act,
-                ),
-            ];
+            let mut layer = |inputs: usize, outputs: usize| CpuLayerWeights {
+                weight: random(outputs * inputs, &mut rng),
+                bias: Some(random(outputs, &mut rng)),
+                inputs,
+                outputs,
+                activation: act,
+            };
+            let layers = vec![layer(width, hidden), layer(hidden, 2)];
             let x = random(width * rows, &mut rng);
             let expected = candle_forward(&layers, &x, width, rows);
-            let net = CpuNetwork::new(
-                layers
-                    .iter()
-                    .map(|(w, b, inputs, outputs, activation)| CpuLayerWeights {
-                        weight: w.clone(),
-                        bias: Some(b.clone()),
-                        inputs: *inputs,
-                        outputs: *outputs,
-                        activation: *activation,
-                    })
-                    .collect(),
-                width,
-            );
+            let net = CpuNetwork::new(layers, width);
             let mut input = vec![0f32; net.tile_width() * rows];
             input[..x.len()].copy_from_slice(&x);
             let mut scratch = vec![0f32; net.tile_width() * rows];

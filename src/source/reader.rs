@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
@@ -22,6 +22,15 @@ const FOOTER_PREFETCH: usize = 64 * 1024;
 /// projected columns are often neighbours) become one read instead of one per column, while a
 /// skipped column of any real size is still not fetched.
 const COALESCE_GAP: u64 = 64 * 1024;
+
+/// A merged request stops growing at this size. Every chunk sliced from a read keeps the whole
+/// read's buffer alive, and a row group's worth in one buffer (17 MB for W1) is an allocation the
+/// allocator hands back to the kernel and faults in fresh, zeroed, for the next row group; reads
+/// of a few MB are recycled instead (benches/README.md). Still few requests per row group.
+const MAX_MERGED_READ: u64 = 4 * 1024 * 1024;
+
+/// Concurrent requests for one row group's merged ranges.
+const PARALLEL_READS: usize = 8;
 
 /// An [`AsyncFileReader`] for one object.
 #[derive(Debug, Clone)]
@@ -85,8 +94,27 @@ impl AsyncFileReader for ObjectReader {
         ranges: Vec<Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         let this = &*self;
-        async move { object_store::coalesce_ranges(&ranges, |r| this.get(r), COALESCE_GAP).await }
-            .boxed()
+        async move {
+            let (merged, holder) = merge_ranges(&ranges, COALESCE_GAP, MAX_MERGED_READ);
+            let fetched: Vec<Bytes> = futures::stream::iter(merged.iter().cloned())
+                .map(|r| this.get(r))
+                .buffered(PARALLEL_READS)
+                .try_collect()
+                .await?;
+            Ok(ranges
+                .iter()
+                .zip(holder)
+                .map(|(r, i)| {
+                    let base = merged[i].start;
+                    let end = usize::try_from(r.end - base)
+                        .unwrap_or(usize::MAX)
+                        .min(fetched[i].len());
+                    let start = usize::try_from(r.start - base).unwrap_or(end).min(end);
+                    fetched[i].slice(start..end)
+                })
+                .collect())
+        }
+        .boxed()
     }
 
     fn get_metadata<'a>(
@@ -105,11 +133,55 @@ impl AsyncFileReader for ObjectReader {
     }
 }
 
+/// Merged ranges covering `ranges`, and for each input range the index of the merged range that
+/// holds it: neighbours closer than `gap` are joined unless the result would exceed `max_len` (a
+/// single range longer than that stays whole).
+fn merge_ranges(ranges: &[Range<u64>], gap: u64, max_len: u64) -> (Vec<Range<u64>>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_unstable_by_key(|&i| (ranges[i].start, ranges[i].end));
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    let mut holder = vec![0; ranges.len()];
+    for i in order {
+        let r = &ranges[i];
+        match merged.last_mut() {
+            Some(last)
+                if r.start <= last.end.saturating_add(gap)
+                    && r.end.max(last.end) - last.start <= max_len =>
+            {
+                last.end = last.end.max(r.end);
+            }
+            _ => merged.push(r.clone()),
+        }
+        holder[i] = merged.len() - 1;
+    }
+    (merged, holder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use object_store::ObjectStoreExt;
     use object_store::local::LocalFileSystem;
+
+    #[test]
+    fn neighbours_merge_up_to_the_size_cap_and_every_range_finds_its_read() {
+        let ranges = vec![30..40, 0..10, 12..20, 100..110, 41..70];
+        let (merged, holder) = merge_ranges(&ranges, 10, 50);
+        // 0..10 + 12..20 + 30..40 + 41..70 would be 70 long: the cap splits before 41..70.
+        assert_eq!(merged, vec![0..40, 41..70, 100..110]);
+        for (r, i) in ranges.iter().zip(&holder) {
+            assert!(
+                merged[*i].start <= r.start && r.end <= merged[*i].end,
+                "{r:?}"
+            );
+        }
+        // A range longer than the cap stays whole.
+        let long = 0..100;
+        assert_eq!(
+            merge_ranges(std::slice::from_ref(&long), 10, 50).0,
+            vec![long]
+        );
+    }
 
     #[tokio::test]
     async fn a_changed_object_is_refused_with_a_clear_message() {
