@@ -15,6 +15,7 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use thiserror::Error;
 
 pub use location::{InputLocation, resolve, resolve_output};
@@ -112,17 +113,23 @@ pub async fn send_batches(
     batch_rows: usize,
     tx: tokio::sync::mpsc::Sender<SourceBatch>,
 ) -> Result<f64, SourceError> {
-    let units: Vec<(Arc<PlannedObject>, usize)> = plan
+    let units: Vec<(Arc<PlannedObject>, Arc<Footer>, usize)> = plan
         .objects
         .iter()
-        .flat_map(|o| (0..o.row_groups()).map(move |rg| (Arc::clone(o), rg)))
+        .flat_map(|o| {
+            // The object's footer, read by whichever of its row groups comes first and dropped
+            // with the last of them.
+            let footer = Arc::new(tokio::sync::OnceCell::new());
+            (0..o.row_groups).map(move |rg| (Arc::clone(o), Arc::clone(&footer), rg))
+        })
         .collect();
     let busy_nanos = Arc::new(AtomicU64::new(0));
-    let tasks = futures::stream::iter(units).map(|(object, rg)| {
+    let tasks = futures::stream::iter(units).map(|(object, footer, rg)| {
         let unit = RowGroupRead {
             store: Arc::clone(&plan.store),
             url: Arc::from(object.url.as_str()),
             object,
+            footer,
             row_group: rg,
             batch_rows,
             busy_nanos: Arc::clone(&busy_nanos),
@@ -144,10 +151,14 @@ pub async fn send_batches(
     Ok(busy_nanos.load(Ordering::Relaxed) as f64 / 1e9)
 }
 
+/// An object's decoded footer, shared by its row groups while they are read.
+type Footer = tokio::sync::OnceCell<ArrowReaderMetadata>;
+
 /// One row group to fetch, decode and pass on.
 struct RowGroupRead {
     store: Arc<dyn object_store::ObjectStore>,
     object: Arc<PlannedObject>,
+    footer: Arc<Footer>,
     url: Arc<str>,
     row_group: usize,
     batch_rows: usize,
@@ -161,21 +172,24 @@ impl RowGroupRead {
             row_group: self.row_group,
             message,
         };
-        let reader = ObjectReader::new(
+        let mut reader = ObjectReader::new(
             Arc::clone(&self.store),
             self.object.meta.location.clone(),
             self.object.meta.size,
             self.object.meta.e_tag.clone(),
         );
-        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(
-            reader,
-            self.object.arrow_meta.clone(),
-        )
-        .with_projection(self.object.projection.clone())
-        .with_row_groups(vec![self.row_group])
-        .with_batch_size(self.batch_rows)
-        .build()
-        .map_err(|e| read_err(e.to_string()))?;
+        let footer = self
+            .footer
+            .get_or_try_init(|| ArrowReaderMetadata::load_async(&mut reader, Default::default()))
+            .await
+            .map_err(|e| read_err(format!("reading the footer again: {e}")))?
+            .clone();
+        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
+            .with_projection(self.object.projection.clone())
+            .with_row_groups(vec![self.row_group])
+            .with_batch_size(self.batch_rows)
+            .build()
+            .map_err(|e| read_err(e.to_string()))?;
         loop {
             let started = Instant::now();
             let next = stream.try_next().await;

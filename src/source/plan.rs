@@ -1,5 +1,11 @@
 //! Planning the read: every input object's footer is fetched and checked for the id and feature
 //! columns before any scoring starts, and every problem in every file is reported at once.
+//!
+//! The plan keeps only what the run needs of each footer (row counts and the projection), not the
+//! decoded footer itself: a footer costs ~150 KB in memory (W1's: metadata plus the prefetched
+//! bytes it points into), so keeping them all would make memory grow with the number of input
+//! files. The source reads each object's footer again when it gets to it; reads are pinned to the
+//! listed etag, so it is the same footer.
 
 use std::sync::Arc;
 
@@ -25,24 +31,58 @@ pub enum IdKind {
     Text,
 }
 
-/// One input object, with its footer already read and its projection chosen.
+/// One input object, its footer checked and its projection chosen.
 #[derive(Debug)]
 pub struct PlannedObject {
     pub url: String,
     pub meta: ObjectMeta,
-    pub arrow_meta: ArrowReaderMetadata,
+    /// Row groups in the file.
+    pub row_groups: usize,
+    /// Rows in the file, from its footer.
+    pub rows: u64,
     pub projection: ProjectionMask,
 }
 
-impl PlannedObject {
-    /// Number of row groups in the file.
-    pub fn row_groups(&self) -> usize {
-        self.arrow_meta.metadata().num_row_groups()
-    }
+/// What planning learns from one footer.
+struct CheckedFooter {
+    row_groups: usize,
+    rows: u64,
+    projection: ProjectionMask,
+    id_kind: Option<IdKind>,
+    problems: Vec<String>,
+}
 
-    /// Number of rows in the file, from its footer.
-    pub fn rows(&self) -> u64 {
-        u64::try_from(self.arrow_meta.metadata().file_metadata().num_rows()).unwrap_or(0)
+/// Checks one footer's schema for the id and feature columns; the footer is dropped afterwards.
+fn check_footer(
+    arrow_meta: &ArrowReaderMetadata,
+    url: &str,
+    id_column: &str,
+    features: &[String],
+) -> CheckedFooter {
+    let schema = arrow_meta.schema();
+    let mut problems = Vec::new();
+    let mut roots = Vec::with_capacity(features.len() + 1);
+    let mut id_kind = None;
+    match check_id(schema, id_column) {
+        Ok((idx, kind)) => {
+            roots.push(idx);
+            id_kind = Some(kind);
+        }
+        Err(p) => problems.push(format!("{url}: {p}")),
+    }
+    for f in features {
+        match check_feature(schema, f) {
+            Ok(idx) => roots.push(idx),
+            Err(p) => problems.push(format!("{url}: {p}")),
+        }
+    }
+    let metadata = arrow_meta.metadata();
+    CheckedFooter {
+        row_groups: metadata.num_row_groups(),
+        rows: u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0),
+        projection: ProjectionMask::roots(metadata.file_metadata().schema_descr(), roots),
+        id_kind,
+        problems,
     }
 }
 
@@ -73,6 +113,7 @@ pub async fn plan(
             );
             let footer = match reader.get_metadata(None).await {
                 Ok(m) => ArrowReaderMetadata::try_new(m, ArrowReaderOptions::new())
+                    .map(|m| check_footer(&m, &url, id_column, features))
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
@@ -86,35 +127,23 @@ pub async fn plan(
     let mut objects = Vec::new();
     let mut id_kinds = Vec::new();
     for (url, meta, footer) in footers {
-        let arrow_meta = match footer {
-            Ok(m) => m,
+        let checked = match footer {
+            Ok(c) => c,
             Err(message) => {
                 problems.push(format!("{url}: not a readable Parquet file: {message}"));
                 continue;
             }
         };
-        let schema = arrow_meta.schema().clone();
-        let mut roots = Vec::with_capacity(features.len() + 1);
-        match check_id(&schema, id_column) {
-            Ok((idx, kind)) => {
-                roots.push(idx);
-                id_kinds.push((url.clone(), kind));
-            }
-            Err(p) => problems.push(format!("{url}: {p}")),
+        problems.extend(checked.problems);
+        if let Some(kind) = checked.id_kind {
+            id_kinds.push((url.clone(), kind));
         }
-        for f in features {
-            match check_feature(&schema, f) {
-                Ok(idx) => roots.push(idx),
-                Err(p) => problems.push(format!("{url}: {p}")),
-            }
-        }
-        let projection =
-            ProjectionMask::roots(arrow_meta.metadata().file_metadata().schema_descr(), roots);
         objects.push(Arc::new(PlannedObject {
             url,
             meta,
-            arrow_meta,
-            projection,
+            row_groups: checked.row_groups,
+            rows: checked.rows,
+            projection: checked.projection,
         }));
     }
     let id_kind = id_kinds.first().map(|(_, k)| *k).unwrap_or(IdKind::Int);
@@ -129,7 +158,7 @@ pub async fn plan(
     if !problems.is_empty() {
         return Err(SourceError::Schema { problems });
     }
-    let total_rows = objects.iter().map(|o| o.rows()).sum();
+    let total_rows = objects.iter().map(|o| o.rows).sum();
     Ok(InputPlan {
         store: Arc::clone(&location.store),
         objects,
