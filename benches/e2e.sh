@@ -100,6 +100,7 @@ for i in $(seq 1 "$RUNS"); do
   read -r wall user sys rss_kb <"$TMP/run$i.time"
   first=$(grep -o 'since_launch_ms=[0-9]*' "$TMP/run$i.stderr" | head -1 | cut -d= -f2)
   stages=$(psql_q -c "SELECT stage_seconds FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
+  [ -n "${E2E_VERBOSE:-}" ] && echo "run $i: wall $wall user $user sys $sys pg $(echo "$cpu1 - $cpu0" | bc) first ${first:-0} $stages" >&2
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wall" "$user" "$sys" "$rss_kb" "$(echo "$cpu1 - $cpu0" | bc)" "${first:-0}" "$stages" >>"$TMP/scorer.tsv"
 
   # The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.

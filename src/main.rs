@@ -11,7 +11,9 @@ use scorer::pipeline::{self, Destination, RunOptions, RunSummary};
 use scorer::{telemetry, validate};
 
 /// mimalloc keeps freed row-group-sized buffers for reuse; glibc's malloc returns them to the kernel
-/// and faults fresh zeroed pages in for every row group (benches/README.md).
+/// and faults fresh zeroed pages in for every row group (benches/README.md). It is built without
+/// transparent huge pages (`no_thp`): asking for them made page faults stall in the kernel's
+/// compaction once the page cache filled memory, which varied a W1 run by ±15%.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
