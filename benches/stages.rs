@@ -1,6 +1,6 @@
 //! Each pipeline stage on its own, on W1-shaped data (32 f32 features, 64k-row batches): Parquet
-//! decode of the projected columns, arrow -> row-major f32, the W1 MLP forward pass, and binary COPY
-//! encoding. `cargo bench --bench stages`; figures in benches/README.md.
+//! decode of the projected columns, arrow -> feature batch, the W1 MLP forward pass (feature tiles
+//! included), and binary COPY encoding. `cargo bench --bench stages`; figures in benches/README.md.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -98,7 +98,7 @@ fn stages(c: &mut Criterion) {
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
     };
-    g.bench_function("arrow_to_row_major_f32", |b| {
+    g.bench_function("arrow_to_feature_batch", |b| {
         b.iter(|| black_box(spec.build(&src).expect("features")))
     });
 
