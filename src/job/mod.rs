@@ -391,6 +391,27 @@ columns = { score = "prob" }
     }
 
     #[test]
+    fn copy_streams_is_bounded_and_for_tables_only() {
+        let with_output = |output: &str| {
+            let text = GOOD.replace("table = \"scores.churn_daily\"", output);
+            Job::parse(&text, Path::new("j.toml")).map_err(|e| e.to_string())
+        };
+        let job = with_output("table = \"t\"").unwrap();
+        assert_eq!(job.output.copy_streams, 1);
+        let job = with_output("table = \"t\"\ncopy_streams = 3").unwrap();
+        assert_eq!(job.output.copy_streams, 3);
+        let err = with_output("table = \"t\"\ncopy_streams = 0").unwrap_err();
+        assert!(
+            err.contains("output.copy_streams must be between 1 and 6"),
+            "{err}"
+        );
+        let err = with_output("table = \"t\"\ncopy_streams = 7").unwrap_err();
+        assert!(err.contains("got 7"), "{err}");
+        let err = with_output("url = \"s3://lake/x/\"\ncopy_streams = 2").unwrap_err();
+        assert!(err.contains("applies to output.table only"), "{err}");
+    }
+
+    #[test]
     fn null_policy_parses() {
         assert_eq!("skip".parse::<NullPolicy>().unwrap(), NullPolicy::Skip);
         assert_eq!("fail".parse::<NullPolicy>().unwrap(), NullPolicy::Fail);
