@@ -36,7 +36,7 @@ fi
 
 if [ -z "${SCORER_BENCH_DATABASE_URL:-}" ]; then
   # No autovacuum or checkpoints in the middle of a measurement: both runs see the same server.
-  PG_EXTRA_OPTS="-c autovacuum=off -c max_wal_size=16GB -c checkpoint_timeout=1h" pg_up
+  PG_EXTRA_OPTS="-c autovacuum=off -c max_wal_size=16GB -c min_wal_size=8GB -c checkpoint_timeout=1h" pg_up
   trap pg_down EXIT
   SCORER_BENCH_DATABASE_URL="$SCORER_TEST_DATABASE_URL"
 fi
@@ -126,6 +126,7 @@ med = lambda xs: statistics.median(xs)
 wall = med(float(r[0]) for r in runs)
 scorer_cpu = med(float(r[1]) + float(r[2]) for r in runs)
 rss = max(int(r[3]) for r in runs)
+rss_med = med(int(r[3]) for r in runs)
 pg = med(float(r[4]) for r in runs)
 first = med(int(r[5]) for r in runs)
 stages = json.loads(sorted(runs, key=lambda r: float(r[0]))[len(runs) // 2][6])
@@ -136,7 +137,7 @@ print(f"workload            {job}: {rows} rows, median of {len(runs)} runs each"
 print(f"scorer end to end   {wall:.2f} s wall = {rows / wall / 1e6:.3f} M rows/s  (committed, cold process; runs: {', '.join(r[0] for r in runs)} s)")
 print(f"COPY-only (sink)    {copy_s:.2f} s wall = {rows / copy_s / 1e6:.3f} M rows/s  (COPY BINARY from a file into a fresh unindexed table; runs: {', '.join('%.2f' % float(c[0]) for c in copies)} s)")
 print(f"ratio               {copy_s / wall:.3f}  (end to end rate / COPY-only rate)")
-print(f"peak RSS            {rss / 1024:.0f} MB  (max over runs)")
+print(f"peak RSS            {rss / 1024:.0f} MB  (max over runs; median of the runs' peaks {rss_med / 1024:.0f} MB)")
 print(f"CPU per M rows      {(scorer_cpu + pg) / m:.3f} s  (scorer {scorer_cpu / m:.3f} + PostgreSQL {pg / m:.3f}; COPY-only server {copy_cpu / m:.3f})")
 print("stage seconds       " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items())) + "  (busy time per stage; stages overlap)")
 print(f"first batch scored  {first:.0f} ms after launch")

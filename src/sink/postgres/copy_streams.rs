@@ -75,6 +75,12 @@ impl CopyStreams {
     /// Hands a chunk of whole encoded rows to the next session in turn, waiting while its queue is
     /// full. A session that failed reports its own error here.
     pub async fn send(&mut self, rows: Bytes) -> Result<(), SinkError> {
+        if self.streams.is_empty() {
+            return Err(SinkError::Table {
+                table: self.table.to_string(),
+                message: "no COPY session is open (an earlier one failed)".into(),
+            });
+        }
         let i = self.next;
         self.next = (self.next + 1) % self.streams.len();
         if self.streams[i].tx.send(Message::Rows(rows)).await.is_ok() {
