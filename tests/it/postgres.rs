@@ -258,20 +258,22 @@ async fn corrupt_parquet_fails_naming_the_file() {
     .await;
 }
 
+/// Scribbles over the middle of part-00002's data, leaving its footer readable.
+fn corrupt_a_data_page(p: &Project) {
+    let f = input_dir(p).join("part-00002.parquet");
+    let mut bytes = std::fs::read(&f).unwrap();
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 4096] {
+        *b = 0xAB;
+    }
+    std::fs::write(&f, &bytes).unwrap();
+}
+
 #[tokio::test]
 async fn corrupt_data_page_fails_naming_file_and_row_group() {
     fails_and_keeps_previous(
         "page",
-        |p| {
-            let f = input_dir(p).join("part-00002.parquet");
-            let mut bytes = std::fs::read(&f).unwrap();
-            // Scribble over the middle of the data, leaving the footer readable.
-            let mid = bytes.len() / 3;
-            for b in &mut bytes[mid..mid + 4096] {
-                *b = 0xAB;
-            }
-            std::fs::write(&f, &bytes).unwrap();
-        },
+        corrupt_a_data_page,
         3,
         &["part-00002.parquet", "row group"],
     )
@@ -292,13 +294,7 @@ async fn a_failure_during_parallel_copy_keeps_the_previous_rows() {
         "page_par",
         |p| {
             set_copy_streams(p, 3);
-            let f = input_dir(p).join("part-00002.parquet");
-            let mut bytes = std::fs::read(&f).unwrap();
-            let mid = bytes.len() / 3;
-            for b in &mut bytes[mid..mid + 4096] {
-                *b = 0xAB;
-            }
-            std::fs::write(&f, &bytes).unwrap();
+            corrupt_a_data_page(p);
         },
         3,
         &["part-00002.parquet", "row group"],
