@@ -10,20 +10,9 @@
 
 use super::spec::Activation;
 
-/// One layer's weights as plain row-major `f32`.
-struct CpuLayer {
-    /// `[out, in]`, row-major.
-    weight: Vec<f32>,
-    /// `[out]`; zeros when the layer has no bias.
-    bias: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
-    activation: Activation,
-}
-
 /// A feed-forward network of dense layers, evaluated tile by tile on the calling thread.
 pub struct CpuNetwork {
-    layers: Vec<CpuLayer>,
+    layers: Vec<CpuLayerWeights>,
     /// The widest activation (input or any layer's output), for sizing the tiles.
     max_width: usize,
 }
@@ -46,22 +35,12 @@ impl CpuNetwork {
             .iter()
             .map(|l| l.outputs)
             .fold(input_width, usize::max);
-        let layers = layers
-            .into_iter()
-            .map(|l| CpuLayer {
-                bias: l.bias.unwrap_or_else(|| vec![0.0; l.outputs]),
-                weight: l.weight,
-                inputs: l.inputs,
-                outputs: l.outputs,
-                activation: l.activation,
-            })
-            .collect();
         Self { layers, max_width }
     }
 
     /// Runs one tile of `rows` rows. `input` holds the tile feature-major (`[width, rows]`) and is
-    /// overwritten: the two scratch tiles take turns as input and output. Returns which of the
-    /// two holds the last layer's output (`[outputs, rows]`, feature-major).
+    /// overwritten: the two tiles take turns as input and output. Returns the last layer's output
+    /// (`[outputs, rows]`, feature-major), a slice of whichever tile holds it.
     pub fn forward_tile<'a>(
         &self,
         rows: usize,
@@ -71,8 +50,13 @@ impl CpuNetwork {
         let (mut x, mut y) = (input, scratch);
         for layer in &self.layers {
             let out = &mut y[..layer.outputs * rows];
-            for (row, b) in out.chunks_exact_mut(rows).zip(&layer.bias) {
-                row.fill(*b);
+            match &layer.bias {
+                Some(bias) => {
+                    for (row, b) in out.chunks_exact_mut(rows).zip(bias) {
+                        row.fill(*b);
+                    }
+                }
+                None => out.fill(0.0),
             }
             accumulate_matmul(
                 out,
