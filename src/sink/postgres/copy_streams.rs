@@ -89,42 +89,33 @@ impl CopyStreams {
         // The session ended early: its task holds the reason.
         let stream = self.streams.remove(i);
         self.next = 0;
-        let err = match stream.task.await {
-            Ok(Err(e)) => e,
-            Ok(Ok(_)) => SinkError::Table {
+        let err = match self.join(stream.task).await {
+            Err(e) => e,
+            Ok(_) => SinkError::Table {
                 table: self.table.to_string(),
                 message: "a COPY session ended before its rows were sent".into(),
-            },
-            Err(e) => SinkError::Table {
-                table: self.table.to_string(),
-                message: format!("a COPY session panicked: {e}"),
             },
         };
         self.abort().await;
         Err(err)
     }
 
-    /// Ends every session's COPY and returns the rows PostgreSQL counted over all of them. On the
-    /// first failure the remaining sessions are aborted and that failure is returned.
-    pub async fn finish(self) -> Result<u64, SinkError> {
+    /// Ends every session's COPY and returns the rows PostgreSQL counted over all of them. If any
+    /// session failed, the first failure is returned; the others have ended too, and their rows
+    /// go with the staging table the caller then drops.
+    pub async fn finish(mut self) -> Result<u64, SinkError> {
         let mut rows = 0u64;
         let mut first_error = None;
         let mut tasks = Vec::with_capacity(self.streams.len());
-        for stream in self.streams {
+        for stream in std::mem::take(&mut self.streams) {
             drop(stream.tx);
             tasks.push(stream.task);
         }
         for task in tasks {
-            match task.await {
-                Ok(Ok(n)) => rows += n,
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
+            match self.join(task).await {
+                Ok(n) => rows += n,
                 Err(e) => {
-                    first_error.get_or_insert(SinkError::Table {
-                        table: self.table.to_string(),
-                        message: format!("a COPY session panicked: {e}"),
-                    });
+                    first_error.get_or_insert(e);
                 }
             }
         }
@@ -132,6 +123,16 @@ impl CopyStreams {
             None => Ok(rows),
             Some(e) => Err(e),
         }
+    }
+
+    /// Waits for a session's task: its row count, its error, or a panic as an error.
+    async fn join(&self, task: JoinHandle<Result<u64, SinkError>>) -> Result<u64, SinkError> {
+        task.await.unwrap_or_else(|e| {
+            Err(SinkError::Table {
+                table: self.table.to_string(),
+                message: format!("a COPY session panicked: {e}"),
+            })
+        })
     }
 
     /// Aborts every session's COPY; what they sent is thrown away with the staging table.
