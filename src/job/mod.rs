@@ -375,12 +375,14 @@ columns = { score = "prob" }
         assert_eq!(problems.len(), 4, "{problems:#?}");
     }
 
+    /// GOOD with its `table = …` line replaced by `output`, parsed.
+    fn with_output(output: &str) -> Result<Job, String> {
+        let text = GOOD.replace("table = \"scores.churn_daily\"", output);
+        Job::parse(&text, Path::new("j.toml")).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn output_is_a_table_or_a_directory_url() {
-        let with_output = |output: &str| {
-            let text = GOOD.replace("table = \"scores.churn_daily\"", output);
-            Job::parse(&text, Path::new("j.toml")).map_err(|e| e.to_string())
-        };
         assert!(with_output("url = \"s3://lake/scores/dt={{ ds }}/\"").is_ok());
         let err = with_output("url = \"s3://lake/dt={{ ds }}/*.parquet\"").unwrap_err();
         assert!(err.contains("output.url: names one directory"), "{err}");
@@ -392,10 +394,6 @@ columns = { score = "prob" }
 
     #[test]
     fn copy_streams_is_bounded_and_for_tables_only() {
-        let with_output = |output: &str| {
-            let text = GOOD.replace("table = \"scores.churn_daily\"", output);
-            Job::parse(&text, Path::new("j.toml")).map_err(|e| e.to_string())
-        };
         let job = with_output("table = \"t\"").unwrap();
         assert_eq!(job.output.copy_streams, 1);
         let job = with_output("table = \"t\"\ncopy_streams = 3").unwrap();

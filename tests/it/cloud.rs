@@ -43,17 +43,15 @@ pub fn unique(tag: &str) -> String {
         .collect()
 }
 
+/// Sends an emulator set-up request and fails the test unless it succeeded.
+async fn send_ok(request: reqwest::RequestBuilder, what: &str) {
+    let resp = request.send().await.unwrap();
+    assert!(resp.status().is_success(), "{what}: {}", resp.status());
+}
+
 pub async fn create_s3_bucket(name: &str) {
-    let resp = reqwest::Client::new()
-        .put(format!("{}/{name}", s3_endpoint()))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "create bucket: {}",
-        resp.status()
-    );
+    let request = reqwest::Client::new().put(format!("{}/{name}", s3_endpoint()));
+    send_ok(request, "create bucket").await;
 }
 
 /// Creates a container with a Shared Key-signed request, as Azure's own tools do.
@@ -74,22 +72,15 @@ async fn create_az_container(name: &str) {
         to_sign.as_bytes(),
     );
     let signature = base64::engine::general_purpose::STANDARD.encode(tag.as_ref());
-    let resp = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .put(format!("{}/{name}?restype=container", az_endpoint()))
         .header("x-ms-date", date)
         .header("x-ms-version", version)
         .header(
             "Authorization",
             format!("SharedKey {AZ_ACCOUNT}:{signature}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "create container: {}",
-        resp.status()
-    );
+        );
+    send_ok(request, "create container").await;
 }
 
 pub fn s3_store(bucket: &str) -> Arc<dyn ObjectStore> {
