@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -115,7 +115,7 @@ fn stages(c: &mut Criterion) {
         rows: features.rows,
     };
     let encoder = CopyEncoder::new(1);
-    let mut buf = BytesMut::with_capacity(ROWS * 64);
+    let mut buf = Vec::with_capacity(ROWS * 64);
     g.bench_function("copy_binary_encode", |b| {
         b.iter(|| {
             buf.clear();

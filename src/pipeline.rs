@@ -522,19 +522,27 @@ async fn stream_through<W: PartitionWriter>(
                     "first batch scored"
                 );
             }
-            for (fb, scores) in scored {
-                report.rows_rejected += fb.rejected as u64;
-                report.rows_scored += fb.rows as u64;
-                for (stats, column) in report.stats.iter_mut().zip(&scores) {
-                    for v in column {
-                        stats.add(*v);
+            // Keep only ids and scores: the feature columns, slices of the source batch, go now
+            // rather than while the sink is behind, so a stalled sink holds no decoded input.
+            let batches: Vec<ScoredBatch> = scored
+                .into_iter()
+                .map(|(fb, scores)| {
+                    report.rows_rejected += fb.rejected as u64;
+                    report.rows_scored += fb.rows as u64;
+                    for (stats, column) in report.stats.iter_mut().zip(&scores) {
+                        for v in column {
+                            stats.add(*v);
+                        }
                     }
-                }
-                let batch = ScoredBatch {
-                    ids: fb.ids,
-                    scores,
-                    rows: fb.rows,
-                };
+                    ScoredBatch {
+                        ids: fb.ids,
+                        scores,
+                        rows: fb.rows,
+                    }
+                })
+                .collect();
+            drop(src);
+            for batch in batches {
                 if scored_tx.blocking_send(batch).is_err() {
                     return Ok(report);
                 }

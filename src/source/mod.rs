@@ -18,6 +18,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use thiserror::Error;
 
+use crate::buffer_pool::BufferPool;
 pub use location::{InputLocation, resolve, resolve_output};
 pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;
@@ -124,6 +125,12 @@ pub async fn send_batches(
         })
         .collect();
     let busy_nanos = Arc::new(AtomicU64::new(0));
+    // Enough for every row group in flight to have all its reads out at once, and the one before
+    // it still being decoded.
+    let buffers = BufferPool::new(
+        reader::MAX_MERGED_READ as usize,
+        (in_flight.max(1) + 1) * reader::PARALLEL_READS,
+    );
     let tasks = futures::stream::iter(units).map(|(object, footer, rg)| {
         let unit = RowGroupRead {
             store: Arc::clone(&plan.store),
@@ -133,6 +140,7 @@ pub async fn send_batches(
             row_group: rg,
             batch_rows,
             busy_nanos: Arc::clone(&busy_nanos),
+            buffers: Arc::clone(&buffers),
         };
         let (url, tx) = (Arc::clone(&unit.url), tx.clone());
         let task = tokio::spawn(unit.run(tx));
@@ -163,6 +171,7 @@ struct RowGroupRead {
     row_group: usize,
     batch_rows: usize,
     busy_nanos: Arc<AtomicU64>,
+    buffers: Arc<BufferPool>,
 }
 
 impl RowGroupRead {
@@ -177,6 +186,7 @@ impl RowGroupRead {
             self.object.meta.location.clone(),
             self.object.meta.size,
             self.object.meta.e_tag.clone(),
+            Arc::clone(&self.buffers),
         );
         let footer = self
             .footer

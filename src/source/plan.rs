@@ -18,6 +18,7 @@ use parquet::arrow::async_reader::AsyncFileReader;
 
 use super::reader::ObjectReader;
 use super::{InputLocation, SourceError, list};
+use crate::buffer_pool::BufferPool;
 
 /// Footers fetched concurrently while planning.
 const FOOTERS_IN_FLIGHT: usize = 8;
@@ -102,6 +103,8 @@ pub async fn plan(
     features: &[String],
 ) -> Result<InputPlan, SourceError> {
     let metas = list(location).await?;
+    // Footer reads are small; the pool only saves their allocations.
+    let buffers = BufferPool::new(0, FOOTERS_IN_FLIGHT);
     let footers: Vec<_> = futures::stream::iter(metas)
         .map(|meta| async {
             let url = location.object_url(&meta.location);
@@ -110,6 +113,7 @@ pub async fn plan(
                 meta.location.clone(),
                 meta.size,
                 meta.e_tag.clone(),
+                Arc::clone(&buffers),
             );
             let footer = match reader.get_metadata(None).await {
                 Ok(m) => ArrowReaderMetadata::try_new(m, ArrowReaderOptions::new())

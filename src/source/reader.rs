@@ -9,11 +9,13 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+
+use crate::buffer_pool::{BufferPool, PooledBuffer};
 
 /// Bytes fetched with the first footer read; most footers fit, saving a second round trip.
 const FOOTER_PREFETCH: usize = 64 * 1024;
@@ -24,13 +26,13 @@ const FOOTER_PREFETCH: usize = 64 * 1024;
 const COALESCE_GAP: u64 = 64 * 1024;
 
 /// A merged request stops growing at this size. Every chunk sliced from a read keeps the whole
-/// read's buffer alive, and a row group's worth in one buffer (17 MB for W1) is an allocation the
-/// allocator hands back to the kernel and faults in fresh, zeroed, for the next row group; reads
-/// of a few MB are recycled instead (benches/README.md). Still few requests per row group.
-const MAX_MERGED_READ: u64 = 4 * 1024 * 1024;
+/// read's buffer alive, so a row group's worth in one buffer (17 MB for W1) would stay until its
+/// last column is decoded; reads of a few MB go back to the pool sooner. Still few requests per
+/// row group. Also the size class of the pooled read buffers.
+pub const MAX_MERGED_READ: u64 = 4 * 1024 * 1024;
 
 /// Concurrent requests for one row group's merged ranges.
-const PARALLEL_READS: usize = 8;
+pub const PARALLEL_READS: usize = 8;
 
 /// An [`AsyncFileReader`] for one object.
 #[derive(Debug, Clone)]
@@ -39,22 +41,31 @@ pub struct ObjectReader {
     path: Path,
     size: u64,
     etag: Option<String>,
+    buffers: Arc<BufferPool>,
 }
 
 impl ObjectReader {
-    /// A reader for `path` of `size` bytes; reads fail if the object's etag is no longer `etag`.
-    pub fn new(store: Arc<dyn ObjectStore>, path: Path, size: u64, etag: Option<String>) -> Self {
+    /// A reader for `path` of `size` bytes that reads into `buffers`; reads fail if the object's
+    /// etag is no longer `etag`.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        size: u64,
+        etag: Option<String>,
+        buffers: Arc<BufferPool>,
+    ) -> Self {
         Self {
             store,
             path,
             size,
             etag,
+            buffers,
         }
     }
 
     async fn get(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
         let options = GetOptions {
-            range: Some(GetRange::Bounded(range)),
+            range: Some(GetRange::Bounded(range.clone())),
             if_match: self.etag.clone(),
             ..Default::default()
         };
@@ -63,7 +74,54 @@ impl ObjectReader {
             .get_opts(&self.path, options)
             .await
             .map_err(|e| self.error(e))?;
-        result.bytes().await.map_err(|e| self.error(e))
+        let len = usize::try_from(result.range.end - result.range.start)
+            .map_err(|_| ParquetError::General(format!("range {range:?} is too large")))?;
+        let mut buf = self.buffers.take(len);
+        match result.payload {
+            GetResultPayload::File(mut file, local) => {
+                let start = result.range.start;
+                let read = tokio::task::spawn_blocking(move || {
+                    use std::io::{Read, Seek, SeekFrom};
+                    file.seek(SeekFrom::Start(start))?;
+                    file.read_exact(buf.as_mut_slice())?;
+                    Ok::<PooledBuffer, std::io::Error>(buf)
+                });
+                let buf = read
+                    .await
+                    .map_err(|e| ParquetError::General(format!("read task failed: {e}")))?
+                    .map_err(|e| {
+                        ParquetError::General(format!(
+                            "reading bytes {start}..{} of {}: {e}",
+                            start + len as u64,
+                            local.display()
+                        ))
+                    })?;
+                Ok(buf.freeze())
+            }
+            GetResultPayload::Stream(mut body) => {
+                let mut filled = 0;
+                while let Some(chunk) = body.try_next().await.map_err(|e| self.error(e))? {
+                    let end = filled + chunk.len();
+                    let Some(dest) = buf.as_mut_slice().get_mut(filled..end) else {
+                        return Err(self.wrong_length(&result.range, end));
+                    };
+                    dest.copy_from_slice(&chunk);
+                    filled = end;
+                }
+                if filled != len {
+                    return Err(self.wrong_length(&result.range, filled));
+                }
+                Ok(buf.freeze())
+            }
+        }
+    }
+
+    fn wrong_length(&self, range: &Range<u64>, got: usize) -> ParquetError {
+        ParquetError::General(format!(
+            "{}: asked for bytes {range:?} and got {got} bytes instead of {}",
+            self.path,
+            range.end - range.start
+        ))
     }
 
     /// Says plainly when the object changed under the run (its etag no longer matches the one
@@ -196,6 +254,7 @@ mod tests {
             path.clone(),
             listed.size,
             listed.e_tag.clone(),
+            BufferPool::new(0, 1),
         );
         assert_eq!(reader.get_bytes(0..8).await.unwrap().len(), 8);
         // Rewritten with another size: a new etag.

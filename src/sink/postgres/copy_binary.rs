@@ -1,5 +1,5 @@
 //! PostgreSQL's binary COPY format for result rows, encoded straight from the scored batch into a
-//! reusable buffer: no per-row allocation, no text formatting of floats.
+//! pooled buffer: no per-row allocation, no text formatting of floats.
 //!
 //! Only the fields that differ per row travel: (id, score...). The run's constants, `ds` and
 //! `run_id`, are column defaults of the staging table, so PostgreSQL fills them without reading or
@@ -7,7 +7,7 @@
 //! CPU-seconds in the server (benches/README.md).
 
 use arrow::array::{Array, Int64Array, StringArray};
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::sink::ScoredBatch;
 
@@ -32,19 +32,19 @@ impl CopyEncoder {
     }
 
     /// The file header: signature, flags, header-extension length.
-    pub fn header(buf: &mut BytesMut) {
+    pub fn header(buf: &mut Vec<u8>) {
         buf.put_slice(SIGNATURE);
         buf.put_i32(0);
         buf.put_i32(0);
     }
 
     /// The end-of-data marker.
-    pub fn trailer(buf: &mut BytesMut) {
+    pub fn trailer(buf: &mut Vec<u8>) {
         buf.put_i16(-1);
     }
 
     /// Appends every row of `batch` to `buf`.
-    pub fn encode(&self, batch: &ScoredBatch, buf: &mut BytesMut) -> Result<(), UnsupportedIds> {
+    pub fn encode(&self, batch: &ScoredBatch, buf: &mut Vec<u8>) -> Result<(), UnsupportedIds> {
         if batch.scores.len() != self.outputs || batch.scores.iter().any(|c| c.len() < batch.rows) {
             return Err(UnsupportedIds(format!(
                 "{} score columns for {} outputs",
@@ -81,7 +81,7 @@ impl CopyEncoder {
     }
 
     #[inline]
-    fn scores(row: usize, batch: &ScoredBatch, buf: &mut BytesMut) {
+    fn scores(row: usize, batch: &ScoredBatch, buf: &mut Vec<u8>) {
         for column in &batch.scores {
             buf.put_i32(4);
             buf.put_f32(column[row]);
@@ -102,7 +102,7 @@ mod tests {
             scores: vec![vec![0.5]],
             rows: 1,
         };
-        let mut buf = BytesMut::new();
+        let mut buf = Vec::new();
         enc.encode(&batch, &mut buf).unwrap();
         let mut want = vec![0, 2];
         want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);

@@ -20,8 +20,8 @@ use super::copy_binary::CopyEncoder;
 use crate::sink::SinkError;
 use crate::sql_ident::TableName;
 
-/// Encoded chunks waiting per session; with ~4 MB batches this bounds the sink's memory.
-const QUEUE_PER_STREAM: usize = 2;
+/// Encoded chunks waiting per session; with ~1 MB chunks this bounds the sink's memory.
+pub const QUEUE_PER_STREAM: usize = 2;
 
 /// What a session is told besides data.
 enum Message {
@@ -158,7 +158,7 @@ where
     C: std::ops::DerefMut<Target = sqlx::PgConnection> + Send,
 {
     let failed = |what: &'static str| SinkError::db(&table, what);
-    let mut header = bytes::BytesMut::with_capacity(32);
+    let mut header = Vec::with_capacity(32);
     CopyEncoder::header(&mut header);
     copy.send(&header[..])
         .await
@@ -178,7 +178,7 @@ where
             }
         }
     }
-    let mut trailer = bytes::BytesMut::with_capacity(2);
+    let mut trailer = Vec::with_capacity(2);
     CopyEncoder::trailer(&mut trailer);
     copy.send(&trailer[..])
         .await

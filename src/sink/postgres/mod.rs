@@ -6,7 +6,8 @@ mod copy_binary;
 mod copy_streams;
 pub mod ddl;
 
-use bytes::BytesMut;
+use std::sync::Arc;
+
 use sqlx::Row;
 use sqlx::postgres::PgPool;
 
@@ -14,6 +15,7 @@ pub use copy_binary::CopyEncoder;
 use copy_streams::CopyStreams;
 
 use super::{OutputLayout, PartitionWriter, ScoredBatch, SinkError};
+use crate::buffer_pool::{BufferPool, PooledBuffer};
 use crate::sql_ident::quote;
 
 /// COPY data is handed to a session in chunks of at least this many bytes (whole rows).
@@ -26,7 +28,9 @@ pub struct PgPartitionWriter {
     staging: String,
     copy: Option<CopyStreams>,
     encoder: CopyEncoder,
-    buf: BytesMut,
+    /// Chunks being encoded, queued for a session, or being sent; each comes back when sent.
+    buffers: Arc<BufferPool>,
+    buf: PooledBuffer,
 }
 
 impl PgPartitionWriter {
@@ -60,7 +64,11 @@ impl PgPartitionWriter {
                 return Err(e);
             }
         };
-        let buf = BytesMut::with_capacity(SEND_THRESHOLD * 2);
+        // A chunk passes the threshold by at most one batch; twice the threshold holds that.
+        let buffers = BufferPool::new(
+            SEND_THRESHOLD * 2,
+            streams.max(1) * (copy_streams::QUEUE_PER_STREAM + 1) + 1,
+        );
         let encoder = CopyEncoder::new(layout.score_columns.len());
         Ok(Self {
             pool,
@@ -68,7 +76,8 @@ impl PgPartitionWriter {
             staging,
             copy: Some(copy),
             encoder,
-            buf,
+            buf: buffers.take_empty(),
+            buffers,
         })
     }
 
@@ -76,7 +85,7 @@ impl PgPartitionWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let rows = self.buf.split().freeze();
+        let rows = std::mem::replace(&mut self.buf, self.buffers.take_empty()).freeze();
         if let Some(copy) = self.copy.as_mut() {
             copy.send(rows).await?;
         }
@@ -98,8 +107,9 @@ impl PgPartitionWriter {
 
 impl PartitionWriter for PgPartitionWriter {
     async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
-        self.encoder
-            .encode(batch, &mut self.buf)
+        let encoder = &self.encoder;
+        self.buf
+            .extend_with(|buf| encoder.encode(batch, buf))
             .map_err(|e| SinkError::Table {
                 table: self.layout.table.to_string(),
                 message: e.to_string(),
