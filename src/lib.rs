@@ -4,6 +4,7 @@
 //!
 //! The binary is a thin layer over this library; the integration tests drive the same functions.
 
+pub mod allocator;
 pub mod buffer_pool;
 pub mod cli;
 pub mod datagen;
