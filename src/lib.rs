@@ -4,7 +4,6 @@
 //!
 //! The binary is a thin layer over this library; the integration tests drive the same functions.
 
-pub mod allocator;
 pub mod buffer_pool;
 pub mod cli;
 pub mod datagen;

@@ -13,14 +13,12 @@ use scorer::{telemetry, validate};
 /// mimalloc keeps freed row-group-sized buffers for reuse; glibc's malloc returns them to the kernel
 /// and faults fresh zeroed pages in for every row group (benches/README.md). It is built without
 /// transparent huge pages (`no_thp`): asking for them made page faults stall in the kernel's
-/// compaction once the page cache filled memory, which varied a W1 run by ±15%. Its run-time
-/// settings are in `scorer::allocator`.
+/// compaction once the page cache filled memory, which varied a W1 run by ±15%.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
-    scorer::allocator::configure();
     scorer::model::threads::configure_for_scoring();
     let cli = Cli::parse();
     telemetry::init(cli.global.log_format);
