@@ -1,6 +1,7 @@
 //! Device selection on a binary built without CUDA: asking for a GPU is a clear configuration
 //! error recorded in the ledger (never a silent CPU run); `auto` scores on the CPU.
 
+#[cfg(not(feature = "cuda"))]
 use sqlx::SqlitePool;
 
 use crate::common::*;
