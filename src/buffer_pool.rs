@@ -55,7 +55,8 @@ impl BufferPool {
     }
 
     /// Free buffers now in the pool.
-    pub fn free_count(&self) -> usize {
+    #[cfg(test)]
+    fn free_count(&self) -> usize {
         self.lock().map_or(0, |free| free.len())
     }
 

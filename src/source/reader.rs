@@ -65,7 +65,7 @@ impl ObjectReader {
 
     async fn get(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
         let options = GetOptions {
-            range: Some(GetRange::Bounded(range.clone())),
+            range: Some(GetRange::Bounded(range)),
             if_match: self.etag.clone(),
             ..Default::default()
         };
@@ -74,12 +74,13 @@ impl ObjectReader {
             .get_opts(&self.path, options)
             .await
             .map_err(|e| self.error(e))?;
-        let len = usize::try_from(result.range.end - result.range.start)
+        let range = result.range;
+        let len = usize::try_from(range.end - range.start)
             .map_err(|_| ParquetError::General(format!("range {range:?} is too large")))?;
         let mut buf = self.buffers.take(len);
         match result.payload {
             GetResultPayload::File(mut file, local) => {
-                let start = result.range.start;
+                let start = range.start;
                 let read = tokio::task::spawn_blocking(move || {
                     use std::io::{Read, Seek, SeekFrom};
                     file.seek(SeekFrom::Start(start))?;
@@ -91,8 +92,7 @@ impl ObjectReader {
                     .map_err(|e| ParquetError::General(format!("read task failed: {e}")))?
                     .map_err(|e| {
                         ParquetError::General(format!(
-                            "reading bytes {start}..{} of {}: {e}",
-                            start + len as u64,
+                            "reading bytes {range:?} of {}: {e}",
                             local.display()
                         ))
                     })?;
@@ -103,13 +103,13 @@ impl ObjectReader {
                 while let Some(chunk) = body.try_next().await.map_err(|e| self.error(e))? {
                     let end = filled + chunk.len();
                     let Some(dest) = buf.as_mut_slice().get_mut(filled..end) else {
-                        return Err(self.wrong_length(&result.range, end));
+                        return Err(self.wrong_length(&range, end));
                     };
                     dest.copy_from_slice(&chunk);
                     filled = end;
                 }
                 if filled != len {
-                    return Err(self.wrong_length(&result.range, filled));
+                    return Err(self.wrong_length(&range, filled));
                 }
                 Ok(buf.freeze())
             }

@@ -64,7 +64,9 @@ impl PgPartitionWriter {
                 return Err(e);
             }
         };
-        // A chunk passes the threshold by at most one batch; twice the threshold holds that.
+        // A chunk passes the threshold by at most one scored batch; twice the threshold holds that
+        // for CPU-sized slices (~0.7 MB for W1). A larger chunk grows its buffer, which then
+        // serves later chunks as well.
         let buffers = BufferPool::new(
             SEND_THRESHOLD * 2,
             streams.max(1) * (copy_streams::QUEUE_PER_STREAM + 1) + 1,
