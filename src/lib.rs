@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod features;
 pub mod job;
+pub mod large_alloc;
 pub mod ledger;
 pub mod model;
 pub mod pipeline;

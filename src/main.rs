@@ -7,15 +7,22 @@ use scorer::cli::{Cli, Command};
 use scorer::db::DbTarget;
 use scorer::error::{RunError, exit};
 use scorer::job::{self, Job};
+use scorer::large_alloc::LargeBlockCache;
 use scorer::pipeline::{self, Destination, RunOptions, RunSummary};
 use scorer::{telemetry, validate};
 
-/// mimalloc keeps freed row-group-sized buffers for reuse; glibc's malloc returns them to the kernel
-/// and faults fresh zeroed pages in for every row group (benches/README.md). It is built without
+/// mimalloc for small allocations; blocks of 128 KiB and more (decoded columns, dictionaries, pages)
+/// are kept by size class for reuse, so the resident set settles instead of creeping up over a
+/// long run (`scorer::large_alloc`, benches/README.md "Memory"). mimalloc is built without
 /// transparent huge pages (`no_thp`): asking for them made page faults stall in the kernel's
 /// compaction once the page cache filled memory, which varied a W1 run by ±15%.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: LargeBlockCache<mimalloc::MiMalloc> =
+    LargeBlockCache::new(mimalloc::MiMalloc, LARGE_BLOCKS_HELD);
+
+/// Most bytes of free large blocks kept for reuse. Between row groups W1 has up to ~64 MB of them
+/// free at once; the cap leaves room for that and bounds what a change of sizes can leave behind.
+const LARGE_BLOCKS_HELD: usize = 128 << 20;
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
