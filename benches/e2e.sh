@@ -70,7 +70,12 @@ PY
 run_scorer() {
   local out="$1"
   /usr/bin/time -f '%e %U %S %M' -o "$out.time" env DATABASE_URL="$URL" RUST_LOG=scorer=info \
-    "$BIN/scorer" run "jobs/$JOB.toml" --date "$DATE" >"$out.stdout" 2>"$out.stderr"
+    "$BIN/scorer" run "jobs/$JOB.toml" --date "$DATE" >"$out.stdout" 2>"$out.stderr" || {
+    local rc=$?
+    echo "e2e: the scorer run failed (exit $rc); the end of its log ($out.stderr):" >&2
+    tail -n 5 "$out.stderr" >&2
+    return "$rc"
+  }
 }
 
 # Both measurements start from the same state: PostgreSQL's buffers written out and the kernel's
