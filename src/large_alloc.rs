@@ -50,7 +50,8 @@ impl<A> LargeBlockCache<A> {
         }
     }
 
-    /// Bytes of free blocks held for reuse.
+    /// Bytes of free blocks held for reuse: the memory the process keeps beyond its live data,
+    /// and what the cap is checked against.
     pub fn held_bytes(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
