@@ -56,6 +56,14 @@ impl<A> LargeBlockCache<A> {
         self.held.load(Ordering::Relaxed)
     }
 
+    /// A free block of `class`, taken off its list, if there is one.
+    fn reuse(&self, class: usize) -> Option<*mut u8> {
+        let addr = self.list(class).pop()?;
+        self.held
+            .fetch_sub(block_layout(class).size(), Ordering::Relaxed);
+        Some(addr as *mut u8)
+    }
+
     fn list(&self, class: usize) -> std::sync::MutexGuard<'_, Vec<usize>> {
         // A panic never happens while a list is locked (pushing allocates a small vector, which
         // aborts rather than panics on failure); take the list regardless.
@@ -92,13 +100,11 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for LargeBlockCache<A> {
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.inner.alloc(layout) };
         };
-        let block = block_layout(class);
-        if let Some(addr) = self.list(class).pop() {
-            self.held.fetch_sub(block.size(), Ordering::Relaxed);
-            return addr as *mut u8;
+        if let Some(ptr) = self.reuse(class) {
+            return ptr;
         }
-        // SAFETY: `block` has a non-zero size.
-        unsafe { self.inner.alloc(block) }
+        // SAFETY: `block_layout` has a non-zero size.
+        unsafe { self.inner.alloc(block_layout(class)) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -106,16 +112,13 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for LargeBlockCache<A> {
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.inner.alloc_zeroed(layout) };
         };
-        let block = block_layout(class);
-        if let Some(addr) = self.list(class).pop() {
-            self.held.fetch_sub(block.size(), Ordering::Relaxed);
-            let ptr = addr as *mut u8;
+        if let Some(ptr) = self.reuse(class) {
             // SAFETY: the block is at least `layout.size()` bytes and now ours alone.
             unsafe { ptr.write_bytes(0, layout.size()) };
             return ptr;
         }
-        // SAFETY: `block` has a non-zero size.
-        unsafe { self.inner.alloc_zeroed(block) }
+        // SAFETY: `block_layout` has a non-zero size.
+        unsafe { self.inner.alloc_zeroed(block_layout(class)) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
