@@ -108,13 +108,13 @@ fn stages(c: &mut Criterion) {
         b.iter(|| black_box(model.model.score(&features).expect("score")))
     });
 
-    let scores = model.model.score(&features).expect("score");
+    let outputs = model.model.score(&features).expect("score");
     let scored = ScoredBatch {
         ids: Arc::clone(&features.ids),
-        scores,
+        outputs,
         rows: features.rows,
     };
-    let encoder = CopyEncoder::new(1);
+    let encoder = CopyEncoder::new(model.model.outputs().to_vec());
     let mut buf = Vec::with_capacity(ROWS * 64);
     g.bench_function("copy_binary_encode", |b| {
         b.iter(|| {

@@ -1,6 +1,7 @@
 //! Command-line definitions (clap only; behaviour lives in the library).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -18,7 +19,8 @@ use crate::telemetry::LogFormat;
         scorer run quickstart --date 2026-11-24\n  \
         DATABASE_URL=postgres://scorer@db/analytics scorer run churn_daily --date 2026-11-24\n\n\
         Exit codes: 0 success, 1 internal error, 2 bad job/model/config, 3 bad or missing input,\n\
-        4 database error, 5 a run of this job and date is already in progress."
+        4 database error or lost lock, 5 a run of this output and date is already in progress,\n\
+        6 cancelled by SIGTERM/SIGINT (cleaned up)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -61,7 +63,11 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score one logical date of a job and replace that date's results atomically.
-    #[command(after_help = "Example:\n  scorer run jobs/quickstart.toml --date 2026-11-24")]
+    #[command(
+        after_help = "Example:\n  scorer run jobs/quickstart.toml --date 2026-11-24\n\n\
+        SIGTERM or SIGINT cancels the run: staging is dropped, the ledger says `cancelled`, the\n\
+        date keeps its previous rows, and scorer exits with code 6 (at once on a second signal)."
+    )]
     Run {
         /// Job file path, or a job name in --jobs-dir.
         job: String,
@@ -71,6 +77,22 @@ pub enum Command {
         /// Run the model here instead of the job's `model.device` (cpu, cuda, cuda:N, auto).
         #[arg(long)]
         device: Option<DeviceSpec>,
+        /// After SIGTERM/SIGINT, how long the clean-up may take before scorer exits anyway.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
+    /// Remove what dead runs left behind (staging tables, run files) and mark them `abandoned`.
+    #[command(
+        after_help = "Examples:\n  scorer gc\n  scorer gc churn_daily --stale-after 5m\n\n\
+        A `running` ledger row is a dead run when its heartbeat is older than --stale-after and\n\
+        no process holds the lock of its output and date. Every run also does this when it starts."
+    )]
+    Gc {
+        /// Only this job's runs (a job file path or a name in --jobs-dir); all jobs without it.
+        job: Option<String>,
+        /// A run whose heartbeat is older than this may be dead (its lock then decides).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        stale_after: Duration,
     },
     /// Check a job file and its model; with --date, also list the input and check every footer.
     #[command(after_help = "Example:\n  scorer validate jobs/quickstart.toml --date 2026-11-24")]

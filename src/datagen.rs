@@ -201,7 +201,7 @@ pub fn write_model(g: &ModelGen) -> Result<ModelSpec, DatagenError> {
     let spec = ModelSpec {
         kind: g.kind,
         inputs: g.inputs.clone(),
-        outputs: g.outputs.clone(),
+        outputs: g.outputs.iter().map(|o| o.as_str().into()).collect(),
         weights: "model.safetensors".into(),
         sha256: hex::encode(Sha256::digest(&bytes)),
         layers: if single { Vec::new() } else { layers },

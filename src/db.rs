@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{ConnectOptions, Connection};
 use thiserror::Error;
+
+use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 
 /// Where results and the ledger go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +84,16 @@ pub fn redact(url: &str) -> String {
 /// An open, migrated database.
 #[derive(Debug, Clone)]
 pub enum Database {
-    Postgres { pool: PgPool, target: String },
-    Sqlite { pool: SqlitePool, target: String },
+    Postgres {
+        pool: PgPool,
+        target: String,
+    },
+    Sqlite {
+        pool: SqlitePool,
+        target: String,
+        /// The database file; its lock files live beside it.
+        path: PathBuf,
+    },
 }
 
 impl Database {
@@ -145,6 +155,7 @@ impl Database {
                 Ok(Self::Sqlite {
                     pool,
                     target: described,
+                    path: path.clone(),
                 })
             }
         }
@@ -157,54 +168,23 @@ impl Database {
         }
     }
 
-    /// Takes the (job, date) run lock. `Ok(None)` means another run holds it.
-    ///
-    /// PostgreSQL: a session advisory lock on a connection taken out of the pool, so the lock ends
-    /// when the guard is dropped or the process dies. SQLite: the sink's write transaction already
-    /// serialises runs on one file, so no separate lock is taken.
-    pub async fn try_lock_run(&self, job: &str, date: &str) -> Result<Option<RunLock>, DbError> {
-        match self {
-            Self::Postgres { pool, target } => {
-                let err = |context| {
-                    let target = target.clone();
-                    move |source| DbError::Query {
-                        target,
-                        context,
-                        source,
-                    }
-                };
-                let mut conn = pool
-                    .acquire()
-                    .await
-                    .map_err(err("connecting for the run lock"))?
-                    .detach();
-                let got: bool =
-                    sqlx::query_scalar(include_str!("../sql/postgres/queries/try_run_lock.sql"))
-                        .bind(job)
-                        .bind(date)
-                        .fetch_one(&mut conn)
-                        .await
-                        .map_err(err("taking the run lock"))?;
-                Ok(got.then_some(RunLock { conn: Some(conn) }))
+    /// Takes the lock on `output` (a table name or output URL) for `date`; `Ok(None)` means
+    /// another run holds it. PostgreSQL: an advisory lock on a connection of its own; SQLite: a
+    /// file lock beside the database file (`src/lock.rs`).
+    pub async fn try_lock_output(
+        &self,
+        output: &str,
+        date: chrono::NaiveDate,
+    ) -> Result<Option<Box<dyn OutputLock>>, DbError> {
+        let key = lock_key(output, date);
+        Ok(match self {
+            Self::Postgres { pool, target } => PgAdvisoryLock::try_acquire(pool, target, &key)
+                .await?
+                .map(|l| Box::new(l) as Box<dyn OutputLock>),
+            Self::Sqlite { path, .. } => {
+                FileLock::try_acquire(path, &key)?.map(|l| Box::new(l) as Box<dyn OutputLock>)
             }
-            Self::Sqlite { .. } => Ok(Some(RunLock { conn: None })),
-        }
-    }
-}
-
-/// Held for the whole run; dropping it releases the lock.
-pub struct RunLock {
-    conn: Option<PgConnection>,
-}
-
-impl RunLock {
-    /// Releases the lock by closing its connection.
-    pub async fn release(mut self) {
-        if let Some(conn) = self.conn.take()
-            && let Err(e) = conn.close().await
-        {
-            tracing::warn!(error = %e, "closing the run-lock connection");
-        }
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod buffer_pool;
 pub mod cli;
+pub mod contract;
 pub mod datagen;
 pub mod db;
 pub mod error;
@@ -13,11 +14,16 @@ pub mod features;
 pub mod job;
 pub mod large_alloc;
 pub mod ledger;
+pub mod lock;
 pub mod model;
 pub mod pipeline;
+pub mod plan;
+pub mod run;
 pub mod schedule_expr;
+pub mod score;
 pub mod sink;
 pub mod source;
 pub mod sql_ident;
+pub mod summary;
 pub mod telemetry;
 pub mod validate;

@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use scorer::cli::{Cli, Command};
-use scorer::db::DbTarget;
-use scorer::error::{RunError, exit};
+use scorer::cli::{Cli, Command, GlobalArgs};
+use scorer::db::{Database, DbTarget};
+use scorer::error::{Failure, RunError, exit};
 use scorer::job::{self, Job};
 use scorer::large_alloc::LargeBlockCache;
-use scorer::pipeline::{self, Destination, RunOptions, RunSummary};
-use scorer::{telemetry, validate};
+use scorer::run::{self, RunContext, RunRequest, signals, sweep};
+use scorer::{ledger, summary, telemetry, validate};
 
 /// mimalloc for small allocations; blocks of 128 KiB and more (decoded columns, dictionaries, pages)
 /// are kept by size class for reuse, so the resident set settles instead of creeping up over a
@@ -26,7 +26,7 @@ const LARGE_BLOCKS_HELD: usize = 128 << 20;
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
-    scorer::model::threads::configure_for_scoring();
+    scorer::model::threads::configure_scoring_pool(None);
     let cli = Cli::parse();
     telemetry::init(cli.global.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -37,7 +37,10 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(dispatch(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(lines) => {
+            lines.iter().for_each(|l| println!("{l}"));
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("scorer: error: {e}");
             ExitCode::from(e.exit_code())
@@ -45,75 +48,58 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<(), RunError> {
+/// Runs the subcommand; returns the lines to print on success.
+async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
     let g = cli.global;
     match cli.command {
-        Command::Run { job, date, device } => {
+        Command::Run {
+            job,
+            date,
+            device,
+            grace,
+        } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
-            let db =
-                DbTarget::choose(g.database_url.as_deref(), g.sqlite_path).map_err(|source| {
-                    RunError::Db {
-                        job: job.name.clone(),
-                        source,
-                    }
-                })?;
-            let opts = RunOptions {
-                date,
-                models_dir: g.models_dir,
-                db,
-                device,
-            };
-            let summary = pipeline::run(&job, &opts).await?;
-            print_summary(&summary);
-            Ok(())
+            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
+            let cancel = signals::cancel_on_signals(grace);
+            let report = run::run(&ctx, &RunRequest { job, date, device }, cancel).await?;
+            Ok(summary::run_lines(&report))
         }
         Command::Validate { job, date } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
             let report = validate::validate(&job, &g.models_dir, date).await?;
-            println!("job {}: OK", report.job);
-            println!("  model: {}", report.model);
-            if let Some((objects, rows)) = report.input {
-                println!("  input: {objects} Parquet objects, {rows} rows, all footers match");
-            }
-            Ok(())
+            Ok(report.lines())
+        }
+        Command::Gc { job, stale_after } => {
+            let job = job
+                .map(|j| Job::load(&job::locate(&j, &g.jobs_dir)))
+                .transpose()?;
+            let label = job.as_ref().map_or("*", |j| j.name.as_str()).to_string();
+            let ctx = context(&g, stale_after).map_err(|f| f.in_job(&label))?;
+            let db = Database::open(&ctx.db)
+                .await
+                .map_err(|e| Failure::from(e).in_job(&label))?;
+            let ledger = ledger::for_database(&db);
+            let scope = sweep::Scope {
+                job: job.as_ref().map(|j| j.name.as_str()),
+                stale_after,
+                jobs_dir: &ctx.jobs_dir,
+                held: None,
+            };
+            let report = sweep::sweep(&db, ledger.as_ref(), &scope)
+                .await
+                .map_err(|f| f.in_job(&label))?;
+            Ok(summary::sweep_lines(&report))
         }
     }
 }
 
-fn print_summary(s: &RunSummary) {
-    let date = s.date.format("%Y-%m-%d");
-    let secs = s.stage_seconds.get("total").copied().unwrap_or_default();
-    println!(
-        "scorer: job {} for {date}: {} rows read from {} objects, {} written, {} rejected, in {secs:.2} s",
-        s.job, s.rows_read, s.objects, s.rows_written, s.rows_rejected
-    );
-    match &s.output {
-        Destination::Objects(location) => {
-            println!(
-                "  results: Parquet files under {}, listed in {}/{} (run {})",
-                location.url,
-                location.url.trim_end_matches('/'),
-                scorer::sink::objects::MANIFEST,
-                s.run_id
-            );
-            println!("  ledger:  {}", s.db);
-        }
-        Destination::Table(table) if s.is_sqlite => {
-            let path = s.db.trim_start_matches("sqlite ");
-            let table = table.sqlite_name();
-            println!(
-                "  results: table {table} in SQLite file {path} (run {})",
-                s.run_id
-            );
-            println!(
-                "  query:   sqlite3 {path} \"SELECT * FROM {table} WHERE ds = '{date}' LIMIT 10\""
-            );
-        }
-        Destination::Table(table) => {
-            println!("  results: table {table} in {} (run {})", s.db, s.run_id);
-            println!(
-                "  query:   psql \"$DATABASE_URL\" -c \"SELECT * FROM {table} WHERE ds = DATE '{date}' LIMIT 10\""
-            );
-        }
-    }
+/// What every run of this process shares, from the global options.
+fn context(g: &GlobalArgs, stale_after: std::time::Duration) -> Result<RunContext, Failure> {
+    Ok(RunContext {
+        models_dir: g.models_dir.clone(),
+        jobs_dir: g.jobs_dir.clone(),
+        db: DbTarget::choose(g.database_url.as_deref(), g.sqlite_path.clone())?,
+        heartbeat_every: run::HEARTBEAT_EVERY,
+        stale_after,
+    })
 }

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use crate::error::{RunError, exit};
+use crate::error::{Failure, RunError, exit};
 use crate::job::Job;
-use crate::pipeline::{plan_input, prepare};
+use crate::plan::{bind_model, plan_input};
 use crate::source::SourceError;
 
 /// What a successful validation found.
@@ -18,14 +18,27 @@ pub struct ValidateReport {
     pub input: Option<(usize, u64)>,
 }
 
-fn problems_of(e: RunError) -> (Vec<String>, u8) {
-    let code = e.exit_code();
-    match e {
-        RunError::Many { problems, .. } => (problems, code),
-        RunError::Source {
-            source: SourceError::Schema { problems },
-            ..
-        } => (problems, code),
+impl ValidateReport {
+    /// The lines `scorer validate` prints.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!("job {}: OK", self.job),
+            format!("  model: {}", self.model),
+        ];
+        if let Some((objects, rows)) = self.input {
+            lines.push(format!(
+                "  input: {objects} Parquet objects, {rows} rows, all footers match"
+            ));
+        }
+        lines
+    }
+}
+
+fn problems_of(f: Failure) -> (Vec<String>, u8) {
+    let code = f.exit_code();
+    match f {
+        Failure::Many { problems, .. } => (problems, code),
+        Failure::Source(SourceError::Schema { problems }) => (problems, code),
         other => (vec![other.to_string()], code),
     }
 }
@@ -38,14 +51,14 @@ pub async fn validate(
 ) -> Result<ValidateReport, RunError> {
     let mut problems = Vec::new();
     let mut code = exit::OK;
-    let mut add = |e: RunError| {
+    let mut add = |e: Failure| {
         let (p, c) = problems_of(e);
         problems.extend(p);
         if code == exit::OK || c == exit::CONFIG {
             code = c;
         }
     };
-    let prepared = match prepare(job, models_dir, None) {
+    let prepared = match bind_model(job, models_dir, None) {
         Ok(p) => Some(p),
         Err(e) => {
             add(e);
@@ -79,10 +92,6 @@ pub async fn validate(
             input,
         })
     } else {
-        Err(RunError::Many {
-            job: job.name.clone(),
-            problems,
-            code,
-        })
+        Err(Failure::Many { problems, code }.in_job(&job.name))
     }
 }

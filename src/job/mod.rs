@@ -116,6 +116,10 @@ pub struct OutputSpec {
 
 /// Most COPY sessions one run may open (the PostgreSQL pool holds 8 connections).
 pub const MAX_COPY_STREAMS: usize = 6;
+/// Most row groups a job may fetch and decode at once; each holds its column chunks in memory.
+pub const MAX_ROW_GROUPS_IN_FLIGHT: usize = 64;
+/// Most rows per model call; a W1 row's features are 128 bytes, so this is 512 MiB of input.
+pub const MAX_BATCH_SIZE: usize = 4 * 1024 * 1024;
 
 fn default_copy_streams() -> usize {
     1
@@ -248,11 +252,24 @@ impl Job {
         }
         p.extend(self.input.storage.problems("input.storage"));
         p.extend(self.output.storage.problems("output.storage"));
-        if self.input.row_groups_in_flight == 0 {
-            p.push("input.row_groups_in_flight must be at least 1".into());
+        if !(1..=MAX_ROW_GROUPS_IN_FLIGHT).contains(&self.input.row_groups_in_flight) {
+            p.push(format!(
+                "input.row_groups_in_flight must be between 1 and {MAX_ROW_GROUPS_IN_FLIGHT}, got {}",
+                self.input.row_groups_in_flight
+            ));
         }
-        if self.model.batch_size == 0 {
-            p.push("model.batch_size must be at least 1".into());
+        if let NullPolicy::Fill(v) = self.input.on_null
+            && !v.is_finite()
+        {
+            p.push(format!(
+                "input.on_null: the fill value must be a finite number, got {v}"
+            ));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.model.batch_size) {
+            p.push(format!(
+                "model.batch_size must be between 1 and {MAX_BATCH_SIZE}, got {}",
+                self.model.batch_size
+            ));
         }
         if let Err(e) = crate::model::device::DeviceSpec::from_str(&self.model.device) {
             p.push(format!("model.device: {e}"));
@@ -419,5 +436,38 @@ columns = { score = "prob" }
         );
         assert!("fill:x".parse::<NullPolicy>().is_err());
         assert!("drop".parse::<NullPolicy>().is_err());
+    }
+
+    #[test]
+    fn numeric_options_are_range_checked_with_the_range_in_the_message() {
+        let job = |input: &str, model: &str| {
+            let text = GOOD
+                .replace("on_null = \"fill:0.5\"", input)
+                .replace("version = \"3\"", &format!("version = \"3\"\n{model}"));
+            Job::parse(&text, Path::new("j.toml"))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = job("row_groups_in_flight = 0", "");
+        assert!(e.contains("between 1 and 64, got 0"), "{e}");
+        let e = job("row_groups_in_flight = 100000", "");
+        assert!(e.contains("between 1 and 64, got 100000"), "{e}");
+        let e = job("on_null = \"fill:NaN\"", "");
+        assert!(e.contains("finite number"), "{e}");
+        let e = job("on_null = \"fill:inf\"", "batch_size = 0");
+        assert!(e.contains("finite number"), "{e}");
+        assert!(
+            e.contains("model.batch_size must be between 1 and 4194304, got 0"),
+            "{e}"
+        );
+        let e = job("[input.storage]\nmax_retries = 1000", "");
+        assert!(
+            e.contains("max_retries must be between 0 and 100, got 1000"),
+            "{e}"
+        );
+        // A negative number is refused by the parser, naming the key.
+        let e = job("row_groups_in_flight = -1", "");
+        assert!(e.contains("row_groups_in_flight"), "{e}");
     }
 }

@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 /// Connection settings for one job's object store. Every string value may contain `${ENV_VAR}`
 /// references, expanded when the run starts.
+/// Most retries a job may ask for; beyond this a failing store only delays the failure.
+pub const MAX_RETRIES: usize = 100;
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StorageOptions {
@@ -124,6 +127,13 @@ impl StorageOptions {
                     "{section}.{key}: `{v}` is not a duration like 30s or 2m ({e})"
                 ));
             }
+        }
+        if let Some(n) = self.max_retries
+            && n > MAX_RETRIES
+        {
+            p.push(format!(
+                "{section}.max_retries must be between 0 and {MAX_RETRIES}, got {n}"
+            ));
         }
         p
     }

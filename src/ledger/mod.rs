@@ -1,10 +1,21 @@
 //! The run ledger: what each run did, for operators and auditors. A row is written as `running`
-//! when a run starts and completed (`succeeded` or `failed`) when it ends, so a killed run leaves a
-//! stale `running` row that says so.
+//! when a run starts, its `heartbeat_at` refreshed while the run lives, and completed
+//! (`succeeded`, `failed` or `cancelled`) when it ends. A killed run leaves a `running` row with a
+//! stale heartbeat, which the sweep marks `abandoned` once the run's lock is free.
+//!
+//! One [`Ledger`] trait, with PostgreSQL (`scorer.runs`) and SQLite (`scorer_runs`)
+//! implementations. Values are converted once to text and numbers ([`StartValues`],
+//! [`FinishValues`]) and bound by one macro for both engines; only the SQL text (in `sql/`)
+//! differs by dialect.
+
+mod engines;
+
+pub use engines::{PgLedger, SqliteLedger};
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -17,6 +28,10 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// Stopped by SIGTERM/SIGINT; its staging data was removed.
+    Cancelled,
+    /// Its process died (stale heartbeat, lock free); the sweep removed what it left.
+    Abandoned,
 }
 
 impl RunStatus {
@@ -26,6 +41,8 @@ impl RunStatus {
             Self::Running => "running",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Abandoned => "abandoned",
         }
     }
 }
@@ -64,6 +81,16 @@ pub struct ScoreStats {
 }
 
 impl ScoreStats {
+    /// Folds in every value of an output column (a vector column's elements count one by one;
+    /// integer columns are not summarised).
+    pub fn add_column(&mut self, column: &dyn arrow::array::Array) {
+        if let Some(values) = crate::contract::f32_values(column) {
+            for v in values {
+                self.add(*v);
+            }
+        }
+    }
+
     /// Folds in one value.
     pub fn add(&mut self, v: f32) {
         if v.is_nan() {
@@ -110,107 +137,178 @@ fn count(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn json<T: Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
 }
 
-/// Writes the `running` row.
-pub async fn start(db: &Database, s: &RunStart) -> Result<(), DbError> {
-    let err = |source| DbError::Query {
-        target: db.target().to_string(),
-        context: "writing the run's ledger row",
-        source,
-    };
-    match db {
-        Database::Postgres { pool, .. } => {
-            sqlx::query(include_str!("../../sql/postgres/queries/ledger_start.sql"))
-                .bind(s.run_id)
-                .bind(&s.job)
-                .bind(s.logical_date)
-                .bind(s.started_at)
-                .bind(&s.output_table)
-                .bind(&s.scorer_version)
-                .bind(&s.host)
-                .execute(pool)
-                .await
-                .map_err(err)?;
-        }
-        Database::Sqlite { pool, .. } => {
-            sqlx::query(include_str!("../../sql/sqlite/queries/ledger_start.sql"))
-                .bind(s.run_id.to_string())
-                .bind(&s.job)
-                .bind(s.logical_date.format("%Y-%m-%d").to_string())
-                .bind(s.started_at.to_rfc3339())
-                .bind(&s.output_table)
-                .bind(&s.scorer_version)
-                .bind(&s.host)
-                .execute(pool)
-                .await
-                .map_err(err)?;
-        }
-    }
-    Ok(())
+/// A timestamp as both engines store and read it: RFC 3339, milliseconds, `Z`.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Completes the run's row.
-pub async fn finish(db: &Database, run_id: Uuid, f: &RunFinish) -> Result<(), DbError> {
-    let err = |source| DbError::Query {
-        target: db.target().to_string(),
-        context: "completing the run's ledger row",
-        source,
-    };
-    let model = f.model.clone().unwrap_or_default();
-    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let stages = json(&f.stage_seconds);
-    let inputs = json(&f.inputs);
-    let stats = json(&f.score_stats);
-    match db {
-        Database::Postgres { pool, .. } => {
-            sqlx::query(include_str!("../../sql/postgres/queries/ledger_finish.sql"))
-                .bind(run_id)
-                .bind(f.status.as_str())
-                .bind(f.finished_at)
-                .bind(count(f.rows_read))
-                .bind(count(f.rows_scored))
-                .bind(count(f.rows_written))
-                .bind(count(f.rows_rejected))
-                .bind(stages)
-                .bind(inputs)
-                .bind(opt(&model.name))
-                .bind(opt(&model.version))
-                .bind(opt(&model.sha256))
-                .bind(opt(&model.device))
-                .bind(stats)
-                .bind(&f.error)
-                .bind(&model.gpu_name)
-                .execute(pool)
-                .await
-                .map_err(err)?;
-        }
-        Database::Sqlite { pool, .. } => {
-            sqlx::query(include_str!("../../sql/sqlite/queries/ledger_finish.sql"))
-                .bind(run_id.to_string())
-                .bind(f.status.as_str())
-                .bind(f.finished_at.to_rfc3339())
-                .bind(count(f.rows_read))
-                .bind(count(f.rows_scored))
-                .bind(count(f.rows_written))
-                .bind(count(f.rows_rejected))
-                .bind(stages.to_string())
-                .bind(inputs.to_string())
-                .bind(opt(&model.name))
-                .bind(opt(&model.version))
-                .bind(opt(&model.sha256))
-                .bind(opt(&model.device))
-                .bind(stats.to_string())
-                .bind(&f.error)
-                .bind(&model.gpu_name)
-                .execute(pool)
-                .await
-                .map_err(err)?;
+/// The `running` row's values, as text, bound in this order by `bind_start!`.
+#[derive(Debug, Clone)]
+pub struct StartValues {
+    run_id: String,
+    job: String,
+    logical_date: String,
+    started_at: String,
+    output_table: String,
+    scorer_version: String,
+    host: String,
+}
+
+impl From<&RunStart> for StartValues {
+    fn from(s: &RunStart) -> Self {
+        Self {
+            run_id: s.run_id.to_string(),
+            job: s.job.clone(),
+            logical_date: s.logical_date.format("%Y-%m-%d").to_string(),
+            started_at: timestamp(s.started_at),
+            output_table: s.output_table.clone(),
+            scorer_version: s.scorer_version.clone(),
+            host: s.host.clone(),
         }
     }
-    Ok(())
+}
+
+/// The completed row's values, as text and numbers, bound in this order by `bind_finish!`.
+#[derive(Debug, Clone)]
+pub struct FinishValues {
+    run_id: String,
+    status: &'static str,
+    finished_at: String,
+    rows: [i64; 4],
+    stage_seconds: String,
+    inputs: String,
+    model_name: Option<String>,
+    model_version: Option<String>,
+    model_sha256: Option<String>,
+    device: Option<String>,
+    score_stats: String,
+    error: Option<String>,
+    gpu_name: Option<String>,
+}
+
+impl FinishValues {
+    fn new(run_id: Uuid, f: &RunFinish) -> Self {
+        let model = f.model.clone().unwrap_or_default();
+        let opt = |s: String| (!s.is_empty()).then_some(s);
+        Self {
+            run_id: run_id.to_string(),
+            status: f.status.as_str(),
+            finished_at: timestamp(f.finished_at),
+            rows: [
+                count(f.rows_read),
+                count(f.rows_scored),
+                count(f.rows_written),
+                count(f.rows_rejected),
+            ],
+            stage_seconds: json(&f.stage_seconds),
+            inputs: json(&f.inputs),
+            model_name: opt(model.name),
+            model_version: opt(model.version),
+            model_sha256: opt(model.sha256),
+            device: opt(model.device),
+            score_stats: json(&f.score_stats),
+            error: f.error.clone(),
+            gpu_name: model.gpu_name,
+        }
+    }
+}
+
+/// Binds [`StartValues`] to a query of either engine (`sql/*/queries/ledger_start.sql`).
+macro_rules! bind_start {
+    ($query:expr, $v:expr) => {
+        $query
+            .bind(&$v.run_id)
+            .bind(&$v.job)
+            .bind(&$v.logical_date)
+            .bind(&$v.started_at)
+            .bind(&$v.output_table)
+            .bind(&$v.scorer_version)
+            .bind(&$v.host)
+    };
+}
+
+/// Binds [`FinishValues`] to a query of either engine (`sql/*/queries/ledger_finish.sql`).
+macro_rules! bind_finish {
+    ($query:expr, $v:expr) => {
+        $query
+            .bind(&$v.run_id)
+            .bind($v.status)
+            .bind(&$v.finished_at)
+            .bind($v.rows[0])
+            .bind($v.rows[1])
+            .bind($v.rows[2])
+            .bind($v.rows[3])
+            .bind(&$v.stage_seconds)
+            .bind(&$v.inputs)
+            .bind(&$v.model_name)
+            .bind(&$v.model_version)
+            .bind(&$v.model_sha256)
+            .bind(&$v.device)
+            .bind(&$v.score_stats)
+            .bind(&$v.error)
+            .bind(&$v.gpu_name)
+    };
+}
+pub(crate) use {bind_finish, bind_start};
+
+/// A ledger row still marked `running`, as the sweep sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningRun {
+    pub run_id: Uuid,
+    pub job: String,
+    pub logical_date: NaiveDate,
+    /// The output table or URL, as the run recorded it (the lock key's output).
+    pub output: String,
+    pub host: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age: f64,
+}
+
+/// The row the engines return for `ledger_running.sql`, all text but the age.
+type RunningRow = (String, String, String, String, String, f64);
+
+fn running_run(target: &str, row: RunningRow) -> Result<RunningRun, DbError> {
+    let (run_id, job, date, output, host, age) = row;
+    let bad = |what: &str, value: &str| DbError::Url {
+        target: target.to_string(),
+        reason: format!("ledger row has an unreadable {what}: {value}"),
+    };
+    Ok(RunningRun {
+        run_id: run_id.parse().map_err(|_| bad("run_id", &run_id))?,
+        logical_date: date.parse().map_err(|_| bad("logical_date", &date))?,
+        job,
+        output,
+        host,
+        heartbeat_age: age,
+    })
+}
+
+/// Where runs are recorded. One implementation per database engine; the run holds it as a
+/// trait object, so nothing in the run path matches on the engine.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Writes the run's `running` row.
+    async fn start(&self, s: &RunStart) -> Result<(), DbError>;
+    /// Refreshes the run's `heartbeat_at`.
+    async fn heartbeat(&self, run_id: Uuid) -> Result<(), DbError>;
+    /// Completes the run's row.
+    async fn finish(&self, run_id: Uuid, f: &RunFinish) -> Result<(), DbError>;
+    /// The rows still marked `running`, of one job or all.
+    async fn running(&self, job: Option<&str>) -> Result<Vec<RunningRun>, DbError>;
+    /// Marks a dead run `abandoned` with a note; false if its row was no longer `running`.
+    async fn abandon(&self, run_id: Uuid, note: &str) -> Result<bool, DbError>;
+}
+
+/// The ledger in `db`.
+pub fn for_database(db: &Database) -> Box<dyn Ledger> {
+    match db {
+        Database::Postgres { pool, target } => Box::new(PgLedger::new(pool.clone(), target)),
+        Database::Sqlite { pool, target, .. } => Box::new(SqliteLedger::new(pool.clone(), target)),
+    }
 }
 
 #[cfg(test)]

@@ -4,17 +4,21 @@
 
 use std::collections::HashMap;
 
+use arrow::array::ArrayRef;
 use candle_core::{DType, Device, Tensor};
 
 use super::dense_cpu::{CpuLayerWeights, CpuNetwork};
 use super::spec::{Activation, LayerSpec};
 use super::{ModelError, ScoringModel};
+use crate::contract::{ExecutionPolicy, InputContract, MissingValues, OutputColumn, pack_outputs};
 use crate::features::FeatureBatch;
 
 /// On the CPU, rows go through the network in tiles of this many: a 2048 x 64 f32 activation
 /// (512 KiB) stays in L2 across the matmul, bias and activation, where a 64k-row batch would stream
 /// every intermediate through memory. Measured in benches/README.md (2x faster than 64k rows).
 const CPU_TILE_ROWS: usize = 2048;
+/// Smallest slice of a batch worth its own rayon task on the CPU: one tile.
+const MIN_ROWS_PER_TASK: usize = CPU_TILE_ROWS;
 
 struct DenseLayer {
     /// `[out, in]` as stored: activations are feature-major (`[in, rows]`), so each layer is
@@ -37,8 +41,10 @@ enum Executor {
 /// A feed-forward network of dense layers.
 pub struct DenseModel {
     executor: Executor,
-    input_width: usize,
-    outputs: Vec<String>,
+    inputs: InputContract,
+    outputs: Vec<OutputColumn>,
+    /// Values the last layer gives per row (the outputs' widths summed).
+    values: usize,
 }
 
 impl DenseModel {
@@ -46,8 +52,8 @@ impl DenseModel {
     pub fn build(
         tensors: &HashMap<String, Tensor>,
         layers: &[LayerSpec],
-        input_width: usize,
-        outputs: Vec<String>,
+        inputs: Vec<String>,
+        outputs: Vec<OutputColumn>,
         file: &str,
         device: &Device,
     ) -> Result<Self, ModelError> {
@@ -65,6 +71,7 @@ impl DenseModel {
                 .and_then(|t| t.to_device(device))
                 .map_err(|e| ModelError::Candle(format!("tensor `{name}` in {file}: {e}")))
         };
+        let input_width = inputs.len();
         let mut width = input_width;
         let mut built = Vec::with_capacity(layers.len());
         for (i, spec) in layers.iter().enumerate() {
@@ -112,12 +119,12 @@ impl DenseModel {
             });
             width = out;
         }
-        if width != outputs.len() {
+        let values: usize = outputs.iter().map(|o| o.ty.width()).sum();
+        if width != values {
             return Err(ModelError::Shape {
                 file: file.to_string(),
                 message: format!(
-                    "the last layer gives {width} values but model.toml names {} outputs",
-                    outputs.len()
+                    "the last layer gives {width} values but model.toml's outputs take {values}"
                 ),
             });
         }
@@ -131,8 +138,13 @@ impl DenseModel {
         };
         Ok(Self {
             executor,
-            input_width,
+            // A dense network has no notion of a missing input: the job's null policy applies.
+            inputs: InputContract {
+                features: inputs,
+                missing: MissingValues::JobPolicy,
+            },
             outputs,
+            values,
         })
     }
 }
@@ -185,18 +197,36 @@ fn candle_forward(layers: &[DenseLayer], x: Tensor) -> candle_core::Result<Tenso
 }
 
 impl ScoringModel for DenseModel {
-    fn input_width(&self) -> usize {
-        self.input_width
+    fn inputs(&self) -> &InputContract {
+        &self.inputs
     }
 
-    fn output_names(&self) -> &[String] {
+    fn outputs(&self) -> &[OutputColumn] {
         &self.outputs
     }
 
-    fn score(&self, batch: &FeatureBatch) -> Result<Vec<Vec<f32>>, ModelError> {
+    fn execution(&self) -> ExecutionPolicy {
+        match self.executor {
+            // One gemm tile per rayon task; smaller slices cost more in scheduling than they gain.
+            Executor::Cpu(_) => ExecutionPolicy::RowSlices {
+                min_rows: MIN_ROWS_PER_TASK,
+            },
+            Executor::Candle { .. } => ExecutionPolicy::WholeBatches,
+        }
+    }
+
+    fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError> {
+        let values = self.forward(batch)?;
+        pack_outputs(&self.outputs, values, batch.rows).map_err(ModelError::Candle)
+    }
+}
+
+impl DenseModel {
+    /// The last layer's values, one vector of `batch.rows` per column.
+    fn forward(&self, batch: &FeatureBatch) -> Result<Vec<Vec<f32>>, ModelError> {
         let rows = batch.rows;
-        let width = self.input_width;
-        let mut outs = vec![Vec::with_capacity(rows); self.outputs.len()];
+        let width = self.inputs.features.len();
+        let mut outs = vec![Vec::with_capacity(rows); self.values];
         if rows == 0 {
             return Ok(outs);
         }

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use arrow::array::ArrayRef;
+
+use crate::contract::{ExecutionPolicy, InputContract, OutputColumn};
 use crate::features::FeatureBatch;
 
 use device::DeviceSpec;
@@ -57,15 +60,19 @@ pub enum ModelError {
     Candle(String),
 }
 
-/// What every model kind offers the pipeline: a batch of feature rows in, one score column per
-/// output out.
+/// What every model kind offers the run: it declares its inputs, outputs and execution policy
+/// (checked and followed by the plan and the scoring stage), and scores a batch of feature rows
+/// into one arrow array per declared output.
 pub trait ScoringModel: Send + Sync {
-    /// Number of features per row.
-    fn input_width(&self) -> usize;
-    /// One name per output value.
-    fn output_names(&self) -> &[String];
-    /// Scores every row of `batch`; returns one vector of `batch.rows` values per output.
-    fn score(&self, batch: &FeatureBatch) -> Result<Vec<Vec<f32>>, ModelError>;
+    /// The features it reads, in order, and what it does with missing values.
+    fn inputs(&self) -> &InputContract;
+    /// The outputs it writes, in order, with their types.
+    fn outputs(&self) -> &[OutputColumn];
+    /// How the scoring stage should drive it (row slices on the CPU pool, or whole batches).
+    fn execution(&self) -> ExecutionPolicy;
+    /// Scores every row of `batch`; returns one array of `batch.rows` values per output, of the
+    /// output's declared type.
+    fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError>;
 }
 
 /// A model resolved from the registry and ready to score, with what the ledger records about it.
@@ -113,7 +120,8 @@ pub fn read_spec(models_dir: &Path, name: &str, version: &str) -> Result<ModelSp
     } else if spec.outputs.is_empty() {
         Some("`outputs` must name at least one output".to_string())
     } else {
-        spec.effective_layers().err()
+        spec.output_problems()
+            .or_else(|| spec.effective_layers().err())
     };
     match problem {
         Some(message) => Err(ModelError::Spec { path, message }),
@@ -167,8 +175,8 @@ pub fn load(
     let model = dense::DenseModel::build(
         &tensors,
         &layers,
-        spec.inputs.len(),
-        spec.outputs.clone(),
+        spec.inputs.clone(),
+        spec.outputs.iter().map(|o| o.column()).collect(),
         &weights_path.display().to_string(),
         &dev,
     )?;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::{OutputColumn, OutputType};
+
 /// The model kinds scorer can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -13,6 +15,48 @@ pub enum ModelKind {
     Logistic,
     /// Dense layers, each with its own activation.
     Mlp,
+}
+
+/// One declared output of a model: a scalar (`"score"`) or a fixed-length vector
+/// (`{ name = "probs", size = 3 }`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OutputDecl {
+    Scalar(String),
+    Vector { name: String, size: usize },
+}
+
+/// Longest vector output accepted; a guard against a typo, far above real class counts or
+/// embedding widths.
+pub const MAX_VECTOR_SIZE: usize = 65_536;
+
+impl OutputDecl {
+    /// The output's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Scalar(n) | Self::Vector { name: n, .. } => n,
+        }
+    }
+
+    /// The typed output column it declares.
+    pub fn column(&self) -> OutputColumn {
+        match self {
+            Self::Scalar(name) => OutputColumn {
+                name: name.clone(),
+                ty: OutputType::Float32,
+            },
+            Self::Vector { name, size } => OutputColumn {
+                name: name.clone(),
+                ty: OutputType::Float32Vector(*size),
+            },
+        }
+    }
+}
+
+impl From<&str> for OutputDecl {
+    fn from(name: &str) -> Self {
+        Self::Scalar(name.to_string())
+    }
 }
 
 /// Element-wise function after a dense layer.
@@ -47,8 +91,9 @@ pub struct ModelSpec {
     pub kind: ModelKind,
     /// Input feature names, in the order the first layer expects them.
     pub inputs: Vec<String>,
-    /// Output names, one per column of the last layer.
-    pub outputs: Vec<String>,
+    /// The outputs, in the order of the last layer's columns: a name takes one column (an f32
+    /// score), `{ name = "probs", size = 3 }` takes `size` columns as one f32 vector.
+    pub outputs: Vec<OutputDecl>,
     /// Weights file, relative to the model.toml.
     #[serde(default = "default_weights")]
     pub weights: String,
@@ -67,6 +112,27 @@ fn default_weights() -> String {
 }
 
 impl ModelSpec {
+    /// Problems with the declared outputs: empty or repeated names, vector sizes out of range.
+    pub fn output_problems(&self) -> Option<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for o in &self.outputs {
+            if o.name().is_empty() {
+                return Some("an output name is empty".into());
+            }
+            if !seen.insert(o.name()) {
+                return Some(format!("output `{}` is declared twice", o.name()));
+            }
+            if let OutputDecl::Vector { name, size } = o
+                && !(1..=MAX_VECTOR_SIZE).contains(size)
+            {
+                return Some(format!(
+                    "output `{name}`: size must be between 1 and {MAX_VECTOR_SIZE}, got {size}"
+                ));
+            }
+        }
+        None
+    }
+
     /// The layers to run, with the defaults for linear and logistic models filled in.
     pub fn effective_layers(&self) -> Result<Vec<LayerSpec>, String> {
         let single = |activation| {

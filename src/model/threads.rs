@@ -1,28 +1,20 @@
-//! CPU threading for scoring. scorer parallelises across row tiles on the rayon pool; candle's CPU
-//! matmul would also split each small matmul across the same pool, which for these shapes (k = 32
-//! to 64) costs more than it gains (benches/README.md: 30% slower with both). candle reads its
-//! thread count from `RAYON_NUM_THREADS` on every matmul, so the global rayon pool is built first
-//! with the real size and the variable is then set to 1 for candle.
+//! The CPU thread pool scoring runs on. Every run in a process shares one rayon pool, sized once:
+//! CPU model kinds score row slices as rayon tasks (their execution policy says how big), each
+//! slice single-threaded inside (gemm with `Parallelism::None`), so runs that go concurrently in
+//! one process (the scheduler) share the cores instead of oversubscribing them. Nothing here
+//! touches the process environment.
 
-/// Builds the global rayon pool and makes candle's matmul single-threaded inside each task.
+/// Builds the global rayon pool with `threads` threads (when `None`, rayon's default:
+/// `RAYON_NUM_THREADS` if set, else the number of CPUs).
 ///
-/// Must run at the start of `main`, before any other thread exists (it sets an environment
-/// variable). The pool size is `RAYON_NUM_THREADS` when set, else the number of CPUs.
-pub fn configure_for_scoring() {
-    let threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+/// Call it once, early in `main`; if the pool already exists (a second call, or a library user
+/// that built its own), that pool is kept and a debug message says so.
+pub fn configure_scoring_pool(threads: Option<usize>) {
     if let Err(e) = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(threads.unwrap_or(0))
         .thread_name(|i| format!("scorer-score-{i}"))
         .build_global()
     {
-        tracing::warn!(error = %e, "rayon pool already built; candle may oversubscribe");
-        return;
+        tracing::debug!(error = %e, "rayon pool already built; keeping it");
     }
-    // SAFETY: called first thing in `main`, before the runtime or any other thread is started, so
-    // nothing reads the environment concurrently.
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
 }

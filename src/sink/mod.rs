@@ -1,18 +1,27 @@
 //! Sinks: where scored rows land. Each sink writes one (job, date) partition so that it replaces the
 //! date's previous rows atomically: readers see the old rows or the new rows, never a mix, and a run
 //! that fails leaves the old rows in place.
+//!
+//! Every sink goes through the same three steps, held by the run as a `Box<dyn Sink>`:
+//! `write` (rows into the run's staging area), `finish` (every row durable in staging, counted),
+//! `publish` (the swap or manifest commit that makes them the date's rows). Keeping them apart lets
+//! the run check its counts and its lock between finishing and publishing, and lets a later
+//! sharded run publish once after several writers have finished.
 
+pub mod columns;
+pub mod leftovers;
 pub mod objects;
 pub mod postgres;
 pub mod sqlite;
 
-use std::future::Future;
-
 use arrow::array::ArrayRef;
+use async_trait::async_trait;
 use chrono::NaiveDate;
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::contract::OutputColumn;
+use crate::lock::{LockLost, OutputLock};
 use crate::source::IdKind;
 use crate::sql_ident::TableName;
 
@@ -21,8 +30,8 @@ use crate::sql_ident::TableName;
 pub struct ScoredBatch {
     /// `Int64Array` or `StringArray`, no nulls.
     pub ids: ArrayRef,
-    /// One vector of `rows` values per model output, in output order.
-    pub scores: Vec<Vec<f32>>,
+    /// One array of `rows` values per result column, in layout order, of the column's type.
+    pub outputs: Vec<ArrayRef>,
     pub rows: usize,
 }
 
@@ -32,7 +41,8 @@ pub struct OutputLayout {
     pub table: TableName,
     pub id_column: String,
     pub id_kind: IdKind,
-    pub score_columns: Vec<String>,
+    /// The model's outputs under their result-table names.
+    pub score_columns: Vec<OutputColumn>,
     pub date: NaiveDate,
     pub run_id: Uuid,
 }
@@ -46,13 +56,13 @@ impl OutputLayout {
     /// Column names in table order.
     pub fn columns(&self) -> Vec<&str> {
         let mut c = vec![self.id_column.as_str(), DATE_COLUMN];
-        c.extend(self.score_columns.iter().map(String::as_str));
+        c.extend(self.score_columns.iter().map(|c| c.name.as_str()));
         c.push(RUN_ID_COLUMN);
         c
     }
 }
 
-/// A failure writing results; names the table concerned.
+/// A failure writing results; names the table or URL concerned.
 #[derive(Debug, Error)]
 pub enum SinkError {
     #[error("output table {table}: {message}")]
@@ -65,6 +75,9 @@ pub enum SinkError {
     },
     #[error("output {url}: {message}")]
     Objects { url: String, message: String },
+    /// The run's lock was gone when the sink was about to publish; nothing was published.
+    #[error(transparent)]
+    LockLost(#[from] LockLost),
 }
 
 impl SinkError {
@@ -78,12 +91,94 @@ impl SinkError {
     }
 }
 
-/// Writes one date's partition. Nothing is visible to readers until `commit` returns.
-pub trait PartitionWriter: Send + Sized + 'static {
-    /// Adds rows to the staged partition.
-    fn write(&mut self, batch: &ScoredBatch) -> impl Future<Output = Result<(), SinkError>> + Send;
-    /// Makes the staged rows the date's partition, replacing any previous one; returns rows written.
-    fn commit(self) -> impl Future<Output = Result<u64, SinkError>> + Send;
+/// Writes one date's partition. Nothing is visible to readers until `publish` returns.
+#[async_trait]
+pub trait Sink: Send {
+    /// Adds rows to the run's staging area.
+    async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError>;
+    /// Makes every written row durable in staging; returns the rows staged (as the store counted
+    /// them, where it counts).
+    async fn finish(&mut self) -> Result<u64, SinkError>;
+    /// Makes the staged rows the date's rows, replacing any previous ones. Just before anything
+    /// becomes visible (inside the swap transaction, or before the manifest PUT) it checks that
+    /// `lock` is still held, so a run that lost its lock never publishes. On failure the staged
+    /// rows are removed and the date keeps its previous rows.
+    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError>;
     /// Throws the staged rows away; the date's previous rows stay as they were.
-    fn abort(self) -> impl Future<Output = ()> + Send;
+    async fn abort(self: Box<Self>);
+}
+
+/// Where a run's rows go: a table in the run's database, or Parquet files in an object store.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Table(TableName),
+    /// The date's directory (`output.url` rendered for the run's date).
+    Objects(crate::source::InputLocation),
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Table(t) => write!(f, "{t}"),
+            Self::Objects(l) => f.write_str(&l.url),
+        }
+    }
+}
+
+/// What a sink needs to know about the run besides where its rows go.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    pub job: String,
+    pub id_column: String,
+    pub id_kind: IdKind,
+    pub score_columns: Vec<OutputColumn>,
+    pub date: NaiveDate,
+    pub run_id: Uuid,
+    /// PostgreSQL: concurrent COPY sessions.
+    pub copy_streams: usize,
+}
+
+/// Opens the sink for `destination`: the one place that picks a sink kind. A table goes to the
+/// run's database (PostgreSQL or SQLite); a URL to Parquet files and a manifest.
+pub async fn open(
+    destination: &Destination,
+    db: &crate::db::Database,
+    spec: SinkSpec,
+) -> Result<Box<dyn Sink>, SinkError> {
+    use crate::db::Database;
+    let table_layout = |table: &TableName| OutputLayout {
+        table: table.clone(),
+        id_column: spec.id_column.clone(),
+        id_kind: spec.id_kind,
+        score_columns: spec.score_columns.clone(),
+        date: spec.date,
+        run_id: spec.run_id,
+    };
+    Ok(match (destination, db) {
+        (Destination::Objects(location), _) => Box::new(
+            objects::ObjectsPartitionWriter::begin(objects::ObjectsLayout {
+                store: std::sync::Arc::clone(&location.store),
+                prefix: location.prefix.clone(),
+                url: location.url.clone(),
+                job: spec.job.clone(),
+                id_column: spec.id_column.clone(),
+                id_kind: spec.id_kind,
+                score_columns: spec.score_columns.clone(),
+                date: spec.date,
+                run_id: spec.run_id,
+            })
+            .await?,
+        ),
+        (Destination::Table(table), Database::Postgres { pool, .. }) => Box::new(
+            postgres::PgPartitionWriter::begin(
+                pool.clone(),
+                table_layout(table),
+                spec.copy_streams,
+            )
+            .await?,
+        ),
+        (Destination::Table(table), Database::Sqlite { pool, .. }) => {
+            Box::new(sqlite::SqlitePartitionWriter::begin(pool.clone(), table_layout(table)).await?)
+        }
+    })
 }

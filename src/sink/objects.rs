@@ -16,8 +16,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Array, Float32Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
@@ -29,8 +30,10 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DATE_COLUMN, PartitionWriter, RUN_ID_COLUMN, ScoredBatch, SinkError};
-use crate::source::IdKind;
+use super::{DATE_COLUMN, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError};
+use crate::contract::OutputColumn;
+use crate::lock::OutputLock;
+use crate::source::{IdKind, InputLocation};
 
 /// Rows per Parquet file; a bigger output is split into several files.
 pub const ROWS_PER_FILE: usize = 4 * 1024 * 1024;
@@ -71,7 +74,7 @@ pub struct ObjectsLayout {
     pub job: String,
     pub id_column: String,
     pub id_kind: IdKind,
-    pub score_columns: Vec<String>,
+    pub score_columns: Vec<OutputColumn>,
     pub date: NaiveDate,
     pub run_id: Uuid,
 }
@@ -116,7 +119,7 @@ impl ObjectsPartitionWriter {
             layout
                 .score_columns
                 .iter()
-                .map(|c| Field::new(c, DataType::Float32, true)),
+                .map(|c| Field::new(&c.name, c.ty.arrow(), true)),
         );
         fields.push(Field::new(RUN_ID_COLUMN, DataType::Utf8, false));
         Ok(Self {
@@ -138,11 +141,7 @@ impl ObjectsPartitionWriter {
     }
 
     fn run_dir(&self) -> Path {
-        self.layout
-            .prefix
-            .clone()
-            .join("_runs")
-            .join(self.run_id.as_str())
+        run_dir(&self.layout.prefix, self.layout.run_id)
     }
 
     /// Starts the run's next file: `_runs/<run_id>/part-NNNNN.parquet` under the output URL.
@@ -192,12 +191,7 @@ impl ObjectsPartitionWriter {
             Arc::clone(&batch.ids),
             Arc::new(Date32Array::from(vec![self.date; rows])),
         ];
-        columns.extend(
-            batch
-                .scores
-                .iter()
-                .map(|s| Arc::new(Float32Array::from(s.clone())) as ArrayRef),
-        );
+        columns.extend(batch.outputs.iter().cloned());
         columns.push(Arc::new(StringArray::from(vec![
             self.run_id.as_str();
             rows
@@ -207,8 +201,16 @@ impl ObjectsPartitionWriter {
     }
 }
 
+/// Where a run's files go under the output directory `prefix`: `_runs/<run_id>/`.
+pub fn run_dir(prefix: &Path, run_id: Uuid) -> Path {
+    prefix
+        .clone()
+        .join("_runs")
+        .join(run_id.to_string().as_str())
+}
+
 /// Deletes every object under `dir` (best effort: failures are logged, not fatal).
-async fn delete_dir(store: &Arc<dyn ObjectStore>, dir: &Path) {
+pub async fn delete_dir(store: &Arc<dyn ObjectStore>, dir: &Path) {
     let listed: Result<Vec<_>, _> = store.list(Some(dir)).try_collect().await;
     match listed {
         Ok(objects) => {
@@ -224,12 +226,25 @@ async fn delete_dir(store: &Arc<dyn ObjectStore>, dir: &Path) {
 
 /// Reads the current manifest of `layout`'s date, if there is one.
 pub async fn read_manifest(layout: &ObjectsLayout) -> Result<Option<Manifest>, SinkError> {
+    manifest_under(&layout.store, &layout.prefix, &layout.url).await
+}
+
+/// Reads the current manifest at an output location, if there is one.
+pub async fn read_manifest_at(location: &InputLocation) -> Result<Option<Manifest>, SinkError> {
+    manifest_under(&location.store, &location.prefix, &location.url).await
+}
+
+async fn manifest_under(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    url: &str,
+) -> Result<Option<Manifest>, SinkError> {
     let err = |message: String| SinkError::Objects {
-        url: layout.url.clone(),
+        url: url.to_string(),
         message,
     };
-    let path = layout.prefix.clone().join(MANIFEST);
-    match layout.store.get(&path).await {
+    let path = prefix.clone().join(MANIFEST);
+    match store.get(&path).await {
         Ok(got) => {
             let bytes = got
                 .bytes()
@@ -244,7 +259,17 @@ pub async fn read_manifest(layout: &ObjectsLayout) -> Result<Option<Manifest>, S
     }
 }
 
-impl PartitionWriter for ObjectsPartitionWriter {
+/// How many objects there are under `dir` at an output location.
+pub async fn count_under(
+    location: &InputLocation,
+    dir: &Path,
+) -> Result<usize, object_store::Error> {
+    let listed: Vec<_> = location.store.list(Some(dir)).try_collect().await?;
+    Ok(listed.len())
+}
+
+#[async_trait]
+impl Sink for ObjectsPartitionWriter {
     async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
         if batch.rows == 0 {
             return Ok(());
@@ -270,12 +295,12 @@ impl PartitionWriter for ObjectsPartitionWriter {
         Ok(())
     }
 
-    async fn commit(mut self) -> Result<u64, SinkError> {
-        if let Err(e) = self.close_current().await {
-            delete_dir(&self.layout.store, &self.run_dir()).await;
-            return Err(e);
-        }
-        let previous = read_manifest(&self.layout).await?;
+    async fn finish(&mut self) -> Result<u64, SinkError> {
+        self.close_current().await?;
+        Ok(self.done.iter().map(|f| f.rows).sum())
+    }
+
+    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
             job: self.layout.job.clone(),
@@ -285,8 +310,25 @@ impl PartitionWriter for ObjectsPartitionWriter {
             rows: self.rows,
             files: self.done.clone(),
         };
-        let body = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| self.err(format!("cannot encode the manifest: {e}")))?;
+        let body = match serde_json::to_vec_pretty(&manifest) {
+            Ok(body) => body,
+            Err(e) => {
+                let e = self.err(format!("cannot encode the manifest: {e}"));
+                self.abort().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = lock.verify().await {
+            self.abort().await;
+            return Err(e.into());
+        }
+        let previous = match read_manifest(&self.layout).await {
+            Ok(previous) => previous,
+            Err(e) => {
+                self.abort().await;
+                return Err(e);
+            }
+        };
         let path = self.layout.prefix.clone().join(MANIFEST);
         if let Err(e) = self.layout.store.put(&path, PutPayload::from(body)).await {
             delete_dir(&self.layout.store, &self.run_dir()).await;
@@ -314,10 +356,10 @@ impl PartitionWriter for ObjectsPartitionWriter {
             }
             Err(e) => tracing::warn!(error = %e, "could not list earlier runs to clean up"),
         }
-        Ok(self.rows)
+        Ok(())
     }
 
-    async fn abort(mut self) {
+    async fn abort(mut self: Box<Self>) {
         // An unfinished multipart upload is dropped here; object stores expire those by their
         // lifecycle rules. Finished files of this run are deleted.
         self.current = None;

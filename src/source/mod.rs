@@ -143,8 +143,12 @@ pub async fn send_batches(
             buffers: Arc::clone(&buffers),
         };
         let (url, tx) = (Arc::clone(&unit.url), tx.clone());
-        let task = tokio::spawn(unit.run(tx));
+        // Once the scoring stage has stopped (done, failed or cancelled), start no more reads.
+        let task = (!tx.is_closed()).then(|| tokio::spawn(unit.run(tx)));
         async move {
+            let Some(task) = task else {
+                return Ok(());
+            };
             task.await.map_err(|e| SourceError::Read {
                 object: url.to_string(),
                 row_group: rg,

@@ -63,7 +63,20 @@ impl ObjectReader {
         }
     }
 
+    /// Refuses a range outside the object (or reversed) before any arithmetic on it: the ranges
+    /// come from the footer, which a corrupt or hostile file can fill with anything.
+    fn check_range(&self, range: &Range<u64>) -> parquet::errors::Result<()> {
+        if range.start > range.end || range.end > self.size {
+            return Err(ParquetError::General(format!(
+                "the footer asks for bytes {range:?} of a {}-byte object; the file is corrupt",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
     async fn get(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
+        self.check_range(&range)?;
         let options = GetOptions {
             range: Some(GetRange::Bounded(range)),
             if_match: self.etag.clone(),
@@ -153,6 +166,9 @@ impl AsyncFileReader for ObjectReader {
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         let this = &*self;
         async move {
+            for r in &ranges {
+                this.check_range(r)?;
+            }
             let (merged, holder) = merge_ranges(&ranges, COALESCE_GAP, MAX_MERGED_READ);
             let fetched: Vec<Bytes> = futures::stream::iter(merged.iter().cloned())
                 .map(|r| this.get(r))

@@ -135,8 +135,8 @@ table = "{table}"
         self.scorer_env(args, db, &[])
     }
 
-    /// As [`Project::scorer`], with extra environment variables (cloud credentials).
-    pub fn scorer_env(&self, args: &[&str], db: Option<&str>, env: &[(&str, &str)]) -> Output {
+    /// The scorer command, ready to run in the project directory against `db`.
+    pub fn command(&self, args: &[&str], db: Option<&str>) -> Command {
         // SCORER_BIN: a prebuilt binary elsewhere (scripts/gpu-test.sh on a GPU host without cargo).
         let bin = std::env::var_os("SCORER_BIN").map_or_else(
             || PathBuf::from(env!("CARGO_BIN_EXE_scorer")),
@@ -150,6 +150,21 @@ table = "{table}"
             Some(url) => cmd.env("DATABASE_URL", url),
             None => cmd.env_remove("DATABASE_URL"),
         };
+        cmd
+    }
+
+    /// Starts `scorer run JOB --date DATE` in the background, as an orchestrator would.
+    pub fn spawn_run(&self, job: &str, db: Option<&str>) -> std::process::Child {
+        self.command(&["run", job, "--date", DATE], db)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// As [`Project::scorer`], with extra environment variables (cloud credentials).
+    pub fn scorer_env(&self, args: &[&str], db: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args, db);
         cmd.envs(env.iter().copied());
         cmd.output().unwrap()
     }
@@ -200,4 +215,36 @@ pub async fn fresh_pg(tag: &str) -> (String, PgPool) {
     let url = format!("{base}/{name}");
     let pool = PgPool::connect(&url).await.unwrap();
     (url, pool)
+}
+
+/// Sends `signal` (TERM, KILL, STOP, CONT ...) to a process, as Kubernetes or a shell would.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Polls `check` every 5 ms until it is true; panics after `secs` seconds naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits for a spawned scorer and returns its output.
+pub async fn finish(child: std::process::Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
 }

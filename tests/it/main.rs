@@ -7,8 +7,10 @@ mod common;
 mod device;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod lifecycle;
 mod objects;
 mod postgres;
 mod pushdown;
 mod reference;
 mod sqlite;
+mod vectors;

@@ -362,18 +362,20 @@ async fn null_under_fail_policy_names_file_and_column() {
 async fn a_second_concurrent_run_of_the_same_date_is_refused() {
     let (url, pool) = fresh_pg("lock").await;
     let p = project(1_000);
-    // Hold the run lock from here, as a concurrent run would.
+    // Hold the output lock from here, as a concurrent run would.
     let mut holder = pool.acquire().await.unwrap();
-    let got: bool = sqlx::query_scalar(include_str!("../../sql/postgres/queries/try_run_lock.sql"))
-        .bind("daily")
-        .bind(DATE)
-        .fetch_one(&mut *holder)
-        .await
-        .unwrap();
+    let key = scorer::lock::lock_key("scores.daily", DATE.parse().unwrap());
+    let got: bool = sqlx::query_scalar(include_str!(
+        "../../sql/postgres/queries/try_output_lock.sql"
+    ))
+    .bind(&key)
+    .fetch_one(&mut *holder)
+    .await
+    .unwrap();
     assert!(got);
     let out = p.run("jobs/daily.toml", Some(&url));
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already in progress"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("being written by another run"));
     drop(holder);
 }
 

@@ -86,3 +86,93 @@ async fn a_failed_run_keeps_the_previous_rows_in_sqlite() {
     assert_eq!(status, "failed");
     assert!(error.contains("part-00002.parquet"), "{error}");
 }
+
+#[tokio::test]
+async fn a_second_run_on_the_same_sqlite_file_exits_5_within_a_second() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 200_000, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    let db = p.path().join("scorer.db");
+    let key = scorer::lock::lock_key("daily", DATE.parse().unwrap());
+
+    let first = p.spawn_run("jobs/daily.toml", None);
+    // The first run holds the output's lock file once it cannot be taken from here.
+    wait_for("the first run's lock file", 60, || {
+        let held = scorer::lock::FileLock::try_acquire(&db, &key)
+            .unwrap()
+            .is_none();
+        async move { held }
+    })
+    .await;
+    signal(first.id(), "STOP");
+    let started = std::time::Instant::now();
+    let second = p.run("jobs/daily.toml", None);
+    let waited = started.elapsed();
+    signal(first.id(), "CONT");
+    assert_eq!(second.status.code(), Some(5), "{}", text(&second));
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "the second run took {waited:?} to give up"
+    );
+    assert_ok(&finish(first).await);
+    let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let (n, runs): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT run_id) FROM daily WHERE ds = ?")
+            .bind(DATE)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((n, runs), (200_000, 1));
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM scorer_runs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, vec!["succeeded"]);
+}
+
+#[tokio::test]
+async fn sigterm_cancels_a_sqlite_run_and_drops_its_staging_table() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 200_000, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    assert_ok(&p.run("jobs/daily.toml", None));
+    let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let before: Vec<(i64, String)> = sqlx::query_as("SELECT id, run_id FROM daily ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+
+    let child = p.spawn_run("jobs/daily.toml", None);
+    let staging = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'daily__stg_%'";
+    wait_for("the staging table", 60, || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(staging)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+                > 0
+        }
+    })
+    .await;
+    signal(child.id(), "STOP");
+    signal(child.id(), "TERM");
+    signal(child.id(), "CONT");
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let left: i64 = sqlx::query_scalar(staging).fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0, "the staging table was left behind");
+    let after: Vec<(i64, String)> = sqlx::query_as("SELECT id, run_id FROM daily ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM scorer_runs ORDER BY started_at DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "cancelled");
+}

@@ -1,7 +1,8 @@
+-- Completes the run's row. Values arrive as text and numbers (one binding for both engines).
 UPDATE scorer.runs SET
-    status = $2, finished_at = $3,
+    status = $2, finished_at = $3::timestamptz, heartbeat_at = $3::timestamptz,
     rows_read = $4, rows_scored = $5, rows_written = $6, rows_rejected = $7,
-    stage_seconds = $8, inputs = $9,
+    stage_seconds = $8::jsonb, inputs = $9::jsonb,
     model_name = $10, model_version = $11, model_sha256 = $12, device = $13,
-    score_stats = $14, error = $15, gpu_name = $16
-WHERE run_id = $1
+    score_stats = $14::jsonb, error = $15, gpu_name = $16
+WHERE run_id = $1::uuid

@@ -1,5 +1,6 @@
--- Columns of table $2 in schema $1, in table order, with their SQL type names.
-SELECT column_name::text, data_type::text
-FROM information_schema.columns
-WHERE table_schema = $1 AND table_name = $2
-ORDER BY ordinal_position
+-- Columns of table $1 (quoted, schema-qualified), in table order, with their types as
+-- format_type prints them (`real`, `real[]`, `bigint`, `text`, ...).
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum

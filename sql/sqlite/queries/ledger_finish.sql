@@ -1,5 +1,6 @@
+-- Completes the run's row (src/ledger binds the same values as for PostgreSQL).
 UPDATE scorer_runs SET
-    status = ?2, finished_at = ?3,
+    status = ?2, finished_at = ?3, heartbeat_at = ?3,
     rows_read = ?4, rows_scored = ?5, rows_written = ?6, rows_rejected = ?7,
     stage_seconds = ?8, inputs = ?9,
     model_name = ?10, model_version = ?11, model_sha256 = ?12, device = ?13,

@@ -9,26 +9,28 @@
 use arrow::array::{Array, Int64Array, StringArray};
 use bytes::BufMut;
 
+use crate::contract::OutputColumn;
 use crate::sink::ScoredBatch;
+use crate::sink::columns::ColumnValues;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
-/// Encodes rows of (id, score...).
+/// Encodes rows of (id, result columns...), each column as `sink::columns` maps its type.
 #[derive(Debug, Clone)]
 pub struct CopyEncoder {
-    outputs: usize,
+    columns: Vec<OutputColumn>,
 }
 
-/// A batch the encoder cannot write (ids of another type, or score columns that do not match the
-/// outputs); a programming error upstream, reported rather than written half.
+/// A batch the encoder cannot write (ids of another type, or result columns that do not match the
+/// layout); a programming error upstream, reported rather than written half.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot encode batch: {0}")]
-pub struct UnsupportedIds(pub String);
+pub struct UnsupportedBatch(pub String);
 
 impl CopyEncoder {
-    /// An encoder for rows with `outputs` score columns.
-    pub fn new(outputs: usize) -> Self {
-        Self { outputs }
+    /// An encoder for rows with these result columns after the id.
+    pub fn new(columns: Vec<OutputColumn>) -> Self {
+        Self { columns }
     }
 
     /// The file header: signature, flags, header-extension length.
@@ -44,48 +46,55 @@ impl CopyEncoder {
     }
 
     /// Appends every row of `batch` to `buf`.
-    pub fn encode(&self, batch: &ScoredBatch, buf: &mut Vec<u8>) -> Result<(), UnsupportedIds> {
-        if batch.scores.len() != self.outputs || batch.scores.iter().any(|c| c.len() < batch.rows) {
-            return Err(UnsupportedIds(format!(
-                "{} score columns for {} outputs",
-                batch.scores.len(),
-                self.outputs
+    pub fn encode(&self, batch: &ScoredBatch, buf: &mut Vec<u8>) -> Result<(), UnsupportedBatch> {
+        if batch.outputs.len() != self.columns.len() {
+            return Err(UnsupportedBatch(format!(
+                "{} result columns for {} in the layout",
+                batch.outputs.len(),
+                self.columns.len()
             )));
         }
-        let fields = i16::try_from(1 + self.outputs).unwrap_or(i16::MAX);
-        let fixed = 2 + 4 + (8 * self.outputs);
+        let columns = batch
+            .outputs
+            .iter()
+            .zip(&self.columns)
+            .enumerate()
+            .map(|(i, (array, c))| ColumnValues::of(i, array, c.ty, batch.rows))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| UnsupportedBatch(e.to_string()))?;
+        let fields = i16::try_from(1 + columns.len()).unwrap_or(i16::MAX);
+        let fixed = 2 + columns
+            .iter()
+            .map(|c| c.copy_bytes_per_row())
+            .sum::<usize>();
         if let Some(ids) = batch.ids.as_any().downcast_ref::<Int64Array>() {
-            buf.reserve(batch.rows * (fixed + 8));
+            buf.reserve(batch.rows * (fixed + 12));
             for (r, id) in ids.values().iter().enumerate().take(batch.rows) {
                 buf.put_i16(fields);
                 buf.put_i32(8);
                 buf.put_i64(*id);
-                Self::scores(r, batch, buf);
+                for c in &columns {
+                    c.encode_copy(r, buf);
+                }
             }
         } else if let Some(ids) = batch.ids.as_any().downcast_ref::<StringArray>() {
-            buf.reserve(batch.rows * fixed + ids.value_data().len());
+            buf.reserve(batch.rows * (fixed + 4) + ids.value_data().len());
             for r in 0..batch.rows {
                 let id = ids.value(r).as_bytes();
                 buf.put_i16(fields);
                 buf.put_i32(i32::try_from(id.len()).unwrap_or(i32::MAX));
                 buf.put_slice(id);
-                Self::scores(r, batch, buf);
+                for c in &columns {
+                    c.encode_copy(r, buf);
+                }
             }
         } else {
-            return Err(UnsupportedIds(format!(
+            return Err(UnsupportedBatch(format!(
                 "ids must be Int64 or Utf8, got {}",
                 batch.ids.data_type()
             )));
         }
         Ok(())
-    }
-
-    #[inline]
-    fn scores(row: usize, batch: &ScoredBatch, buf: &mut Vec<u8>) {
-        for column in &batch.scores {
-            buf.put_i32(4);
-            buf.put_f32(column[row]);
-        }
     }
 }
 
@@ -96,10 +105,13 @@ mod tests {
 
     #[test]
     fn encodes_one_row_byte_for_byte() {
-        let enc = CopyEncoder::new(1);
+        let enc = CopyEncoder::new(vec![OutputColumn {
+            name: "score".into(),
+            ty: crate::contract::OutputType::Float32,
+        }]);
         let batch = ScoredBatch {
             ids: Arc::new(Int64Array::from(vec![7])),
-            scores: vec![vec![0.5]],
+            outputs: vec![Arc::new(arrow::array::Float32Array::from(vec![0.5]))],
             rows: 1,
         };
         let mut buf = Vec::new();

@@ -17,7 +17,12 @@ pub fn expected_columns(layout: &OutputLayout) -> Vec<(String, &'static str)> {
         (layout.id_column.clone(), id_type),
         (DATE_COLUMN.to_string(), "date"),
     ];
-    cols.extend(layout.score_columns.iter().map(|c| (c.clone(), "real")));
+    cols.extend(
+        layout
+            .score_columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.pg_type())),
+    );
     cols.push((RUN_ID_COLUMN.to_string(), "uuid"));
     cols
 }
@@ -64,7 +69,13 @@ pub async fn ensure_table(pool: &PgPool, layout: &OutputLayout) -> Result<(), Si
     let columns: Vec<String> = expected
         .iter()
         .map(|(name, ty)| {
-            let not_null = if ty == &"real" { "" } else { " NOT NULL" };
+            // The id, date and run are always there; result columns stay nullable, as they were.
+            let key = [layout.id_column.as_str(), DATE_COLUMN, RUN_ID_COLUMN];
+            let not_null = if key.contains(&name.as_str()) {
+                " NOT NULL"
+            } else {
+                ""
+            };
             format!("{} {ty}{not_null}", quote(name))
         })
         .collect();
@@ -86,8 +97,7 @@ pub async fn ensure_table(pool: &PgPool, layout: &OutputLayout) -> Result<(), Si
     let actual: Vec<(String, String)> = sqlx::query_as(include_str!(
         "../../../sql/postgres/queries/table_columns.sql"
     ))
-    .bind(t.pg_schema())
-    .bind(&t.table)
+    .bind(t.pg_quoted())
     .fetch_all(pool)
     .await
     .map_err(SinkError::db(t, "reading the result table's columns"))?;

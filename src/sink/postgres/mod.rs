@@ -8,15 +8,17 @@ pub mod ddl;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgPool;
 
 pub use copy_binary::CopyEncoder;
 use copy_streams::CopyStreams;
 
-use super::{OutputLayout, PartitionWriter, ScoredBatch, SinkError};
+use super::{OutputLayout, ScoredBatch, Sink, SinkError};
 use crate::buffer_pool::{BufferPool, PooledBuffer};
-use crate::sql_ident::quote;
+use crate::lock::OutputLock;
+use crate::sql_ident::{TableName, quote};
 
 /// COPY data is handed to a session in chunks of at least this many bytes (whole rows).
 const SEND_THRESHOLD: usize = 1 << 20;
@@ -49,7 +51,7 @@ impl PgPartitionWriter {
             .await
             .map_err(SinkError::db(t, "creating the staging table"))?;
         let cols: Vec<String> = std::iter::once(&layout.id_column)
-            .chain(&layout.score_columns)
+            .chain(layout.score_columns.iter().map(|c| &c.name))
             .map(|c| quote(c))
             .collect();
         let copy_sql = format!(
@@ -60,7 +62,7 @@ impl PgPartitionWriter {
         let copy = match CopyStreams::open(&pool, t, &copy_sql, streams).await {
             Ok(c) => c,
             Err(e) => {
-                drop_staging(&pool, &layout, &staging).await;
+                drop_staging(&pool, &layout.table, &staging).await;
                 return Err(e);
             }
         };
@@ -71,7 +73,7 @@ impl PgPartitionWriter {
             SEND_THRESHOLD * 2,
             streams.max(1) * (copy_streams::QUEUE_PER_STREAM + 1) + 1,
         );
-        let encoder = CopyEncoder::new(layout.score_columns.len());
+        let encoder = CopyEncoder::new(layout.score_columns.clone());
         Ok(Self {
             pool,
             layout,
@@ -93,21 +95,10 @@ impl PgPartitionWriter {
         }
         Ok(())
     }
-
-    async fn finish_and_swap(&mut self) -> Result<u64, SinkError> {
-        self.flush().await?;
-        let t = &self.layout.table;
-        let copy = self.copy.take().ok_or_else(|| SinkError::Table {
-            table: t.to_string(),
-            message: "COPY stream already closed".into(),
-        })?;
-        let rows = copy.finish().await?;
-        swap_in(&self.pool, &self.layout, &self.staging).await?;
-        Ok(rows)
-    }
 }
 
-impl PartitionWriter for PgPartitionWriter {
+#[async_trait]
+impl Sink for PgPartitionWriter {
     async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
         let encoder = &self.encoder;
         self.buf
@@ -122,9 +113,18 @@ impl PartitionWriter for PgPartitionWriter {
         Ok(())
     }
 
-    async fn commit(mut self) -> Result<u64, SinkError> {
-        match self.finish_and_swap().await {
-            Ok(rows) => Ok(rows),
+    async fn finish(&mut self) -> Result<u64, SinkError> {
+        self.flush().await?;
+        let copy = self.copy.take().ok_or_else(|| SinkError::Table {
+            table: self.layout.table.to_string(),
+            message: "COPY stream already closed".into(),
+        })?;
+        copy.finish().await
+    }
+
+    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
+        match swap_in(&self.pool, &self.layout, &self.staging, lock).await {
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.abort().await;
                 Err(e)
@@ -132,25 +132,33 @@ impl PartitionWriter for PgPartitionWriter {
         }
     }
 
-    async fn abort(mut self) {
+    async fn abort(mut self: Box<Self>) {
         if let Some(mut copy) = self.copy.take() {
             copy.abort().await;
         }
-        drop_staging(&self.pool, &self.layout, &self.staging).await;
+        drop_staging(&self.pool, &self.layout.table, &self.staging).await;
     }
 }
 
-async fn drop_staging(pool: &PgPool, layout: &OutputLayout, staging: &str) {
-    let sql = format!("DROP TABLE IF EXISTS {}", layout.table.pg_sibling(staging));
+/// Drops a run's staging table if it is there (best effort: a failure is logged).
+pub async fn drop_staging(pool: &PgPool, table: &TableName, staging: &str) {
+    let sql = format!("DROP TABLE IF EXISTS {}", table.pg_sibling(staging));
     if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await {
         tracing::warn!(error = %e, staging, "could not drop the staging table; drop it by hand");
     }
 }
 
-/// One transaction: detach and drop the date's old partition (if any), attach the staging table in
-/// its place and give it the partition's name. Readers block for the few milliseconds this takes and
-/// then see the new rows.
-async fn swap_in(pool: &PgPool, layout: &OutputLayout, staging: &str) -> Result<(), SinkError> {
+/// One transaction: lock the result table, check the run still holds its output lock, detach and
+/// drop the date's old partition (if any), attach the staging table in its place and give it the
+/// partition's name. Readers block for the few milliseconds this takes and then see the new rows.
+/// The lock is checked after the table lock is granted, so a run that lost its output lock while
+/// it waited for readers does not publish.
+async fn swap_in(
+    pool: &PgPool,
+    layout: &OutputLayout,
+    staging: &str,
+    lock: &mut dyn OutputLock,
+) -> Result<(), SinkError> {
     let t = &layout.table;
     let mut tx = pool
         .begin()
@@ -162,6 +170,14 @@ async fn swap_in(pool: &PgPool, layout: &OutputLayout, staging: &str) -> Result<
     .execute(&mut *tx)
     .await
     .map_err(SinkError::db(t, "setting lock timeout"))?;
+    let parent = t.pg_quoted();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "locking the result table for the swap"))?;
+    lock.verify().await?;
     let bound = ddl::partition_bound(layout.date);
     let existing: Option<String> = sqlx::query(include_str!(
         "../../../sql/postgres/queries/find_partition.sql"
@@ -172,7 +188,6 @@ async fn swap_in(pool: &PgPool, layout: &OutputLayout, staging: &str) -> Result<
     .await
     .map_err(SinkError::db(t, "looking up the date's partition"))?
     .map(|row| row.get::<String, _>(0));
-    let parent = t.pg_quoted();
     let mut statements = vec![ddl::drop_staging_defaults(layout, staging)];
     if let Some(old) = &existing {
         let old = t.pg_sibling(old);

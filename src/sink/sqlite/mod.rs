@@ -1,13 +1,20 @@
-//! SQLite sink, the embedded default: one transaction deletes the date's rows and inserts the new
-//! ones, so readers (WAL mode) see the old rows until the commit and the new rows after it.
+//! SQLite sink, the embedded default. Rows go into a staging table of the run's own
+//! (`<table>__stg_<run>`), each batch committed as it comes, so a long run does not hold SQLite's
+//! write lock and other jobs on the same file keep writing. Publishing is one transaction that
+//! deletes the date's rows, copies the staged rows in and drops the staging table, so readers
+//! (WAL mode) see the old rows until the commit and the new rows after it. A killed run leaves its
+//! staging table behind for the sweep (`scorer gc`).
 
 use arrow::array::{Array, Int64Array, StringArray};
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
 use sqlx::sqlite::{Sqlite, SqlitePool};
-use sqlx::{QueryBuilder, Transaction};
 
-use super::{DATE_COLUMN, OutputLayout, PartitionWriter, RUN_ID_COLUMN, ScoredBatch, SinkError};
+use super::columns::{ColumnValues, SqliteValue};
+use super::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError};
+use crate::lock::OutputLock;
 use crate::source::IdKind;
-use crate::sql_ident::quote;
+use crate::sql_ident::{TableName, quote};
 
 /// SQLite allows 32766 bound parameters per statement; stay well under it.
 const MAX_PARAMS: usize = 30_000;
@@ -17,17 +24,18 @@ enum Ids<'a> {
     Text(&'a StringArray),
 }
 
-/// Replaces one date's rows inside a single transaction.
+/// Stages one date's rows in a table of the run's own and swaps them in on publish.
 pub struct SqlitePartitionWriter {
-    tx: Transaction<'static, Sqlite>,
+    pool: SqlitePool,
     layout: OutputLayout,
-    rows: u64,
+    /// The run's staging table, `<table>__stg_<run>`.
+    staging: String,
     date: String,
     run_id: String,
 }
 
 impl SqlitePartitionWriter {
-    /// Creates the table if needed, then opens the transaction and deletes the date's old rows in it.
+    /// Creates the result table if needed, checks its columns and creates the staging table.
     pub async fn begin(pool: SqlitePool, layout: OutputLayout) -> Result<Self, SinkError> {
         let t = &layout.table;
         let name = quote(&t.sqlite_name());
@@ -43,7 +51,7 @@ impl SqlitePartitionWriter {
             layout
                 .score_columns
                 .iter()
-                .map(|c| format!("{} REAL", quote(c))),
+                .map(|c| format!("{} {}", quote(&c.name), c.ty.sqlite_type())),
         );
         cols.push(format!("{} TEXT NOT NULL", quote(RUN_ID_COLUMN)));
         let ddl = format!(
@@ -57,28 +65,38 @@ impl SqlitePartitionWriter {
             .await
             .map_err(SinkError::db(t, "creating the result table"))?;
         check_columns(&pool, &layout).await?;
-        let mut tx = pool
-            .begin()
+        let staging = staging_name(t, layout.run_id);
+        let create = format!("CREATE TABLE {} ({})", quote(&staging), cols.join(", "));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&pool)
             .await
-            .map_err(SinkError::db(t, "starting the transaction"))?;
-        let date = layout.date.format("%Y-%m-%d").to_string();
-        let delete = format!("DELETE FROM {name} WHERE {} = ?", quote(DATE_COLUMN));
-        sqlx::query(sqlx::AssertSqlSafe(delete))
-            .bind(&date)
-            .execute(&mut *tx)
-            .await
-            .map_err(SinkError::db(t, "deleting the date's previous rows"))?;
-        let run_id = layout.run_id.to_string();
+            .map_err(SinkError::db(t, "creating the staging table"))?;
         Ok(Self {
-            tx,
+            pool,
+            date: layout.date.format("%Y-%m-%d").to_string(),
+            run_id: layout.run_id.to_string(),
             layout,
-            rows: 0,
-            date,
-            run_id,
+            staging,
         })
     }
 }
 
+/// The staging table of a run writing `table`.
+pub fn staging_name(table: &TableName, run_id: uuid::Uuid) -> String {
+    let t = TableName {
+        schema: None,
+        table: table.sqlite_name(),
+    };
+    t.staging_name(run_id)
+}
+
+/// Drops a run's staging table if it is there (best effort: a failure is logged).
+pub async fn drop_staging(pool: &SqlitePool, staging: &str) {
+    let sql = format!("DROP TABLE IF EXISTS {}", quote(staging));
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await {
+        tracing::warn!(error = %e, staging, "could not drop the staging table; drop it by hand");
+    }
+}
 /// Rejects an existing table whose columns differ from what this job writes.
 async fn check_columns(pool: &SqlitePool, layout: &OutputLayout) -> Result<(), SinkError> {
     let t = &layout.table;
@@ -102,11 +120,11 @@ async fn check_columns(pool: &SqlitePool, layout: &OutputLayout) -> Result<(), S
     Ok(())
 }
 
-impl PartitionWriter for SqlitePartitionWriter {
+#[async_trait]
+impl Sink for SqlitePartitionWriter {
     async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
         let t = &self.layout.table;
-        let outputs = self.layout.score_columns.len();
-        let per_row = 3 + outputs;
+        let per_row = 3 + self.layout.score_columns.len();
         let chunk = (MAX_PARAMS / per_row).max(1);
         let ids = match (
             batch.ids.as_any().downcast_ref::<Int64Array>(),
@@ -121,10 +139,21 @@ impl PartitionWriter for SqlitePartitionWriter {
                 });
             }
         };
+        let values = batch
+            .outputs
+            .iter()
+            .zip(&self.layout.score_columns)
+            .enumerate()
+            .map(|(i, (array, c))| ColumnValues::of(i, array, c.ty, batch.rows))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError::Table {
+                table: t.sqlite_name(),
+                message: e.to_string(),
+            })?;
         let columns: Vec<String> = self.layout.columns().iter().map(|c| quote(c)).collect();
         let head = format!(
             "INSERT INTO {} ({}) ",
-            quote(&t.sqlite_name()),
+            quote(&self.staging),
             columns.join(", ")
         );
         let mut start = 0;
@@ -137,33 +166,76 @@ impl PartitionWriter for SqlitePartitionWriter {
                     Ids::Text(ids) => row.push_bind(ids.value(r).to_string()),
                 };
                 row.push_bind(self.date.clone());
-                for column in &batch.scores {
-                    row.push_bind(f64::from(column[r]));
+                for column in &values {
+                    match column.sqlite_value(r) {
+                        SqliteValue::Real(v) => row.push_bind(v),
+                        SqliteValue::Integer(v) => row.push_bind(v),
+                        SqliteValue::Text(v) => row.push_bind(v),
+                    };
                 }
                 row.push_bind(self.run_id.clone());
             });
             qb.build()
-                .execute(&mut *self.tx)
+                .execute(&self.pool)
                 .await
-                .map_err(SinkError::db(t, "inserting rows"))?;
+                .map_err(SinkError::db(t, "inserting rows into the staging table"))?;
             start = end;
         }
-        self.rows += batch.rows as u64;
         Ok(())
     }
 
-    async fn commit(self) -> Result<u64, SinkError> {
-        let t = self.layout.table.clone();
-        self.tx
-            .commit()
+    async fn finish(&mut self) -> Result<u64, SinkError> {
+        // Every INSERT above committed on its own; count what the staging table holds.
+        let sql = format!("SELECT count(*) FROM {}", quote(&self.staging));
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
             .await
-            .map_err(SinkError::db(&t, "committing"))?;
-        Ok(self.rows)
+            .map_err(SinkError::db(
+                &self.layout.table,
+                "counting the staged rows",
+            ))?;
+        Ok(u64::try_from(rows).unwrap_or(0))
     }
 
-    async fn abort(self) {
-        if let Err(e) = self.tx.rollback().await {
-            tracing::warn!(error = %e, "rolling back the SQLite transaction");
+    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
+        match self.swap_in(lock).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
         }
+    }
+
+    async fn abort(self: Box<Self>) {
+        drop_staging(&self.pool, &self.staging).await;
+    }
+}
+
+impl SqlitePartitionWriter {
+    /// One transaction: delete the date's rows, copy the staged rows in, drop the staging table.
+    /// Readers (WAL mode) see the old rows until the commit and the new rows after it.
+    async fn swap_in(&self, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
+        let t = &self.layout.table;
+        let name = quote(&t.sqlite_name());
+        let staging = quote(&self.staging);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(SinkError::db(t, "starting the swap"))?;
+        lock.verify().await?;
+        let delete = format!("DELETE FROM {name} WHERE {} = ?", quote(DATE_COLUMN));
+        sqlx::query(sqlx::AssertSqlSafe(delete))
+            .bind(&self.date)
+            .execute(&mut *tx)
+            .await
+            .map_err(SinkError::db(t, "deleting the date's previous rows"))?;
+        let copy = format!("INSERT INTO {name} SELECT * FROM {staging};\nDROP TABLE {staging};");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(copy))
+            .execute(&mut *tx)
+            .await
+            .map_err(SinkError::db(t, "moving the staged rows in"))?;
+        tx.commit().await.map_err(SinkError::db(t, "committing"))
     }
 }

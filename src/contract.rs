@@ -1,0 +1,195 @@
+//! The typed contract between stages. A model kind declares what it reads ([`InputContract`]),
+//! what it writes ([`OutputColumn`]s of an [`OutputType`]) and how it wants to be driven
+//! ([`ExecutionPolicy`]); the plan checks the data and the sinks against these declarations before
+//! any row is read, and batches between stages carry arrow arrays of exactly these types.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array};
+use arrow::datatypes::{DataType, Field};
+
+/// The arrow type of one model output, as it travels to the sinks. `sink::columns` maps each to
+/// its PostgreSQL type and binary COPY encoding, its SQLite type and (through arrow) its Parquet
+/// type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputType {
+    /// One f32 per row (`Float32`): a score, a probability, a regression value.
+    Float32,
+    /// A fixed-length f32 vector per row (`FixedSizeList<Float32>`): class probabilities,
+    /// embeddings.
+    Float32Vector(usize),
+    /// An integer per row (`Int64`): a class label.
+    Int64,
+}
+
+impl OutputType {
+    /// The arrow type of the column.
+    pub fn arrow(self) -> DataType {
+        match self {
+            Self::Float32 => DataType::Float32,
+            Self::Float32Vector(n) => DataType::FixedSizeList(
+                Arc::new(Field::new_list_field(DataType::Float32, false)),
+                i32::try_from(n).unwrap_or(i32::MAX),
+            ),
+            Self::Int64 => DataType::Int64,
+        }
+    }
+
+    /// How many of a model's raw value columns this output takes.
+    pub fn width(self) -> usize {
+        match self {
+            Self::Float32 | Self::Int64 => 1,
+            Self::Float32Vector(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for OutputType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Float32 => f.write_str("f32"),
+            Self::Float32Vector(n) => write!(f, "f32[{n}]"),
+            Self::Int64 => f.write_str("i64"),
+        }
+    }
+}
+
+/// One output a model declares: its name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub ty: OutputType,
+}
+
+/// What a model does with a missing feature value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingValues {
+    /// The job's `on_null` policy decides (fail, skip the row, or fill a value): dense networks
+    /// have no notion of a missing input.
+    JobPolicy,
+    /// Missing values reach the model as NaN, which it handles itself (decision trees route
+    /// them down a learned branch); no row is rejected for them.
+    NaN,
+}
+
+/// What a model reads: numeric features delivered as f32, in this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputContract {
+    pub features: Vec<String>,
+    pub missing: MissingValues,
+}
+
+/// How the scoring stage drives a model. Each kind knows what suits it; the stage only follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionPolicy {
+    /// Split each source batch into slices of at least `min_rows` rows and score them in
+    /// parallel on the shared rayon pool (CPU kernels that are single-threaded per slice).
+    RowSlices { min_rows: usize },
+    /// Hand each batch whole (up to the job's `batch_size` rows) to one call: the device is the
+    /// parallelism, and bigger launches use it better.
+    WholeBatches,
+}
+
+/// Packs a model's raw value columns (one `Vec<f32>` of `rows` values each, in output order)
+/// into one arrow array per declared output.
+pub fn pack_outputs(
+    outputs: &[OutputColumn],
+    mut values: Vec<Vec<f32>>,
+    rows: usize,
+) -> Result<Vec<ArrayRef>, String> {
+    let needed: usize = outputs.iter().map(|o| o.ty.width()).sum();
+    if values.len() != needed || values.iter().any(|v| v.len() != rows) {
+        return Err(format!(
+            "the model produced {} value columns for {needed} declared output values",
+            values.len()
+        ));
+    }
+    let mut packed = Vec::with_capacity(outputs.len());
+    let mut rest = values.drain(..);
+    for output in outputs {
+        let array: ArrayRef = match output.ty {
+            OutputType::Float32 => {
+                let column = rest.next().unwrap_or_default();
+                Arc::new(Float32Array::from(column))
+            }
+            OutputType::Int64 => {
+                let column = rest.next().unwrap_or_default();
+                Arc::new(arrow::array::Int64Array::from_iter_values(
+                    column.into_iter().map(|v| v as i64),
+                ))
+            }
+            OutputType::Float32Vector(n) => {
+                let columns: Vec<Vec<f32>> = rest.by_ref().take(n).collect();
+                let mut flat = Vec::with_capacity(rows * n);
+                for r in 0..rows {
+                    flat.extend(columns.iter().map(|c| c[r]));
+                }
+                let field = Arc::new(Field::new_list_field(DataType::Float32, false));
+                let size = i32::try_from(n).map_err(|_| format!("vector of {n} is too long"))?;
+                Arc::new(
+                    FixedSizeListArray::try_new(
+                        field,
+                        size,
+                        Arc::new(Float32Array::from(flat)),
+                        None,
+                    )
+                    .map_err(|e| format!("output `{}`: {e}", output.name))?,
+                )
+            }
+        };
+        packed.push(array);
+    }
+    Ok(packed)
+}
+
+/// The f32 values of an output column (a scalar column's values, or a vector column's flattened
+/// elements), for statistics; `None` for integer columns.
+pub fn f32_values(array: &dyn Array) -> Option<&[f32]> {
+    if let Some(a) = array.as_any().downcast_ref::<Float32Array>() {
+        return Some(a.values());
+    }
+    let list = array.as_any().downcast_ref::<FixedSizeListArray>()?;
+    let values = list.values().as_any().downcast_ref::<Float32Array>()?;
+    let width = usize::try_from(list.value_length()).ok()?;
+    let start = list.offset() * width;
+    values.values().get(start..start + list.len() * width)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_scalars_and_vectors_in_declared_order() {
+        let outputs = vec![
+            OutputColumn {
+                name: "score".into(),
+                ty: OutputType::Float32,
+            },
+            OutputColumn {
+                name: "probs".into(),
+                ty: OutputType::Float32Vector(2),
+            },
+        ];
+        let packed = pack_outputs(
+            &outputs,
+            vec![vec![1.0, 2.0], vec![0.1, 0.2], vec![0.9, 0.8]],
+            2,
+        )
+        .unwrap();
+        assert_eq!(packed[0].data_type(), &OutputType::Float32.arrow());
+        assert_eq!(packed[1].data_type(), &OutputType::Float32Vector(2).arrow());
+        assert_eq!(f32_values(packed[0].as_ref()).unwrap(), &[1.0, 2.0]);
+        // Row-major: row 0 is [0.1, 0.9], row 1 is [0.2, 0.8].
+        assert_eq!(
+            f32_values(packed[1].as_ref()).unwrap(),
+            &[0.1, 0.9, 0.2, 0.8]
+        );
+        assert_eq!(
+            f32_values(packed[1].slice(1, 1).as_ref()).unwrap(),
+            &[0.2, 0.8]
+        );
+        let wrong = pack_outputs(&outputs, vec![vec![1.0, 2.0]], 2);
+        assert!(wrong.unwrap_err().contains("1 value columns for 3"));
+    }
+}

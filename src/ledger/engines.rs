@@ -1,0 +1,114 @@
+//! The [`Ledger`] implementations for PostgreSQL and SQLite. Both are generated from one
+//! definition: the statements are the same calls with the same bound values, and only the SQL
+//! file they read (`sql/postgres/queries/` or `sql/sqlite/queries/`) and the pool type differ.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{
+    FinishValues, Ledger, RunFinish, RunStart, RunningRow, RunningRun, StartValues, bind_finish,
+    bind_start, running_run, timestamp,
+};
+use crate::db::DbError;
+
+macro_rules! sql_ledger {
+    ($(#[$doc:meta])* $name:ident, $pool:ty, $dir:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+            target: String,
+        }
+
+        impl $name {
+            /// The ledger in the database behind `pool` (`target` is its redacted description).
+            pub fn new(pool: $pool, target: &str) -> Self {
+                Self {
+                    pool,
+                    target: target.to_string(),
+                }
+            }
+
+            fn err(&self, context: &'static str) -> impl FnOnce(sqlx::Error) -> DbError + '_ {
+                move |source| DbError::Query {
+                    target: self.target.clone(),
+                    context,
+                    source,
+                }
+            }
+        }
+
+        #[async_trait]
+        impl Ledger for $name {
+            async fn start(&self, s: &RunStart) -> Result<(), DbError> {
+                let v = StartValues::from(s);
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/ledger_start.sql"));
+                bind_start!(sqlx::query(sql), v)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.err("writing the run's ledger row"))?;
+                Ok(())
+            }
+
+            async fn heartbeat(&self, run_id: Uuid) -> Result<(), DbError> {
+                let sql =
+                    include_str!(concat!("../../sql/", $dir, "/queries/ledger_heartbeat.sql"));
+                sqlx::query(sql)
+                    .bind(run_id.to_string())
+                    .bind(timestamp(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.err("refreshing the run's heartbeat"))?;
+                Ok(())
+            }
+
+            async fn finish(&self, run_id: Uuid, f: &RunFinish) -> Result<(), DbError> {
+                let v = FinishValues::new(run_id, f);
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/ledger_finish.sql"));
+                bind_finish!(sqlx::query(sql), v)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.err("completing the run's ledger row"))?;
+                Ok(())
+            }
+
+            async fn running(&self, job: Option<&str>) -> Result<Vec<RunningRun>, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/ledger_running.sql"));
+                let rows: Vec<RunningRow> = sqlx::query_as(sql)
+                    .bind(job)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(self.err("listing running runs"))?;
+                rows.into_iter()
+                    .map(|row| running_run(&self.target, row))
+                    .collect()
+            }
+
+            async fn abandon(&self, run_id: Uuid, note: &str) -> Result<bool, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/ledger_abandon.sql"));
+                let done = sqlx::query(sql)
+                    .bind(run_id.to_string())
+                    .bind(timestamp(Utc::now()))
+                    .bind(note)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.err("marking a run abandoned"))?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+sql_ledger!(
+    /// The ledger in PostgreSQL: `scorer.runs`.
+    PgLedger,
+    sqlx::postgres::PgPool,
+    "postgres"
+);
+sql_ledger!(
+    /// The ledger in SQLite: `scorer_runs`.
+    SqliteLedger,
+    sqlx::sqlite::SqlitePool,
+    "sqlite"
+);

@@ -1,0 +1,210 @@
+//! The run plan: a job and a date resolved into everything a run needs before it writes anything.
+//! The model is loaded and its declared inputs and outputs checked against the job; the input
+//! objects are listed and every footer checked against the model's inputs; the output is resolved
+//! and its columns named and typed. `scorer run`, `scorer validate` and (later) the scheduler and
+//! sharded runs all build plans the same way.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::contract::{MissingValues, OutputColumn};
+use crate::error::{Failure, exit};
+use crate::features::FeatureSpec;
+use crate::job::{Job, NullPolicy, template};
+use crate::model::device::DeviceSpec;
+use crate::model::{self, LoadedModel};
+use crate::sink::{DATE_COLUMN, Destination, RUN_ID_COLUMN, SinkSpec};
+use crate::source::{self, InputPlan};
+use crate::sql_ident;
+
+/// The model a job resolves to, with the job's features and result columns checked against the
+/// model's declared contract.
+pub struct ModelBinding {
+    pub model: LoadedModel,
+    /// The input columns that feed the model, in the model's input order.
+    pub features: Vec<String>,
+    /// The model's outputs under their result-table names (`output.columns` renames them).
+    pub score_columns: Vec<OutputColumn>,
+}
+
+/// Everything a run needs, resolved and checked before any row is read or written.
+pub struct RunPlan {
+    pub job: Job,
+    pub date: NaiveDate,
+    pub model: Arc<LoadedModel>,
+    /// How source batches become model input (columns, id, missing-value handling).
+    pub features: FeatureSpec,
+    pub score_columns: Vec<OutputColumn>,
+    pub input: InputPlan,
+    pub destination: Destination,
+}
+
+impl RunPlan {
+    /// Loads the model (on the blocking pool), lists and checks the input for `date`, and
+    /// combines them with the already resolved `destination`.
+    pub async fn build(
+        job: &Job,
+        date: NaiveDate,
+        models_dir: &Path,
+        device: Option<DeviceSpec>,
+        destination: Destination,
+    ) -> Result<Self, Failure> {
+        let (job_c, dir) = (job.clone(), models_dir.to_path_buf());
+        let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &dir, device))
+            .await
+            .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
+        let input = plan_input(job, date, &binding.features).await?;
+        let on_null = match binding.model.model.inputs().missing {
+            MissingValues::JobPolicy => job.input.on_null,
+            // The model handles missing values itself: they reach it as NaN, no row is dropped
+            // for them (a null id still is).
+            MissingValues::NaN => NullPolicy::Fill(f32::NAN),
+        };
+        Ok(Self {
+            features: FeatureSpec {
+                id_column: job.input.id_column.clone(),
+                id_kind: input.id_kind,
+                features: binding.features,
+                on_null,
+            },
+            job: job.clone(),
+            date,
+            model: Arc::new(binding.model),
+            score_columns: binding.score_columns,
+            input,
+            destination,
+        })
+    }
+
+    /// What the sink needs to know for run `run_id`.
+    pub fn sink_spec(&self, run_id: uuid::Uuid) -> SinkSpec {
+        SinkSpec {
+            job: self.job.name.clone(),
+            id_column: self.job.input.id_column.clone(),
+            id_kind: self.input.id_kind,
+            score_columns: self.score_columns.clone(),
+            date: self.date,
+            run_id,
+            copy_streams: self.job.output.copy_streams,
+        }
+    }
+}
+
+/// Loads the job's model and checks the job's features and output columns against its declared
+/// inputs and outputs, reporting every problem at once.
+pub fn bind_model(
+    job: &Job,
+    models_dir: &Path,
+    device: Option<DeviceSpec>,
+) -> Result<ModelBinding, Failure> {
+    let device = match device {
+        Some(d) => d,
+        None => job
+            .model
+            .device
+            .parse()
+            .map_err(|e| Failure::Config(format!("model.device: {e}")))?,
+    };
+    let model = model::load(models_dir, &job.model.name, &job.model.version, device)?;
+    let inputs = &model.model.inputs().features;
+    let features = job.input.features.clone().unwrap_or_else(|| inputs.clone());
+    let mut problems = Vec::new();
+    if features.len() != inputs.len() {
+        problems.push(format!(
+            "input.features lists {} columns but model {} version {} takes {} inputs ({})",
+            features.len(),
+            model.name,
+            model.version,
+            inputs.len(),
+            inputs.join(", ")
+        ));
+    }
+    let outputs = model.model.outputs();
+    for key in job.output.columns.keys() {
+        if !outputs.iter().any(|o| &o.name == key) {
+            let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+            problems.push(format!(
+                "output.columns.{key}: the model has no output `{key}` (outputs: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    let score_columns: Vec<OutputColumn> = outputs
+        .iter()
+        .map(|o| OutputColumn {
+            name: job.output.columns.get(&o.name).unwrap_or(&o.name).clone(),
+            ty: o.ty,
+        })
+        .collect();
+    problems.extend(column_problems(job, &score_columns));
+    if problems.is_empty() {
+        Ok(ModelBinding {
+            model,
+            features,
+            score_columns,
+        })
+    } else {
+        Err(Failure::Many {
+            problems,
+            code: exit::CONFIG,
+        })
+    }
+}
+
+/// Result-column names that are not valid identifiers or clash with each other or with the id,
+/// date and run columns.
+fn column_problems(job: &Job, columns: &[OutputColumn]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let reserved = [job.input.id_column.as_str(), DATE_COLUMN, RUN_ID_COLUMN];
+    for c in columns {
+        if let Err(e) = sql_ident::check_column(&c.name) {
+            problems.push(format!(
+                "output column {e}; rename it with output.columns = {{ <output> = \"<column>\" }}"
+            ));
+        }
+        if reserved.contains(&c.name.as_str()) || !seen.insert(c.name.clone()) {
+            problems.push(format!(
+                "output column `{}` clashes with another column of the result table",
+                c.name
+            ));
+        }
+    }
+    if let Err(e) = sql_ident::check_column(&job.input.id_column) {
+        problems.push(format!("input.id_column becomes an output column: {e}"));
+    }
+    problems
+}
+
+/// Renders the input URL for `date`, lists the objects and checks their footers.
+pub async fn plan_input(
+    job: &Job,
+    date: NaiveDate,
+    features: &[String],
+) -> Result<InputPlan, Failure> {
+    let url = template::render(&job.input.url, date)
+        .map_err(|e| Failure::Config(format!("input.url: {e}")))?;
+    let location = source::resolve(&url, &job.input.storage)?;
+    Ok(source::plan::plan(&location, &job.input.id_column, features).await?)
+}
+
+/// Resolves the job's output for `date`: its table, or its rendered output URL and store. No I/O.
+pub fn destination(job: &Job, date: NaiveDate) -> Result<Destination, Failure> {
+    if let Some(table) = job.table() {
+        return table
+            .map(Destination::Table)
+            .map_err(|e| Failure::Config(format!("output.table: {e}")));
+    }
+    let url = job
+        .output
+        .url
+        .as_deref()
+        .ok_or_else(|| Failure::Config("output: set `table` or `url`".into()))?;
+    let rendered =
+        template::render(url, date).map_err(|e| Failure::Config(format!("output.url: {e}")))?;
+    source::resolve_output(&rendered, &job.output.storage)
+        .map(Destination::Objects)
+        .map_err(|e| Failure::Config(e.to_string()))
+}

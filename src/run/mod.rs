@@ -1,0 +1,280 @@
+//! A run's lifecycle: the library entry point behind `scorer run` (and the scheduler to come).
+//!
+//! ```text
+//! resolve output -> lock (output, date) -> sweep dead runs -> ledger `running` + heartbeat
+//!   -> plan -> sink.open -> stream -> sink.finish -> counts and lock checked -> sink.publish
+//!   -> ledger `succeeded` | `failed` | `cancelled` -> unlock
+//! ```
+//!
+//! [`run`] can be called many times in one process, concurrently: it sets no process-wide state,
+//! shares the rayon pool, and stops cleanly when its cancellation token fires. The job's name is
+//! attached to a failure here, once.
+
+mod heartbeat;
+mod record;
+pub mod signals;
+pub mod sweep;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::{Database, DbTarget};
+use crate::error::{Failure, RunError};
+use crate::job::Job;
+use crate::ledger::{self, Ledger, RunStart};
+use crate::lock::OutputLock;
+use crate::model::device::DeviceSpec;
+use crate::pipeline;
+use crate::plan::{self, RunPlan};
+use crate::sink::{self, Destination};
+
+use heartbeat::Heartbeat;
+use record::Recorder;
+
+/// How often a running process refreshes its ledger heartbeat and checks its lock.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// A `running` row whose heartbeat is older than this (and whose lock is free) is a dead run.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// What every run of a process shares: where models, jobs and the database are.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub models_dir: PathBuf,
+    /// Where job files are looked up by name (the sweep needs other jobs' storage options).
+    pub jobs_dir: PathBuf,
+    pub db: DbTarget,
+    pub heartbeat_every: Duration,
+    pub stale_after: Duration,
+}
+
+/// One run to make: a job, a logical date and optionally another device than the job's.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub job: Job,
+    pub date: NaiveDate,
+    /// Overrides the job's `model.device`.
+    pub device: Option<DeviceSpec>,
+}
+
+/// What a successful run reports.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: Uuid,
+    pub job: String,
+    pub date: NaiveDate,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    pub objects: usize,
+    /// Where the rows went.
+    pub output: Destination,
+    /// The database holding the ledger (and the table, for table outputs).
+    pub db: String,
+    pub is_sqlite: bool,
+    pub stage_seconds: std::collections::BTreeMap<String, f64>,
+}
+
+/// Runs `req`: the whole contract of `scorer run`. `cancel` stops it cleanly (staging removed,
+/// ledger `cancelled`, exit code 6).
+pub async fn run(
+    ctx: &RunContext,
+    req: &RunRequest,
+    cancel: CancellationToken,
+) -> Result<RunReport, RunError> {
+    lifecycle(ctx, req, cancel)
+        .await
+        .map_err(|f| f.in_job(&req.job.name))
+}
+
+async fn lifecycle(
+    ctx: &RunContext,
+    req: &RunRequest,
+    cancel: CancellationToken,
+) -> Result<RunReport, Failure> {
+    let started = Instant::now();
+    let destination = plan::destination(&req.job, req.date)?;
+    let output = destination.to_string();
+    let db = Database::open(&ctx.db).await?;
+    let lock = db
+        .try_lock_output(&output, req.date)
+        .await?
+        .ok_or_else(|| Failure::AlreadyRunning {
+            output: output.clone(),
+            date: req.date.to_string(),
+        })?;
+    let ledger: Arc<dyn Ledger> = Arc::from(ledger::for_database(&db));
+    let scope = sweep::Scope {
+        job: None,
+        stale_after: ctx.stale_after,
+        jobs_dir: &ctx.jobs_dir,
+        held: Some((output.as_str(), req.date)),
+    };
+    if let Err(e) = sweep::sweep(&db, ledger.as_ref(), &scope).await {
+        tracing::warn!(error = %e, "sweeping what dead runs left failed; going on");
+    }
+    let run_id = Uuid::now_v7();
+    if let Err(e) = ledger.start(&run_start(req, run_id, &output)).await {
+        lock.release().await;
+        return Err(e.into());
+    }
+    tracing::info!(%run_id, job = %req.job.name, date = %req.date, db = db.target(), %output, "run started");
+    let lock = Arc::new(Mutex::new(lock));
+    let work = Work {
+        ctx,
+        req,
+        db: &db,
+        run_id,
+        destination: destination.clone(),
+        lock: &lock,
+        // The run stops on the caller's token, or on its own when its lock is found lost.
+        cancel: cancel.child_token(),
+    };
+    let mut rec = Recorder::default();
+    let outcome = work.supervised(&ledger, &mut rec).await;
+    rec.stage("total", started);
+    let ledger_result = ledger.finish(run_id, &rec.finish_of(&outcome)).await;
+    match Arc::try_unwrap(lock) {
+        Ok(lock) => lock.into_inner().release().await,
+        Err(_) => tracing::warn!("the output lock is still shared; it ends with its connection"),
+    }
+    outcome?;
+    ledger_result?;
+    tracing::info!(%run_id, rows = rec.rows_written, seconds = started.elapsed().as_secs_f64(), "run succeeded");
+    Ok(RunReport {
+        run_id,
+        job: req.job.name.clone(),
+        date: req.date,
+        rows_read: rec.rows_read,
+        rows_written: rec.rows_written,
+        rows_rejected: rec.rows_rejected,
+        objects: rec.objects(),
+        output: destination,
+        db: db.target().to_string(),
+        is_sqlite: matches!(db, Database::Sqlite { .. }),
+        stage_seconds: rec.stage_seconds,
+    })
+}
+
+/// The ledger's `running` row of a run.
+fn run_start(req: &RunRequest, run_id: Uuid, output: &str) -> RunStart {
+    RunStart {
+        run_id,
+        job: req.job.name.clone(),
+        logical_date: req.date,
+        started_at: Utc::now(),
+        output_table: output.to_string(),
+        scorer_version: env!("CARGO_PKG_VERSION").to_string(),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+    }
+}
+
+/// The part of a run between the ledger's start and finish.
+struct Work<'a> {
+    ctx: &'a RunContext,
+    req: &'a RunRequest,
+    db: &'a Database,
+    run_id: Uuid,
+    destination: Destination,
+    lock: &'a Arc<Mutex<Box<dyn OutputLock>>>,
+    cancel: CancellationToken,
+}
+
+impl Work<'_> {
+    /// Executes the run with its heartbeat beside it; a lock the heartbeat found lost turns the
+    /// cancellation it caused into `LockLost`.
+    async fn supervised(
+        &self,
+        ledger: &Arc<dyn Ledger>,
+        rec: &mut Recorder,
+    ) -> Result<(), Failure> {
+        let heartbeat = Heartbeat::spawn(
+            Arc::clone(ledger),
+            Arc::clone(self.lock),
+            self.run_id,
+            self.ctx.heartbeat_every,
+            self.cancel.clone(),
+        );
+        let outcome = self.execute(rec).await;
+        match (outcome, heartbeat.stop().await) {
+            (Err(Failure::Cancelled), Some(lost)) => Err(Failure::LockLost(lost)),
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// Plans, streams into the sink, checks, publishes. Nothing is visible to readers unless
+    /// every step succeeds; on any failure or cancellation the sink's staging is removed.
+    async fn execute(&self, rec: &mut Recorder) -> Result<(), Failure> {
+        let t_plan = Instant::now();
+        let plan = tokio::select! {
+            plan = RunPlan::build(
+                &self.req.job,
+                self.req.date,
+                &self.ctx.models_dir,
+                self.req.device,
+                self.destination.clone(),
+            ) => plan?,
+            () = self.cancel.cancelled() => return Err(Failure::Cancelled),
+        };
+        rec.planned(&plan);
+        rec.stage("plan", t_plan);
+        tracing::info!(
+            objects = plan.input.objects.len(),
+            rows = plan.input.total_rows,
+            "input planned"
+        );
+        let mut sink = sink::open(&plan.destination, self.db, plan.sink_spec(self.run_id)).await?;
+        let streamed = pipeline::stream(&plan, sink.as_mut(), &self.cancel).await;
+        rec.streamed(&streamed.reports);
+        if let Err(f) = streamed.result {
+            sink.abort().await;
+            return Err(f);
+        }
+        let t_commit = Instant::now();
+        let staged = match sink.finish().await {
+            Ok(n) => n,
+            Err(e) => {
+                sink.abort().await;
+                return Err(e.into());
+            }
+        };
+        if let Err(f) = self.check_before_publish(staged, rec.rows_scored) {
+            sink.abort().await;
+            return Err(f);
+        }
+        // From here the swap (or manifest commit) runs to its end: a signal now lets it commit
+        // or roll back as a whole, never leaves half.
+        let mut lock = self.lock.lock().await;
+        sink.publish(lock.as_mut()).await.map_err(publish_failure)?;
+        rec.rows_written = staged;
+        rec.stage("commit", t_commit);
+        Ok(())
+    }
+
+    /// The last checks before anything becomes visible: not cancelled, and every scored row
+    /// staged.
+    fn check_before_publish(&self, staged: u64, scored: u64) -> Result<(), Failure> {
+        if self.cancel.is_cancelled() {
+            return Err(Failure::Cancelled);
+        }
+        if staged != scored {
+            return Err(Failure::Internal(format!(
+                "staged {staged} rows but scored {scored}; nothing was published"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A sink that found its lock gone while publishing reports the lost lock, not a sink error.
+fn publish_failure(e: sink::SinkError) -> Failure {
+    match e {
+        sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,105 @@
+//! Counters and timings gathered while a run goes, written to the ledger when it ends.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::error::Failure;
+use crate::ledger::{InputObject, ModelUsed, RunFinish, RunStatus, ScoreStats};
+use crate::pipeline::StageReports;
+use crate::plan::RunPlan;
+
+/// What the ledger gets at the end of a run, filled in stage by stage.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub rows_read: u64,
+    pub rows_scored: u64,
+    pub rows_written: u64,
+    pub rows_rejected: u64,
+    pub stage_seconds: BTreeMap<String, f64>,
+    inputs: Vec<InputObject>,
+    model: Option<ModelUsed>,
+    score_stats: BTreeMap<String, ScoreStats>,
+    score_columns: Vec<String>,
+}
+
+impl Recorder {
+    /// Records the seconds since `since` as stage `name`.
+    pub fn stage(&mut self, name: &str, since: Instant) {
+        self.stage_seconds
+            .insert(name.to_string(), since.elapsed().as_secs_f64());
+    }
+
+    /// Records what the plan resolved: the input objects and the model.
+    pub fn planned(&mut self, plan: &RunPlan) {
+        let m = &plan.model;
+        self.model = Some(ModelUsed {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            sha256: m.sha256.clone(),
+            device: m.device.to_string(),
+            gpu_name: m.gpu_name.clone(),
+        });
+        self.inputs = plan
+            .input
+            .objects
+            .iter()
+            .map(|o| InputObject {
+                url: o.url.clone(),
+                size: o.meta.size,
+                etag: o.meta.e_tag.clone(),
+                last_modified: o.meta.last_modified,
+            })
+            .collect();
+        self.score_columns = plan.score_columns.iter().map(|c| c.name.clone()).collect();
+    }
+
+    /// Records what the stages reported.
+    pub fn streamed(&mut self, r: &StageReports) {
+        self.stage_seconds.insert("write".into(), r.write_seconds);
+        if let Some(read) = r.read_seconds {
+            self.stage_seconds.insert("read".into(), read);
+        }
+        if let Some(score) = &r.score {
+            self.rows_read = score.rows_read;
+            self.rows_scored = score.rows_scored;
+            self.rows_rejected = score.rows_rejected;
+            self.stage_seconds.insert("score".into(), score.seconds);
+            self.score_stats = self
+                .score_columns
+                .iter()
+                .cloned()
+                .zip(score.stats.iter().cloned())
+                .collect();
+        }
+    }
+
+    /// Input objects listed by the plan.
+    pub fn objects(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// The ledger's final values for a run that ended with `outcome`.
+    pub fn finish_of(&self, outcome: &Result<(), Failure>) -> RunFinish {
+        let status = match outcome {
+            Ok(()) => RunStatus::Succeeded,
+            Err(Failure::Cancelled) => RunStatus::Cancelled,
+            Err(_) => RunStatus::Failed,
+        };
+        let error = outcome.as_ref().err().map(|e| e.to_string());
+        RunFinish {
+            status,
+            finished_at: Utc::now(),
+            rows_read: self.rows_read,
+            rows_scored: self.rows_scored,
+            rows_written: self.rows_written,
+            rows_rejected: self.rows_rejected,
+            stage_seconds: self.stage_seconds.clone(),
+            inputs: self.inputs.clone(),
+            model: self.model.clone(),
+            score_stats: self.score_stats.clone(),
+            error,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The sweep: what runs that died left behind, found and removed. A `running` ledger row is a
+//! dead run when its output lock is free and either this process holds that lock itself (the
+//! start of a run of the same output and date) or its heartbeat is older than `stale_after`.
+//! For each, the sink's leftovers are removed (its staging table, or its `_runs/<run_id>/` files
+//! that no manifest names) and the row is marked `abandoned`, each logged. Runs at the start of
+//! every run and as `scorer gc [JOB]`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::db::Database;
+use crate::error::Failure;
+use crate::job::{self, Job};
+use crate::ledger::{Ledger, RunningRun};
+use crate::sink::{Destination, leftovers};
+use crate::source;
+use crate::sql_ident::TableName;
+
+/// Which `running` rows a sweep looks at.
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    /// Only this job's runs; all jobs when `None`.
+    pub job: Option<&'a str>,
+    /// A heartbeat older than this marks a run as possibly dead (then its lock decides).
+    pub stale_after: Duration,
+    /// Where job files are, to find the storage options of a Parquet output.
+    pub jobs_dir: &'a Path,
+    /// The (output, date) whose lock the caller holds: its `running` rows are dead whatever
+    /// their heartbeat says.
+    pub held: Option<(&'a str, NaiveDate)>,
+}
+
+/// One dead run the sweep dealt with.
+#[derive(Debug, Clone)]
+pub struct Abandoned {
+    pub run: RunningRun,
+    /// What was removed, one line each.
+    pub removed: Vec<String>,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default)]
+pub struct SweepReport {
+    pub abandoned: Vec<Abandoned>,
+    /// `running` rows left alone: fresh heartbeat, or their lock is held.
+    pub alive: usize,
+}
+
+/// Finds the dead runs in scope, removes what they left and marks them `abandoned`.
+pub async fn sweep(
+    db: &Database,
+    ledger: &dyn Ledger,
+    scope: &Scope<'_>,
+) -> Result<SweepReport, Failure> {
+    let mut report = SweepReport::default();
+    for run in ledger.running(scope.job).await? {
+        let held_by_us = scope
+            .held
+            .is_some_and(|(output, date)| output == run.output && date == run.logical_date);
+        let stale = run.heartbeat_age >= scope.stale_after.as_secs_f64();
+        if !held_by_us && !stale {
+            report.alive += 1;
+            continue;
+        }
+        // A stale heartbeat is not enough: the lock must be free too.
+        let taken = if held_by_us {
+            None
+        } else {
+            match db.try_lock_output(&run.output, run.logical_date).await? {
+                Some(lock) => Some(lock),
+                None => {
+                    report.alive += 1;
+                    continue;
+                }
+            }
+        };
+        let removed = clear(db, &run, scope.jobs_dir).await;
+        if let Some(lock) = taken {
+            lock.release().await;
+        }
+        report.abandoned.push(record(ledger, run, removed?).await?);
+    }
+    Ok(report)
+}
+
+/// Removes what `run` left in its sink.
+async fn clear(db: &Database, run: &RunningRun, jobs_dir: &Path) -> Result<Vec<String>, Failure> {
+    let destination = match TableName::parse(&run.output) {
+        Ok(table) => Destination::Table(table),
+        Err(_) => {
+            // A Parquet output: its store needs the job's storage options.
+            let job = Job::load(&job::locate(&run.job, jobs_dir)).map_err(|e| {
+                Failure::Config(format!(
+                    "run {} wrote to {}; its job file is needed to clean up: {e}",
+                    run.run_id, run.output
+                ))
+            })?;
+            let location = source::resolve_output(&run.output, &job.output.storage)?;
+            Destination::Objects(location)
+        }
+    };
+    Ok(leftovers::remove(db, &destination, run.run_id).await?)
+}
+
+/// Marks `run` abandoned in the ledger and logs what was removed.
+async fn record(
+    ledger: &dyn Ledger,
+    run: RunningRun,
+    removed: Vec<String>,
+) -> Result<Abandoned, Failure> {
+    let note = format!(
+        "abandoned: the process stopped without finishing (last heartbeat {:.0} s before the \
+         sweep, lock free; host {}); removed: {}",
+        run.heartbeat_age,
+        run.host,
+        if removed.is_empty() {
+            "nothing".to_string()
+        } else {
+            removed.join(", ")
+        }
+    );
+    ledger.abandon(run.run_id, &note).await?;
+    tracing::warn!(run_id = %run.run_id, job = %run.job, date = %run.logical_date, output = %run.output, "{note}");
+    Ok(Abandoned { run, removed })
+}

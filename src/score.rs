@@ -1,0 +1,128 @@
+//! The scoring stage: source batches in, scored batches (ids + one arrow array per result column)
+//! out. It runs on a blocking thread and follows the model's own execution policy: row slices in
+//! parallel on the shared rayon pool for CPU kernels, whole batches for a GPU. The stage knows
+//! nothing of the model's kind beyond what the model declares.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::ArrayRef;
+use rayon::prelude::*;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::contract::ExecutionPolicy;
+use crate::error::Failure;
+use crate::features::{FeatureBatch, FeatureSpec};
+use crate::ledger::ScoreStats;
+use crate::model::LoadedModel;
+use crate::sink::ScoredBatch;
+use crate::source::SourceBatch;
+
+/// What the scoring stage reports when its input ends (or it stops).
+#[derive(Debug, Default, Clone)]
+pub struct ScoreReport {
+    pub rows_read: u64,
+    pub rows_scored: u64,
+    pub rows_rejected: u64,
+    /// Seconds spent building features and scoring.
+    pub seconds: f64,
+    /// One per result column, in order.
+    pub stats: Vec<ScoreStats>,
+}
+
+/// The features and the model, shared with the stage's worker threads.
+pub struct ScoreStage {
+    pub features: FeatureSpec,
+    pub model: Arc<LoadedModel>,
+    /// Most rows per model call (the job's `model.batch_size`).
+    pub batch_size: usize,
+}
+
+/// One slice of a source batch with its result columns.
+type ScoredSlice = (FeatureBatch, Vec<ArrayRef>);
+
+impl ScoreStage {
+    /// Scores every batch from `rx` and sends the results to `tx`, until `rx` ends, `tx` closes
+    /// (the sink stopped) or `cancel` fires. Blocking: run it on a blocking thread.
+    pub fn run(
+        &self,
+        mut rx: mpsc::Receiver<SourceBatch>,
+        tx: mpsc::Sender<ScoredBatch>,
+        cancel: &CancellationToken,
+    ) -> Result<ScoreReport, Failure> {
+        let mut report = ScoreReport {
+            stats: vec![ScoreStats::default(); self.model.model.outputs().len()],
+            ..Default::default()
+        };
+        while let Some(src) = rx.blocking_recv() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let t = Instant::now();
+            report.rows_read += src.batch.num_rows() as u64;
+            let scored = self.score(&src)?;
+            report.seconds += t.elapsed().as_secs_f64();
+            if report.rows_scored == 0 {
+                tracing::info!(
+                    since_launch_ms = crate::telemetry::since_launch().as_millis() as u64,
+                    rows = src.batch.num_rows(),
+                    "first batch scored"
+                );
+            }
+            // Keep only ids and results: the feature columns, slices of the source batch, go now
+            // rather than while the sink is behind, so a stalled sink holds no decoded input.
+            let batches: Vec<ScoredBatch> = scored
+                .into_iter()
+                .map(|(fb, outputs)| {
+                    report.rows_rejected += fb.rejected as u64;
+                    report.rows_scored += fb.rows as u64;
+                    for (stats, column) in report.stats.iter_mut().zip(&outputs) {
+                        stats.add_column(column.as_ref());
+                    }
+                    ScoredBatch {
+                        ids: fb.ids,
+                        outputs,
+                        rows: fb.rows,
+                    }
+                })
+                .collect();
+            drop(src);
+            for batch in batches {
+                if tx.blocking_send(batch).is_err() {
+                    return Ok(report);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Splits a source batch as the model's execution policy says and scores the slices (in
+    /// parallel on the rayon pool when there are several).
+    fn score(&self, src: &SourceBatch) -> Result<Vec<ScoredSlice>, Failure> {
+        let rows = src.batch.num_rows();
+        let per_slice = match self.model.model.execution() {
+            ExecutionPolicy::RowSlices { min_rows } => rows
+                .div_ceil(rayon::current_num_threads().max(1))
+                .max(min_rows),
+            ExecutionPolicy::WholeBatches => rows,
+        }
+        .clamp(1, self.batch_size.max(1));
+        let slices: Vec<SourceBatch> = (0..rows)
+            .step_by(per_slice)
+            .map(|start| SourceBatch {
+                object: Arc::clone(&src.object),
+                row_group: src.row_group,
+                batch: src.batch.slice(start, per_slice.min(rows - start)),
+            })
+            .collect();
+        slices
+            .par_iter()
+            .map(|slice| {
+                let fb = self.features.build(slice)?;
+                let outputs = self.model.model.score(&fb)?;
+                Ok((fb, outputs))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,230 @@
+//! The one mapping from a result column's arrow type to what each sink stores: its PostgreSQL
+//! type and binary COPY encoding, its SQLite type and value, and (through the arrow type, see
+//! [`OutputType::arrow`]) its Parquet type.
+//!
+//! | output type | arrow | PostgreSQL | SQLite | Parquet |
+//! | --- | --- | --- | --- | --- |
+//! | `Float32` | `Float32` | `real` | `REAL` | `FLOAT` |
+//! | `Float32Vector(n)` | `FixedSizeList<Float32>[n]` | `real[]` | `TEXT` (JSON array) | `LIST<FLOAT>` |
+//! | `Int64` | `Int64` | `bigint` | `INTEGER` | `INT64` |
+
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array};
+use bytes::BufMut;
+
+use crate::contract::OutputType;
+
+/// PostgreSQL's OID of `float4`, the element type of a `real[]` in binary COPY.
+const FLOAT4_OID: u32 = 700;
+
+impl OutputType {
+    /// The column's PostgreSQL type, as `format_type` prints it.
+    pub fn pg_type(self) -> &'static str {
+        match self {
+            Self::Float32 => "real",
+            Self::Float32Vector(_) => "real[]",
+            Self::Int64 => "bigint",
+        }
+    }
+
+    /// The column's SQLite type.
+    pub fn sqlite_type(self) -> &'static str {
+        match self {
+            Self::Float32 => "REAL",
+            Self::Float32Vector(_) => "TEXT",
+            Self::Int64 => "INTEGER",
+        }
+    }
+}
+
+/// A result column's values, resolved once per batch so the per-row loop does not downcast.
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnValues<'a> {
+    F32(&'a [f32]),
+    /// Row `r` is `values[r * width .. (r + 1) * width]`.
+    F32Vector {
+        values: &'a [f32],
+        width: usize,
+    },
+    I64(&'a [i64]),
+}
+
+/// A batch column that is not of its declared type: a programming error upstream, reported
+/// rather than written half.
+#[derive(Debug, thiserror::Error)]
+#[error("result column {index} is {actual}, but the layout declares {declared}")]
+pub struct WrongColumnType {
+    pub index: usize,
+    pub actual: String,
+    pub declared: OutputType,
+}
+
+impl<'a> ColumnValues<'a> {
+    /// Views `array` (of `rows` rows) as values of `ty`.
+    pub fn of(
+        index: usize,
+        array: &'a ArrayRef,
+        ty: OutputType,
+        rows: usize,
+    ) -> Result<Self, WrongColumnType> {
+        let wrong = || WrongColumnType {
+            index,
+            actual: array.data_type().to_string(),
+            declared: ty,
+        };
+        if array.len() < rows || array.null_count() > 0 {
+            return Err(wrong());
+        }
+        let any = array.as_any();
+        match ty {
+            OutputType::Float32 => any
+                .downcast_ref::<Float32Array>()
+                .map(|a| Self::F32(a.values()))
+                .ok_or_else(wrong),
+            OutputType::Int64 => any
+                .downcast_ref::<Int64Array>()
+                .map(|a| Self::I64(a.values()))
+                .ok_or_else(wrong),
+            OutputType::Float32Vector(width) => {
+                let list = any.downcast_ref::<FixedSizeListArray>().ok_or_else(wrong)?;
+                if usize::try_from(list.value_length()).ok() != Some(width) {
+                    return Err(wrong());
+                }
+                let values = crate::contract::f32_values(list).ok_or_else(wrong)?;
+                Ok(Self::F32Vector { values, width })
+            }
+        }
+    }
+
+    /// Appends row `r` as one binary COPY field (length, then the value).
+    #[inline]
+    pub fn encode_copy(&self, r: usize, buf: &mut Vec<u8>) {
+        match *self {
+            Self::F32(v) => {
+                buf.put_i32(4);
+                buf.put_f32(v[r]);
+            }
+            Self::I64(v) => {
+                buf.put_i32(8);
+                buf.put_i64(v[r]);
+            }
+            Self::F32Vector { values, width } => {
+                // One-dimensional array: ndim, has-nulls flag, element type, then the dimension's
+                // length and lower bound, then each element with its length.
+                let n = i32::try_from(width).unwrap_or(i32::MAX);
+                buf.put_i32(20 + 8 * n);
+                buf.put_i32(1);
+                buf.put_i32(0);
+                buf.put_u32(FLOAT4_OID);
+                buf.put_i32(n);
+                buf.put_i32(1);
+                for v in &values[r * width..(r + 1) * width] {
+                    buf.put_i32(4);
+                    buf.put_f32(*v);
+                }
+            }
+        }
+    }
+
+    /// Bytes per row this column adds to a binary COPY row, for reserving buffer space.
+    pub fn copy_bytes_per_row(&self) -> usize {
+        match *self {
+            Self::F32(_) => 8,
+            Self::I64(_) => 12,
+            Self::F32Vector { width, .. } => 24 + 8 * width,
+        }
+    }
+
+    /// Row `r` as the value SQLite stores.
+    pub fn sqlite_value(&self, r: usize) -> SqliteValue {
+        match *self {
+            Self::F32(v) => SqliteValue::Real(f64::from(v[r])),
+            Self::I64(v) => SqliteValue::Integer(v[r]),
+            Self::F32Vector { values, width } => {
+                let row = &values[r * width..(r + 1) * width];
+                SqliteValue::Text(json_array(row))
+            }
+        }
+    }
+}
+
+/// A value as SQLite stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqliteValue {
+    Real(f64),
+    Integer(i64),
+    Text(String),
+}
+
+/// `[0.25,1,-3.5]`: the shortest text that reads back as the same f32 (`json_extract` reads it);
+/// NaN and infinities, which JSON lacks, become `null`.
+fn json_array(values: &[f32]) -> String {
+    let mut s = String::with_capacity(values.len() * 10 + 2);
+    s.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        if v.is_finite() {
+            s.push_str(&v.to_string());
+        } else {
+            s.push_str("null");
+        }
+    }
+    s.push(']');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{OutputColumn, pack_outputs};
+
+    fn vector_column() -> ArrayRef {
+        let outputs = [OutputColumn {
+            name: "v".into(),
+            ty: OutputType::Float32Vector(2),
+        }];
+        pack_outputs(&outputs, vec![vec![0.5, 1.0], vec![-2.0, f32::NAN]], 2)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn vectors_encode_as_a_postgres_float4_array() {
+        let col = vector_column();
+        let values = ColumnValues::of(0, &col, OutputType::Float32Vector(2), 2).unwrap();
+        let mut buf = Vec::new();
+        values.encode_copy(0, &mut buf);
+        let mut want = Vec::new();
+        for v in [36i32, 1, 0, 700, 2, 1, 4] {
+            want.extend(v.to_be_bytes());
+        }
+        want.extend(0.5f32.to_be_bytes());
+        want.extend(4i32.to_be_bytes());
+        want.extend((-2.0f32).to_be_bytes());
+        assert_eq!(buf, want);
+        assert_eq!(buf.len(), values.copy_bytes_per_row());
+    }
+
+    #[test]
+    fn vectors_become_json_arrays_in_sqlite() {
+        let col = vector_column();
+        let values = ColumnValues::of(0, &col, OutputType::Float32Vector(2), 2).unwrap();
+        assert_eq!(values.sqlite_value(0), SqliteValue::Text("[0.5,-2]".into()));
+        assert_eq!(values.sqlite_value(1), SqliteValue::Text("[1,null]".into()));
+    }
+
+    #[test]
+    fn a_column_of_another_type_is_refused() {
+        let col = vector_column();
+        let e = ColumnValues::of(3, &col, OutputType::Float32, 2).unwrap_err();
+        assert!(e.to_string().contains("column 3"), "{e}");
+        let ints: ArrayRef = std::sync::Arc::new(Int64Array::from(vec![4, 5]));
+        let mut buf = Vec::new();
+        ColumnValues::of(0, &ints, OutputType::Int64, 2)
+            .unwrap()
+            .encode_copy(1, &mut buf);
+        assert_eq!(buf[..4], 8i32.to_be_bytes());
+        assert_eq!(buf[4..], 5i64.to_be_bytes());
+    }
+}
