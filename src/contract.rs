@@ -90,8 +90,8 @@ pub enum ExecutionPolicy {
     WholeBatches,
 }
 
-/// Packs a model's raw value columns (one `Vec<f32>` of `rows` values each, in output order)
-/// into one arrow array per declared output.
+/// Packs a model's raw f32 value columns (one `Vec<f32>` of `rows` values each, in output order)
+/// into one arrow array per declared f32 output (scalars and vectors).
 pub fn pack_outputs(
     outputs: &[OutputColumn],
     mut values: Vec<Vec<f32>>,
@@ -113,10 +113,12 @@ pub fn pack_outputs(
                 Arc::new(Float32Array::from(column))
             }
             OutputType::Int64 => {
-                let column = rest.next().unwrap_or_default();
-                Arc::new(arrow::array::Int64Array::from_iter_values(
-                    column.into_iter().map(|v| v as i64),
-                ))
+                // A label is an integer the model computes itself (a class index); f32 values
+                // are never truncated into one.
+                return Err(format!(
+                    "output `{}` is an integer label; it cannot be packed from f32 values",
+                    output.name
+                ));
             }
             OutputType::Float32Vector(n) => {
                 let columns: Vec<Vec<f32>> = rest.by_ref().take(n).collect();

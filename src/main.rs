@@ -88,7 +88,21 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             let report = sweep::sweep(&db, ledger.as_ref(), &scope)
                 .await
                 .map_err(|f| f.in_job(&label))?;
-            Ok(summary::sweep_lines(&report))
+            let lines = summary::sweep_lines(&report);
+            if report.failed.is_empty() {
+                return Ok(lines);
+            }
+            // Say what was done, then fail: some dead runs still hold leftovers.
+            lines.iter().for_each(|l| println!("{l}"));
+            let problems = report
+                .failed
+                .iter()
+                .map(|(run, why)| format!("run {}: {why}", run.run_id));
+            Err(Failure::Many {
+                problems: problems.collect(),
+                code: exit::SINK,
+            }
+            .in_job(&label))
         }
     }
 }

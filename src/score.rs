@@ -55,6 +55,7 @@ impl ScoreStage {
             stats: vec![ScoreStats::default(); self.model.model.outputs().len()],
             ..Default::default()
         };
+        let mut first = true;
         while let Some(src) = rx.blocking_recv() {
             if cancel.is_cancelled() {
                 break;
@@ -63,7 +64,7 @@ impl ScoreStage {
             report.rows_read += src.batch.num_rows() as u64;
             let scored = self.score(&src)?;
             report.seconds += t.elapsed().as_secs_f64();
-            if report.rows_scored == 0 {
+            if std::mem::take(&mut first) {
                 tracing::info!(
                     since_launch_ms = crate::telemetry::since_launch().as_millis() as u64,
                     rows = src.batch.num_rows(),

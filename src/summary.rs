@@ -66,5 +66,11 @@ pub fn sweep_lines(r: &SweepReport) -> Vec<String> {
             a.run.run_id, a.run.job, a.run.logical_date, a.run.output
         ));
     }
+    for (run, why) in &r.failed {
+        lines.push(format!(
+            "  run {} (job {}, {}): not cleaned up, left `running`: {why}",
+            run.run_id, run.job, run.logical_date
+        ));
+    }
     lines
 }

@@ -46,6 +46,8 @@ pub struct SweepReport {
     pub abandoned: Vec<Abandoned>,
     /// `running` rows left alone: fresh heartbeat, or their lock is held.
     pub alive: usize,
+    /// Dead runs whose leftovers could not be removed, with why; they stay `running`.
+    pub failed: Vec<(RunningRun, String)>,
 }
 
 /// Finds the dead runs in scope, removes what they left and marks them `abandoned`.
@@ -80,7 +82,15 @@ pub async fn sweep(
         if let Some(lock) = taken {
             lock.release().await;
         }
-        report.abandoned.push(record(ledger, run, removed?).await?);
+        match removed {
+            Ok(removed) => report.abandoned.push(record(ledger, run, removed).await?),
+            // Its leftovers could not be removed: the row stays `running` for a later sweep,
+            // and the other dead runs are still dealt with.
+            Err(e) => {
+                tracing::warn!(run_id = %run.run_id, job = %run.job, error = %e, "cannot clean up after a dead run");
+                report.failed.push((run, e.to_string()));
+            }
+        }
     }
     Ok(report)
 }

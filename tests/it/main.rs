@@ -7,6 +7,7 @@ mod common;
 mod device;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod library;
 mod lifecycle;
 mod objects;
 mod postgres;
