@@ -160,12 +160,7 @@ pub async fn open(
                 store: std::sync::Arc::clone(&location.store),
                 prefix: location.prefix.clone(),
                 url: location.url.clone(),
-                job: spec.job.clone(),
-                id_column: spec.id_column.clone(),
-                id_kind: spec.id_kind,
-                score_columns: spec.score_columns.clone(),
-                date: spec.date,
-                run_id: spec.run_id,
+                spec: spec.clone(),
             })
             .await?,
         ),

@@ -30,8 +30,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DATE_COLUMN, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError};
-use crate::contract::OutputColumn;
+use super::{DATE_COLUMN, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError, SinkSpec};
 use crate::lock::OutputLock;
 use crate::source::{IdKind, InputLocation};
 
@@ -71,12 +70,8 @@ pub struct ObjectsLayout {
     pub prefix: Path,
     /// The output URL as the user wrote it (rendered), for messages.
     pub url: String,
-    pub job: String,
-    pub id_column: String,
-    pub id_kind: IdKind,
-    pub score_columns: Vec<OutputColumn>,
-    pub date: NaiveDate,
-    pub run_id: Uuid,
+    /// The job, columns, date and run.
+    pub spec: SinkSpec,
 }
 
 /// The Parquet file a run is writing.
@@ -106,8 +101,8 @@ impl ObjectsPartitionWriter {
         read_manifest(&layout).await?;
         let mut fields = vec![
             Field::new(
-                &layout.id_column,
-                match layout.id_kind {
+                &layout.spec.id_column,
+                match layout.spec.id_kind {
                     IdKind::Int => DataType::Int64,
                     IdKind::Text => DataType::Utf8,
                 },
@@ -117,15 +112,16 @@ impl ObjectsPartitionWriter {
         ];
         fields.extend(
             layout
+                .spec
                 .score_columns
                 .iter()
                 .map(|c| Field::new(&c.name, c.ty.arrow(), true)),
         );
         fields.push(Field::new(RUN_ID_COLUMN, DataType::Utf8, false));
         Ok(Self {
-            run_id: layout.run_id.to_string(),
+            run_id: layout.spec.run_id.to_string(),
             schema: Arc::new(Schema::new(fields)),
-            date: Date32Type::from_naive_date(layout.date),
+            date: Date32Type::from_naive_date(layout.spec.date),
             layout,
             current: None,
             done: Vec::new(),
@@ -141,7 +137,7 @@ impl ObjectsPartitionWriter {
     }
 
     fn run_dir(&self) -> Path {
-        run_dir(&self.layout.prefix, self.layout.run_id)
+        run_dir(&self.layout.prefix, self.layout.spec.run_id)
     }
 
     /// Starts the run's next file: `_runs/<run_id>/part-NNNNN.parquet` under the output URL.
@@ -303,9 +299,9 @@ impl Sink for ObjectsPartitionWriter {
     async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
-            job: self.layout.job.clone(),
-            logical_date: self.layout.date,
-            run_id: self.layout.run_id,
+            job: self.layout.spec.job.clone(),
+            logical_date: self.layout.spec.date,
+            run_id: self.layout.spec.run_id,
             committed_at: Utc::now(),
             rows: self.rows,
             files: self.done.clone(),

@@ -176,3 +176,62 @@ async fn sigterm_cancels_a_sqlite_run_and_drops_its_staging_table() {
             .unwrap();
     assert_eq!(status, "cancelled");
 }
+
+#[tokio::test]
+async fn a_sqlite_run_killed_mid_way_is_swept_by_gc() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 200_000, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    let pool = SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(p.path().join("scorer.db"))
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let child = p.spawn_run("jobs/daily.toml", None);
+    let staging = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'daily__stg_%'";
+    wait_for("the staging table", 60, || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(staging)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+                > 0
+        }
+    })
+    .await;
+    signal(child.id(), "KILL");
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+
+    // Its heartbeat is fresh, so a gc with the default staleness leaves it alone.
+    let gc = p.scorer(&["gc"], None);
+    assert_ok(&gc);
+    assert!(
+        String::from_utf8_lossy(&gc.stdout).contains("0 dead run(s) marked abandoned, 1 running")
+    );
+    let gc = p.scorer(&["gc", "daily", "--stale-after", "0s"], None);
+    assert_ok(&gc);
+    let stdout = String::from_utf8_lossy(&gc.stdout);
+    assert!(
+        stdout.contains("1 dead run(s) marked abandoned"),
+        "{stdout}"
+    );
+    let left: i64 = sqlx::query_scalar(staging).fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0, "gc left the staging table");
+    let status: String = sqlx::query_scalar("SELECT status FROM scorer_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "abandoned");
+    assert_ok(&p.run("jobs/daily.toml", None));
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM daily WHERE ds = ?")
+        .bind(DATE)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 200_000);
+}
