@@ -12,6 +12,9 @@ use thiserror::Error;
 
 use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 
+/// The key of the file lock that serialises SQLite migrations.
+const MIGRATIONS_LOCK: &str = "scorer migrations";
+
 /// Where results and the ledger go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbTarget {
@@ -33,6 +36,10 @@ pub enum DbError {
         target: String,
         source: sqlx::migrate::MigrateError,
     },
+    #[error("lock file {path}: {reason}")]
+    LockFile { path: PathBuf, reason: String },
+    #[error("database {target}: {reason}")]
+    Ledger { target: String, reason: String },
     #[error("database {target}: {context}: {source}")]
     Query {
         target: String,
@@ -145,6 +152,9 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
+                // sqlx takes no lock around SQLite migrations: two runs opening a new file at
+                // once would both create the ledger. One at a time, across processes.
+                let migrating = FileLock::acquire(path, MIGRATIONS_LOCK).await?;
                 sqlx::migrate!("sql/sqlite/migrations")
                     .run(&pool)
                     .await
@@ -152,6 +162,7 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
+                drop(migrating);
                 Ok(Self::Sqlite {
                     pool,
                     target: described,

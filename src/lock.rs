@@ -149,38 +149,68 @@ impl FileLock {
 
     /// Takes the lock on `key` if it is free; `Ok(None)` means another process holds it.
     pub fn try_acquire(database: &Path, key: &str) -> Result<Option<Self>, DbError> {
-        let path = Self::path_for(database, key);
-        let err = |reason: String| DbError::Url {
-            target: format!("lock file {}", path.display()),
-            reason,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create: {e}")))?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| err(format!("cannot open: {e}")))?;
+        let (path, file) = open_lock_file(database, key)?;
         match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Ok(None),
-            Err(TryLockError::Error(e)) => return Err(err(format!("cannot lock: {e}"))),
+            Ok(()) => Ok(Some(Self::held(key, path, file))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(DbError::LockFile {
+                path,
+                reason: format!("cannot lock: {e}"),
+            }),
         }
-        // For whoever looks in the directory: which output and date this file guards.
+    }
+
+    /// Takes the lock on `key`, waiting (on the blocking pool) while another holder has it. For
+    /// short critical sections, like applying migrations to a new database file.
+    pub async fn acquire(database: &Path, key: &str) -> Result<Self, DbError> {
+        let (path, file) = open_lock_file(database, key)?;
+        let waiting = path.clone();
+        let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|e| DbError::LockFile {
+                path: waiting.clone(),
+                reason: format!("the waiting task failed: {e}"),
+            })?
+            .map_err(|e| DbError::LockFile {
+                path: waiting,
+                reason: format!("cannot lock: {e}"),
+            })?;
+        Ok(Self::held(key, path, file))
+    }
+
+    fn held(key: &str, path: PathBuf, mut file: File) -> Self {
+        // For whoever looks in the directory: what this file guards.
         let _ = file.set_len(0).and_then(|()| writeln!(file, "{key}"));
-        Ok(Some(Self {
+        Self {
             key: key.to_string(),
             path,
             _file: file,
-        }))
+        }
     }
 
     /// Where the lock file is.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens (creating it and its directory if needed) the lock file for `key`.
+fn open_lock_file(database: &Path, key: &str) -> Result<(PathBuf, File), DbError> {
+    let path = FileLock::path_for(database, key);
+    let err = |reason: String| DbError::LockFile {
+        path: path.clone(),
+        reason,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create: {e}")))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| err(format!("cannot open: {e}")))?;
+    Ok((path, file))
 }
 
 #[async_trait]

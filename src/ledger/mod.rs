@@ -273,7 +273,7 @@ type RunningRow = (String, String, String, String, String, f64);
 
 fn running_run(target: &str, row: RunningRow) -> Result<RunningRun, DbError> {
     let (run_id, job, date, output, host, age) = row;
-    let bad = |what: &str, value: &str| DbError::Url {
+    let bad = |what: &str, value: &str| DbError::Ledger {
         target: target.to_string(),
         reason: format!("ledger row has an unreadable {what}: {value}"),
     };
