@@ -50,12 +50,13 @@ pub async fn remove(
             };
             // A run that died between its manifest PUT and its ledger update did publish: its
             // files are the date's rows and stay.
-            let manifest = objects::read_manifest_at(location).await?;
+            let manifest =
+                objects::read_manifest(&location.store, &location.prefix, &location.url).await?;
             if manifest.is_some_and(|m| m.run_id == run_id) {
                 return Ok(removed);
             }
             let dir = objects::run_dir(&location.prefix, run_id);
-            let listed = objects::count_under(location, &dir)
+            let listed = objects::count_under(&location.store, &dir)
                 .await
                 .map_err(|e| layout_err(format!("listing {dir}: {e}")))?;
             if listed > 0 {

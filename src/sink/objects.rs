@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::{DATE_COLUMN, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError, SinkSpec};
 use crate::lock::OutputLock;
-use crate::source::{IdKind, InputLocation};
+use crate::source::IdKind;
 
 /// Rows per Parquet file; a bigger output is split into several files.
 pub const ROWS_PER_FILE: usize = 4 * 1024 * 1024;
@@ -98,7 +98,7 @@ impl ObjectsPartitionWriter {
     /// Checks the output location is writable by reading its current manifest (if any); nothing
     /// is written until the first batch.
     pub async fn begin(layout: ObjectsLayout) -> Result<Self, SinkError> {
-        read_manifest(&layout).await?;
+        read_manifest(&layout.store, &layout.prefix, &layout.url).await?;
         let mut fields = vec![
             Field::new(
                 &layout.spec.id_column,
@@ -220,17 +220,9 @@ pub async fn delete_dir(store: &Arc<dyn ObjectStore>, dir: &Path) {
     }
 }
 
-/// Reads the current manifest of `layout`'s date, if there is one.
-pub async fn read_manifest(layout: &ObjectsLayout) -> Result<Option<Manifest>, SinkError> {
-    manifest_under(&layout.store, &layout.prefix, &layout.url).await
-}
-
-/// Reads the current manifest at an output location, if there is one.
-pub async fn read_manifest_at(location: &InputLocation) -> Result<Option<Manifest>, SinkError> {
-    manifest_under(&location.store, &location.prefix, &location.url).await
-}
-
-async fn manifest_under(
+/// Reads the current manifest of the output directory `prefix` in `store` (`url` names it in
+/// messages), if there is one.
+pub async fn read_manifest(
     store: &Arc<dyn ObjectStore>,
     prefix: &Path,
     url: &str,
@@ -255,12 +247,12 @@ async fn manifest_under(
     }
 }
 
-/// How many objects there are under `dir` at an output location.
+/// How many objects there are under `dir` in `store`.
 pub async fn count_under(
-    location: &InputLocation,
+    store: &Arc<dyn ObjectStore>,
     dir: &Path,
 ) -> Result<usize, object_store::Error> {
-    let listed: Vec<_> = location.store.list(Some(dir)).try_collect().await?;
+    let listed: Vec<_> = store.list(Some(dir)).try_collect().await?;
     Ok(listed.len())
 }
 
@@ -318,7 +310,8 @@ impl Sink for ObjectsPartitionWriter {
             self.abort().await;
             return Err(e.into());
         }
-        let previous = match read_manifest(&self.layout).await {
+        let layout = &self.layout;
+        let previous = match read_manifest(&layout.store, &layout.prefix, &layout.url).await {
             Ok(previous) => previous,
             Err(e) => {
                 self.abort().await;
