@@ -24,7 +24,7 @@ const FEATURES: usize = 32;
 struct Fixture {
     _dir: tempfile::TempDir,
     parquet: Bytes,
-    models: std::path::PathBuf,
+    models: scorer::model::registry::Registry,
 }
 
 fn fixture() -> Fixture {
@@ -57,7 +57,7 @@ fn fixture() -> Fixture {
     Fixture {
         _dir: dir,
         parquet,
-        models,
+        models: scorer::model::registry::Registry::new(&models, models.join(".cache")),
     }
 }
 
@@ -97,6 +97,7 @@ fn stages(c: &mut Criterion) {
         id_kind: IdKind::Int,
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
+        preprocess: None,
     };
     g.bench_function("arrow_to_feature_batch", |b| {
         b.iter(|| black_box(spec.build(&src).expect("features")))
@@ -136,6 +137,7 @@ fn cuda_forward(c: &mut Criterion) {
         id_kind: IdKind::Int,
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
+        preprocess: None,
     };
     let gpu = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cuda(0))
         .expect("the CUDA bench needs a visible GPU");

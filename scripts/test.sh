@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 source scripts/pg-env.sh
 # shellcheck source=scripts/emulators.sh
 source scripts/emulators.sh
+# shellcheck source=scripts/onnxruntime.sh
+source scripts/onnxruntime.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
 trap 'pg_down; emulators_down' EXIT
@@ -17,6 +19,8 @@ if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
 fi
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
+# ONNX Runtime's library for the onnx model kind (from the PyPI wheel, cached): ORT_DYLIB_PATH.
+onnxruntime_up
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"

@@ -43,6 +43,10 @@ pub struct GlobalArgs {
         default_value = "models"
     )]
     pub models_dir: PathBuf,
+    /// Where model artifacts fetched from object storage are kept (by sha256). Default:
+    /// $XDG_CACHE_HOME/scorer/models, else ~/.cache/scorer/models.
+    #[arg(long, global = true, env = "SCORER_MODEL_CACHE")]
+    pub model_cache: Option<PathBuf>,
     /// PostgreSQL URL for results and the ledger; without it, the SQLite file is used.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -94,6 +98,9 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         stale_after: Duration,
     },
+    /// The model registry: list model versions, or check their artifacts against their sha256.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Check a job file and its model; with --date, also list the input and check every footer.
     #[command(after_help = "Example:\n  scorer validate jobs/quickstart.toml --date 2026-11-24")]
     Validate {
@@ -102,5 +109,24 @@ pub enum Command {
         /// Also check the input objects for this logical date.
         #[arg(long)]
         date: Option<NaiveDate>,
+    },
+}
+
+/// `scorer models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every model version in --models-dir: kind, inputs, outputs, preprocessing, artifacts.
+    #[command(after_help = "Example:\n  scorer models list --models-dir models")]
+    List,
+    /// Check every artifact of every version (or of NAME, or NAME VERSION) against its pinned
+    /// sha256, fetching remote ones into the cache; also loads each model. Exits 2 on a mismatch.
+    #[command(
+        after_help = "Examples:\n  scorer models verify\n  scorer models verify churn_pipeline\n  scorer models verify churn_pipeline latest"
+    )]
+    Verify {
+        /// Only this model.
+        name: Option<String>,
+        /// Only this version of NAME (`latest` for the highest).
+        version: Option<String>,
     },
 }

@@ -79,6 +79,35 @@ pub struct InputContract {
     pub missing: MissingValues,
 }
 
+/// What an input-file column must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Converted to f32 (integers, floats, decimals, booleans).
+    Number,
+    /// Strings (categorical columns).
+    Text,
+    /// Whatever a derive expression accepts; polars checks it per batch.
+    Any,
+}
+
+/// An input-file column a run reads besides the id: a feature, or what a model's preprocessing
+/// reads. The plan checks every file's footer for these before scoring starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawColumn {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+impl RawColumn {
+    /// A numeric feature column.
+    pub fn number(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: ColumnKind::Number,
+        }
+    }
+}
+
 /// How the scoring stage drives a model. Each kind knows what suits it; the stage only follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionPolicy {

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::model::spec::{Activation, LayerSpec, ModelKind, ModelSpec};
+use crate::model::spec::{Activation, ArtifactSpec, LayerSpec, ModelKind, ModelSpec};
 
 /// A generator failure, naming the file it was writing.
 #[derive(Debug, Error)]
@@ -202,10 +202,19 @@ pub fn write_model(g: &ModelGen) -> Result<ModelSpec, DatagenError> {
         kind: g.kind,
         inputs: g.inputs.clone(),
         outputs: g.outputs.iter().map(|o| o.as_str().into()).collect(),
-        weights: "model.safetensors".into(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
         layers: if single { Vec::new() } else { layers },
         description: Some(g.description.clone()),
+        artifacts: std::collections::BTreeMap::from([(
+            "weights".to_string(),
+            ArtifactSpec {
+                file: Some("model.safetensors".into()),
+                url: None,
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                storage: Default::default(),
+            },
+        )]),
+        preprocess: None,
+        onnx: None,
     };
     let toml_path = g.out_dir.join("model.toml");
     let text = toml::to_string(&spec).map_err(|e| write_err(&toml_path)(e.to_string()))?;

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod model;
 pub mod pipeline;
 pub mod plan;
+pub mod preprocess;
 pub mod run;
 pub mod schedule_expr;
 pub mod score;

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use scorer::cli::{Cli, Command, GlobalArgs};
+use scorer::cli::{Cli, Command, GlobalArgs, ModelsCommand};
 use scorer::db::{Database, DbTarget};
 use scorer::error::{Failure, RunError, exit};
 use scorer::job::{self, Job};
 use scorer::large_alloc::LargeBlockCache;
+use scorer::model::registry::Registry;
 use scorer::run::{self, RunContext, RunRequest, signals, sweep};
 use scorer::{ledger, summary, telemetry, validate};
 
@@ -26,6 +27,13 @@ const LARGE_BLOCKS_HELD: usize = 128 << 20;
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
+    // polars (a model's derived columns) runs inside the scoring pool's threads, one row slice
+    // per core already; its own pool would only add threads competing for the same cores.
+    // Set before any thread exists, so no other thread can be reading the environment.
+    if std::env::var_os("POLARS_MAX_THREADS").is_none() {
+        // SAFETY: single-threaded here: nothing else reads or writes the environment yet.
+        unsafe { std::env::set_var("POLARS_MAX_THREADS", "1") };
+    }
     scorer::model::threads::configure_scoring_pool(None);
     let cli = Cli::parse();
     telemetry::init(cli.global.log_format);
@@ -66,8 +74,25 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
         }
         Command::Validate { job, date } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
-            let report = validate::validate(&job, &g.models_dir, date).await?;
+            let report = validate::validate(&job, &registry(&g), date).await?;
             Ok(report.lines())
+        }
+        Command::Models(ModelsCommand::List) => {
+            summary::models_list(&registry(&g)).map_err(|e| Failure::from(e).in_job("*"))
+        }
+        Command::Models(ModelsCommand::Verify { name, version }) => {
+            let (lines, failed) =
+                summary::models_verify(&registry(&g), name.as_deref(), version.as_deref())
+                    .map_err(|e| Failure::from(e).in_job("*"))?;
+            if failed.is_empty() {
+                return Ok(lines);
+            }
+            lines.iter().for_each(|l| println!("{l}"));
+            Err(Failure::Many {
+                problems: failed,
+                code: exit::CONFIG,
+            }
+            .in_job("*"))
         }
         Command::Gc { job, stale_after } => {
             let job = job
@@ -107,10 +132,19 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
     }
 }
 
+/// The model registry and artifact cache the global options name.
+fn registry(g: &GlobalArgs) -> Registry {
+    let cache = g
+        .model_cache
+        .clone()
+        .unwrap_or_else(|| Registry::default_cache(&g.models_dir));
+    Registry::new(g.models_dir.clone(), cache)
+}
+
 /// What every run of this process shares, from the global options.
 fn context(g: &GlobalArgs, stale_after: std::time::Duration) -> Result<RunContext, Failure> {
     Ok(RunContext {
-        models_dir: g.models_dir.clone(),
+        models: registry(g),
         jobs_dir: g.jobs_dir.clone(),
         db: DbTarget::choose(g.database_url.as_deref(), g.sqlite_path.clone())?,
         heartbeat_every: run::HEARTBEAT_EVERY,

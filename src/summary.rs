@@ -74,3 +74,91 @@ pub fn sweep_lines(r: &SweepReport) -> Vec<String> {
     }
     lines
 }
+
+/// The lines `scorer models list` prints: one per model version, then its inputs, outputs,
+/// preprocessing and artifacts. A version whose model.toml does not parse is listed with why.
+pub fn models_list(
+    registry: &crate::model::registry::Registry,
+) -> Result<Vec<String>, crate::model::ModelError> {
+    let entries = registry.list()?;
+    if entries.is_empty() {
+        return Ok(vec![format!(
+            "no models in {} (expected <name>/<version>/model.toml)",
+            registry.root.display()
+        )]);
+    }
+    let mut lines = Vec::new();
+    for e in entries {
+        match crate::model::read_spec(registry, &e.name, &e.version) {
+            Ok(spec) => {
+                lines.push(format!(
+                    "{} {}: {:?} model, {} inputs -> {}",
+                    e.name,
+                    e.version,
+                    spec.kind,
+                    spec.inputs.len(),
+                    spec.outputs
+                        .iter()
+                        .map(|o| format!("{} ({})", o.name(), o.column().ty))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                if let Some(p) = &spec.preprocess {
+                    lines.push(format!(
+                        "  preprocess: {} derived, {} imputed, {} categorical, {} standardized",
+                        p.derive.len(),
+                        p.impute.len(),
+                        p.categorical.len(),
+                        p.standardize.len()
+                    ));
+                }
+                for (role, a) in &spec.artifacts {
+                    let at = a.file.as_deref().or(a.url.as_deref()).unwrap_or_default();
+                    lines.push(format!("  {role}: {at} sha256 {}", a.sha256));
+                }
+            }
+            Err(err) => lines.push(format!("{} {}: INVALID: {err}", e.name, e.version)),
+        }
+    }
+    Ok(lines)
+}
+
+/// `scorer models verify`: checks the artifacts of the chosen versions and loads each model on
+/// the CPU. Returns the report lines and one problem per version that failed.
+pub fn models_verify(
+    registry: &crate::model::registry::Registry,
+    name: Option<&str>,
+    version: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), crate::model::ModelError> {
+    let entries: Vec<(String, String)> = match (name, version) {
+        (Some(n), Some(v)) => vec![(n.to_string(), registry.resolve_version(n, v)?)],
+        (Some(n), None) => {
+            let versions = registry.versions(n)?;
+            if versions.is_empty() {
+                return Err(crate::model::ModelError::NotFound {
+                    name: n.to_string(),
+                    version: "any".into(),
+                    path: registry.root.join(n),
+                    dir: registry.root.clone(),
+                });
+            }
+            versions.into_iter().map(|v| (n.to_string(), v)).collect()
+        }
+        (None, _) => registry
+            .list()?
+            .into_iter()
+            .map(|e| (e.name, e.version))
+            .collect(),
+    };
+    let (mut lines, mut failed) = (Vec::new(), Vec::new());
+    for (n, v) in entries {
+        let checked = crate::model::verify(registry, &n, &v).and_then(|sha| {
+            crate::model::load(registry, &n, &v, crate::model::device::DeviceSpec::Cpu).map(|_| sha)
+        });
+        match checked {
+            Ok(sha) => lines.push(format!("{n} {v}: OK (sha256 {sha})")),
+            Err(e) => failed.push(format!("{n} {v}: {e}")),
+        }
+    }
+    Ok((lines, failed))
+}

@@ -1,11 +1,11 @@
 //! `scorer validate`: every check a run would make before touching the output, reported at once.
 
-use std::path::Path;
-
 use chrono::NaiveDate;
 
+use crate::contract::RawColumn;
 use crate::error::{Failure, RunError, exit};
 use crate::job::Job;
+use crate::model::registry::Registry;
 use crate::plan::{bind_model, plan_input};
 use crate::source::SourceError;
 
@@ -46,7 +46,7 @@ fn problems_of(f: Failure) -> (Vec<String>, u8) {
 /// Checks the job, its model, and with a date its input objects' footers.
 pub async fn validate(
     job: &Job,
-    models_dir: &Path,
+    models: &Registry,
     date: Option<NaiveDate>,
 ) -> Result<ValidateReport, RunError> {
     let mut problems = Vec::new();
@@ -58,7 +58,7 @@ pub async fn validate(
             code = c;
         }
     };
-    let prepared = match bind_model(job, models_dir, None) {
+    let prepared = match bind_model(job, models, None) {
         Ok(p) => Some(p),
         Err(e) => {
             add(e);
@@ -74,13 +74,19 @@ pub async fn validate(
             )
         })
         .unwrap_or_default();
-    let features = prepared
-        .map(|p| p.features)
-        .or_else(|| job.input.features.clone())
-        .unwrap_or_default();
+    let columns: Vec<RawColumn> = match prepared {
+        Some(p) => p.columns,
+        None => job
+            .input
+            .features
+            .iter()
+            .flatten()
+            .map(|f| RawColumn::number(f))
+            .collect(),
+    };
     let mut input = None;
     if let Some(date) = date {
-        match plan_input(job, date, &features).await {
+        match plan_input(job, date, &columns).await {
             Ok(plan) => input = Some((plan.objects.len(), plan.total_rows)),
             Err(e) => add(e),
         }

@@ -148,7 +148,15 @@ fn main() -> ExitCode {
                 seed,
                 description,
             })
-            .map(|spec| format!("wrote {} (sha256 {})", out.display(), spec.sha256))
+            .map(|spec| {
+                format!(
+                    "wrote {} (sha256 {})",
+                    out.display(),
+                    spec.artifacts
+                        .get("weights")
+                        .map_or("", |a| a.sha256.as_str())
+                )
+            })
         }
     };
     match result {

@@ -7,7 +7,10 @@ use arrow::compute::{cast, filter};
 use arrow::datatypes::DataType;
 use thiserror::Error;
 
+use std::sync::Arc;
+
 use crate::job::NullPolicy;
+use crate::preprocess::Preprocessor;
 use crate::source::{IdKind, SourceBatch};
 
 /// A batch that could not be turned into features; names the object, row group and column.
@@ -55,6 +58,30 @@ impl FeatureBatch {
         }
     }
 
+    /// The features at positions `columns` row-major (`rows × columns.len()`), nulls filled:
+    /// the layout an ONNX graph input takes.
+    pub fn row_major(&self, columns: &[usize]) -> Vec<f32> {
+        let k = columns.len();
+        let mut out = vec![0f32; self.rows * k];
+        for (jj, &j) in columns.iter().enumerate() {
+            let Some(col) = self.columns.get(j) else {
+                continue;
+            };
+            let values = &col.values()[..self.rows];
+            for (r, v) in values.iter().enumerate() {
+                out[r * k + jj] = *v;
+            }
+            if let Some(nulls) = col.nulls().filter(|n| n.null_count() > 0) {
+                for (r, valid) in nulls.iter().enumerate().take(self.rows) {
+                    if !valid {
+                        out[r * k + jj] = self.fill;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The whole batch row-major (`rows × width`), for callers that want that layout.
     pub fn to_row_major(&self) -> Vec<f32> {
         let width = self.width();
@@ -77,6 +104,8 @@ pub struct FeatureSpec {
     pub id_kind: IdKind,
     pub features: Vec<String>,
     pub on_null: NullPolicy,
+    /// The model's declared preprocessing, applied first; it yields the `features` columns.
+    pub preprocess: Option<Arc<Preprocessor>>,
 }
 
 impl FeatureSpec {
@@ -88,7 +117,16 @@ impl FeatureSpec {
             column: column.to_string(),
             message,
         };
-        let batch = &src.batch;
+        let preprocessed;
+        let batch = match &self.preprocess {
+            Some(p) => {
+                preprocessed = p
+                    .apply(&src.batch, &self.id_column)
+                    .map_err(|e| err(&e.column, e.message))?;
+                &preprocessed
+            }
+            None => &src.batch,
+        };
         let column = |name: &str| {
             batch
                 .column_by_name(name)
@@ -192,7 +230,6 @@ mod tests {
     use super::*;
     use arrow::array::{Int32Array, Int64Array, StringArray};
     use arrow::record_batch::RecordBatch;
-    use std::sync::Arc;
 
     fn src() -> SourceBatch {
         let batch = RecordBatch::try_from_iter([
@@ -228,6 +265,7 @@ mod tests {
             id_kind: IdKind::Int,
             features: vec!["a".into(), "b".into()],
             on_null,
+            preprocess: None,
         }
     }
 

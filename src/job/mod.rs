@@ -79,7 +79,9 @@ pub struct InputSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRef {
+    /// The model's directory in the registry.
     pub name: String,
+    /// A version directory, or `latest` for the highest one (the ledger records which ran).
     pub version: String,
     /// `cpu`, `cuda` or `cuda:N`.
     #[serde(default = "default_device")]
@@ -274,8 +276,13 @@ impl Job {
         if let Err(e) = crate::model::device::DeviceSpec::from_str(&self.model.device) {
             p.push(format!("model.device: {e}"));
         }
-        if self.model.name.is_empty() || self.model.version.is_empty() {
-            p.push("model.name and model.version must not be empty".into());
+        if let Err(e) = crate::model::registry::check_name("name", &self.model.name) {
+            p.push(format!("model.name: {e}"));
+        }
+        if self.model.version != crate::model::registry::LATEST
+            && let Err(e) = crate::model::registry::check_name("version", &self.model.version)
+        {
+            p.push(format!("model.version: {e} (or `latest`)"));
         }
         match (&self.output.table, &self.output.url) {
             (Some(table), None) => {

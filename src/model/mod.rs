@@ -1,25 +1,31 @@
 //! The model registry and model kinds. A model lives in `models/<name>/<version>/` as a
-//! `model.toml` plus a safetensors file; every kind implements [`ScoringModel`], so the pipeline
-//! never needs to know which kind it runs.
+//! `model.toml` naming its kind, inputs, preprocessing, outputs and artifacts (each pinned by
+//! sha256); every kind implements [`ScoringModel`], so the pipeline never needs to know which kind
+//! it runs.
 
+pub mod artifacts;
 pub mod dense;
 mod dense_cpu;
 pub mod device;
+pub mod onnx;
+pub mod registry;
 pub mod spec;
 pub mod threads;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use arrow::array::ArrayRef;
 
-use crate::contract::{ExecutionPolicy, InputContract, OutputColumn};
+use crate::contract::{ExecutionPolicy, InputContract, OutputColumn, OutputType};
 use crate::features::FeatureBatch;
 
+use crate::preprocess::Preprocessor;
 use device::DeviceSpec;
-use spec::ModelSpec;
+use registry::Registry;
+use spec::{ModelKind, ModelSpec};
 
 /// A model that could not be loaded or run; each variant names the file concerned.
 #[derive(Debug, Error)]
@@ -54,6 +60,12 @@ pub enum ModelError {
     },
     #[error("model weights {file}: {message}")]
     Shape { file: String, message: String },
+    #[error("{0}")]
+    BadName(String),
+    #[error("model artifact {url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("{0}")]
+    Runtime(String),
     #[error(transparent)]
     Device(#[from] device::DeviceError),
     #[error("model computation failed: {0}")]
@@ -78,31 +90,31 @@ pub trait ScoringModel: Send + Sync {
 /// A model resolved from the registry and ready to score, with what the ledger records about it.
 pub struct LoadedModel {
     pub name: String,
+    /// The resolved version (`latest` is never stored).
     pub version: String,
+    /// sha256 of the main artifact (the weights or the graph).
     pub sha256: String,
     pub spec: ModelSpec,
     /// The device the model runs on (`auto` resolved).
     pub device: DeviceSpec,
     /// The GPU's name when `device` is a GPU.
     pub gpu_name: Option<String>,
+    /// The declared preprocessing, compiled; `None` when the model reads its inputs as they are.
+    pub preprocess: Option<Arc<Preprocessor>>,
     pub model: Box<dyn ScoringModel>,
 }
 
-/// The directory of one model version.
-pub fn model_dir(models_dir: &Path, name: &str, version: &str) -> PathBuf {
-    models_dir.join(name).join(version)
-}
-
-/// Reads and checks `model.toml` without loading the weights (for `scorer validate`).
-pub fn read_spec(models_dir: &Path, name: &str, version: &str) -> Result<ModelSpec, ModelError> {
-    let path = model_dir(models_dir, name, version).join("model.toml");
+/// Reads and checks `model.toml` without loading any artifact (for `scorer validate` and
+/// `scorer models list`).
+pub fn read_spec(registry: &Registry, name: &str, version: &str) -> Result<ModelSpec, ModelError> {
+    let path = registry.dir(name, version)?.join("model.toml");
     let text = std::fs::read_to_string(&path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ModelError::NotFound {
                 name: name.to_string(),
                 version: version.to_string(),
                 path: path.clone(),
-                dir: models_dir.to_path_buf(),
+                dir: registry.root.clone(),
             }
         } else {
             ModelError::Io {
@@ -115,78 +127,152 @@ pub fn read_spec(models_dir: &Path, name: &str, version: &str) -> Result<ModelSp
         path: path.clone(),
         message: e.to_string().trim_end().to_string(),
     })?;
-    let problem = if spec.inputs.is_empty() {
-        Some("`inputs` must name at least one feature".to_string())
-    } else if spec.outputs.is_empty() {
-        Some("`outputs` must name at least one output".to_string())
+    let mut problems = spec.artifact_problems();
+    if spec.inputs.is_empty() {
+        problems.push("`inputs` must name at least one feature".to_string());
+    }
+    if spec.outputs.is_empty() {
+        problems.push("`outputs` must name at least one output".to_string());
+    }
+    problems.extend(spec.output_problems());
+    if spec.kind == ModelKind::Onnx {
+        if !spec.layers.is_empty() {
+            problems.push("an onnx model has no [[layers]]".into());
+        }
     } else {
-        spec.output_problems()
-            .or_else(|| spec.effective_layers().err())
-    };
-    match problem {
-        Some(message) => Err(ModelError::Spec { path, message }),
-        None => Ok(spec),
+        problems.extend(spec.effective_layers().err());
+        if spec.onnx.is_some() {
+            problems.push(format!(
+                "[onnx] applies to onnx models, not {:?}",
+                spec.kind
+            ));
+        }
+        if let Some(o) = spec
+            .outputs
+            .iter()
+            .find(|o| o.column().ty == OutputType::Int64)
+        {
+            problems.push(format!(
+                "output `{}`: a {:?} model computes f32 values; integer outputs come from onnx graphs",
+                o.name(),
+                spec.kind
+            ));
+        }
+    }
+    if let Some(p) = &spec.preprocess
+        && let Err(e) = Preprocessor::compile(p, &spec.inputs)
+    {
+        problems.push(e);
+    }
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(ModelError::Spec {
+            path,
+            message: problems.join("; "),
+        })
     }
 }
 
-/// Hex sha256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+/// Checks every artifact of a model version against its sha256 (fetching remote ones into the
+/// cache); returns the main artifact's sha256.
+pub fn verify(registry: &Registry, name: &str, version: &str) -> Result<String, ModelError> {
+    let spec = read_spec(registry, name, version)?;
+    let dir = registry.dir(name, version)?;
+    let mut main = String::new();
+    for (role, a) in &spec.artifacts {
+        let artifact = artifacts::load(registry, &dir, role, a)?;
+        if role == spec.kind.main_artifact() {
+            main = artifact.sha256;
+        }
+    }
+    Ok(main)
 }
 
-/// Loads a model version from the registry onto `device`, checking its pinned sha256.
+/// Loads a model version (`latest` resolved) from the registry onto `device`, checking every
+/// artifact's pinned sha256.
 pub fn load(
-    models_dir: &Path,
+    registry: &Registry,
     name: &str,
     version: &str,
     device: DeviceSpec,
 ) -> Result<LoadedModel, ModelError> {
-    let spec = read_spec(models_dir, name, version)?;
-    let weights_path = model_dir(models_dir, name, version).join(&spec.weights);
-    let bytes = std::fs::read(&weights_path).map_err(|source| ModelError::Io {
-        path: weights_path.clone(),
-        source,
+    let version = registry.resolve_version(name, version)?;
+    let spec = read_spec(registry, name, &version)?;
+    let dir = registry.dir(name, &version)?;
+    let role = spec.kind.main_artifact();
+    let main_spec = spec.main_artifact().map_err(|message| ModelError::Spec {
+        path: dir.join("model.toml"),
+        message,
     })?;
-    let actual = hex::encode(Sha256::digest(&bytes));
-    if !actual.eq_ignore_ascii_case(spec.sha256.trim()) {
-        return Err(ModelError::Sha256Mismatch {
-            path: weights_path,
-            expected: spec.sha256.clone(),
-            actual,
-        });
+    let main = artifacts::load(registry, &dir, role, main_spec)?;
+    for (other, a) in spec.artifacts.iter().filter(|(r, _)| r.as_str() != role) {
+        artifacts::load(registry, &dir, other, a)?;
     }
-    let opened = device.open()?;
-    let dev = opened.device;
-    let tensors =
-        candle_core::safetensors::load_buffer(&bytes, &dev).map_err(|e| ModelError::Spec {
-            path: weights_path.clone(),
-            message: format!("not a readable safetensors file: {e}"),
-        })?;
-    let layers = spec
-        .effective_layers()
-        .map_err(|message| ModelError::Spec {
-            path: weights_path.clone(),
-            message,
-        })?;
-    let model = dense::DenseModel::build(
-        &tensors,
-        &layers,
-        spec.inputs.clone(),
-        spec.outputs.iter().map(|o| o.column()).collect(),
-        &weights_path.display().to_string(),
-        &dev,
-    )?;
+    let preprocess = match &spec.preprocess {
+        Some(p) => Some(Arc::new(Preprocessor::compile(p, &spec.inputs).map_err(
+            |message| ModelError::Spec {
+                path: dir.join("model.toml"),
+                message,
+            },
+        )?)),
+        None => None,
+    };
+    let outputs: Vec<OutputColumn> = spec.outputs.iter().map(|o| o.column()).collect();
+    let (model, opened_spec, gpu_name): (Box<dyn ScoringModel>, DeviceSpec, Option<String>) =
+        match spec.kind {
+            ModelKind::Onnx => {
+                if let DeviceSpec::Cuda(_) = device {
+                    return Err(ModelError::Runtime(format!(
+                        "model {name} version {version}: the onnx kind runs on the CPU in this build; set model.device = \"cpu\" or \"auto\" (or pass --device cpu)"
+                    )));
+                }
+                let sessions = rayon::current_num_threads().max(1);
+                let m = onnx::OnnxModel::build(
+                    &main.bytes,
+                    &main.path,
+                    &spec.inputs,
+                    &outputs,
+                    &spec.onnx.clone().unwrap_or_default(),
+                    sessions,
+                )?;
+                (Box::new(m), DeviceSpec::Cpu, None)
+            }
+            ModelKind::Linear | ModelKind::Logistic | ModelKind::Mlp => {
+                let opened = device.open()?;
+                let dev = opened.device;
+                let tensors =
+                    candle_core::safetensors::load_buffer(&main.bytes, &dev).map_err(|e| {
+                        ModelError::Spec {
+                            path: main.path.clone(),
+                            message: format!("not a readable safetensors file: {e}"),
+                        }
+                    })?;
+                let layers = spec
+                    .effective_layers()
+                    .map_err(|message| ModelError::Spec {
+                        path: main.path.clone(),
+                        message,
+                    })?;
+                let m = dense::DenseModel::build(
+                    &tensors,
+                    &layers,
+                    spec.inputs.clone(),
+                    outputs,
+                    &main.path.display().to_string(),
+                    &dev,
+                )?;
+                (Box::new(m), opened.spec, opened.gpu_name)
+            }
+        };
     Ok(LoadedModel {
         name: name.to_string(),
-        version: version.to_string(),
-        sha256: actual,
+        version,
+        sha256: main.sha256,
         spec,
-        device: opened.spec,
-        gpu_name: opened.gpu_name,
-        model: Box::new(model),
+        device: opened_spec,
+        gpu_name,
+        preprocess,
+        model,
     })
 }

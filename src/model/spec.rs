@@ -1,9 +1,14 @@
-//! `models/<name>/<version>/model.toml`: what a model file holds and how to wire it, pinned by
-//! sha256 so a run scores with exactly the weights it says it used.
+//! `models/<name>/<version>/model.toml`: the kind, the inputs in order, the preprocessing, the
+//! outputs and every artifact pinned by sha256, so a run scores with exactly the files it says it
+//! used.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{OutputColumn, OutputType};
+use crate::job::storage::StorageOptions;
+use crate::preprocess::PreprocessSpec;
 
 /// The model kinds scorer can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -15,6 +20,38 @@ pub enum ModelKind {
     Logistic,
     /// Dense layers, each with its own activation.
     Mlp,
+    /// An ONNX graph run by ONNX Runtime (scikit-learn pipelines through skl2onnx, PyTorch
+    /// exports through `torch.onnx`).
+    Onnx,
+}
+
+impl ModelKind {
+    /// The artifact role holding the model itself: `weights` (safetensors) for the dense kinds,
+    /// `graph` (an .onnx file) for ONNX.
+    pub fn main_artifact(self) -> &'static str {
+        match self {
+            Self::Linear | Self::Logistic | Self::Mlp => "weights",
+            Self::Onnx => "graph",
+        }
+    }
+}
+
+/// One file a model needs, pinned by sha256: in the model's directory (`file`) or in an object
+/// store (`url`, fetched once into the local model cache and checked before use).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactSpec {
+    /// Path relative to the model.toml; no `..`, not absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// `s3://`, `gs://`, `az://` or `file://` URL of the artifact, resolved like a job's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Hex sha256 of the file's bytes; checked on every load.
+    pub sha256: String,
+    /// How to reach `url`'s store (as a job's `[input.storage]`).
+    #[serde(default, skip_serializing)]
+    pub storage: StorageOptions,
 }
 
 /// One declared output of a model: a scalar (`"score"`) or a fixed-length vector
@@ -23,7 +60,24 @@ pub enum ModelKind {
 #[serde(untagged)]
 pub enum OutputDecl {
     Scalar(String),
-    Vector { name: String, size: usize },
+    Vector {
+        name: String,
+        size: usize,
+    },
+    /// `{ name = "label", type = "i64" }`: an integer the model computes itself (a class label).
+    Typed {
+        name: String,
+        #[serde(rename = "type")]
+        ty: ScalarType,
+    },
+}
+
+/// The element type of a typed scalar output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalarType {
+    F32,
+    I64,
 }
 
 /// Longest vector output accepted; a guard against a typo, far above real class counts or
@@ -34,7 +88,7 @@ impl OutputDecl {
     /// The output's name.
     pub fn name(&self) -> &str {
         match self {
-            Self::Scalar(n) | Self::Vector { name: n, .. } => n,
+            Self::Scalar(n) | Self::Vector { name: n, .. } | Self::Typed { name: n, .. } => n,
         }
     }
 
@@ -48,6 +102,13 @@ impl OutputDecl {
             Self::Vector { name, size } => OutputColumn {
                 name: name.clone(),
                 ty: OutputType::Float32Vector(*size),
+            },
+            Self::Typed { name, ty } => OutputColumn {
+                name: name.clone(),
+                ty: match ty {
+                    ScalarType::F32 => OutputType::Float32,
+                    ScalarType::I64 => OutputType::Int64,
+                },
             },
         }
     }
@@ -89,29 +150,91 @@ pub struct LayerSpec {
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub kind: ModelKind,
-    /// Input feature names, in the order the first layer expects them.
+    /// Input feature names, in the order the model expects them (after preprocessing).
     pub inputs: Vec<String>,
-    /// The outputs, in the order of the last layer's columns: a name takes one column (an f32
-    /// score), `{ name = "probs", size = 3 }` takes `size` columns as one f32 vector.
+    /// The outputs, in the order of the model's value columns: a name takes one column (an f32
+    /// score), `{ name = "probs", size = 3 }` takes `size` columns as one f32 vector,
+    /// `{ name = "label", type = "i64" }` an integer label.
     pub outputs: Vec<OutputDecl>,
-    /// Weights file, relative to the model.toml.
-    #[serde(default = "default_weights")]
-    pub weights: String,
-    /// Hex sha256 of the weights file; checked on every load.
-    pub sha256: String,
-    /// Dense layers; linear and logistic models default to tensors `weight` and `bias`.
-    #[serde(default)]
-    pub layers: Vec<LayerSpec>,
     /// Free text: how the model was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Dense layers; linear and logistic models default to tensors `weight` and `bias`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerSpec>,
+    /// Every file the model needs, by role (`weights`, `graph`), each pinned by sha256.
+    pub artifacts: BTreeMap<String, ArtifactSpec>,
+    /// What happens to each batch's columns before the model sees them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocess: Option<PreprocessSpec>,
+    /// How an ONNX graph's inputs and outputs map to the declared ones (`onnx` kind only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<OnnxSpec>,
 }
 
-fn default_weights() -> String {
-    "model.safetensors".to_string()
+/// `[onnx]`: which features feed which graph input and which declared outputs each graph output
+/// fills. Both default to the obvious mapping when the graph has one input or one output.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSpec {
+    /// Graph input name -> the features it takes (a float tensor `[rows, len]`), in order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, Vec<String>>,
+    /// Graph output name -> the declared outputs that take its columns, in order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Vec<String>>,
 }
 
 impl ModelSpec {
+    /// The artifact holding the model itself (the weights or the graph).
+    pub fn main_artifact(&self) -> Result<&ArtifactSpec, String> {
+        let role = self.kind.main_artifact();
+        self.artifacts.get(role).ok_or_else(|| {
+            format!(
+                "a {:?} model needs [artifacts.{role}] with `file` (or `url`) and `sha256`",
+                self.kind
+            )
+        })
+    }
+
+    /// Problems with the declared artifacts: each names a file or a URL (not both), a
+    /// well-formed sha256, and no path out of the model's directory.
+    pub fn artifact_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = self.main_artifact() {
+            p.push(e);
+        }
+        for (role, a) in &self.artifacts {
+            match (&a.file, &a.url) {
+                (Some(_), Some(_)) | (None, None) => p.push(format!(
+                    "artifacts.{role}: set exactly one of `file` and `url`"
+                )),
+                (Some(f), None) => {
+                    let path = std::path::Path::new(f);
+                    if f.is_empty()
+                        || path.is_absolute()
+                        || path
+                            .components()
+                            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+                    {
+                        p.push(format!(
+                            "artifacts.{role}.file `{f}` must be a relative path inside the model's directory (no `..`)"
+                        ));
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+            if a.sha256.len() != 64 || !a.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                p.push(format!(
+                    "artifacts.{role}.sha256 must be 64 hex digits, got `{}`",
+                    a.sha256
+                ));
+            }
+            p.extend(a.storage.problems(&format!("artifacts.{role}.storage")));
+        }
+        p
+    }
+
     /// Problems with the declared outputs: empty or repeated names, vector sizes out of range.
     pub fn output_problems(&self) -> Option<String> {
         let mut seen = std::collections::BTreeSet::new();
@@ -167,6 +290,7 @@ impl ModelSpec {
                 Err("an mlp model needs at least one [[layers]] entry".into())
             }
             ModelKind::Mlp => Ok(self.layers.clone()),
+            ModelKind::Onnx => Err("an onnx model has no dense layers".into()),
         }
     }
 }

@@ -4,16 +4,16 @@
 //! and its columns named and typed. `scorer run`, `scorer validate` and (later) the scheduler and
 //! sharded runs all build plans the same way.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::contract::{MissingValues, OutputColumn};
+use crate::contract::{MissingValues, OutputColumn, RawColumn};
 use crate::error::{Failure, exit};
 use crate::features::FeatureSpec;
 use crate::job::{Job, NullPolicy, template};
 use crate::model::device::DeviceSpec;
+use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};
 use crate::sink::{DATE_COLUMN, Destination, RUN_ID_COLUMN, SinkSpec};
 use crate::source::{self, InputPlan};
@@ -23,8 +23,12 @@ use crate::sql_ident;
 /// model's declared contract.
 pub struct ModelBinding {
     pub model: LoadedModel,
-    /// The input columns that feed the model, in the model's input order.
+    /// The input columns that feed the model, in the model's input order (after preprocessing,
+    /// when the model declares it).
     pub features: Vec<String>,
+    /// The input-file columns the run reads besides the id: the features themselves, or what the
+    /// model's preprocessing reads.
+    pub columns: Vec<RawColumn>,
     /// The model's outputs under their result-table names (`output.columns` renames them).
     pub score_columns: Vec<OutputColumn>,
 }
@@ -47,15 +51,15 @@ impl RunPlan {
     pub async fn build(
         job: &Job,
         date: NaiveDate,
-        models_dir: &Path,
+        models: &Registry,
         device: Option<DeviceSpec>,
         destination: Destination,
     ) -> Result<Self, Failure> {
-        let (job_c, dir) = (job.clone(), models_dir.to_path_buf());
-        let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &dir, device))
+        let (job_c, registry) = (job.clone(), models.clone());
+        let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &registry, device))
             .await
             .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
-        let input = plan_input(job, date, &binding.features).await?;
+        let input = plan_input(job, date, &binding.columns).await?;
         let on_null = match binding.model.model.inputs().missing {
             MissingValues::JobPolicy => job.input.on_null,
             // The model handles missing values itself: they reach it as NaN, no row is dropped
@@ -68,6 +72,7 @@ impl RunPlan {
                 id_kind: input.id_kind,
                 features: binding.features,
                 on_null,
+                preprocess: binding.model.preprocess.clone(),
             },
             job: job.clone(),
             date,
@@ -96,7 +101,7 @@ impl RunPlan {
 /// inputs and outputs, reporting every problem at once.
 pub fn bind_model(
     job: &Job,
-    models_dir: &Path,
+    models: &Registry,
     device: Option<DeviceSpec>,
 ) -> Result<ModelBinding, Failure> {
     let device = match device {
@@ -107,10 +112,27 @@ pub fn bind_model(
             .parse()
             .map_err(|e| Failure::Config(format!("model.device: {e}")))?,
     };
-    let model = model::load(models_dir, &job.model.name, &job.model.version, device)?;
+    let model = model::load(models, &job.model.name, &job.model.version, device)?;
     let inputs = &model.model.inputs().features;
-    let features = job.input.features.clone().unwrap_or_else(|| inputs.clone());
     let mut problems = Vec::new();
+    let (features, columns) = match (&model.preprocess, &job.input.features) {
+        (Some(p), None) => (inputs.clone(), p.raw_columns().to_vec()),
+        (Some(p), Some(_)) => {
+            let raw: Vec<&str> = p.raw_columns().iter().map(|c| c.name.as_str()).collect();
+            problems.push(format!(
+                "input.features: model {} version {} declares its own preprocessing, which reads the columns {}; leave input.features out",
+                model.name,
+                model.version,
+                raw.join(", ")
+            ));
+            (inputs.clone(), p.raw_columns().to_vec())
+        }
+        (None, listed) => {
+            let features = listed.clone().unwrap_or_else(|| inputs.clone());
+            let columns = features.iter().map(|f| RawColumn::number(f)).collect();
+            (features, columns)
+        }
+    };
     if features.len() != inputs.len() {
         problems.push(format!(
             "input.features lists {} columns but model {} version {} takes {} inputs ({})",
@@ -143,6 +165,7 @@ pub fn bind_model(
         Ok(ModelBinding {
             model,
             features,
+            columns,
             score_columns,
         })
     } else {
@@ -178,16 +201,16 @@ fn column_problems(job: &Job, columns: &[OutputColumn]) -> Vec<String> {
     problems
 }
 
-/// Renders the input URL for `date`, lists the objects and checks their footers.
+/// Renders the input URL for `date`, lists the objects and checks their footers for `columns`.
 pub async fn plan_input(
     job: &Job,
     date: NaiveDate,
-    features: &[String],
+    columns: &[RawColumn],
 ) -> Result<InputPlan, Failure> {
     let url = template::render(&job.input.url, date)
         .map_err(|e| Failure::Config(format!("input.url: {e}")))?;
     let location = source::resolve(&url, &job.input.storage)?;
-    Ok(source::plan::plan(&location, &job.input.id_column, features).await?)
+    Ok(source::plan::plan_columns(&location, &job.input.id_column, columns).await?)
 }
 
 /// Resolves the job's output for `date`: its table, or its rendered output URL and store. No I/O.

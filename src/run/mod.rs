@@ -30,6 +30,7 @@ use crate::job::Job;
 use crate::ledger::{self, Ledger, RunStart};
 use crate::lock::OutputLock;
 use crate::model::device::DeviceSpec;
+use crate::model::registry::Registry;
 use crate::pipeline;
 use crate::plan::{self, RunPlan};
 use crate::sink::{self, Destination};
@@ -45,7 +46,8 @@ pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
 /// What every run of a process shares: where models, jobs and the database are.
 #[derive(Debug, Clone)]
 pub struct RunContext {
-    pub models_dir: PathBuf,
+    /// The model registry and its artifact cache.
+    pub models: Registry,
     /// Where job files are looked up by name (the sweep needs other jobs' storage options).
     pub jobs_dir: PathBuf,
     pub db: DbTarget,
@@ -215,7 +217,7 @@ impl Work<'_> {
             plan = RunPlan::build(
                 &self.req.job,
                 self.req.date,
-                &self.ctx.models_dir,
+                &self.ctx.models,
                 self.req.device,
                 self.destination.clone(),
             ) => plan?,

@@ -19,6 +19,7 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use super::reader::ObjectReader;
 use super::{InputLocation, SourceError, list};
 use crate::buffer_pool::BufferPool;
+use crate::contract::{ColumnKind, RawColumn};
 
 /// Footers fetched concurrently while planning.
 const FOOTERS_IN_FLIGHT: usize = 8;
@@ -58,11 +59,11 @@ fn check_footer(
     arrow_meta: &ArrowReaderMetadata,
     url: &str,
     id_column: &str,
-    features: &[String],
+    columns: &[RawColumn],
 ) -> CheckedFooter {
     let schema = arrow_meta.schema();
     let mut problems = Vec::new();
-    let mut roots = Vec::with_capacity(features.len() + 1);
+    let mut roots = Vec::with_capacity(columns.len() + 1);
     let mut id_kind = None;
     match check_id(schema, id_column) {
         Ok((idx, kind)) => {
@@ -71,8 +72,8 @@ fn check_footer(
         }
         Err(p) => problems.push(format!("{url}: {p}")),
     }
-    for f in features {
-        match check_feature(schema, f) {
+    for c in columns {
+        match check_column(schema, c) {
             Ok(idx) => roots.push(idx),
             Err(p) => problems.push(format!("{url}: {p}")),
         }
@@ -96,11 +97,21 @@ pub struct InputPlan {
     pub total_rows: u64,
 }
 
-/// Lists the input and checks every footer for `id_column` and `features`.
+/// Lists the input and checks every footer for `id_column` and the numeric `features`.
 pub async fn plan(
     location: &InputLocation,
     id_column: &str,
     features: &[String],
+) -> Result<InputPlan, SourceError> {
+    let columns: Vec<RawColumn> = features.iter().map(|f| RawColumn::number(f)).collect();
+    plan_columns(location, id_column, &columns).await
+}
+
+/// Lists the input and checks every footer for `id_column` and `columns` (each of its kind).
+pub async fn plan_columns(
+    location: &InputLocation,
+    id_column: &str,
+    columns: &[RawColumn],
 ) -> Result<InputPlan, SourceError> {
     let metas = list(location).await?;
     // Footer reads are small; the pool only saves their allocations.
@@ -117,7 +128,7 @@ pub async fn plan(
             );
             let footer = match reader.get_metadata(None).await {
                 Ok(m) => ArrowReaderMetadata::try_new(m, ArrowReaderOptions::new())
-                    .map(|m| check_footer(&m, &url, id_column, features))
+                    .map(|m| check_footer(&m, &url, id_column, columns))
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
@@ -230,12 +241,24 @@ pub fn is_numeric(dt: &DataType) -> bool {
     )
 }
 
-fn check_feature(schema: &Schema, column: &str) -> Result<usize, String> {
-    let idx = find(schema, column)?;
+fn check_column(schema: &Schema, column: &RawColumn) -> Result<usize, String> {
+    let idx = find(schema, &column.name)?;
     let dt = schema.field(idx).data_type();
-    if is_numeric(dt) {
-        Ok(idx)
-    } else {
-        Err(format!("column `{column}` is {dt}, expected a number"))
+    let text = matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _)
+    );
+    let name = &column.name;
+    match column.kind {
+        ColumnKind::Number if is_numeric(dt) => Ok(idx),
+        ColumnKind::Number => Err(format!("column `{name}` is {dt}, expected a number")),
+        ColumnKind::Text if text => Ok(idx),
+        ColumnKind::Text => Err(format!(
+            "column `{name}` is {dt}, expected strings (it is a categorical input)"
+        )),
+        ColumnKind::Any if text || is_numeric(dt) => Ok(idx),
+        ColumnKind::Any => Err(format!(
+            "column `{name}` is {dt}, expected a number or strings"
+        )),
     }
 }

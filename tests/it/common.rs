@@ -49,6 +49,11 @@ impl Project {
         self.dir.path()
     }
 
+    /// The project's model registry (its cache inside the project).
+    pub fn registry(&self) -> scorer::model::registry::Registry {
+        scorer::model::registry::Registry::new(self.models_dir(), self.path().join("model-cache"))
+    }
+
     pub fn models_dir(&self) -> PathBuf {
         self.path().join("models")
     }

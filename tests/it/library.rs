@@ -25,7 +25,7 @@ async fn two_runs_in_one_process_at_once_and_a_cancelled_one() {
     };
     let (a, b) = (absolute(a), absolute(b));
     let ctx = RunContext {
-        models_dir: p.models_dir(),
+        models: p.registry(),
         jobs_dir: p.path().join("jobs"),
         db: DbTarget::Sqlite(p.path().join("scorer.db")),
         heartbeat_every: run::HEARTBEAT_EVERY,

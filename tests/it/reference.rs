@@ -63,7 +63,8 @@ impl Reference {
     fn load(dir: &Path) -> Self {
         let spec: ModelSpec =
             toml::from_str(&std::fs::read_to_string(dir.join("model.toml")).unwrap()).unwrap();
-        let bytes = std::fs::read(dir.join(&spec.weights)).unwrap();
+        let bytes =
+            std::fs::read(dir.join(spec.artifacts["weights"].file.as_deref().unwrap())).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let get = |name: &str| -> (Vec<usize>, Vec<f64>) {
             let t = st.tensor(name).unwrap();
