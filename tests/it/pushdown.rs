@@ -69,8 +69,13 @@ impl ObjectStore for Counting {
     }
 }
 
-#[tokio::test]
-async fn reading_4_of_32_features_fetches_well_under_half_the_bytes() {
+/// 60,000 W1-shaped rows in two files, and a location over them that counts what it fetches.
+fn counted_input() -> (
+    tempfile::TempDir,
+    u64,
+    scorer::source::InputLocation,
+    Arc<Counting>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let files = write_input(&InputGen {
         out_dir: dir.path().to_path_buf(),
@@ -87,7 +92,6 @@ async fn reading_4_of_32_features_fetches_well_under_half_the_bytes() {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
-
     let url = format!("{}/*.parquet", dir.path().display());
     let mut location = scorer::source::resolve(&url, &StorageOptions::default()).unwrap();
     let counting = Arc::new(Counting {
@@ -96,20 +100,32 @@ async fn reading_4_of_32_features_fetches_well_under_half_the_bytes() {
         gets: AtomicU64::new(0),
     });
     location.store = Arc::clone(&counting) as Arc<dyn ObjectStore>;
-    let features: Vec<String> = ["f0", "f5", "f17", "f30"].map(String::from).to_vec();
-    let plan = scorer::source::plan::plan(&location, "id", &features)
-        .await
-        .unwrap();
+    (dir, total, location, counting)
+}
+
+/// Streams the plan; returns the rows, checking every batch has `columns` columns.
+async fn stream_all(plan: scorer::source::InputPlan, columns: usize) -> usize {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let reading =
         tokio::spawn(async move { scorer::source::send_batches(&plan, 2, 8192, tx).await });
     let mut rows = 0;
     while let Some(b) = rx.recv().await {
-        assert_eq!(b.batch.num_columns(), 5, "id + 4 features, nothing else");
+        assert_eq!(b.batch.num_columns(), columns, "only the planned columns");
         rows += b.batch.num_rows();
     }
     reading.await.unwrap().unwrap();
-    assert_eq!(rows, 60_000);
+    rows
+}
+
+#[tokio::test]
+async fn reading_4_of_32_features_fetches_well_under_half_the_bytes() {
+    let (_dir, total, location, counting) = counted_input();
+    let features: Vec<String> = ["f0", "f5", "f17", "f30"].map(String::from).to_vec();
+    let plan = scorer::source::plan::plan(&location, "id", &features)
+        .await
+        .unwrap();
+    // id + 4 features, nothing else.
+    assert_eq!(stream_all(plan, 5).await, 60_000);
 
     let fetched = counting.bytes.load(Ordering::Relaxed);
     let share = fetched as f64 / total as f64;
@@ -119,5 +135,31 @@ async fn reading_4_of_32_features_fetches_well_under_half_the_bytes() {
         counting.gets.load(Ordering::Relaxed)
     );
     // id + 4 of 32 features (plus ds and a string column left unread) is about 1/7 of the data.
+    assert!(share < 0.25, "fetched {:.1}% of the bytes", share * 100.0);
+}
+
+/// A model with preprocessing reads only the columns its steps and inputs name: here an input
+/// passed through (f0), two columns a polars expression reads (f3, f7) and a standardized one
+/// (f9), not the other 28.
+#[tokio::test]
+async fn preprocessing_reads_only_the_columns_its_expressions_reference() {
+    let (_dir, total, location, counting) = counted_input();
+    let spec: scorer::preprocess::PreprocessSpec = toml::from_str(
+        r#"
+        derive = [{ name = "ratio", sql = "f3 / (abs(f7) + 1)" }]
+        standardize = { f9 = { mean = 0.5, scale = 2.0 } }
+        "#,
+    )
+    .unwrap();
+    let inputs: Vec<String> = ["f0", "ratio", "f9"].map(String::from).to_vec();
+    let pre = scorer::preprocess::Preprocessor::compile(&spec, &inputs).unwrap();
+    let mut read: Vec<&str> = pre.raw_columns().iter().map(|c| c.name.as_str()).collect();
+    read.sort();
+    assert_eq!(read, ["f0", "f3", "f7", "f9"]);
+    let plan = scorer::source::plan::plan_columns(&location, "id", pre.raw_columns())
+        .await
+        .unwrap();
+    assert_eq!(stream_all(plan, 5).await, 60_000);
+    let share = counting.bytes.load(Ordering::Relaxed) as f64 / total as f64;
     assert!(share < 0.25, "fetched {:.1}% of the bytes", share * 100.0);
 }

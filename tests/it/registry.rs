@@ -278,3 +278,35 @@ fn a_missing_onnx_runtime_library_says_how_to_install_it() {
     }
     assert_ok(&p.scorer_env(&["models", "verify", "w1_mlp"], None, &missing));
 }
+
+/// A category outside the vocabulary under `unknown = "error"` fails the run naming the file,
+/// the row group, the column and the value, and publishes nothing.
+#[tokio::test]
+async fn an_unknown_category_fails_naming_file_row_group_column_and_value() {
+    let p = Project::new();
+    let dir = copy_model(&p, "churn_pipeline", "1");
+    let toml_path = dir.join("model.toml");
+    let spec = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(
+        &toml_path,
+        spec.replace("unknown = \"ignore\"", "unknown = \"error\""),
+    )
+    .unwrap();
+    copy_input(&p, "churn_pipeline", "churn");
+    p.add_job("churn", "churn", "churn_pipeline", "churn_scores", "");
+    let out = p.run("jobs/churn.toml", None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    for needle in ["input.parquet", "row group 0", "`size_band`", "`giant`"] {
+        assert!(
+            stderr(&out).contains(needle),
+            "no {needle} in {}",
+            text(&out)
+        );
+    }
+    let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let status: String = sqlx::query_scalar("SELECT status FROM scorer_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "failed");
+}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The ONNX benchmark (benches/README.md): W1 into PostgreSQL three ways on the same rows, in one
-# run, alternating, RUNS times each (default 3), medians printed:
-#   mlp     scorer, the native `mlp` kind (jobs/w1.toml)
-#   onnx    scorer, the same network exported from PyTorch, through ONNX Runtime (jobs/w1_onnx.toml)
-#   python  pyarrow + onnxruntime + psycopg COPY BINARY (benches/python/score_w1_onnx.py)
+# The model-kinds benchmark (benches/README.md): W1 into PostgreSQL five ways on the same rows, in
+# one run, alternating, RUNS times each (default 3), medians printed:
+#   mlp       scorer, the native `mlp` kind (jobs/w1.toml)
+#   prep      the same MLP behind declared preprocessing: a polars-derived column, imputation,
+#             30 standardized columns (jobs/w1_derived.toml); polars on 1 thread (scorer's setting)
+#   prep_pl2  the same with POLARS_MAX_THREADS=2: polars' own pool beside rayon's
+#   onnx      scorer, the same network exported from PyTorch, through ONNX Runtime (jobs/w1_onnx.toml)
+#   python    pyarrow + onnxruntime + psycopg COPY BINARY (benches/python/score_w1_onnx.py)
 # Needs: the release build, ONNX Runtime (scripts/onnxruntime.sh), a Python environment with
 # pyarrow, onnxruntime and psycopg (made once in the cache).
 set -euo pipefail
@@ -44,25 +47,28 @@ measure() { # name command...: appends "name wall user+sys maxrss_kb" to $TMP/ti
   local name="$1"; shift
   psql_q -c CHECKPOINT; sync
   /usr/bin/time -f '%e %U %S %M' -o "$TMP/t" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" || {
-    echo "onnx bench: $name failed; the end of its log:" >&2; tail -5 "$TMP/$name.err" >&2; exit 1; }
+    echo "models bench: $name failed; the end of its log:" >&2; tail -5 "$TMP/$name.err" >&2; exit 1; }
   read -r wall user sys rss <"$TMP/t"
   echo "$name $wall $(echo "$user + $sys" | bc) $rss" >>"$TMP/times"
 }
 run_mlp() { measure mlp env DATABASE_URL="$URL" "$BIN/scorer" run jobs/w1.toml --date "$DATE"; }
+run_prep() { measure prep env DATABASE_URL="$URL" "$BIN/scorer" run jobs/w1_derived.toml --date "$DATE"; }
+run_prep2() { measure prep_pl2 env DATABASE_URL="$URL" POLARS_MAX_THREADS=2 "$BIN/scorer" run jobs/w1_derived.toml --date "$DATE"; }
 run_onnx() { measure onnx env DATABASE_URL="$URL" "$BIN/scorer" run jobs/w1_onnx.toml --date "$DATE"; }
 run_python() { measure python "$VENV/bin/python" benches/python/score_w1_onnx.py "$URL" "$W1" "$DATE"; }
 
-echo "onnx bench: warm-up (tables, page cache)" >&2
-run_mlp; run_onnx; run_python
+echo "models bench: warm-up (tables, page cache)" >&2
+run_mlp; run_prep; run_prep2; run_onnx; run_python
 : >"$TMP/times"
 for i in $(seq 1 "$RUNS"); do
-  echo "onnx bench: round $i/$RUNS" >&2
-  run_mlp; run_onnx; run_python
+  echo "models bench: round $i/$RUNS" >&2
+  run_mlp; run_prep; run_prep2; run_onnx; run_python
 done
 rows=$(psql_q -c "SELECT count(*) FROM bench.w1_onnx_scores WHERE ds = '$DATE'")
 same=$(psql_q -c "SELECT count(*) FROM bench.w1_onnx_scores o JOIN bench.w1_scores m USING (id, ds)
-  JOIN bench.w1_python_scores p USING (id, ds)
-  WHERE ds = '$DATE' AND abs(o.score - m.score) <= 1e-5 AND abs(o.score - p.score) <= 1e-6")
+  JOIN bench.w1_python_scores p USING (id, ds) JOIN bench.w1_derived_scores d USING (id, ds)
+  WHERE ds = '$DATE' AND abs(o.score - m.score) <= 1e-5 AND abs(o.score - p.score) <= 1e-6
+    AND abs(d.score - m.score) <= 1e-6")
 python3 - "$TMP/times" "$rows" "$same" <<'PY'
 import statistics, sys
 rows, same = int(sys.argv[2]), int(sys.argv[3])
@@ -70,14 +76,14 @@ by = {}
 for line in open(sys.argv[1]):
     name, wall, cpu, rss = line.split()
     by.setdefault(name, []).append((float(wall), float(cpu), int(rss)))
-print(f"W1: {rows} rows; {same} rows agree across the three (onnx vs mlp 1e-5, onnx vs python 1e-6)")
+print(f"W1: {rows} rows; {same} rows agree across all (onnx vs mlp 1e-5, onnx vs python 1e-6, prep vs mlp 1e-6)")
 base = statistics.median(w for w, _, _ in by["mlp"])
-for name in ["mlp", "onnx", "python"]:
+for name in ["mlp", "prep", "prep_pl2", "onnx", "python"]:
     runs = by[name]
     wall = statistics.median(w for w, _, _ in runs)
     cpu = statistics.median(c for _, c, _ in runs)
     rss = max(r for _, _, r in runs)
-    print(f"{name:7s} {wall:6.2f} s wall ({', '.join('%.2f' % w for w, _, _ in runs)})  "
+    print(f"{name:8s} {wall:6.2f} s wall ({', '.join('%.2f' % w for w, _, _ in runs)})  "
           f"{rows / wall / 1e6:.2f} M rows/s  CPU {cpu:.2f} s  peak RSS {rss / 1024:.0f} MB  "
           f"vs mlp {wall / base:.2f}x")
 PY
