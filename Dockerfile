@@ -11,10 +11,21 @@ COPY sql ./sql
 COPY benches ./benches
 RUN cargo build --release --locked --bins
 
+# ONNX Runtime's C library for the onnx model kind, from the onnxruntime wheel on PyPI (as
+# scripts/onnxruntime.sh does); scorer loads it at run time through ORT_DYLIB_PATH.
+FROM python:3.11-slim-bookworm AS onnxruntime
+ARG ONNXRUNTIME_VERSION=1.31.1
+RUN pip download --no-deps --only-binary=:all: "onnxruntime==${ONNXRUNTIME_VERSION}" -d /wheel \
+    && python -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('/wheel/*.whl')[0]); \
+[open('/libonnxruntime.so', 'wb').write(z.read(n)) for n in z.namelist() \
+ if n.startswith('onnxruntime/capi/libonnxruntime.so')]"
+
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 scorer
 COPY --from=build /src/target/release/scorer /src/target/release/scorer-datagen /usr/local/bin/
+COPY --from=onnxruntime /libonnxruntime.so /usr/local/lib/libonnxruntime.so
+ENV ORT_DYLIB_PATH=/usr/local/lib/libonnxruntime.so
 WORKDIR /app
 COPY jobs ./jobs
 COPY models ./models

@@ -109,6 +109,36 @@ fn stages(c: &mut Criterion) {
         b.iter(|| black_box(model.model.score(&features).expect("score")))
     });
 
+    // The repository's registry: W1's network behind declared preprocessing, and as ONNX.
+    let repo = scorer::model::registry::Registry::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/models"),
+        std::env::temp_dir().join("scorer-bench-model-cache"),
+    );
+    let prepared =
+        scorer::model::load(&repo, "w1_mlp_derived", "1", DeviceSpec::Cpu).expect("w1_mlp_derived");
+    let with_prep = FeatureSpec {
+        features: prepared.model.inputs().features.clone(),
+        preprocess: prepared.preprocess.clone(),
+        ..spec.clone()
+    };
+    g.bench_function(
+        "preprocess_derive_impute_standardize_to_feature_batch",
+        |b| b.iter(|| black_box(with_prep.build(&src).expect("features"))),
+    );
+    // ONNX Runtime is loaded at run time: without ORT_DYLIB_PATH (scripts/onnxruntime.sh) this
+    // one bench is left out, and says so.
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        let onnx =
+            scorer::model::load(&repo, "w1_mlp_onnx", "1", DeviceSpec::Cpu).expect("w1_mlp_onnx");
+        g.bench_function("onnx_forward_32_64_64_1_one_session", |b| {
+            b.iter(|| black_box(onnx.model.score(&features).expect("score")))
+        });
+    } else {
+        eprintln!(
+            "stages: ORT_DYLIB_PATH is not set; onnx_forward_32_64_64_1_one_session left out"
+        );
+    }
+
     let outputs = model.model.score(&features).expect("score");
     let scored = ScoredBatch {
         ids: Arc::clone(&features.ids),
