@@ -7,7 +7,7 @@
 #   prep_pl2  the same with POLARS_MAX_THREADS=2: polars' own pool beside rayon's
 #   onnx      scorer, the same network exported from PyTorch, through ONNX Runtime (jobs/w1_onnx.toml)
 #   python    pyarrow + onnxruntime + psycopg COPY BINARY (benches/python/score_w1_onnx.py)
-# Needs: the release build, ONNX Runtime (scripts/onnxruntime.sh), a Python environment with
+# ONLY="mlp onnx" runs a subset. Needs: the release build, ONNX Runtime (scripts/onnxruntime.sh), a Python environment with
 # pyarrow, onnxruntime and psycopg (made once in the cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,33 +58,47 @@ run_onnx() { measure onnx env DATABASE_URL="$URL" "$BIN/scorer" run jobs/w1_onnx
 run_python() { measure python "$VENV/bin/python" benches/python/score_w1_onnx.py "$URL" "$W1" "$DATE"; }
 
 echo "models bench: warm-up (tables, page cache)" >&2
-run_mlp; run_prep; run_prep2; run_onnx; run_python
+ONLY="${ONLY:-mlp prep prep_pl2 onnx python}"
+round() {
+  for c in $ONLY; do
+    case "$c" in
+      mlp) run_mlp ;; prep) run_prep ;; prep_pl2) run_prep2 ;; onnx) run_onnx ;; python) run_python ;;
+      *) echo "models bench: unknown contender $c (mlp prep prep_pl2 onnx python)" >&2; exit 2 ;;
+    esac
+  done
+}
+round
 : >"$TMP/times"
 for i in $(seq 1 "$RUNS"); do
   echo "models bench: round $i/$RUNS" >&2
-  run_mlp; run_prep; run_prep2; run_onnx; run_python
+  round
 done
-rows=$(psql_q -c "SELECT count(*) FROM bench.w1_onnx_scores WHERE ds = '$DATE'")
-same=$(psql_q -c "SELECT count(*) FROM bench.w1_onnx_scores o JOIN bench.w1_scores m USING (id, ds)
-  JOIN bench.w1_python_scores p USING (id, ds) JOIN bench.w1_derived_scores d USING (id, ds)
-  WHERE ds = '$DATE' AND abs(o.score - m.score) <= 1e-5 AND abs(o.score - p.score) <= 1e-6
-    AND abs(d.score - m.score) <= 1e-6")
+rows=$(psql_q -c "SELECT count(*) FROM bench.w1_scores WHERE ds = '$DATE'")
+same="(not checked: a subset ran)"
+if [ "$ONLY" = "mlp prep prep_pl2 onnx python" ]; then
+  same=$(psql_q -c "SELECT count(*) FROM bench.w1_onnx_scores o JOIN bench.w1_scores m USING (id, ds)
+    JOIN bench.w1_python_scores p USING (id, ds) JOIN bench.w1_derived_scores d USING (id, ds)
+    WHERE ds = '$DATE' AND abs(o.score - m.score) <= 1e-5 AND abs(o.score - p.score) <= 1e-6
+      AND abs(d.score - m.score) <= 1e-6")
+fi
 python3 - "$TMP/times" "$rows" "$same" <<'PY'
 import statistics, sys
-rows, same = int(sys.argv[2]), int(sys.argv[3])
+rows, same = int(sys.argv[2]), sys.argv[3]
 by = {}
 for line in open(sys.argv[1]):
     name, wall, cpu, rss = line.split()
     by.setdefault(name, []).append((float(wall), float(cpu), int(rss)))
 print(f"W1: {rows} rows; {same} rows agree across all (onnx vs mlp 1e-5, onnx vs python 1e-6, prep vs mlp 1e-6)")
-base = statistics.median(w for w, _, _ in by["mlp"])
+base = statistics.median(w for w, _, _ in by["mlp"]) if "mlp" in by else None
 for name in ["mlp", "prep", "prep_pl2", "onnx", "python"]:
+    if name not in by:
+        continue
     runs = by[name]
     wall = statistics.median(w for w, _, _ in runs)
     cpu = statistics.median(c for _, c, _ in runs)
     rss = max(r for _, _, r in runs)
     print(f"{name:8s} {wall:6.2f} s wall ({', '.join('%.2f' % w for w, _, _ in runs)})  "
           f"{rows / wall / 1e6:.2f} M rows/s  CPU {cpu:.2f} s  peak RSS {rss / 1024:.0f} MB  "
-          f"vs mlp {wall / base:.2f}x")
+          + (f"vs mlp {wall / base:.2f}x" if base else ""))
 PY
 rm -rf "$TMP"

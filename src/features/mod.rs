@@ -61,25 +61,32 @@ impl FeatureBatch {
     /// The features at positions `columns` row-major (`rows × columns.len()`), nulls filled:
     /// the layout an ONNX graph input takes.
     pub fn row_major(&self, columns: &[usize]) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * columns.len()];
+        self.write_row_major(columns, 0, self.rows, &mut out);
+        out
+    }
+
+    /// Writes rows `start..start + len` of the features at positions `columns` row-major into
+    /// `out` (`len × columns.len()`), nulls filled: one tile of an ONNX graph's input.
+    pub fn write_row_major(&self, columns: &[usize], start: usize, len: usize, out: &mut [f32]) {
         let k = columns.len();
-        let mut out = vec![0f32; self.rows * k];
-        for (jj, &j) in columns.iter().enumerate() {
-            let Some(col) = self.columns.get(j) else {
-                continue;
-            };
-            let values = &col.values()[..self.rows];
+        for (jj, col) in columns
+            .iter()
+            .filter_map(|&j| self.columns.get(j))
+            .enumerate()
+        {
+            let values = &col.values()[start..start + len];
             for (r, v) in values.iter().enumerate() {
                 out[r * k + jj] = *v;
             }
             if let Some(nulls) = col.nulls().filter(|n| n.null_count() > 0) {
-                for (r, valid) in nulls.iter().enumerate().take(self.rows) {
+                for (r, valid) in nulls.inner().slice(start, len).iter().enumerate() {
                     if !valid {
                         out[r * k + jj] = self.fill;
                     }
                 }
             }
         }
-        out
     }
 
     /// The whole batch row-major (`rows × width`), for callers that want that layout.
@@ -289,6 +296,46 @@ mod tests {
         let mut tile = vec![0f32; 2];
         fb.write_tile(1, 2, &mut tile);
         assert_eq!(tile, vec![9.0, 3.0]);
+    }
+
+    #[test]
+    fn row_major_picks_columns_in_order_and_fills_nulls() {
+        let fb = spec(NullPolicy::Fill(-1.0)).build(&src()).unwrap();
+        assert_eq!(
+            fb.row_major(&[1, 0]),
+            vec![10.0, 1.0, 20.0, -1.0, 40.0, 4.0]
+        );
+        // Longer than one block of rows, with a null in the second block.
+        let n = 700;
+        let a: Float32Array = (0..n)
+            .map(|i| if i == 300 { None } else { Some(i as f32) })
+            .collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+            ),
+            ("a", Arc::new(a) as ArrayRef),
+            (
+                "b",
+                Arc::new(Float32Array::from_iter_values((0..n).map(|i| -(i as f32)))) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let fb = spec(NullPolicy::Fill(0.5))
+            .build(&SourceBatch {
+                object: Arc::from("o"),
+                row_group: 0,
+                batch,
+            })
+            .unwrap();
+        let m = fb.row_major(&[0, 1]);
+        assert_eq!(m.len(), 2 * n);
+        assert_eq!(
+            &m[2 * 299..2 * 302],
+            &[299.0, -299.0, 0.5, -300.0, 301.0, -301.0]
+        );
+        assert_eq!(&m[2 * (n - 1)..], &[(n - 1) as f32, -((n - 1) as f32)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Field};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::{Tensor, TensorElementType, ValueType};
+use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::ModelError;
 use super::ScoringModel;
@@ -29,8 +29,11 @@ use crate::features::FeatureBatch;
 /// The ONNX Runtime version whose C API `ort` was built for (the oldest library it accepts).
 pub const MIN_ONNXRUNTIME: &str = "1.31";
 
-/// Smallest row slice per session call: below this the per-call overhead shows.
+/// Smallest row slice the scoring stage hands one call: below this the per-call overhead shows.
 const MIN_SLICE_ROWS: usize = 4096;
+/// Rows per graph run within a call: a tile's input (W1: 512 KB) and activations stay in the L2
+/// cache; ~20 µs of ONNX Runtime overhead per run is under 1% of a tile's work.
+const TILE_ROWS: usize = 4096;
 
 /// How to get the library, for error messages.
 const INSTALL_HINT: &str = "install ONNX Runtime >= 1.31 and point ORT_DYLIB_PATH at libonnxruntime.so, e.g. `pip download --no-deps onnxruntime==1.31.1 -d /tmp/ort && unzip -j /tmp/ort/onnxruntime-*.whl 'onnxruntime/capi/libonnxruntime.so*' -d ~/.local/lib && export ORT_DYLIB_PATH=$(ls ~/.local/lib/libonnxruntime.so.*)` (scripts/onnxruntime.sh does this)";
@@ -138,6 +141,8 @@ fn open_session(env: &Environment, graph: &[u8]) -> Result<Session, String> {
         .map_err(|e| text(&e))?;
     let builder = builder.with_intra_threads(1).map_err(|e| text(&e))?;
     let builder = builder.with_inter_threads(1).map_err(|e| text(&e))?;
+    // ONNX Runtime's CPU arena stays on: without it W1 took 2.43 s instead of 2.07 s and peaked
+    // at 326 MB instead of 236 MB (benches/README.md, "Model kinds").
     let mut builder = builder
         .with_intra_op_spinning(false)
         .map_err(|e| text(&e))?;
@@ -356,44 +361,63 @@ impl ScoringModel for OnnxModel {
     fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError> {
         let rows = batch.rows;
         let run_err = |m: String| ModelError::Runtime(format!("ONNX Runtime: {m}"));
-        let mut feeds = Vec::with_capacity(self.feeds.len());
-        for feed in &self.feeds {
-            let values = batch.row_major(&feed.columns);
-            let tensor = Tensor::from_array(([rows, feed.columns.len()], values))
-                .map_err(|e| run_err(e.to_string()))?;
-            feeds.push((feed.name.clone(), tensor));
-        }
         // One session per scoring thread: a thread only waits if more threads than sessions.
         let slot = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
         let mut session = self.sessions[slot]
             .lock()
             .map_err(|_| run_err("a previous call panicked".into()))?;
-        let results = session.run(feeds).map_err(|e| run_err(e.to_string()))?;
-        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.outputs.len()];
-        for fetch in &self.fetches {
-            let value = results
-                .get(&fetch.name)
-                .ok_or_else(|| run_err(format!("no output `{}`", fetch.name)))?;
-            let at = |e: ort::Error| run_err(format!("output `{}`: {e}", fetch.name));
-            match fetch.ty {
-                TensorElementType::Int64 => {
+        // The graph runs tile by tile, so its input and activations stay in the cache; each
+        // fetched tensor's tiles are concatenated, then split into the declared outputs.
+        let mut inputs: Vec<Vec<f32>> = self
+            .feeds
+            .iter()
+            .map(|f| vec![0f32; TILE_ROWS.min(rows) * f.columns.len()])
+            .collect();
+        let mut floats: Vec<Vec<f32>> = self
+            .fetches
+            .iter()
+            .map(|f| Vec::with_capacity(rows * f.width))
+            .collect();
+        let mut ints: Vec<Vec<i64>> = self.fetches.iter().map(|_| Vec::new()).collect();
+        for start in (0..rows).step_by(TILE_ROWS) {
+            let len = TILE_ROWS.min(rows - start);
+            let mut feeds = Vec::with_capacity(self.feeds.len());
+            for (feed, buf) in self.feeds.iter().zip(inputs.iter_mut()) {
+                let k = feed.columns.len();
+                batch.write_row_major(&feed.columns, start, len, &mut buf[..len * k]);
+                let view = TensorRef::from_array_view(([len, k], &buf[..len * k]))
+                    .map_err(|e| run_err(e.to_string()))?;
+                feeds.push((feed.name.as_str(), view));
+            }
+            let results = session.run(feeds).map_err(|e| run_err(e.to_string()))?;
+            for (i, fetch) in self.fetches.iter().enumerate() {
+                let value = results
+                    .get(&fetch.name)
+                    .ok_or_else(|| run_err(format!("no output `{}`", fetch.name)))?;
+                let at = |e: ort::Error| run_err(format!("output `{}`: {e}", fetch.name));
+                if fetch.ty == TensorElementType::Int64 {
                     let (shape, data) = value.try_extract_tensor::<i64>().map_err(at)?;
-                    check_shape(shape, rows, fetch).map_err(run_err)?;
-                    let target = fetch.targets[0];
-                    columns[target] = Some(std::sync::Arc::new(Int64Array::from(data.to_vec())));
-                }
-                _ => {
+                    check_shape(shape, len, fetch).map_err(run_err)?;
+                    ints[i].extend_from_slice(data);
+                } else {
                     let (shape, data) = value.try_extract_tensor::<f32>().map_err(at)?;
-                    check_shape(shape, rows, fetch).map_err(run_err)?;
-                    let mut offset = 0;
-                    for &target in &fetch.targets {
-                        let ty = self.outputs[target].ty;
-                        columns[target] = Some(
-                            split_column(data, fetch.width, offset, ty, rows).map_err(run_err)?,
-                        );
-                        offset += ty.width();
-                    }
+                    check_shape(shape, len, fetch).map_err(run_err)?;
+                    floats[i].extend_from_slice(data);
                 }
+            }
+        }
+        let mut columns: Vec<Option<ArrayRef>> = vec![None; self.outputs.len()];
+        for ((fetch, f), n) in self.fetches.iter().zip(floats).zip(ints) {
+            if fetch.ty == TensorElementType::Int64 {
+                columns[fetch.targets[0]] = Some(std::sync::Arc::new(Int64Array::from(n)));
+                continue;
+            }
+            let mut offset = 0;
+            for &target in &fetch.targets {
+                let ty = self.outputs[target].ty;
+                columns[target] =
+                    Some(split_column(&f, fetch.width, offset, ty, rows).map_err(run_err)?);
+                offset += ty.width();
             }
         }
         columns
