@@ -229,6 +229,7 @@ fn every_example_job_validates() {
         "quickstart",
         "w1",
         "w1_onnx",
+        "w1_derived",
         "churn_pipeline",
         "cancer_forest",
         "diabetes_derived",
