@@ -1,5 +1,5 @@
-//! What `scorer run` and `scorer gc` print on stdout when they succeed: where the rows went and
-//! how to look at them, or what the sweep removed.
+//! What `scorer run`, `scorer gc` and `scorer models` print on stdout: where the rows went and
+//! how to look at them, what the sweep removed, and what the model registry holds.
 
 use crate::run::RunReport;
 use crate::run::sweep::SweepReport;

@@ -1,0 +1,219 @@
+//! How a graph's inputs and outputs map to the model's declared features and outputs, checked
+//! against the graph's own types and shapes when the model loads.
+
+use std::collections::BTreeMap;
+
+use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
+
+use crate::contract::{OutputColumn, OutputType};
+
+/// Where a graph input's values come from: positions in the model's input features.
+#[derive(Debug)]
+pub(super) struct Feed {
+    pub(super) name: String,
+    pub(super) columns: Vec<usize>,
+}
+
+/// Where a graph output's columns go: declared outputs in order, by index.
+#[derive(Debug)]
+pub(super) struct Fetch {
+    pub(super) name: String,
+    pub(super) ty: TensorElementType,
+    pub(super) width: usize,
+    pub(super) targets: Vec<usize>,
+}
+
+fn describe(ty: &ValueType) -> String {
+    match ty {
+        ValueType::Tensor { ty, shape, .. } => format!("tensor({ty:?}) {shape:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Maps each graph input to its features; every graph input must be a float tensor.
+pub(super) fn plan_feeds(
+    session: &Session,
+    inputs: &[String],
+    mapping: &crate::model::spec::OnnxSpec,
+) -> Result<Vec<Feed>, String> {
+    let graph_inputs = session.inputs();
+    let names: Vec<&str> = graph_inputs.iter().map(|o| o.name()).collect();
+    let by_input: BTreeMap<String, Vec<String>> = if mapping.inputs.is_empty() {
+        match graph_inputs {
+            [only] => BTreeMap::from([(only.name().to_string(), inputs.to_vec())]),
+            _ => {
+                return Err(format!(
+                    "the graph has {} inputs ({}); say which features feed each in [onnx] inputs = {{ <input> = [\"feature\", …] }}",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        }
+    } else {
+        mapping.inputs.clone()
+    };
+    let mut feeds = Vec::new();
+    let mut used = vec![false; inputs.len()];
+    for outlet in graph_inputs {
+        let features = by_input.get(outlet.name()).ok_or_else(|| {
+            format!(
+                "graph input `{}` is not mapped in [onnx] inputs",
+                outlet.name()
+            )
+        })?;
+        match outlet.dtype() {
+            ValueType::Tensor {
+                ty: TensorElementType::Float32,
+                shape,
+                ..
+            } => {
+                let width = shape.get(1).copied().unwrap_or(1);
+                if shape.len() > 2 || (width >= 0 && width as usize != features.len()) {
+                    return Err(format!(
+                        "graph input `{}` is {} but {} features are mapped to it",
+                        outlet.name(),
+                        describe(outlet.dtype()),
+                        features.len()
+                    ));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "graph input `{}` is {}; scorer feeds float32 tensors [rows, features] (encode string columns with [[preprocess.categorical]] instead)",
+                    outlet.name(),
+                    describe(other)
+                ));
+            }
+        }
+        let mut columns = Vec::new();
+        for f in features {
+            let i = inputs.iter().position(|x| x == f).ok_or_else(|| {
+                format!(
+                    "[onnx] inputs.{}: `{f}` is not one of the model's inputs",
+                    outlet.name()
+                )
+            })?;
+            used[i] = true;
+            columns.push(i);
+        }
+        feeds.push(Feed {
+            name: outlet.name().to_string(),
+            columns,
+        });
+    }
+    for name in by_input.keys() {
+        if !names.contains(&name.as_str()) {
+            return Err(format!(
+                "[onnx] inputs: the graph has no input `{name}` (it has: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(format!(
+            "input `{}` feeds no graph input; map it in [onnx] inputs",
+            inputs[i]
+        ));
+    }
+    Ok(feeds)
+}
+
+/// Maps graph outputs to the declared outputs; each declared output is filled exactly once.
+pub(super) fn plan_fetches(
+    session: &Session,
+    outputs: &[OutputColumn],
+    mapping: &crate::model::spec::OnnxSpec,
+) -> Result<Vec<Fetch>, String> {
+    let graph_outputs = session.outputs();
+    let names: Vec<&str> = graph_outputs.iter().map(|o| o.name()).collect();
+    let by_output: BTreeMap<String, Vec<String>> = if mapping.outputs.is_empty() {
+        match graph_outputs {
+            [only] => BTreeMap::from([(
+                only.name().to_string(),
+                outputs.iter().map(|o| o.name.clone()).collect(),
+            )]),
+            _ => {
+                return Err(format!(
+                    "the graph has {} outputs ({}); say which declared outputs each fills in [onnx] outputs = {{ <output> = [\"name\", …] }}",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+        }
+    } else {
+        mapping.outputs.clone()
+    };
+    let mut filled = vec![false; outputs.len()];
+    let mut fetches = Vec::new();
+    for (graph_name, declared) in &by_output {
+        let outlet = graph_outputs
+            .iter()
+            .find(|o| o.name() == graph_name)
+            .ok_or_else(|| {
+                format!(
+                    "[onnx] outputs: the graph has no output `{graph_name}` (it has: {})",
+                    names.join(", ")
+                )
+            })?;
+        let (ty, shape) = match outlet.dtype() {
+            ValueType::Tensor { ty, shape, .. }
+                if matches!(ty, TensorElementType::Float32 | TensorElementType::Int64) =>
+            {
+                (*ty, shape.clone())
+            }
+            other => {
+                return Err(format!(
+                    "graph output `{graph_name}` is {}; scorer reads float32 or int64 tensors (export scikit-learn classifiers with options={{'zipmap': False}})",
+                    describe(other)
+                ));
+            }
+        };
+        let mut targets = Vec::new();
+        let mut width = 0;
+        for d in declared {
+            let i = outputs.iter().position(|o| &o.name == d).ok_or_else(|| {
+                format!("[onnx] outputs.{graph_name}: `{d}` is not a declared output")
+            })?;
+            if std::mem::replace(&mut filled[i], true) {
+                return Err(format!("output `{d}` is filled by two graph outputs"));
+            }
+            let ok = matches!(
+                (ty, outputs[i].ty),
+                (TensorElementType::Int64, OutputType::Int64)
+                    | (
+                        TensorElementType::Float32,
+                        OutputType::Float32 | OutputType::Float32Vector(_)
+                    )
+            );
+            if !ok {
+                return Err(format!(
+                    "output `{d}` is declared {} but graph output `{graph_name}` holds {ty:?}",
+                    outputs[i].ty
+                ));
+            }
+            width += outputs[i].ty.width();
+            targets.push(i);
+        }
+        let graph_width = if shape.len() <= 1 { 1 } else { shape[1] };
+        if shape.len() > 2 || (graph_width >= 0 && graph_width as usize != width) {
+            return Err(format!(
+                "graph output `{graph_name}` is {} but the outputs mapped to it take {width} columns",
+                describe(outlet.dtype())
+            ));
+        }
+        fetches.push(Fetch {
+            name: graph_name.clone(),
+            ty,
+            width,
+            targets,
+        });
+    }
+    if let Some(i) = filled.iter().position(|f| !f) {
+        return Err(format!(
+            "declared output `{}` is filled by no graph output; map it in [onnx] outputs",
+            outputs[i].name
+        ));
+    }
+    Ok(fetches)
+}
