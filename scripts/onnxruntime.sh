@@ -6,18 +6,20 @@
 #   source scripts/onnxruntime.sh && onnxruntime_up    # exports ORT_DYLIB_PATH
 #   bash scripts/onnxruntime.sh                        # prints the library's path
 ONNXRUNTIME_VERSION="${ONNXRUNTIME_VERSION:-1.31.1}"
-ONNXRUNTIME_DIR="${SCORER_CACHE:-$HOME/.cache/scorer}/onnxruntime-$ONNXRUNTIME_VERSION"
 
-onnxruntime_up() {
-  local lib="$ONNXRUNTIME_DIR/libonnxruntime.so.$ONNXRUNTIME_VERSION"
+# Prints the path of libonnxruntime.so of version $1, fetching it into the cache first if absent.
+onnxruntime_lib() {
+  local version="$1"
+  local dir="${SCORER_CACHE:-$HOME/.cache/scorer}/onnxruntime-$version"
+  local lib="$dir/libonnxruntime.so.$version"
   if [ ! -f "$lib" ]; then
     local tmp
     tmp="$(mktemp -d)"
     python3 -m pip download --quiet --no-deps --only-binary=:all: \
       --python-version 3.11 --platform manylinux_2_28_x86_64 \
-      "onnxruntime==$ONNXRUNTIME_VERSION" -d "$tmp" >&2
-    mkdir -p "$ONNXRUNTIME_DIR"
-    python3 - "$tmp" "$ONNXRUNTIME_DIR" <<'PY'
+      "onnxruntime==$version" -d "$tmp" >&2
+    mkdir -p "$dir"
+    python3 - "$tmp" "$dir" <<'PY'
 import glob, os, sys, zipfile
 wheel = glob.glob(os.path.join(sys.argv[1], "onnxruntime-*.whl"))[0]
 with zipfile.ZipFile(wheel) as z:
@@ -31,7 +33,12 @@ with zipfile.ZipFile(wheel) as z:
 PY
     rm -rf "$tmp"
   fi
-  export ORT_DYLIB_PATH="$lib"
+  echo "$lib"
+}
+
+onnxruntime_up() {
+  ORT_DYLIB_PATH="$(onnxruntime_lib "$ONNXRUNTIME_VERSION")"
+  export ORT_DYLIB_PATH
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -19,8 +19,11 @@ if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
 fi
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
-# ONNX Runtime's library for the onnx model kind (from the PyPI wheel, cached): ORT_DYLIB_PATH.
+# ONNX Runtime's library for the onnx model kind (from the PyPI wheel, cached): ORT_DYLIB_PATH;
+# and an older one, for the test that a library older than 1.31 is refused with a clear message.
 onnxruntime_up
+SCORER_TEST_OLD_ORT="$(onnxruntime_lib 1.20.1)"
+export SCORER_TEST_OLD_ORT
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"

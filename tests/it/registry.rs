@@ -310,3 +310,28 @@ async fn an_unknown_category_fails_naming_file_row_group_column_and_value() {
         .unwrap();
     assert_eq!(status, "failed");
 }
+
+/// A library older than the API scorer was built for (ONNX Runtime 1.20 from its wheel; the
+/// test set-up fetches it) is refused at load with the version found and the way to install a
+/// newer one.
+#[test]
+fn an_onnx_runtime_library_that_is_too_old_is_refused_with_its_version() {
+    let old = std::env::var("SCORER_TEST_OLD_ORT").unwrap_or_else(|_| {
+        panic!("SCORER_TEST_OLD_ORT is not set: run the tests with scripts/test.sh")
+    });
+    let p = Project::new();
+    copy_model(&p, "churn_pipeline", "1");
+    let out = p.scorer_env(
+        &["models", "verify", "churn_pipeline"],
+        None,
+        &[("ORT_DYLIB_PATH", old.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for needle in ["1.20.1", ">= 1.31", "scripts/onnxruntime.sh"] {
+        assert!(
+            stderr(&out).contains(needle),
+            "no `{needle}` in {}",
+            text(&out)
+        );
+    }
+}
