@@ -93,6 +93,9 @@ pub enum RunError {
     Job(#[from] JobError),
     #[error("job {job}: {failure}")]
     Failed { job: String, failure: Failure },
+    /// `scorer models …` failed; names the registry directory.
+    #[error("model registry {root}: {failure}")]
+    Registry { root: String, failure: Failure },
 }
 
 impl RunError {
@@ -100,7 +103,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Job(_) => exit::CONFIG,
-            Self::Failed { failure, .. } => failure.exit_code(),
+            Self::Failed { failure, .. } | Self::Registry { failure, .. } => failure.exit_code(),
         }
     }
 
@@ -108,7 +111,7 @@ impl RunError {
     pub fn failure(&self) -> Option<&Failure> {
         match self {
             Self::Job(_) => None,
-            Self::Failed { failure, .. } => Some(failure),
+            Self::Failed { failure, .. } | Self::Registry { failure, .. } => Some(failure),
         }
     }
 }

@@ -78,21 +78,23 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             Ok(report.lines())
         }
         Command::Models(ModelsCommand::List) => {
-            summary::models_list(&registry(&g)).map_err(|e| Failure::from(e).in_job("*"))
+            summary::models_list(&registry(&g)).map_err(|e| in_registry(&g, e.into()))
         }
         Command::Models(ModelsCommand::Verify { name, version }) => {
             let (lines, failed) =
                 summary::models_verify(&registry(&g), name.as_deref(), version.as_deref())
-                    .map_err(|e| Failure::from(e).in_job("*"))?;
+                    .map_err(|e| in_registry(&g, e.into()))?;
             if failed.is_empty() {
                 return Ok(lines);
             }
             lines.iter().for_each(|l| println!("{l}"));
-            Err(Failure::Many {
-                problems: failed,
-                code: exit::CONFIG,
-            }
-            .in_job("*"))
+            Err(in_registry(
+                &g,
+                Failure::Many {
+                    problems: failed,
+                    code: exit::CONFIG,
+                },
+            ))
         }
         Command::Gc { job, stale_after } => {
             let job = job
@@ -129,6 +131,14 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             }
             .in_job(&label))
         }
+    }
+}
+
+/// A `scorer models` failure, naming the registry.
+fn in_registry(g: &GlobalArgs, failure: Failure) -> RunError {
+    RunError::Registry {
+        root: g.models_dir.display().to_string(),
+        failure,
     }
 }
 
