@@ -14,6 +14,9 @@ use crate::source::SourceError;
 pub struct ValidateReport {
     pub job: String,
     pub model: String,
+    /// The input columns a run reads besides the id (the features, or what the model's
+    /// preprocessing reads).
+    pub reads: Vec<String>,
     /// `(objects, rows)` when a date was given.
     pub input: Option<(usize, u64)>,
 }
@@ -24,6 +27,7 @@ impl ValidateReport {
         let mut lines = vec![
             format!("job {}: OK", self.job),
             format!("  model: {}", self.model),
+            format!("  reads: {}", self.reads.join(", ")),
         ];
         if let Some((objects, rows)) = self.input {
             lines.push(format!(
@@ -95,6 +99,7 @@ pub async fn validate(
         Ok(ValidateReport {
             job: job.name.clone(),
             model,
+            reads: columns.into_iter().map(|c| c.name).collect(),
             input,
         })
     } else {

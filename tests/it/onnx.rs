@@ -244,6 +244,15 @@ fn every_example_job_validates() {
         );
     }
     assert!(!db.exists(), "validate wrote a database");
+    // A model with preprocessing: validate names the columns a run reads, the categorical one
+    // included.
+    let out = scorer_in_repo(&["validate", "jobs/churn_pipeline.toml"], &db);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("reads: size_band, mean_radius, mean_texture"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// The same network as the native `mlp` kind and as ONNX gives the same scores over a batch of
