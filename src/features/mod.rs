@@ -58,14 +58,6 @@ impl FeatureBatch {
         }
     }
 
-    /// The features at positions `columns` row-major (`rows × columns.len()`), nulls filled:
-    /// the layout an ONNX graph input takes.
-    pub fn row_major(&self, columns: &[usize]) -> Vec<f32> {
-        let mut out = vec![0f32; self.rows * columns.len()];
-        self.write_row_major(columns, 0, self.rows, &mut out);
-        out
-    }
-
     /// Writes rows `start..start + len` of the features at positions `columns` row-major into
     /// `out` (`len × columns.len()`), nulls filled: one tile of an ONNX graph's input.
     pub fn write_row_major(&self, columns: &[usize], start: usize, len: usize, out: &mut [f32]) {
@@ -91,15 +83,9 @@ impl FeatureBatch {
 
     /// The whole batch row-major (`rows × width`), for callers that want that layout.
     pub fn to_row_major(&self) -> Vec<f32> {
-        let width = self.width();
-        let mut tile = vec![0f32; self.rows * width];
-        self.write_tile(0, self.rows, &mut tile);
-        let mut out = vec![0f32; self.rows * width];
-        for (j, col) in tile.chunks_exact(self.rows.max(1)).enumerate() {
-            for (r, v) in col.iter().enumerate() {
-                out[r * width + j] = *v;
-            }
-        }
+        let all: Vec<usize> = (0..self.width()).collect();
+        let mut out = vec![0f32; self.rows * all.len()];
+        self.write_row_major(&all, 0, self.rows, &mut out);
         out
     }
 }
@@ -298,11 +284,18 @@ mod tests {
         assert_eq!(tile, vec![9.0, 3.0]);
     }
 
+    /// The features at positions `columns`, row-major, for every row.
+    fn row_major(fb: &FeatureBatch, columns: &[usize]) -> Vec<f32> {
+        let mut out = vec![0f32; fb.rows * columns.len()];
+        fb.write_row_major(columns, 0, fb.rows, &mut out);
+        out
+    }
+
     #[test]
     fn row_major_picks_columns_in_order_and_fills_nulls() {
         let fb = spec(NullPolicy::Fill(-1.0)).build(&src()).unwrap();
         assert_eq!(
-            fb.row_major(&[1, 0]),
+            row_major(&fb, &[1, 0]),
             vec![10.0, 1.0, 20.0, -1.0, 40.0, 4.0]
         );
         // Longer than one block of rows, with a null in the second block.
@@ -329,7 +322,7 @@ mod tests {
                 batch,
             })
             .unwrap();
-        let m = fb.row_major(&[0, 1]);
+        let m = row_major(&fb, &[0, 1]);
         assert_eq!(m.len(), 2 * n);
         assert_eq!(
             &m[2 * 299..2 * 302],

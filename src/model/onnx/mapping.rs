@@ -31,6 +31,21 @@ fn describe(ty: &ValueType) -> String {
     }
 }
 
+/// The `[onnx]` map as declared, or, when it is left out and the graph has a single tensor on
+/// this side, that tensor taking `all`. `Err` holds how many tensors there are when one must be
+/// declared.
+fn declared_or_single(
+    declared: &BTreeMap<String, Vec<String>>,
+    graph_names: &[&str],
+    all: Vec<String>,
+) -> Result<BTreeMap<String, Vec<String>>, usize> {
+    match graph_names {
+        _ if !declared.is_empty() => Ok(declared.clone()),
+        [only] => Ok(BTreeMap::from([(only.to_string(), all)])),
+        _ => Err(graph_names.len()),
+    }
+}
+
 /// Maps each graph input to its features; every graph input must be a float tensor.
 pub(super) fn plan_feeds(
     session: &Session,
@@ -39,20 +54,12 @@ pub(super) fn plan_feeds(
 ) -> Result<Vec<Feed>, String> {
     let graph_inputs = session.inputs();
     let names: Vec<&str> = graph_inputs.iter().map(|o| o.name()).collect();
-    let by_input: BTreeMap<String, Vec<String>> = if mapping.inputs.is_empty() {
-        match graph_inputs {
-            [only] => BTreeMap::from([(only.name().to_string(), inputs.to_vec())]),
-            _ => {
-                return Err(format!(
-                    "the graph has {} inputs ({}); say which features feed each in [onnx] inputs = {{ <input> = [\"feature\", …] }}",
-                    names.len(),
-                    names.join(", ")
-                ));
-            }
-        }
-    } else {
-        mapping.inputs.clone()
-    };
+    let by_input = declared_or_single(&mapping.inputs, &names, inputs.to_vec()).map_err(|n| {
+        format!(
+            "the graph has {n} inputs ({}); say which features feed each in [onnx] inputs = {{ <input> = [\"feature\", …] }}",
+            names.join(", ")
+        )
+    })?;
     let mut feeds = Vec::new();
     let mut used = vec![false; inputs.len()];
     for outlet in graph_inputs {
@@ -127,23 +134,13 @@ pub(super) fn plan_fetches(
 ) -> Result<Vec<Fetch>, String> {
     let graph_outputs = session.outputs();
     let names: Vec<&str> = graph_outputs.iter().map(|o| o.name()).collect();
-    let by_output: BTreeMap<String, Vec<String>> = if mapping.outputs.is_empty() {
-        match graph_outputs {
-            [only] => BTreeMap::from([(
-                only.name().to_string(),
-                outputs.iter().map(|o| o.name.clone()).collect(),
-            )]),
-            _ => {
-                return Err(format!(
-                    "the graph has {} outputs ({}); say which declared outputs each fills in [onnx] outputs = {{ <output> = [\"name\", …] }}",
-                    names.len(),
-                    names.join(", ")
-                ));
-            }
-        }
-    } else {
-        mapping.outputs.clone()
-    };
+    let all: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    let by_output = declared_or_single(&mapping.outputs, &names, all).map_err(|n| {
+        format!(
+            "the graph has {n} outputs ({}); say which declared outputs each fills in [onnx] outputs = {{ <output> = [\"name\", …] }}",
+            names.join(", ")
+        )
+    })?;
     let mut filled = vec![false; outputs.len()];
     let mut fetches = Vec::new();
     for (graph_name, declared) in &by_output {
