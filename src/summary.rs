@@ -152,9 +152,10 @@ pub fn models_verify(
     };
     let (mut lines, mut failed) = (Vec::new(), Vec::new());
     for (n, v) in entries {
-        let checked = crate::model::verify(registry, &n, &v).and_then(|sha| {
-            crate::model::load(registry, &n, &v, crate::model::device::DeviceSpec::Cpu).map(|_| sha)
-        });
+        // Loading checks every artifact against its sha256 (fetching remote ones) and opens the
+        // model, so each file is read and hashed once.
+        let checked = crate::model::load(registry, &n, &v, crate::model::device::DeviceSpec::Cpu)
+            .map(|m| m.sha256);
         match checked {
             Ok(sha) => lines.push(format!("{n} {v}: OK (sha256 {sha})")),
             Err(e) => failed.push(format!("{n} {v}: {e}")),

@@ -107,6 +107,15 @@ pub struct LoadedModel {
 /// Reads and checks `model.toml` without loading any artifact (for `scorer validate` and
 /// `scorer models list`).
 pub fn read_spec(registry: &Registry, name: &str, version: &str) -> Result<ModelSpec, ModelError> {
+    read_checked(registry, name, version).map(|(spec, _)| spec)
+}
+
+/// `read_spec`, also handing over the preprocessing it compiled to check it.
+fn read_checked(
+    registry: &Registry,
+    name: &str,
+    version: &str,
+) -> Result<(ModelSpec, Option<Preprocessor>), ModelError> {
     let path = registry.dir(name, version)?.join("model.toml");
     let text = std::fs::read_to_string(&path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
@@ -159,34 +168,26 @@ pub fn read_spec(registry: &Registry, name: &str, version: &str) -> Result<Model
             ));
         }
     }
-    if let Some(p) = &spec.preprocess
-        && let Err(e) = Preprocessor::compile(p, &spec.inputs)
+    let preprocess = match spec
+        .preprocess
+        .as_ref()
+        .map(|p| Preprocessor::compile(p, &spec.inputs))
     {
-        problems.push(e);
-    }
+        Some(Ok(compiled)) => Some(compiled),
+        Some(Err(e)) => {
+            problems.push(e);
+            None
+        }
+        None => None,
+    };
     if problems.is_empty() {
-        Ok(spec)
+        Ok((spec, preprocess))
     } else {
         Err(ModelError::Spec {
             path,
             message: problems.join("; "),
         })
     }
-}
-
-/// Checks every artifact of a model version against its sha256 (fetching remote ones into the
-/// cache); returns the main artifact's sha256.
-pub fn verify(registry: &Registry, name: &str, version: &str) -> Result<String, ModelError> {
-    let spec = read_spec(registry, name, version)?;
-    let dir = registry.dir(name, version)?;
-    let mut main = String::new();
-    for (role, a) in &spec.artifacts {
-        let artifact = artifacts::load(registry, &dir, role, a)?;
-        if role == spec.kind.main_artifact() {
-            main = artifact.sha256;
-        }
-    }
-    Ok(main)
 }
 
 /// Loads a model version (`latest` resolved) from the registry onto `device`, checking every
@@ -198,7 +199,7 @@ pub fn load(
     device: DeviceSpec,
 ) -> Result<LoadedModel, ModelError> {
     let version = registry.resolve_version(name, version)?;
-    let spec = read_spec(registry, name, &version)?;
+    let (spec, preprocess) = read_checked(registry, name, &version)?;
     let dir = registry.dir(name, &version)?;
     let role = spec.kind.main_artifact();
     let main_spec = spec.main_artifact().map_err(|message| ModelError::Spec {
@@ -209,15 +210,6 @@ pub fn load(
     for (other, a) in spec.artifacts.iter().filter(|(r, _)| r.as_str() != role) {
         artifacts::load(registry, &dir, other, a)?;
     }
-    let preprocess = match &spec.preprocess {
-        Some(p) => Some(Arc::new(Preprocessor::compile(p, &spec.inputs).map_err(
-            |message| ModelError::Spec {
-                path: dir.join("model.toml"),
-                message,
-            },
-        )?)),
-        None => None,
-    };
     let outputs: Vec<OutputColumn> = spec.outputs.iter().map(|o| o.column()).collect();
     let (model, opened_spec, gpu_name): (Box<dyn ScoringModel>, DeviceSpec, Option<String>) =
         match spec.kind {
@@ -272,7 +264,7 @@ pub fn load(
         spec,
         device: opened_spec,
         gpu_name,
-        preprocess,
+        preprocess: preprocess.map(Arc::new),
         model,
     })
 }
