@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod dense;
 mod dense_cpu;
 pub mod device;
+pub mod gbdt;
 pub mod onnx;
 pub mod registry;
 pub mod spec;
@@ -144,7 +145,36 @@ fn read_checked(
         problems.push("`outputs` must name at least one output".to_string());
     }
     problems.extend(spec.output_problems());
-    if spec.kind == ModelKind::Onnx {
+    if spec.kind != ModelKind::Gbdt && spec.gbdt.is_some() {
+        problems.push(format!(
+            "[gbdt] applies to gbdt models, not {:?}",
+            spec.kind
+        ));
+    }
+    if spec.kind == ModelKind::Gbdt {
+        if !spec.layers.is_empty() {
+            problems.push("a gbdt model has no [[layers]]".into());
+        }
+        if spec.onnx.is_some() {
+            problems.push("[onnx] applies to onnx models, not Gbdt".into());
+        }
+        if spec.gbdt.is_none() {
+            problems.push(
+                "a gbdt model needs [gbdt] with `format = \"xgboost_json\"` or `\"lightgbm_text\"`"
+                    .into(),
+            );
+        }
+        if let Some(o) = spec
+            .outputs
+            .iter()
+            .find(|o| o.column().ty == OutputType::Int64)
+        {
+            problems.push(format!(
+                "output `{}`: a gbdt model computes f32 values (probabilities, predictions or margins)",
+                o.name()
+            ));
+        }
+    } else if spec.kind == ModelKind::Onnx {
         if !spec.layers.is_empty() {
             problems.push("an onnx model has no [[layers]]".into());
         }
@@ -229,6 +259,22 @@ pub fn load(
                     sessions,
                 )?;
                 (Box::new(m), DeviceSpec::Cpu, None)
+            }
+            ModelKind::Gbdt => {
+                let gbdt = spec.gbdt.clone().ok_or_else(|| ModelError::Spec {
+                    path: dir.join("model.toml"),
+                    message: "a gbdt model needs [gbdt]".into(),
+                })?;
+                let opened = device.open()?;
+                let m = gbdt::GbdtModel::build(
+                    &main.bytes,
+                    &main.path,
+                    &gbdt,
+                    &spec.inputs,
+                    &outputs,
+                    &opened.device,
+                )?;
+                (Box::new(m), opened.spec, opened.gpu_name)
             }
             ModelKind::Linear | ModelKind::Logistic | ModelKind::Mlp => {
                 let opened = device.open()?;

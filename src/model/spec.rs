@@ -23,6 +23,8 @@ pub enum ModelKind {
     /// An ONNX graph run by ONNX Runtime (scikit-learn pipelines through skl2onnx, PyTorch
     /// exports through `torch.onnx`).
     Onnx,
+    /// Gradient-boosted trees from an XGBoost JSON or LightGBM text model file, scored natively.
+    Gbdt,
 }
 
 impl ModelKind {
@@ -32,6 +34,7 @@ impl ModelKind {
         match self {
             Self::Linear | Self::Logistic | Self::Mlp => "weights",
             Self::Onnx => "graph",
+            Self::Gbdt => "model",
         }
     }
 }
@@ -162,7 +165,7 @@ pub struct ModelSpec {
     /// Dense layers; linear and logistic models default to tensors `weight` and `bias`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerSpec>,
-    /// Every file the model needs, by role (`weights`, `graph`), each pinned by sha256.
+    /// Every file the model needs, by role (`weights`, `graph`, `model`), each pinned by sha256.
     pub artifacts: BTreeMap<String, ArtifactSpec>,
     /// What happens to each batch's columns before the model sees them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +173,9 @@ pub struct ModelSpec {
     /// How an ONNX graph's inputs and outputs map to the declared ones (`onnx` kind only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onnx: Option<OnnxSpec>,
+    /// The tree model's file format and output (`gbdt` kind only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gbdt: Option<crate::model::gbdt::GbdtSpec>,
 }
 
 /// `[onnx]`: which features feed which graph input and which declared outputs each graph output
@@ -291,6 +297,7 @@ impl ModelSpec {
             }
             ModelKind::Mlp => Ok(self.layers.clone()),
             ModelKind::Onnx => Err("an onnx model has no dense layers".into()),
+            ModelKind::Gbdt => Err("a gbdt model has no dense layers".into()),
         }
     }
 }

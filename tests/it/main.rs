@@ -5,6 +5,7 @@ mod cli;
 mod cloud;
 mod common;
 mod device;
+mod gbdt;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod library;

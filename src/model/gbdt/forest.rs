@@ -1,0 +1,327 @@
+//! One in-memory form for every gradient-boosted forest, whatever file it came from: the XGBoost
+//! and LightGBM readers translate their formats' split rules into [`Split`] (so each rule is
+//! written down once, here), and the evaluators compile a [`Forest`] into their own layouts.
+
+/// How a node sends a row down.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Split {
+    /// Left iff `x <= threshold` (both formats' rules are brought to this form in f32: XGBoost's
+    /// `x < t` becomes `x <= prev_f32(t)`, LightGBM's f64 `x <= t` becomes `x <= the largest f32
+    /// not above t`). NaN goes left iff `nan_left`. With `zero_is_missing` (LightGBM's missing type
+    /// Zero) values within ±1e-35 go where NaN goes.
+    Numeric {
+        feature: u32,
+        threshold: f32,
+        nan_left: bool,
+        zero_is_missing: bool,
+    },
+    /// A category test on the integer part of `x` (truncated toward zero, as C++'s cast does).
+    Categorical {
+        feature: u32,
+        /// Bitset of the categories listed in the model (bit `c % 32` of word `c / 32`).
+        set: Vec<u32>,
+        /// Where a listed category goes: right in XGBoost (the listed ones are the split-off
+        /// partition), left in LightGBM.
+        listed_left: bool,
+        /// Where NaN goes.
+        nan_left: bool,
+        /// Where a negative value, or a category beyond the bitset, goes.
+        other_left: bool,
+        /// Whether "negative" is judged after truncation (LightGBM: `int(-0.5)` is category 0)
+        /// or before (XGBoost: -0.5 is invalid).
+        truncate_first: bool,
+    },
+}
+
+impl Split {
+    /// The feature the split reads.
+    pub fn feature(&self) -> u32 {
+        match self {
+            Self::Numeric { feature, .. } | Self::Categorical { feature, .. } => *feature,
+        }
+    }
+
+    /// Whether a row with value `x` goes left (the reference rule the fast evaluators must match).
+    pub fn goes_left(&self, x: f32) -> bool {
+        match self {
+            Self::Numeric {
+                threshold,
+                nan_left,
+                zero_is_missing,
+                ..
+            } => {
+                if x.is_nan() || (*zero_is_missing && (-1e-35..=1e-35).contains(&x)) {
+                    *nan_left
+                } else {
+                    x <= *threshold
+                }
+            }
+            Self::Categorical {
+                set,
+                listed_left,
+                nan_left,
+                other_left,
+                truncate_first,
+                ..
+            } => {
+                if x.is_nan() {
+                    return *nan_left;
+                }
+                if (if *truncate_first { x.trunc() } else { x }) < 0.0 {
+                    return *other_left;
+                }
+                // x is finite or +inf here; the cast saturates, so +inf lands past any bitset
+                let c = x as u64;
+                let word = usize::try_from(c / 32).unwrap_or(usize::MAX);
+                match set.get(word) {
+                    Some(bits) if bits & (1u32 << (c % 32)) != 0 => *listed_left,
+                    Some(_) => !*listed_left,
+                    None => *other_left,
+                }
+            }
+        }
+    }
+}
+
+/// A node: a split with its two children (indices into the tree's nodes), or a leaf.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Split {
+        split: Split,
+        left: usize,
+        right: usize,
+    },
+    Leaf(f64),
+}
+
+/// One tree, root at index 0, adding its leaf value to one output group (a class).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+    pub group: usize,
+}
+
+impl Tree {
+    /// The leaf value a row of features reaches (the reference walk).
+    pub fn leaf(&self, row: &[f32]) -> f64 {
+        let mut i = 0;
+        // a checked tree has no cycles, so this ends within `nodes.len()` steps
+        for _ in 0..=self.nodes.len() {
+            match &self.nodes[i] {
+                Node::Leaf(v) => return *v,
+                Node::Split { split, left, right } => {
+                    let x = row
+                        .get(split.feature() as usize)
+                        .copied()
+                        .unwrap_or(f32::NAN);
+                    i = if split.goes_left(x) { *left } else { *right };
+                }
+            }
+        }
+        f64::NAN
+    }
+
+    /// Longest root-to-leaf path, in splits.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((i, d)) = stack.pop() {
+            match &self.nodes[i] {
+                Node::Leaf(_) => deepest = deepest.max(d),
+                Node::Split { left, right, .. } => {
+                    stack.push((*left, d + 1));
+                    stack.push((*right, d + 1));
+                }
+            }
+        }
+        deepest
+    }
+
+    /// Checks that the nodes form one tree from the root: children in range, every node reached
+    /// exactly once, every feature below `features`.
+    pub fn check(&self, features: usize) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("a tree has no nodes".into());
+        }
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![0usize];
+        while let Some(i) = stack.pop() {
+            let Some(node) = self.nodes.get(i) else {
+                return Err(format!("a child index {i} is out of range"));
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(format!("node {i} is reached twice"));
+            }
+            if let Node::Split { split, left, right } = node {
+                if split.feature() as usize >= features {
+                    return Err(format!(
+                        "node {i} splits on feature {} but the model has {features} features",
+                        split.feature()
+                    ));
+                }
+                stack.push(*left);
+                stack.push(*right);
+            }
+        }
+        if let Some(i) = seen.iter().position(|s| !s) {
+            return Err(format!("node {i} is not reachable from the root"));
+        }
+        Ok(())
+    }
+}
+
+/// The function from summed margins to the library's `predict` output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Link {
+    /// Regression: the margin is the prediction.
+    Identity,
+    /// Binary classification: `1 / (1 + exp(-scale · margin))`.
+    Sigmoid { scale: f64 },
+    /// Multiclass: softmax across the groups.
+    Softmax,
+    /// Poisson, gamma, tweedie: `exp(margin)`.
+    Exp,
+}
+
+/// A whole model: trees, where each adds, the starting margin and the output link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forest {
+    pub features: usize,
+    /// Output groups: 1, or the number of classes.
+    pub groups: usize,
+    pub trees: Vec<Tree>,
+    /// Margin each group starts from (XGBoost's base_score through the inverse link; 0 for
+    /// LightGBM, whose init score is inside the first trees).
+    pub base_margin: Vec<f64>,
+    pub link: Link,
+    /// The objective as the file names it (for messages and `scorer models list`).
+    pub objective: String,
+    /// Feature names the file records, when it records real ones.
+    pub feature_names: Option<Vec<String>>,
+}
+
+impl Forest {
+    /// Checks every tree and the group bookkeeping.
+    pub fn check(&self) -> Result<(), String> {
+        if self.groups == 0 {
+            return Err("the model has no output groups".into());
+        }
+        if self.base_margin.len() != self.groups {
+            return Err(format!(
+                "{} base margins for {} output groups",
+                self.base_margin.len(),
+                self.groups
+            ));
+        }
+        if self.link == Link::Softmax && self.groups < 2 {
+            return Err("a softmax objective needs at least 2 classes".into());
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            if tree.group >= self.groups {
+                return Err(format!(
+                    "tree {t} adds to class {} of {}",
+                    tree.group, self.groups
+                ));
+            }
+            tree.check(self.features)
+                .map_err(|e| format!("tree {t}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The summed margins of one row, base included (the reference the evaluators are tested
+    /// against).
+    pub fn margins(&self, row: &[f32]) -> Vec<f64> {
+        let mut m = self.base_margin.clone();
+        for t in &self.trees {
+            m[t.group] += t.leaf(row);
+        }
+        m
+    }
+
+    /// Deepest tree, in splits.
+    pub fn max_depth(&self) -> usize {
+        self.trees.iter().map(Tree::depth).max().unwrap_or(0)
+    }
+}
+
+/// Margins → outputs, in place: `groups` values per row.
+pub fn apply_link(link: Link, groups: usize, values: &mut [f64]) {
+    match link {
+        Link::Identity => {}
+        Link::Sigmoid { scale } => {
+            for v in values.iter_mut() {
+                *v = 1.0 / (1.0 + (-scale * *v).exp());
+            }
+        }
+        Link::Exp => {
+            for v in values.iter_mut() {
+                *v = v.exp();
+            }
+        }
+        Link::Softmax => {
+            for row in values.chunks_exact_mut(groups.max(1)) {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                for v in row.iter_mut() {
+                    *v /= sum;
+                }
+            }
+        }
+    }
+}
+
+/// The largest f32 that is not above `t`: LightGBM compares `f64(x) <= t`, which for an f32 `x`
+/// is `x <= f32_at_or_below(t)`.
+pub fn f32_at_or_below(t: f64) -> f32 {
+    let c = t as f32;
+    if f64::from(c) > t { c.next_down() } else { c }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_rounding_keeps_the_comparison() {
+        for t in [0.1f64, 0.13580000400543216, -2.5e-8, 1e300, -1e300, 3.0] {
+            let c = f32_at_or_below(t);
+            for x in [c.next_down(), c, c.next_up()] {
+                assert_eq!(f64::from(x) <= t, x <= c, "t={t} x={x}");
+            }
+        }
+    }
+
+    #[test]
+    fn categorical_rules() {
+        let s = Split::Categorical {
+            feature: 0,
+            set: vec![0b1010],
+            listed_left: false,
+            nan_left: true,
+            other_left: true,
+            truncate_first: false,
+        };
+        assert!(!s.goes_left(1.0));
+        assert!(!s.goes_left(3.7), "3.7 is category 3");
+        assert!(s.goes_left(2.0));
+        assert!(s.goes_left(f32::NAN));
+        assert!(s.goes_left(-0.5), "negative is invalid: other");
+        assert!(s.goes_left(40.0), "beyond the bitset: other");
+        assert!(s.goes_left(f32::INFINITY));
+        let lgb = Split::Categorical {
+            feature: 0,
+            set: vec![0b1],
+            listed_left: true,
+            nan_left: false,
+            other_left: false,
+            truncate_first: true,
+        };
+        assert!(lgb.goes_left(-0.5), "LightGBM truncates -0.5 to category 0");
+        assert!(!lgb.goes_left(-1.0));
+    }
+}

@@ -1,0 +1,291 @@
+//! LightGBM's text model format (`Booster.save_model("m.txt")`, LightGBM 2.x to 4.x) into a
+//! [`Forest`]. The rules it encodes, each checked against LightGBM's own `predict` by the fixtures:
+//!
+//! - children `>= 0` are split nodes, `< 0` are leaves `~child`;
+//! - `decision_type` bits: 1 categorical, 2 default left, bits 3–4 the missing type (0 None,
+//!   1 Zero, 2 NaN);
+//! - a numeric split goes left iff `f64(x) <= threshold`; with missing type None a NaN is read as
+//!   0, with Zero a NaN or a value within ±1e-35 goes the default way, with NaN a NaN does;
+//! - a categorical split goes left iff the truncated value is a listed category in the
+//!   `cat_threshold` bitset words between `cat_boundaries[k]` and `cat_boundaries[k + 1]`
+//!   (`k` = the node's threshold); NaN and negative values go right;
+//! - tree `i` adds to class `i % num_tree_per_iteration`; the init score is already in the
+//!   first trees' leaves.
+
+use std::collections::HashMap;
+
+use super::forest::{Forest, Link, Node, Split, Tree, f32_at_or_below};
+
+/// Reads a LightGBM text model.
+pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not a LightGBM text model: not UTF-8")?;
+    let mut blocks = text.split("\nTree=");
+    let header = blocks.next().unwrap_or_default();
+    if !header.trim_start().starts_with("tree") {
+        return Err(
+            "not a LightGBM text model (it starts with `tree`; save it with Booster.save_model(\"model.txt\"))"
+                .into(),
+        );
+    }
+    let head = key_values(header);
+    let count = |key: &str| -> Result<usize, String> {
+        head.get(key)
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("header `{key}` is missing or not a count"))
+    };
+    let features = count("max_feature_idx")? + 1;
+    let num_class = count("num_class")?;
+    let per_iteration = count("num_tree_per_iteration")?;
+    if per_iteration == 0 || (num_class > 1 && per_iteration != num_class) {
+        return Err(format!(
+            "num_tree_per_iteration {per_iteration} does not fit num_class {num_class}"
+        ));
+    }
+    if header.lines().any(|l| l.trim() == "average_output") {
+        return Err(
+            "random-forest models (`average_output`) are not supported; scorer reads boosted models"
+                .into(),
+        );
+    }
+    let objective = head
+        .get("objective")
+        .map(|s| s.trim().to_string())
+        .ok_or("header `objective` is missing (a model trained with a custom objective has none; scorer needs to know the output link)")?;
+    let link = objective_link(&objective, per_iteration)?;
+    let names: Vec<String> = head
+        .get("feature_names")
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let default_names = names
+        .iter()
+        .enumerate()
+        .all(|(i, n)| *n == format!("Column_{i}"));
+
+    let mut trees = Vec::new();
+    for (i, block) in blocks.enumerate() {
+        // the last block carries the trailer (`end of trees`, importances, parameters)
+        let block = block.split("\nend of trees").next().unwrap_or(block);
+        let mut t = tree(block, features).map_err(|e| format!("Tree={i}: {e}"))?;
+        t.group = i % per_iteration;
+        trees.push(t);
+    }
+    if trees.is_empty() {
+        return Err("the model has no trees".into());
+    }
+    let forest = Forest {
+        features,
+        groups: per_iteration,
+        trees,
+        base_margin: vec![0.0; per_iteration],
+        link,
+        objective,
+        feature_names: (!names.is_empty() && !default_names).then_some(names),
+    };
+    forest.check()?;
+    Ok(forest)
+}
+
+/// The output link of a LightGBM objective line (`binary sigmoid:1`, `multiclass num_class:3`…).
+fn objective_link(objective: &str, groups: usize) -> Result<Link, String> {
+    let mut parts = objective.split_whitespace();
+    let name = parts.next().unwrap_or_default();
+    let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once(':')).collect();
+    if objective.split_whitespace().any(|p| p == "sqrt") {
+        return Err(format!(
+            "objective `{objective}`: models trained with reg_sqrt are not supported"
+        ));
+    }
+    let single = || -> Result<(), String> {
+        if groups > 1 {
+            Err(format!(
+                "objective `{name}` with {groups} trees per iteration is not supported"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match name {
+        "binary" => {
+            single()?;
+            let scale = params
+                .get("sigmoid")
+                .map(|s| s.parse::<f64>())
+                .transpose()
+                .map_err(|_| format!("objective `{objective}`: bad sigmoid"))?
+                .unwrap_or(1.0);
+            Link::Sigmoid { scale }
+        }
+        "cross_entropy" | "xentropy" => {
+            single()?;
+            Link::Sigmoid { scale: 1.0 }
+        }
+        "multiclass" | "softmax" => Link::Softmax,
+        "regression"
+        | "regression_l2"
+        | "l2"
+        | "mean_squared_error"
+        | "mse"
+        | "regression_l1"
+        | "l1"
+        | "mean_absolute_error"
+        | "mae"
+        | "huber"
+        | "fair"
+        | "quantile"
+        | "mape" => {
+            single()?;
+            Link::Identity
+        }
+        "poisson" | "gamma" | "tweedie" => {
+            single()?;
+            Link::Exp
+        }
+        other => {
+            return Err(format!(
+                "objective `{other}` is not supported; scorer reads binary, cross_entropy, multiclass, the regression objectives (l2, l1, huber, fair, quantile, mape), poisson, gamma and tweedie"
+            ));
+        }
+    })
+}
+
+/// `key=value` lines.
+fn key_values(block: &str) -> HashMap<&str, &str> {
+    block
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v))
+        .collect()
+}
+
+fn list<T: std::str::FromStr>(
+    kv: &HashMap<&str, &str>,
+    key: &str,
+    len: usize,
+) -> Result<Vec<T>, String> {
+    let raw = kv.get(key).ok_or_else(|| format!("`{key}` is missing"))?;
+    let values = raw
+        .split_whitespace()
+        .map(|v| v.parse::<T>().map_err(|_| format!("`{key}` holds `{v}`")))
+        .collect::<Result<Vec<T>, String>>()?;
+    if values.len() != len {
+        return Err(format!(
+            "`{key}` has {} values, expected {len}",
+            values.len()
+        ));
+    }
+    Ok(values)
+}
+
+/// One `Tree=` block.
+fn tree(block: &str, features: usize) -> Result<Tree, String> {
+    let kv = key_values(block);
+    let leaves: usize = kv
+        .get("num_leaves")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n >= 1)
+        .ok_or("`num_leaves` is missing")?;
+    if kv.get("is_linear").map(|v| v.trim()) == Some("1") {
+        return Err("linear trees (linear_tree = true) are not supported".into());
+    }
+    let leaf_value: Vec<f64> = list(&kv, "leaf_value", leaves)?;
+    if leaves == 1 {
+        return Ok(Tree {
+            nodes: vec![Node::Leaf(leaf_value[0])],
+            group: 0,
+        });
+    }
+    let splits = leaves - 1;
+    let feature: Vec<u32> = list(&kv, "split_feature", splits)?;
+    let threshold: Vec<f64> = list(&kv, "threshold", splits)?;
+    let decision: Vec<u8> = list(&kv, "decision_type", splits)?;
+    let left: Vec<i64> = list(&kv, "left_child", splits)?;
+    let right: Vec<i64> = list(&kv, "right_child", splits)?;
+    let num_cat: usize = kv
+        .get("num_cat")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let (boundaries, words): (Vec<usize>, Vec<u32>) = if num_cat > 0 {
+        let b: Vec<usize> = list(&kv, "cat_boundaries", num_cat + 1)?;
+        let total = b.last().copied().unwrap_or(0);
+        (b, list(&kv, "cat_threshold", total)?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
+    // split nodes keep their indices; leaf k becomes node `splits + k`
+    let child = |c: i64| -> Result<usize, String> {
+        if c >= 0 {
+            usize::try_from(c)
+                .ok()
+                .filter(|&c| c < splits)
+                .ok_or_else(|| format!("child {c} is out of range"))
+        } else {
+            usize::try_from(!c)
+                .ok()
+                .filter(|&k| k < leaves)
+                .map(|k| splits + k)
+                .ok_or_else(|| format!("leaf child {c} is out of range"))
+        }
+    };
+    let mut nodes = Vec::with_capacity(splits + leaves);
+    for i in 0..splits {
+        let d = decision[i];
+        let default_left = d & 2 != 0;
+        let missing = (d >> 2) & 3;
+        if feature[i] as usize >= features {
+            return Err(format!("node {i} splits on feature {}", feature[i]));
+        }
+        let split = if d & 1 != 0 {
+            let k = threshold[i];
+            let k = (k >= 0.0 && k.fract() == 0.0 && (k as usize) < num_cat)
+                .then_some(k as usize)
+                .ok_or_else(|| {
+                    format!("node {i}: categorical threshold {k} is not a bitset index")
+                })?;
+            let set = boundaries
+                .get(k..=k + 1)
+                .and_then(|b| words.get(b[0]..b[1]))
+                .ok_or_else(|| format!("node {i}: cat_boundaries out of range"))?
+                .to_vec();
+            Split::Categorical {
+                feature: feature[i],
+                set,
+                listed_left: true,
+                nan_left: false,
+                other_left: false,
+                truncate_first: true,
+            }
+        } else {
+            let t = threshold[i];
+            match missing {
+                // None: NaN is read as 0
+                0 => Split::Numeric {
+                    feature: feature[i],
+                    threshold: f32_at_or_below(t),
+                    nan_left: 0.0 <= t,
+                    zero_is_missing: false,
+                },
+                1 => Split::Numeric {
+                    feature: feature[i],
+                    threshold: f32_at_or_below(t),
+                    nan_left: default_left,
+                    zero_is_missing: true,
+                },
+                2 => Split::Numeric {
+                    feature: feature[i],
+                    threshold: f32_at_or_below(t),
+                    nan_left: default_left,
+                    zero_is_missing: false,
+                },
+                m => return Err(format!("node {i}: unknown missing type {m}")),
+            }
+        };
+        nodes.push(Node::Split {
+            split,
+            left: child(left[i])?,
+            right: child(right[i])?,
+        });
+    }
+    nodes.extend(leaf_value.into_iter().map(Node::Leaf));
+    Ok(Tree { nodes, group: 0 })
+}

@@ -1,0 +1,250 @@
+//! The `gbdt` kind: gradient-boosted trees from XGBoost JSON or LightGBM text model files,
+//! scored natively. The file is read into one [`forest::Forest`] whatever its format; on the CPU
+//! it runs through the compiled evaluator ([`cpu::CpuForest`]), on a GPU as tensor operations
+//! ([`tensor::TensorForest`]). Missing feature values reach the trees as NaN and follow the
+//! learned default directions, so the job's `on_null` policy does not drop or fill them.
+
+pub mod cpu;
+pub mod forest;
+pub mod lightgbm;
+pub mod tensor;
+pub mod xgboost;
+
+use std::path::Path;
+
+use arrow::array::ArrayRef;
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use super::{ModelError, ScoringModel};
+use crate::contract::{
+    ExecutionPolicy, InputContract, MissingValues, OutputColumn, OutputType, pack_outputs,
+};
+use crate::features::FeatureBatch;
+use forest::{Forest, Link, apply_link};
+
+/// `[gbdt]` in model.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GbdtSpec {
+    /// How the `model` artifact is written.
+    pub format: GbdtFormat,
+    /// What the outputs hold.
+    #[serde(default)]
+    pub output: GbdtOutput,
+}
+
+/// The model file formats the `gbdt` kind reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GbdtFormat {
+    /// `Booster.save_model("model.json")` from XGBoost.
+    XgboostJson,
+    /// `Booster.save_model("model.txt")` from LightGBM.
+    LightgbmText,
+}
+
+/// Whether the outputs are what the library's `predict` returns or the raw summed margins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GbdtOutput {
+    /// `predict()`: probabilities for classifiers, the prediction for regressors (through the
+    /// objective's link: sigmoid, softmax, exp).
+    #[default]
+    Prediction,
+    /// `predict(output_margin=True)` / `predict(raw_score=True)`: the summed margins.
+    Margin,
+}
+
+/// Reads a model file in `format`.
+pub fn parse(format: GbdtFormat, bytes: &[u8]) -> Result<Forest, String> {
+    match format {
+        GbdtFormat::XgboostJson => xgboost::parse(bytes),
+        GbdtFormat::LightgbmText => lightgbm::parse(bytes),
+    }
+}
+
+/// Smallest row slice worth its own rayon task: a row costs a walk through every tree, so small
+/// slices already carry plenty of work.
+const MIN_SLICE_ROWS: usize = 1024;
+
+enum Evaluator {
+    Cpu(cpu::CpuForest),
+    Tensor(tensor::TensorForest),
+}
+
+/// A forest ready to score.
+pub struct GbdtModel {
+    evaluator: Evaluator,
+    contract: InputContract,
+    outputs: Vec<OutputColumn>,
+    groups: usize,
+    link: Link,
+    output: GbdtOutput,
+}
+
+impl GbdtModel {
+    /// Reads `bytes` (the `model` artifact at `path`) and checks it against the declared inputs
+    /// and outputs: as many features as inputs (and, when the file names its features, the same
+    /// names in the same order), outputs that take exactly one value per class.
+    pub fn build(
+        bytes: &[u8],
+        path: &Path,
+        spec: &GbdtSpec,
+        inputs: &[String],
+        outputs: &[OutputColumn],
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let spec_err = |message: String| ModelError::Spec {
+            path: path.to_path_buf(),
+            message,
+        };
+        let forest = parse(spec.format, bytes).map_err(&spec_err)?;
+        check_inputs(&forest, inputs).map_err(&spec_err)?;
+        check_outputs(&forest, outputs).map_err(&spec_err)?;
+        let evaluator = if device.is_cpu() {
+            Evaluator::Cpu(cpu::CpuForest::compile(&forest).map_err(&spec_err)?)
+        } else {
+            Evaluator::Tensor(tensor::TensorForest::build(&forest, device).map_err(&spec_err)?)
+        };
+        Ok(Self::from_parts(
+            forest,
+            evaluator,
+            inputs,
+            outputs,
+            spec.output,
+        ))
+    }
+
+    /// The same model run through the tensor formulation on `device` (the CPU too): the GPU path,
+    /// testable without a GPU.
+    pub fn build_tensor(
+        bytes: &[u8],
+        spec: &GbdtSpec,
+        inputs: &[String],
+        outputs: &[OutputColumn],
+        device: &Device,
+    ) -> Result<Self, String> {
+        let forest = parse(spec.format, bytes)?;
+        check_inputs(&forest, inputs)?;
+        check_outputs(&forest, outputs)?;
+        let evaluator = Evaluator::Tensor(tensor::TensorForest::build(&forest, device)?);
+        Ok(Self::from_parts(
+            forest,
+            evaluator,
+            inputs,
+            outputs,
+            spec.output,
+        ))
+    }
+
+    fn from_parts(
+        forest: Forest,
+        evaluator: Evaluator,
+        inputs: &[String],
+        outputs: &[OutputColumn],
+        output: GbdtOutput,
+    ) -> Self {
+        Self {
+            evaluator,
+            contract: InputContract {
+                features: inputs.to_vec(),
+                missing: MissingValues::NaN,
+            },
+            outputs: outputs.to_vec(),
+            groups: forest.groups,
+            link: forest.link,
+            output,
+        }
+    }
+}
+
+/// The declared inputs must be the file's features: same count, and the same names in order when
+/// the file records names (a reordered feature list scores silently wrong otherwise).
+fn check_inputs(forest: &Forest, inputs: &[String]) -> Result<(), String> {
+    if forest.features != inputs.len() {
+        return Err(format!(
+            "the model file has {} features but model.toml declares {} inputs",
+            forest.features,
+            inputs.len()
+        ));
+    }
+    if let Some(names) = &forest.feature_names
+        && let Some((i, (file, declared))) = names
+            .iter()
+            .zip(inputs)
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+    {
+        return Err(format!(
+            "input {i} is `{declared}` in model.toml but `{file}` in the model file; list the inputs in the order the model was trained on ({})",
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// f32 outputs whose widths add up to the number of classes (one score, or one vector).
+fn check_outputs(forest: &Forest, outputs: &[OutputColumn]) -> Result<(), String> {
+    if let Some(o) = outputs.iter().find(|o| o.ty == OutputType::Int64) {
+        return Err(format!(
+            "output `{}`: a gbdt model computes f32 values, not integers",
+            o.name
+        ));
+    }
+    let width: usize = outputs.iter().map(|o| o.ty.width()).sum();
+    if width != forest.groups {
+        return Err(format!(
+            "the model computes {} value(s) per row (objective {}) but the outputs declare {width}; declare {}",
+            forest.groups,
+            forest.objective,
+            if forest.groups == 1 {
+                "one scalar output".to_string()
+            } else {
+                format!("{{ name = \"proba\", size = {} }}", forest.groups)
+            }
+        ));
+    }
+    Ok(())
+}
+
+impl ScoringModel for GbdtModel {
+    fn inputs(&self) -> &InputContract {
+        &self.contract
+    }
+
+    fn outputs(&self) -> &[OutputColumn] {
+        &self.outputs
+    }
+
+    fn execution(&self) -> ExecutionPolicy {
+        match self.evaluator {
+            Evaluator::Cpu(_) => ExecutionPolicy::RowSlices {
+                min_rows: MIN_SLICE_ROWS,
+            },
+            Evaluator::Tensor(_) => ExecutionPolicy::WholeBatches,
+        }
+    }
+
+    fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError> {
+        let mut margins = match &self.evaluator {
+            Evaluator::Cpu(f) => f.margins(batch),
+            Evaluator::Tensor(f) => f.margins(batch)?,
+        };
+        if self.output == GbdtOutput::Prediction {
+            apply_link(self.link, self.groups, &mut margins);
+        }
+        let g = self.groups;
+        let columns: Vec<Vec<f32>> = (0..g)
+            .map(|k| {
+                margins
+                    .iter()
+                    .skip(k)
+                    .step_by(g)
+                    .map(|&v| v as f32)
+                    .collect()
+            })
+            .collect();
+        pack_outputs(&self.outputs, columns, batch.rows).map_err(ModelError::Runtime)
+    }
+}

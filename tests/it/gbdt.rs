@@ -1,0 +1,333 @@
+//! The `gbdt` kind against the libraries that trained the models: every fixture in
+//! tests/fixtures/gbdt (made by scripts/fixtures/make_gbdt.py: XGBoost and LightGBM, binary,
+//! multiclass, regression, poisson and categorical, on data with missing values and rows on split
+//! thresholds) must give each library's own `predict` and margin outputs within 1e-5 relative or
+//! 1e-6 absolute, on the CPU evaluator and on the tensor formulation the GPU runs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, Int64Array};
+use arrow::record_batch::RecordBatch;
+use candle_core::Device;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use scorer::contract::OutputColumn;
+use scorer::features::{FeatureBatch, FeatureSpec};
+use scorer::model::device::DeviceSpec;
+use scorer::model::gbdt::{GbdtModel, GbdtOutput};
+use scorer::model::registry::Registry;
+use scorer::source::SourceBatch;
+use scorer::source::plan::IdKind;
+use sqlx::sqlite::SqlitePool;
+
+use crate::common::{DATE, assert_ok};
+
+/// Every fixture and the number of values it gives per row.
+const FIXTURES: [(&str, usize); 10] = [
+    ("xgb_binary", 1),
+    ("xgb_multiclass", 3),
+    ("xgb_regression", 1),
+    ("xgb_poisson", 1),
+    ("xgb_categorical", 1),
+    ("lgb_binary", 1),
+    ("lgb_multiclass", 3),
+    ("lgb_regression", 1),
+    ("lgb_poisson", 1),
+    ("lgb_categorical", 1),
+];
+
+fn base() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gbdt")
+}
+
+fn registry(cache: &std::path::Path) -> Registry {
+    Registry::new(base().join("models"), cache.to_path_buf())
+}
+
+fn read_parquet(path: PathBuf) -> RecordBatch {
+    let file = std::fs::File::open(&path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+/// The fixture's rows as the run would hand them to the model (nulls as NaN).
+fn feature_batch(name: &str, features: &[String]) -> FeatureBatch {
+    let batch = read_parquet(base().join(format!("data/{name}/dt={DATE}/input.parquet")));
+    FeatureSpec {
+        id_column: "id".into(),
+        id_kind: IdKind::Int,
+        features: features.to_vec(),
+        on_null: scorer::job::NullPolicy::Fill(f32::NAN),
+        preprocess: None,
+    }
+    .build(&SourceBatch {
+        object: Arc::from(name),
+        row_group: 0,
+        batch,
+    })
+    .unwrap()
+}
+
+/// Expected columns by name, in id order (ids are 0..n).
+fn expected(name: &str) -> BTreeMap<String, Vec<f64>> {
+    let batch = read_parquet(base().join(format!("data/{name}/expected.parquet")));
+    let ids = batch
+        .column_by_name("id")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert!(
+        ids.values()
+            .iter()
+            .enumerate()
+            .all(|(i, id)| *id == i as i64)
+    );
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| f.name() != "id")
+        .map(|(f, c)| {
+            let v = c.as_any().downcast_ref::<Float64Array>().unwrap();
+            (f.name().clone(), v.values().to_vec())
+        })
+        .collect()
+}
+
+/// The model's values per row, `groups` per row, from its output arrays.
+fn values(arrays: &[arrow::array::ArrayRef], groups: usize) -> Vec<Vec<f64>> {
+    let flat: Vec<Vec<f32>> = arrays
+        .iter()
+        .map(|a| scorer::contract::f32_values(a.as_ref()).unwrap().to_vec())
+        .collect();
+    // one scalar array, or one vector array flattened row by row
+    let rows = flat[0].len() / if arrays.len() == 1 { groups } else { 1 };
+    (0..groups)
+        .map(|k| {
+            (0..rows)
+                .map(|r| {
+                    if arrays.len() == 1 {
+                        f64::from(flat[0][r * groups + k])
+                    } else {
+                        f64::from(flat[k][r])
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every value within 1e-5 relative or 1e-6 absolute of the library's.
+fn assert_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: row count");
+    let mut worst = (0.0f64, 0usize);
+    for (r, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs() / 1e-6f64.max(1e-5 * w.abs());
+        if err > worst.0 || err.is_nan() {
+            worst = (err, r);
+        }
+    }
+    assert!(
+        worst.0 <= 1.0,
+        "{what}: row {} is {} but the library gives {} (error {:.2} of the tolerance)",
+        worst.1,
+        got[worst.1],
+        want[worst.1],
+        worst.0
+    );
+}
+
+fn check_fixture(model: &dyn scorer::model::ScoringModel, name: &str, groups: usize, prefix: &str) {
+    let spec = scorer::model::read_spec(&registry(std::path::Path::new("/nonexistent")), name, "1")
+        .unwrap();
+    let batch = feature_batch(name, &spec.inputs);
+    let got = values(&model.score(&batch).unwrap(), groups);
+    let want = expected(name);
+    for (k, g) in got.iter().enumerate() {
+        let col = if groups == 1 {
+            prefix.to_string()
+        } else {
+            format!("{prefix}{k}")
+        };
+        assert_close(&format!("{name} {col}"), g, &want[&col]);
+    }
+}
+
+/// The model file and declared outputs of a fixture, for building variants of it.
+fn parts(name: &str) -> (Vec<u8>, scorer::model::spec::ModelSpec, Vec<OutputColumn>) {
+    let dir = base().join(format!("models/{name}/1"));
+    let spec = scorer::model::read_spec(&registry(std::path::Path::new("/nonexistent")), name, "1")
+        .unwrap();
+    let file = spec.artifacts["model"].file.clone().unwrap();
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    let outputs = spec.outputs.iter().map(|o| o.column()).collect();
+    (bytes, spec, outputs)
+}
+
+#[test]
+fn cpu_evaluator_matches_each_library_predict() {
+    let cache = tempfile::tempdir().unwrap();
+    for (name, groups) in FIXTURES {
+        let loaded = scorer::model::load(&registry(cache.path()), name, "1", DeviceSpec::Cpu)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_fixture(loaded.model.as_ref(), name, groups, "pred");
+    }
+}
+
+#[test]
+fn cpu_evaluator_matches_each_library_margin() {
+    for (name, groups) in FIXTURES {
+        let (bytes, spec, outputs) = parts(name);
+        let mut gbdt = spec.gbdt.clone().unwrap();
+        gbdt.output = GbdtOutput::Margin;
+        let model = GbdtModel::build(
+            &bytes,
+            std::path::Path::new(name),
+            &gbdt,
+            &spec.inputs,
+            &outputs,
+            &Device::Cpu,
+        )
+        .unwrap();
+        check_fixture(&model, name, groups, "margin");
+    }
+}
+
+/// The GPU's formulation (perfect trees as tensors), run by candle on the CPU: the same numbers.
+/// Categorical and zero-as-missing splits are refused there with a message naming the CPU.
+#[test]
+fn tensor_formulation_matches_each_library() {
+    for (name, groups) in FIXTURES {
+        let (bytes, spec, outputs) = parts(name);
+        let built = GbdtModel::build_tensor(
+            &bytes,
+            spec.gbdt.as_ref().unwrap(),
+            &spec.inputs,
+            &outputs,
+            &Device::Cpu,
+        );
+        if name.ends_with("categorical") || name == "lgb_regression" {
+            let err = built.err().unwrap();
+            assert!(err.contains("device = \"cpu\""), "{name}: {err}");
+            continue;
+        }
+        check_fixture(&built.unwrap(), name, groups, "pred");
+    }
+}
+
+/// A model.toml whose inputs are not the file's features, in count or in order, is refused
+/// before any row is read, naming both lists.
+#[test]
+fn declared_inputs_must_match_the_file() {
+    let (bytes, spec, outputs) = parts("lgb_binary");
+    let gbdt = spec.gbdt.clone().unwrap();
+    let mut swapped = spec.inputs.clone();
+    swapped.swap(0, 1);
+    let err = GbdtModel::build(
+        &bytes,
+        std::path::Path::new("m.txt"),
+        &gbdt,
+        &swapped,
+        &outputs,
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("input 0 is `mean_texture` in model.toml but `mean_radius` in the model file"),
+        "{err}"
+    );
+    let err = GbdtModel::build(
+        &bytes,
+        std::path::Path::new("m.txt"),
+        &gbdt,
+        &spec.inputs[..5],
+        &outputs,
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("the model file has 30 features but model.toml declares 5 inputs"),
+        "{err}"
+    );
+    let (bytes, spec, _) = parts("xgb_multiclass");
+    let err = GbdtModel::build(
+        &bytes,
+        std::path::Path::new("m.json"),
+        spec.gbdt.as_ref().unwrap(),
+        &spec.inputs,
+        &[OutputColumn {
+            name: "score".into(),
+            ty: scorer::contract::OutputType::Float32,
+        }],
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("computes 3 value(s) per row") && err.contains("size = 3"),
+        "{err}"
+    );
+}
+
+/// End to end: `scorer run` over the fixture's Parquet into SQLite, from the job file; the
+/// table holds the library's probabilities (a vector column for the multiclass model).
+#[tokio::test]
+async fn jobs_score_gbdt_models_end_to_end() {
+    for (name, column) in [("xgb_binary", "score"), ("lgb_multiclass", "proba")] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("scorer.db");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scorer"))
+            .current_dir(base())
+            .args(["run", &format!("jobs/{name}.toml"), "--date", DATE])
+            .args(["--models-dir", "models"])
+            .env_remove("DATABASE_URL")
+            .env("SCORER_SQLITE_PATH", &db)
+            .env("SCORER_MODEL_CACHE", dir.path().join("cache"))
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let want = expected(name);
+        let rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, CAST({column} AS TEXT) FROM {name}_scores WHERE ds = '{DATE}' ORDER BY id"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), want.values().next().unwrap().len(), "{name}");
+        let groups = if column == "proba" { 3 } else { 1 };
+        for k in 0..groups {
+            let got: Vec<f64> = rows
+                .iter()
+                .map(|(_, v)| {
+                    if groups == 1 {
+                        v.parse().unwrap()
+                    } else {
+                        let list: Vec<f64> = serde_json::from_str(v).unwrap();
+                        list[k]
+                    }
+                })
+                .collect();
+            let col = if groups == 1 {
+                "pred".to_string()
+            } else {
+                format!("pred{k}")
+            };
+            assert_close(&format!("{name} {col} in SQLite"), &got, &want[&col]);
+        }
+    }
+}
