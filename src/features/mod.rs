@@ -46,7 +46,15 @@ impl FeatureBatch {
     /// Writes rows `start..start + len` feature-major into `out` (`out[j * len + r]` is feature
     /// `j` of row `start + r`): one contiguous copy per column, then the nulls filled.
     pub fn write_tile(&self, start: usize, len: usize, out: &mut [f32]) {
-        for (col, dst) in self.columns.iter().zip(out.chunks_exact_mut(len)) {
+        self.write_tile_strided(start, len, len, out);
+    }
+
+    /// [`write_tile`](Self::write_tile) with each feature's rows `stride` apart (`stride >= len`):
+    /// feature `j` of row `start + r` goes to `out[j * stride + r]`, so a short last tile keeps
+    /// the layout of the full ones.
+    pub fn write_tile_strided(&self, start: usize, len: usize, stride: usize, out: &mut [f32]) {
+        for (col, dst) in self.columns.iter().zip(out.chunks_mut(stride.max(1))) {
+            let dst = &mut dst[..len];
             dst.copy_from_slice(&col.values()[start..start + len]);
             if let Some(nulls) = col.nulls().filter(|n| n.null_count() > 0) {
                 for (r, valid) in nulls.inner().slice(start, len).iter().enumerate() {
