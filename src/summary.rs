@@ -112,6 +112,19 @@ pub fn models_list(
                         p.standardize.len()
                     ));
                 }
+                if let Some(g) = &spec.gbdt {
+                    lines.push(format!(
+                        "  gbdt: {} file, outputs {}",
+                        match g.format {
+                            crate::model::gbdt::GbdtFormat::XgboostJson => "XGBoost JSON",
+                            crate::model::gbdt::GbdtFormat::LightgbmText => "LightGBM text",
+                        },
+                        match g.output {
+                            crate::model::gbdt::GbdtOutput::Prediction => "the prediction",
+                            crate::model::gbdt::GbdtOutput::Margin => "the raw margin",
+                        }
+                    ));
+                }
                 for (role, a) in &spec.artifacts {
                     let at = a.file.as_deref().or(a.url.as_deref()).unwrap_or_default();
                     lines.push(format!("  {role}: {at} sha256 {}", a.sha256));
@@ -155,9 +168,10 @@ pub fn models_verify(
         // Loading checks every artifact against its sha256 (fetching remote ones) and opens the
         // model, so each file is read and hashed once.
         let checked = crate::model::load(registry, &n, &v, crate::model::device::DeviceSpec::Cpu)
-            .map(|m| m.sha256);
+            .map(|m| (m.sha256, m.model.describe()));
         match checked {
-            Ok(sha) => lines.push(format!("{n} {v}: OK (sha256 {sha})")),
+            Ok((sha, None)) => lines.push(format!("{n} {v}: OK (sha256 {sha})")),
+            Ok((sha, Some(about))) => lines.push(format!("{n} {v}: OK (sha256 {sha}); {about}")),
             Err(e) => failed.push(format!("{n} {v}: {e}")),
         }
     }

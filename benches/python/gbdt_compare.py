@@ -3,7 +3,10 @@
 same number of threads, in one run; medians of RUNS timed runs after a warm-up, and the largest
 difference between scorer's outputs and each library's.
 
-  python benches/python/gbdt_compare.py MODELS_DIR INPUT_DIR ROWS RUNS THREADS GBDT_EVAL_BIN
+  python benches/python/gbdt_compare.py MODELS_DIR INPUT_DIR ROWS RUNS THREADS GBDT_EVAL_BIN [DEVICE…]
+
+Scorer runs on each DEVICE named (default `cpu`; `cuda` on a GPU host, where THREADS is still the
+libraries' and the CPU evaluator's thread count).
 """
 
 import glob
@@ -46,38 +49,36 @@ def timed(f, runs):
     return out, statistics.median(times), times
 
 
-def scorer(bin_, models, name, directory, rows, runs, threads):
+def scorer(bin_, models, name, directory, rows, runs, threads, device):
     with tempfile.NamedTemporaryFile() as out:
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-        line = subprocess.run([bin_, models, name, directory, str(rows), str(runs), out.name],
+        line = subprocess.run([bin_, "bench", models, name, directory, str(rows), str(runs), out.name, device],
                               check=True, capture_output=True, text=True, env=env).stdout.split()
         values = np.fromfile(out.name, dtype="<f4")
     times = [float(t) for t in line[2:]]
     return values, float(line[1]), times
 
 
-def main(models, directory, rows, runs, threads, bin_):
+def main(models, directory, rows, runs, threads, bin_, *devices):
     rows, runs, threads = int(rows), int(runs), int(threads)
+    devices = devices or ("cpu",)
     X = load(directory, rows)
     print(f"{rows} rows x {X.shape[1]} f32 features ({np.isnan(X).sum()} missing), {threads} threads, "
           f"median of {runs} runs; xgboost {xgb.__version__}, lightgbm {lgb.__version__}")
-    results = []
     booster = xgb.Booster(model_file=f"{models}/w1_gbdt_xgb/1/model.json")
     booster.set_param({"nthread": threads})
-    xp, xt, xts = timed(lambda: booster.inplace_predict(X), runs)
-    sp, st, sts = scorer(bin_, models, "w1_gbdt_xgb", directory, rows, runs, threads)
-    results += [("xgboost inplace_predict", "xgb", xt, xts, None), ("scorer (XGBoost model)", "xgb", st, sts,
-                 float(np.max(np.abs(sp - xp))))]
     model = lgb.Booster(model_file=f"{models}/w1_gbdt_lgb/1/model.txt")
-    lp, lt, lts = timed(lambda: model.predict(X, num_threads=threads), runs)
-    sp2, st2, sts2 = scorer(bin_, models, "w1_gbdt_lgb", directory, rows, runs, threads)
-    results += [("lightgbm predict", "lgb", lt, lts, None), ("scorer (LightGBM model)", "lgb", st2, sts2,
-                 float(np.max(np.abs(sp2 - lp))))]
-    base = {"xgb": xt, "lgb": lt}
-    for name, fam, t, ts, diff in results:
-        extra = f"  {base[fam] / t:5.2f}x the library" if diff is not None else ""
-        extra += f"  max |scorer - library| {diff:.2e}" if diff is not None else ""
-        print(f"{name:26s} {t:7.3f} s ({', '.join('%.3f' % x for x in ts)})  {rows / t / 1e3:8.0f} k rows/s{extra}")
+    for fam, label, name, predict in [
+        ("xgb", "xgboost inplace_predict", "w1_gbdt_xgb", lambda: booster.inplace_predict(X)),
+        ("lgb", "lightgbm predict", "w1_gbdt_lgb", lambda: model.predict(X, num_threads=threads)),
+    ]:
+        want, base, times = timed(predict, runs)
+        print(f"{label:30s} {base:7.3f} s ({', '.join('%.3f' % x for x in times)})  {rows / base / 1e3:8.0f} k rows/s")
+        for device in devices:
+            got, t, ts = scorer(bin_, models, name, directory, rows, runs, threads, device)
+            diff = float(np.max(np.abs(got - want)))
+            print(f"{'scorer ' + device + ' (' + fam + ' model)':30s} {t:7.3f} s ({', '.join('%.3f' % x for x in ts)})  "
+                  f"{rows / t / 1e3:8.0f} k rows/s  {base / t:5.2f}x the library  max |scorer - library| {diff:.2e}")
 
 
 if __name__ == "__main__":

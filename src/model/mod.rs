@@ -86,6 +86,11 @@ pub trait ScoringModel: Send + Sync {
     /// Scores every row of `batch`; returns one array of `batch.rows` values per output, of the
     /// output's declared type.
     fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError>;
+    /// One line on what was loaded beyond model.toml (a forest's trees and objective), for
+    /// `scorer models verify` and the run's log; `None` when model.toml says it all.
+    fn describe(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A model resolved from the registry and ready to score, with what the ledger records about it.

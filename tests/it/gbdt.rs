@@ -331,3 +331,63 @@ async fn jobs_score_gbdt_models_end_to_end() {
         }
     }
 }
+
+/// Damaged or foreign model files are refused with an error naming the file, never a panic.
+#[test]
+fn damaged_model_files_are_refused_with_the_file_named() {
+    let (xgb, xspec, xout) = parts("xgb_binary");
+    let (lgb, lspec, lout) = parts("lgb_binary");
+    let text = String::from_utf8(xgb.clone()).unwrap();
+    let cases: Vec<(Vec<u8>, bool, &str)> = vec![
+        (
+            xgb[..xgb.len() / 2].to_vec(),
+            true,
+            "not an XGBoost JSON model",
+        ),
+        (lgb.clone(), true, "not an XGBoost JSON model"),
+        (
+            text.replacen("\"left_children\":[1,", "\"left_children\":[999,", 1)
+                .into_bytes(),
+            true,
+            "out of range",
+        ),
+        (
+            text.replacen("binary:logistic", "rank:pairwise", 1)
+                .into_bytes(),
+            true,
+            "objective `rank:pairwise` is not supported",
+        ),
+        (xgb.clone(), false, "not a LightGBM text model"),
+        (lgb[..lgb.len() / 3].to_vec(), false, "cut short"),
+        (
+            String::from_utf8(lgb.clone())
+                .unwrap()
+                .replacen("objective=binary sigmoid:1", "objective=lambdarank", 1)
+                .into_bytes(),
+            false,
+            "objective `lambdarank` is not supported",
+        ),
+    ];
+    for (bytes, is_xgb, want) in cases {
+        let (spec, outputs) = if is_xgb {
+            (&xspec, &xout)
+        } else {
+            (&lspec, &lout)
+        };
+        let err = GbdtModel::build(
+            &bytes,
+            std::path::Path::new("models/m/1/model.bin"),
+            spec.gbdt.as_ref().unwrap(),
+            &spec.inputs,
+            outputs,
+            &Device::Cpu,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("accepted a damaged file (wanted: {want})"))
+        .to_string();
+        assert!(
+            err.contains("models/m/1/model.bin") && err.contains(want),
+            "{err}"
+        );
+    }
+}

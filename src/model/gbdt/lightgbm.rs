@@ -27,6 +27,11 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
                 .into(),
         );
     }
+    if !text.contains("\nend of trees") {
+        return Err(
+            "the file is cut short: no `end of trees` line after the last Tree= block".into(),
+        );
+    }
     let head = key_values(header);
     let count = |key: &str| -> Result<usize, String> {
         head.get(key)
@@ -71,6 +76,15 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
     }
     if trees.is_empty() {
         return Err("the model has no trees".into());
+    }
+    if let Some(sizes) = head.get("tree_sizes") {
+        let listed = sizes.split_whitespace().count();
+        if listed != trees.len() {
+            return Err(format!(
+                "the header lists {listed} trees (tree_sizes) but the file holds {}",
+                trees.len()
+            ));
+        }
     }
     let forest = Forest {
         features,
@@ -288,4 +302,93 @@ fn tree(block: &str, features: usize) -> Result<Tree, String> {
     }
     nodes.extend(leaf_value.into_iter().map(Node::Leaf));
     Ok(Tree { nodes, group: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per LightGBM trap the issue names, on hand-made models small enough to read.
+
+    use super::*;
+
+    fn model(objective: &str, per_iteration: usize, trees: &[&str]) -> Forest {
+        let mut text = format!(
+            "tree\nversion=v4\nnum_class={per_iteration}\nnum_tree_per_iteration={per_iteration}\nlabel_index=0\nmax_feature_idx=0\nobjective={objective}\nfeature_names=x\n"
+        );
+        for (i, t) in trees.iter().enumerate() {
+            text.push_str(&format!("\nTree={i}\n{t}\n"));
+        }
+        text.push_str("\nend of trees\n");
+        parse(text.as_bytes()).unwrap()
+    }
+
+    /// A stump on x <= 0.5 (left -1, right +1) with this decision_type.
+    fn stump(decision_type: u8) -> String {
+        format!(
+            "num_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold=0.5\ndecision_type={decision_type}\nleft_child=-1\nright_child=-2\nleaf_value=-1 1\nis_linear=0\nshrinkage=1"
+        )
+    }
+
+    #[test]
+    fn decision_type_bits_set_the_missing_rule() {
+        // missing type None (bits 3-4 = 0): NaN is read as 0, so it goes left (0 <= 0.5)
+        let none = model("regression", 1, &[&stump(0)]);
+        assert_eq!(none.margins(&[f32::NAN]), vec![-1.0]);
+        assert_eq!(none.margins(&[0.5]), vec![-1.0], "x <= threshold goes left");
+        assert_eq!(none.margins(&[0.5f32.next_up()]), vec![1.0]);
+        // missing type NaN (8), default right: NaN goes right; default left (8 | 2): left
+        assert_eq!(
+            model("regression", 1, &[&stump(8)]).margins(&[f32::NAN]),
+            vec![1.0]
+        );
+        assert_eq!(
+            model("regression", 1, &[&stump(10)]).margins(&[f32::NAN]),
+            vec![-1.0]
+        );
+        // missing type Zero (4), default right: NaN and ±1e-36 go right, though 0 <= 0.5
+        let zero = model("regression", 1, &[&stump(4)]);
+        assert_eq!(zero.margins(&[f32::NAN]), vec![1.0]);
+        assert_eq!(zero.margins(&[0.0]), vec![1.0]);
+        assert_eq!(zero.margins(&[-1e-36]), vec![1.0]);
+        assert_eq!(zero.margins(&[0.25]), vec![-1.0]);
+    }
+
+    #[test]
+    fn thresholds_compare_as_f64() {
+        // 0.1 as f64 is above 0.1f32's neighbour below and below 0.1f32 itself
+        let tree = "num_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold=0.10000000000000001\ndecision_type=2\nleft_child=-1\nright_child=-2\nleaf_value=-1 1";
+        let f = model("regression", 1, &[tree]);
+        assert!(f64::from(0.1f32) > 0.1);
+        assert_eq!(f.margins(&[0.1f32]), vec![1.0]);
+        assert_eq!(f.margins(&[0.1f32.next_down()]), vec![-1.0]);
+    }
+
+    #[test]
+    fn categorical_bitsets_send_listed_categories_left() {
+        // categories 1 and 33 listed: two bitset words, 0b10 and 0b10
+        let tree = "num_leaves=2\nnum_cat=1\nsplit_feature=0\nthreshold=0\ndecision_type=1\nleft_child=-1\nright_child=-2\nleaf_value=-1 1\ncat_boundaries=0 2\ncat_threshold=2 2";
+        let f = model("regression", 1, &[tree]);
+        for (x, want) in [
+            (1.0, -1.0),
+            (33.0, -1.0),
+            (1.9, -1.0),
+            (2.0, 1.0),
+            (64.0, 1.0),
+            (f32::NAN, 1.0),
+            (-1.0, 1.0),
+        ] {
+            assert_eq!(f.margins(&[x]), vec![want], "x = {x}");
+        }
+    }
+
+    #[test]
+    fn trees_cycle_through_the_classes() {
+        let leaf = |v: f64| format!("num_leaves=1\nleaf_value={v}");
+        let f = model(
+            "multiclass num_class:2",
+            2,
+            &[&leaf(0.5), &leaf(-1.0), &leaf(0.25)],
+        );
+        assert_eq!(f.margins(&[0.0]), vec![0.75, -1.0]);
+        assert_eq!(f.link, Link::Softmax);
+    }
 }

@@ -76,6 +76,7 @@ enum Evaluator {
 /// A forest ready to score.
 pub struct GbdtModel {
     evaluator: Evaluator,
+    about: String,
     contract: InputContract,
     outputs: Vec<OutputColumn>,
     groups: usize,
@@ -145,8 +146,27 @@ impl GbdtModel {
         outputs: &[OutputColumn],
         output: GbdtOutput,
     ) -> Self {
+        let how = match &evaluator {
+            Evaluator::Cpu(c) => {
+                let (perfect, linked, reference) = c.layouts();
+                format!(
+                    "CPU evaluator ({:?} kernel; {perfect} trees laid out perfect, {linked} linked, {reference} walked as written)",
+                    c.kernel()
+                )
+            }
+            Evaluator::Tensor(_) => "tensor evaluator (perfect trees on the device)".into(),
+        };
+        let about = format!(
+            "{} trees, objective {}, {} value(s) per row, depth <= {}; {how}",
+            forest.trees.len(),
+            forest.objective,
+            forest.groups,
+            forest.max_depth()
+        );
+        tracing::debug!(model = %about, "gbdt model compiled");
         Self {
             evaluator,
+            about,
             contract: InputContract {
                 features: inputs.to_vec(),
                 missing: MissingValues::NaN,
@@ -224,6 +244,10 @@ impl ScoringModel for GbdtModel {
             },
             Evaluator::Tensor(_) => ExecutionPolicy::WholeBatches,
         }
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(self.about.clone())
     }
 
     fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError> {

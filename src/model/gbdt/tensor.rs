@@ -16,6 +16,8 @@ use crate::features::FeatureBatch;
 
 /// Deepest forest padded to perfect trees: 2^16 leaves per tree.
 pub const MAX_DEPTH: usize = 16;
+/// Most leaf slots (trees × 2^depth) laid out on a device: 4 arrays of this many 4-byte values.
+const MAX_SLOTS: usize = 1 << 27;
 /// (row, tree) pairs per step: bounds the intermediates at 4 × this × 4 bytes.
 const MAX_PAIRS: usize = 1 << 23;
 
@@ -66,6 +68,12 @@ impl TensorForest {
             ));
         }
         let trees = forest.trees.len();
+        if trees.saturating_mul(1 << depth) > MAX_SLOTS {
+            return Err(format!(
+                "{trees} trees padded to depth {depth} would take {} leaf slots, more than the GPU evaluator's {MAX_SLOTS}; run it with device = \"cpu\"",
+                trees.saturating_mul(1 << depth)
+            ));
+        }
         let mut feature: Vec<Vec<u32>> = (0..depth).map(|l| vec![0; trees << l]).collect();
         let mut threshold: Vec<Vec<f32>> = (0..depth)
             .map(|l| vec![f32::INFINITY; trees << l])

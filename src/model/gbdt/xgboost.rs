@@ -352,3 +352,127 @@ fn bools(v: &Value, name: &str) -> Result<Vec<bool>, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! One test per XGBoost trap the issue names, on hand-made models small enough to read.
+
+    use super::*;
+
+    /// A one-feature model: `trees` are JSON tree objects, `tree_info` their classes.
+    fn model(
+        objective: &str,
+        base_score: &str,
+        num_class: usize,
+        trees: &[String],
+        tree_info: &[usize],
+    ) -> Forest {
+        let json = format!(
+            r#"{{"learner": {{
+                "feature_names": [], "feature_types": [],
+                "gradient_booster": {{"name": "gbtree", "model": {{
+                    "gbtree_model_param": {{"num_parallel_tree": "1", "num_trees": "{n}"}},
+                    "tree_info": {info:?}, "trees": [{trees}]}}}},
+                "learner_model_param": {{"base_score": "{base_score}", "num_class": "{num_class}",
+                    "num_feature": "1", "num_target": "1"}},
+                "objective": {{"name": "{objective}"}}}},
+                "version": [3, 2, 0]}}"#,
+            n = trees.len(),
+            info = tree_info,
+            trees = trees.join(","),
+        );
+        parse(json.as_bytes()).unwrap()
+    }
+
+    /// A stump: `x < cond` → leaf -1, else leaf +1; missing goes left iff `default_left`.
+    fn stump(cond: &str, default_left: u8) -> String {
+        format!(
+            r#"{{"left_children": [1, -1, -1], "right_children": [2, -1, -1],
+                "split_indices": [0, 0, 0], "split_conditions": [{cond}, -1.0, 1.0],
+                "default_left": [{default_left}, 0, 0], "split_type": [0, 0, 0],
+                "categories": [], "categories_nodes": [], "categories_segments": [],
+                "categories_sizes": [], "tree_param": {{"size_leaf_vector": "1"}}}}"#
+        )
+    }
+
+    fn leaf(v: f64) -> String {
+        format!(
+            r#"{{"left_children": [-1], "right_children": [-1], "split_indices": [0],
+                "split_conditions": [{v}], "default_left": [0], "split_type": [0]}}"#
+        )
+    }
+
+    #[test]
+    fn base_score_is_an_array_string_in_output_space() {
+        // XGBoost >= 3.1: "[p]" for a logistic model is a probability: margin = logit(p)
+        let f = model("binary:logistic", "[6.274165E-1]", 0, &[leaf(0.0)], &[0]);
+        let p = f64::from(6.274165e-1f32);
+        assert!((f.base_margin[0] - (p / (1.0 - p)).ln()).abs() < 1e-12);
+        // before 3.1, a plain number; 0.5 is margin 0
+        let f = model("binary:logistic", "5E-1", 0, &[leaf(0.0)], &[0]);
+        assert_eq!(f.base_margin, vec![0.0]);
+        // a log link: margin = ln(mean)
+        let f = model("count:poisson", "[3.80543E0]", 0, &[leaf(0.0)], &[0]);
+        assert!((f.base_margin[0] - f64::from(3.80543f32).ln()).abs() < 1e-12);
+        // multiclass: one value per class, identity
+        let f = model(
+            "multi:softprob",
+            "[1E-1,2E-1,3E-1]",
+            3,
+            &[leaf(0.0), leaf(0.0), leaf(0.0)],
+            &[0, 1, 2],
+        );
+        assert_eq!(f.base_margin.len(), 3);
+        assert!((f.base_margin[2] - f64::from(0.3f32)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn splits_compare_in_f32_with_strict_less_than() {
+        let f = model("reg:squarederror", "[0E0]", 0, &[stump("0.7", 0)], &[0]);
+        let t = 0.7f32;
+        // the trap: in f64, 0.7f32 (0.699999988…) < 0.7 would send it left
+        assert!(f64::from(t) < 0.7);
+        assert_eq!(f.margins(&[t]), vec![1.0], "x == threshold goes right");
+        assert_eq!(f.margins(&[t.next_down()]), vec![-1.0]);
+    }
+
+    #[test]
+    fn missing_values_follow_default_left() {
+        let left = model("reg:squarederror", "[0E0]", 0, &[stump("0.5", 1)], &[0]);
+        let right = model("reg:squarederror", "[0E0]", 0, &[stump("0.5", 0)], &[0]);
+        assert_eq!(left.margins(&[f32::NAN]), vec![-1.0]);
+        assert_eq!(right.margins(&[f32::NAN]), vec![1.0]);
+    }
+
+    #[test]
+    fn listed_categories_go_right() {
+        let tree = r#"{"left_children": [1, -1, -1], "right_children": [2, -1, -1],
+            "split_indices": [0, 0, 0], "split_conditions": [0.0, -1.0, 1.0],
+            "default_left": [1, 0, 0], "split_type": [1, 0, 0],
+            "categories": [1, 3], "categories_nodes": [0], "categories_segments": [0],
+            "categories_sizes": [2]}"#;
+        let f = model("reg:squarederror", "[0E0]", 0, &[tree.to_string()], &[0]);
+        for (x, want) in [
+            (1.0, 1.0),
+            (3.0, 1.0),
+            (2.0, -1.0),
+            (f32::NAN, -1.0),
+            (-1.0, -1.0),
+            (40.0, -1.0),
+        ] {
+            assert_eq!(f.margins(&[x]), vec![want], "x = {x}");
+        }
+    }
+
+    #[test]
+    fn tree_info_maps_trees_to_classes() {
+        let f = model(
+            "multi:softprob",
+            "[0E0,0E0]",
+            2,
+            &[leaf(0.25), leaf(-0.5), leaf(1.0)],
+            &[1, 0, 1],
+        );
+        assert_eq!(f.margins(&[0.0]), vec![-0.5, 1.25]);
+    }
+}
