@@ -24,7 +24,7 @@ use sqlx::sqlite::SqlitePool;
 use crate::common::{DATE, assert_ok};
 
 /// Every fixture and the number of values it gives per row.
-const FIXTURES: [(&str, usize); 10] = [
+pub(crate) const FIXTURES: [(&str, usize); 10] = [
     ("xgb_binary", 1),
     ("xgb_multiclass", 3),
     ("xgb_regression", 1),
@@ -41,7 +41,7 @@ fn base() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gbdt")
 }
 
-fn registry(cache: &std::path::Path) -> Registry {
+pub(crate) fn registry(cache: &std::path::Path) -> Registry {
     Registry::new(base().join("models"), cache.to_path_buf())
 }
 
@@ -144,7 +144,12 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     );
 }
 
-fn check_fixture(model: &dyn scorer::model::ScoringModel, name: &str, groups: usize, prefix: &str) {
+pub(crate) fn check_fixture(
+    model: &dyn scorer::model::ScoringModel,
+    name: &str,
+    groups: usize,
+    prefix: &str,
+) {
     let spec = scorer::model::read_spec(&registry(std::path::Path::new("/nonexistent")), name, "1")
         .unwrap();
     let batch = feature_batch(name, &spec.inputs);
