@@ -82,4 +82,4 @@ def main(models, directory, rows, runs, threads, bin_, *devices):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:7])
+    main(*sys.argv[1:])
