@@ -1,16 +1,20 @@
 //! The CPU evaluator. Trees are walked for a tile of rows at a time, tree by tree, so one tree
-//! stays in L1 while a whole tile goes through it and the tile's features (256 rows × the
-//! features, feature-major) stay in L1/L2; the scoring stage runs different row slices on
-//! different cores (rayon). Rows are summed in f64, as LightGBM does (XGBoost sums in f32; f64 is
-//! the closer of the two to both).
+//! stays in L1 while a whole tile goes through it and the tile's features (64 rows × the
+//! features, feature-major) stay in L1; the scoring stage runs different row slices on different
+//! cores (rayon). Rows are summed in f64, as LightGBM does (XGBoost sums in f32; f64 is the closer
+//! of the two to both).
 //!
 //! Three layouts, chosen per tree:
 //! - **perfect** (numeric splits, depth ≤ [`PERFECT_MAX_DEPTH`]): the tree padded to a perfect
 //!   tree, node `i`'s children at `2i + 1` and `2i + 2`, so a node is 8 bytes (threshold; feature
 //!   offset with the NaN direction in the top bit) and no child index is loaded. Every row takes
-//!   exactly `depth` branch-free steps, `i = 2i + 1 + (x > t | isnan(x) & nan_right)`; with AVX-512
-//!   or AVX2 16 or 8 rows take each step together (gathers), and the rows of a tile are
-//!   independent, so the core overlaps their loads.
+//!   exactly `depth` branch-free steps, `i = 2i + 1 + (x > t | isnan(x) & nan_right)`. With
+//!   AVX-512, 16 rows take each step together: the top [`TOP_LEVELS`] levels test every row
+//!   against all of the level's nodes with plain loads (no gathers), the next levels (up to 128
+//!   nodes) are held in registers and looked up with permutes, so the only gather is the rows'
+//!   feature values, and the leaf values are gathered into the sums. AVX2 does 8 rows with the
+//!   same top levels and gathers below. All vectors of a tile take a step before any takes the
+//!   next, so their loads overlap. Figures for each step in benches/README.md.
 //! - **linked** (numeric splits, deeper trees): breadth-first nodes with an explicit left child
 //!   (the right one follows it); a leaf points to itself, so the walk is still branch-free.
 //! - **reference** (categorical or zero-as-missing splits): [`Tree::leaf`], row by row.
@@ -18,8 +22,12 @@
 use super::forest::{Forest, Node, Split, Tree};
 use crate::features::FeatureBatch;
 
-/// Rows walked through one tree before moving to the next. Measured in benches/README.md.
+/// Rows walked through one tree before moving to the next: 64 rows of 32 features are 8 KiB, in
+/// L1 beside the tree. Measured in benches/README.md (64 beat 128, 256 and 512).
 pub const TILE_ROWS: usize = 64;
+/// Levels tested whole, every row against every node of the level (1 + 2 + 4 + 8 nodes): cheaper
+/// than a gather up to 8 nodes, dearer at 16 (benches/README.md).
+pub const TOP_LEVELS: usize = 4;
 /// Deepest tree laid out as a perfect tree (2^12 - 1 nodes of 8 bytes: 32 KiB).
 pub const PERFECT_MAX_DEPTH: usize = 12;
 const NAN_RIGHT: u32 = 1 << 31;
@@ -238,17 +246,6 @@ impl CpuForest {
     }
 }
 
-/// Levels the AVX2 walk tests whole (all of a level's nodes, no gathers).
-fn top_levels() -> usize {
-    static TOP: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *TOP.get_or_init(|| {
-        std::env::var("SCORER_GBDT_TOP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(4)
-    })
-}
-
 /// The perfect walk, one row at a time (the reference for the SIMD kernels).
 fn walk_perfect_scalar(tree: &PerfectTree, tile: &[f32], cursor: &mut [u32; TILE_ROWS]) {
     cursor.fill(0);
@@ -446,7 +443,7 @@ mod simd {
                     }
                 }
             }
-            if level < super::top_levels() {
+            if level < super::TOP_LEVELS {
                 // few nodes: test each row against every node of the level with plain loads (a
                 // node's feature is a contiguous run of the tile) and keep its own node's result
                 for (v, chunk) in cursor.chunks_exact_mut(16).enumerate() {
@@ -588,7 +585,7 @@ mod simd {
         // The top levels hold few nodes: test every row against all of a level's nodes with
         // plain loads (a node's feature is a contiguous run of the tile) and pick each row's
         // result by its position, instead of gathering.
-        let top = super::top_levels().min(depth);
+        let top = super::TOP_LEVELS.min(depth);
         for level in 0..top {
             let first = (1usize << level) - 1;
             for (v, chunk) in cursor.chunks_exact_mut(8).enumerate() {
