@@ -19,7 +19,7 @@
 //!   (the right one follows it); a leaf points to itself, so the walk is still branch-free.
 //! - **reference** (categorical or zero-as-missing splits): [`Tree::leaf`], row by row.
 
-use super::forest::{Forest, Node, Split, Tree};
+use super::forest::{Forest, Node, Split, Tree, zero_to_nan};
 use crate::features::FeatureBatch;
 
 /// Rows walked through one tree before moving to the next: 64 rows of 32 features are 8 KiB, in
@@ -117,6 +117,9 @@ pub struct CpuForest {
     groups: usize,
     base_margin: Vec<f64>,
     kernel: Kernel,
+    /// Features whose every split treats zero as missing (LightGBM's `zero_as_missing`): their
+    /// values within ±1e-35 become NaN in the tile, so those splits are plain numeric ones.
+    zero_as_nan: Vec<usize>,
 }
 
 impl CpuForest {
@@ -137,10 +140,12 @@ impl CpuForest {
         {
             return Err(format!("{} features are too many", forest.features));
         }
+        let zero_as_nan = forest.zero_as_missing_features();
+        let trees = forest.with_zero_as_nan(&zero_as_nan).trees;
         let mut perfect = Vec::new();
         let mut linked = Vec::new();
         let mut reference = Vec::new();
-        for (t, tree) in forest.trees.iter().enumerate() {
+        for (t, tree) in trees.iter().enumerate() {
             if !numeric_only(tree) {
                 reference.push(tree.clone());
                 continue;
@@ -160,6 +165,7 @@ impl CpuForest {
             groups: forest.groups,
             base_margin: forest.base_margin.clone(),
             kernel,
+            zero_as_nan,
         })
     }
 
@@ -189,6 +195,9 @@ impl CpuForest {
         for start in (0..rows).step_by(TILE_ROWS) {
             let len = TILE_ROWS.min(rows - start);
             batch.write_tile_strided(start, len, TILE_ROWS, &mut tile);
+            for &f in &self.zero_as_nan {
+                zero_to_nan(&mut tile[f * TILE_ROWS..f * TILE_ROWS + len]);
+            }
             let acc = &mut out[start * g..(start + len) * g];
             for tree in &self.perfect {
                 self.walk_perfect(tree, &tile, &mut cursor);
@@ -672,11 +681,13 @@ mod tests {
                 let at = nodes.len();
                 nodes.push(Node::Leaf(0.0));
                 if d < depth && (d == 0 || !next().is_multiple_of(4)) {
+                    let feature = next() % 5;
                     let split = Split::Numeric {
-                        feature: next() % 5,
+                        feature,
                         threshold: (next() % 200) as f32 / 100.0 - 1.0,
                         nan_left: next().is_multiple_of(2),
-                        zero_is_missing: false,
+                        // feature 4 is LightGBM's zero_as_missing
+                        zero_is_missing: feature == 4,
                     };
                     let left = grow(nodes, d + 1, depth, next);
                     let right = grow(nodes, d + 1, depth, next);
@@ -716,6 +727,10 @@ mod tests {
                     let x = ((r * 37 + f * 11) % 211) as f32 / 100.0 - 1.05;
                     if (r + f) % 13 == 0 {
                         None
+                    } else if (r + f) % 19 == 0 {
+                        Some(if r % 2 == 0 { 1e-36 } else { -0.0 })
+                    } else if (r + f) % 23 == 0 {
+                        Some(2e-35)
                     } else if (r + f) % 17 == 0 {
                         Some(f32::NAN)
                     } else {
@@ -761,8 +776,9 @@ mod tests {
                 continue;
             }
             let compiled = CpuForest::compile_for(&forest, kernel).unwrap();
-            let (perfect, linked, _) = compiled.layouts();
+            let (perfect, linked, reference) = compiled.layouts();
             assert!(perfect > 0 && linked > 0);
+            assert_eq!(reference, 0, "zero-as-missing splits take the fast layouts");
             let got = compiled.margins(&fb);
             assert_eq!(got.len(), want.len());
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {

@@ -50,7 +50,7 @@ impl Split {
                 zero_is_missing,
                 ..
             } => {
-                if x.is_nan() || (*zero_is_missing && (-1e-35..=1e-35).contains(&x)) {
+                if x.is_nan() || (*zero_is_missing && (-ZERO_BAND..=ZERO_BAND).contains(&x)) {
                     *nan_left
                 } else {
                     x <= *threshold
@@ -239,9 +239,72 @@ impl Forest {
         m
     }
 
+    /// Features whose every split is numeric with zero-as-missing (LightGBM's
+    /// `zero_as_missing`). A categorical or plain numeric split on the same feature reads the
+    /// value as it is, so such a feature is not listed.
+    pub fn zero_as_missing_features(&self) -> Vec<usize> {
+        let mut zero = vec![false; self.features];
+        let mut other = vec![false; self.features];
+        for tree in &self.trees {
+            for node in &tree.nodes {
+                if let Node::Split { split, .. } = node {
+                    let f = split.feature() as usize;
+                    match split {
+                        Split::Numeric {
+                            zero_is_missing: true,
+                            ..
+                        } => zero[f] = true,
+                        _ => other[f] = true,
+                    }
+                }
+            }
+        }
+        (0..self.features)
+            .filter(|&f| zero[f] && !other[f])
+            .collect()
+    }
+
+    /// The forest for inputs whose `features` went through [`zero_to_nan`]: their zero-as-missing
+    /// splits become plain numeric ones (NaN goes where zero went), which the fast layouts run.
+    pub fn with_zero_as_nan(&self, features: &[usize]) -> Forest {
+        let mut forest = self.clone();
+        for tree in &mut forest.trees {
+            for node in &mut tree.nodes {
+                if let Node::Split {
+                    split:
+                        Split::Numeric {
+                            feature,
+                            zero_is_missing,
+                            ..
+                        },
+                    ..
+                } = node
+                    && *zero_is_missing
+                    && features.contains(&(*feature as usize))
+                {
+                    *zero_is_missing = false;
+                }
+            }
+        }
+        forest
+    }
+
     /// Deepest tree, in splits.
     pub fn max_depth(&self) -> usize {
         self.trees.iter().map(Tree::depth).max().unwrap_or(0)
+    }
+}
+
+/// LightGBM's zero band (`kZeroThreshold`): values within ±this count as zero.
+pub const ZERO_BAND: f32 = 1e-35;
+
+/// Values in the zero band become NaN (for a zero-as-missing feature; see
+/// [`Forest::with_zero_as_nan`]).
+pub fn zero_to_nan(values: &mut [f32]) {
+    for x in values {
+        if (-ZERO_BAND..=ZERO_BAND).contains(x) {
+            *x = f32::NAN;
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::ModelError;
-use super::forest::{Forest, Node, Split};
+use super::forest::{Forest, Node, Split, zero_to_nan};
 use crate::features::FeatureBatch;
 
 /// Deepest forest padded to perfect trees: 2^16 leaves per tree.
@@ -41,6 +41,8 @@ pub struct TensorForest {
     features: usize,
     groups: usize,
     base_margin: Vec<f64>,
+    /// Zero-as-missing features, whose zeros are sent as NaN.
+    zero_as_nan: Vec<usize>,
 }
 
 impl std::fmt::Debug for TensorForest {
@@ -61,6 +63,8 @@ impl TensorForest {
     /// Pads and uploads the forest. Forests with categorical or zero-as-missing splits, or deeper
     /// than [`MAX_DEPTH`], are refused (they run on the CPU evaluator).
     pub fn build(forest: &Forest, device: &Device) -> Result<Self, String> {
+        let zero_as_nan = forest.zero_as_missing_features();
+        let forest = &forest.with_zero_as_nan(&zero_as_nan);
         let depth = forest.max_depth().max(1);
         if depth > MAX_DEPTH {
             return Err(format!(
@@ -140,6 +144,7 @@ impl TensorForest {
                 features: forest.features,
                 groups: forest.groups,
                 base_margin: forest.base_margin.clone(),
+                zero_as_nan: zero_as_nan.clone(),
             })
         };
         build().map_err(|e| format!("uploading the forest: {e}"))
@@ -156,6 +161,13 @@ impl TensorForest {
             let len = chunk.min(rows - start);
             host.resize(len * self.features, 0f32);
             batch.write_row_major(&all, start, len, &mut host);
+            if !self.zero_as_nan.is_empty() {
+                for row in host.chunks_exact_mut(self.features) {
+                    for &f in &self.zero_as_nan {
+                        zero_to_nan(&mut row[f..=f]);
+                    }
+                }
+            }
             let x =
                 Tensor::from_slice(&host, (len, self.features), &self.device).map_err(candle)?;
             let m = self.chunk_margins(&x, len).map_err(candle)?;
@@ -203,4 +215,78 @@ impl TensorForest {
     }
 }
 
-const UNSUPPORTED: &str = "the model has categorical or zero-as-missing splits, which the GPU evaluator does not run; run it with device = \"cpu\"";
+const UNSUPPORTED: &str = "the model has categorical splits (or zero-as-missing splits on a feature other splits read as it is), which the GPU evaluator does not run; run it with device = \"cpu\"";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gbdt::forest::{Link, Tree};
+    use std::sync::Arc;
+
+    /// Zero-as-missing splits: zeros (and the ±1e-35 band) go where NaN goes, on the tensor path
+    /// as in the reference walk.
+    #[test]
+    fn zero_as_missing_follows_the_reference() {
+        let stump = |nan_left| Tree {
+            nodes: vec![
+                Node::Split {
+                    split: Split::Numeric {
+                        feature: 0,
+                        threshold: 0.5,
+                        nan_left,
+                        zero_is_missing: true,
+                    },
+                    left: 1,
+                    right: 2,
+                },
+                Node::Leaf(-1.0),
+                Node::Leaf(1.0),
+            ],
+            group: 0,
+        };
+        let forest = Forest {
+            features: 1,
+            groups: 1,
+            trees: vec![stump(false), stump(true)],
+            base_margin: vec![0.0],
+            link: Link::Identity,
+            objective: "test".into(),
+            feature_names: None,
+        };
+        let values = [0.0f32, 0.25, f32::NAN, 1e-36, -0.0, 1.0, 2e-35];
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(arrow::array::Int64Array::from_iter_values(0..7))
+                    as arrow::array::ArrayRef,
+            ),
+            (
+                "x",
+                Arc::new(arrow::array::Float32Array::from(values.to_vec())) as _,
+            ),
+        ])
+        .unwrap();
+        let fb = crate::features::FeatureSpec {
+            id_column: "id".into(),
+            id_kind: crate::source::IdKind::Int,
+            features: vec!["x".into()],
+            on_null: crate::job::NullPolicy::Fill(f32::NAN),
+            preprocess: None,
+        }
+        .build(&crate::source::SourceBatch {
+            object: Arc::from("t"),
+            row_group: 0,
+            batch,
+        })
+        .unwrap();
+        let got = TensorForest::build(&forest, &Device::Cpu)
+            .unwrap()
+            .margins(&fb)
+            .unwrap();
+        let want: Vec<f64> = values.iter().map(|&x| forest.margins(&[x])[0]).collect();
+        assert_eq!(got, want);
+        // zero and the band are missing: one stump sends them right, the other left
+        assert_eq!(want[0], 0.0);
+        assert_eq!(want[1], -2.0);
+    }
+}
