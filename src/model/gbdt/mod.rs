@@ -100,9 +100,7 @@ impl GbdtModel {
             path: path.to_path_buf(),
             message,
         };
-        let forest = parse(spec.format, bytes).map_err(&spec_err)?;
-        check_inputs(&forest, inputs).map_err(&spec_err)?;
-        check_outputs(&forest, outputs).map_err(&spec_err)?;
+        let forest = read_checked(bytes, spec, inputs, outputs).map_err(&spec_err)?;
         let evaluator = if device.is_cpu() {
             Evaluator::Cpu(cpu::CpuForest::compile(&forest).map_err(&spec_err)?)
         } else {
@@ -126,9 +124,7 @@ impl GbdtModel {
         outputs: &[OutputColumn],
         device: &Device,
     ) -> Result<Self, String> {
-        let forest = parse(spec.format, bytes)?;
-        check_inputs(&forest, inputs)?;
-        check_outputs(&forest, outputs)?;
+        let forest = read_checked(bytes, spec, inputs, outputs)?;
         let evaluator = Evaluator::Tensor(tensor::TensorForest::build(&forest, device)?);
         Ok(Self::from_parts(
             forest,
@@ -177,6 +173,19 @@ impl GbdtModel {
             output,
         }
     }
+}
+
+/// The model file read and checked against the declared inputs and outputs.
+fn read_checked(
+    bytes: &[u8],
+    spec: &GbdtSpec,
+    inputs: &[String],
+    outputs: &[OutputColumn],
+) -> Result<Forest, String> {
+    let forest = parse(spec.format, bytes)?;
+    check_inputs(&forest, inputs)?;
+    check_outputs(&forest, outputs)?;
+    Ok(forest)
 }
 
 /// The declared inputs must be the file's features: same count, and the same names in order when
