@@ -191,13 +191,14 @@ fn bench(args: &[String]) -> Result<()> {
             .join(" ")
     );
     eprintln!(
-        "gbdt_eval: {model} on {:?}{}, {threads} CPU threads",
+        "gbdt_eval: {model} on {:?}{}, {threads} CPU threads; {}",
         loaded.device,
         loaded
             .gpu_name
             .as_deref()
             .map(|g| format!(" ({g})"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        loaded.model.describe().unwrap_or_default()
     );
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
     for v in values.iter().flatten() {
@@ -280,9 +281,10 @@ fn parity(args: &[String]) -> Result<()> {
             }
         }
         println!(
-            "{name:16} {:?}: {} rows, worst error {worst:.3} of the tolerance",
+            "{name:16} {:?}: {} rows, worst error {worst:.3} of the tolerance ({})",
             loaded.device,
-            got.len()
+            got.len(),
+            loaded.model.describe().unwrap_or_default()
         );
         if worst > 1.0 {
             failed.push(name);

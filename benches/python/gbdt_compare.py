@@ -52,8 +52,10 @@ def timed(f, runs):
 def scorer(bin_, models, name, directory, rows, runs, threads, device):
     with tempfile.NamedTemporaryFile() as out:
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-        line = subprocess.run([bin_, "bench", models, name, directory, str(rows), str(runs), out.name, device],
-                              check=True, capture_output=True, text=True, env=env).stdout.split()
+        done = subprocess.run([bin_, "bench", models, name, directory, str(rows), str(runs), out.name, device],
+                              check=True, capture_output=True, text=True, env=env)
+        line = done.stdout.split()
+        print("  " + done.stderr.strip().splitlines()[-1], file=sys.stderr)
         values = np.fromfile(out.name, dtype="<f4")
     times = [float(t) for t in line[2:]]
     return values, float(line[1]), times

@@ -5,6 +5,8 @@
 //! learned default directions, so the job's `on_null` policy does not drop or fill them.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda_kernel;
 pub mod forest;
 pub mod lightgbm;
 pub mod tensor;
@@ -71,6 +73,9 @@ const MIN_SLICE_ROWS: usize = 1024;
 enum Evaluator {
     Cpu(cpu::CpuForest),
     Tensor(tensor::TensorForest),
+    /// The fused CUDA kernel (numeric splits, depth <= 12).
+    #[cfg(feature = "cuda")]
+    Kernel(cuda_kernel::KernelForest),
 }
 
 /// A forest ready to score.
@@ -104,7 +109,7 @@ impl GbdtModel {
         let evaluator = if device.is_cpu() {
             Evaluator::Cpu(cpu::CpuForest::compile(&forest).map_err(&spec_err)?)
         } else {
-            Evaluator::Tensor(tensor::TensorForest::build(&forest, device).map_err(&spec_err)?)
+            gpu_evaluator(&forest, device).map_err(&spec_err)?
         };
         Ok(Self::from_parts(
             forest,
@@ -151,6 +156,8 @@ impl GbdtModel {
                 )
             }
             Evaluator::Tensor(_) => "tensor evaluator (perfect trees on the device)".into(),
+            #[cfg(feature = "cuda")]
+            Evaluator::Kernel(_) => "fused CUDA kernel (one thread per row)".into(),
         };
         let about = format!(
             "{} trees, objective {}, {} value(s) per row, depth <= {}; {how}",
@@ -173,6 +180,21 @@ impl GbdtModel {
             output,
         }
     }
+}
+
+/// The GPU evaluator for `forest`: the fused CUDA kernel where it fits, else the tensor form.
+fn gpu_evaluator(forest: &Forest, device: &Device) -> Result<Evaluator, String> {
+    #[cfg(feature = "cuda")]
+    if device.is_cuda()
+        && cuda_kernel::KernelForest::fits(
+            &forest.with_zero_as_nan(&forest.zero_as_missing_features()),
+        )
+    {
+        return Ok(Evaluator::Kernel(cuda_kernel::KernelForest::build(
+            forest, device,
+        )?));
+    }
+    Ok(Evaluator::Tensor(tensor::TensorForest::build(forest, device)?))
 }
 
 /// The model file read and checked against the declared inputs and outputs.
@@ -252,6 +274,8 @@ impl ScoringModel for GbdtModel {
                 min_rows: MIN_SLICE_ROWS,
             },
             Evaluator::Tensor(_) => ExecutionPolicy::WholeBatches,
+            #[cfg(feature = "cuda")]
+            Evaluator::Kernel(_) => ExecutionPolicy::WholeBatches,
         }
     }
 
@@ -263,6 +287,8 @@ impl ScoringModel for GbdtModel {
         let mut margins = match &self.evaluator {
             Evaluator::Cpu(f) => f.margins(batch),
             Evaluator::Tensor(f) => f.margins(batch)?,
+            #[cfg(feature = "cuda")]
+            Evaluator::Kernel(f) => f.margins(batch)?,
         };
         if self.output == GbdtOutput::Prediction {
             apply_link(self.link, self.groups, &mut margins);
