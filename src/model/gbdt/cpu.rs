@@ -83,15 +83,15 @@ impl Kernel {
 
 /// A tree padded to a perfect tree of its depth.
 #[derive(Debug)]
-struct PerfectTree {
-    depth: usize,
+pub(super) struct PerfectTree {
+    pub(super) depth: usize,
     /// `2^depth - 1` split thresholds (`+∞` on padding: always left).
-    threshold: Vec<f32>,
-    /// Per split: feature × [`TILE_ROWS`] (the feature's offset in a tile), `| NAN_RIGHT`.
-    meta: Vec<u32>,
+    pub(super) threshold: Vec<f32>,
+    /// Per split: the feature's offset (feature × stride), `| NAN_RIGHT`.
+    pub(super) meta: Vec<u32>,
     /// `2^depth` leaf values.
-    leaves: Vec<f64>,
-    group: usize,
+    pub(super) leaves: Vec<f64>,
+    pub(super) group: usize,
 }
 
 /// A deeper tree, breadth-first with explicit children.
@@ -152,7 +152,7 @@ impl CpuForest {
             }
             let depth = tree.depth();
             if depth <= PERFECT_MAX_DEPTH {
-                perfect.push(perfect_tree(tree, depth));
+                perfect.push(perfect_tree(tree, depth, TILE_ROWS as u32));
             } else {
                 linked.push(linked_tree(tree, depth).map_err(|e| format!("tree {t}: {e}"))?);
             }
@@ -298,7 +298,7 @@ fn numeric_only(tree: &Tree) -> bool {
 }
 
 /// The split's meta word and threshold (numeric splits only; `numeric_only` was checked).
-fn encode(split: &Split) -> (u32, f32) {
+fn encode(split: &Split, stride: u32) -> (u32, f32) {
     match split {
         Split::Numeric {
             feature,
@@ -306,7 +306,7 @@ fn encode(split: &Split) -> (u32, f32) {
             nan_left,
             ..
         } => (
-            (feature * TILE_ROWS as u32) | if *nan_left { 0 } else { NAN_RIGHT },
+            (feature * stride) | if *nan_left { 0 } else { NAN_RIGHT },
             *threshold,
         ),
         // not reached: such trees take the reference walk; always-left keeps it harmless
@@ -315,8 +315,11 @@ fn encode(split: &Split) -> (u32, f32) {
 }
 
 /// Pads a tree of `depth` to a perfect one: a leaf above the bottom becomes a chain of always-left
-/// nodes (threshold +∞, NaN left) ending at its leftmost bottom slot.
-fn perfect_tree(tree: &Tree, depth: usize) -> PerfectTree {
+/// nodes (threshold +∞, NaN left) ending at its leftmost bottom slot. A meta word holds the
+/// feature times `stride` (its offset in the rows' layout: [`TILE_ROWS`] in a feature-major tile,
+/// 1 in a row) with the NaN direction in the top bit; categorical splits (which callers keep out)
+/// would become always-left.
+pub(super) fn perfect_tree(tree: &Tree, depth: usize, stride: u32) -> PerfectTree {
     let splits = (1usize << depth) - 1;
     let mut threshold = vec![f32::INFINITY; splits];
     let mut meta = vec![0u32; splits];
@@ -333,7 +336,7 @@ fn perfect_tree(tree: &Tree, depth: usize) -> PerfectTree {
                 leaves[i - splits] = *v;
             }
             Node::Split { split, left, right } => {
-                let (m, t) = encode(split);
+                let (m, t) = encode(split, stride);
                 meta[at] = m;
                 threshold[at] = t;
                 stack.push((*left, 2 * at + 1));
@@ -374,7 +377,7 @@ fn linked_tree(tree: &Tree, depth: usize) -> Result<LinkedTree, String> {
                 right: r,
             } => {
                 let first = meta.len();
-                let (m, t) = encode(split);
+                let (m, t) = encode(split, TILE_ROWS as u32);
                 meta[at] = m;
                 threshold[at] = t;
                 left[at] = first as u32;

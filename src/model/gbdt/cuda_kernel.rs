@@ -21,7 +21,6 @@ use crate::features::FeatureBatch;
 
 /// Deepest forest the kernel takes (2^12 - 1 splits a tree).
 pub const MAX_DEPTH: usize = 12;
-const NAN_RIGHT: u32 = 1 << 31;
 const BLOCK: u32 = 256;
 
 const SOURCE: &str = r#"
@@ -123,35 +122,10 @@ impl KernelForest {
         for (k, &t) in order.iter().enumerate() {
             let tree = &forest.trees[t];
             group_start[tree.group + 1] += 1;
-            let mut stack = vec![(0usize, 0usize)];
-            while let Some((orig, at)) = stack.pop() {
-                match &tree.nodes[orig] {
-                    Node::Leaf(v) => {
-                        let mut i = at;
-                        while i < splits {
-                            i = 2 * i + 1;
-                        }
-                        leaves[k * (splits + 1) + i - splits] = *v;
-                    }
-                    Node::Split {
-                        split:
-                            Split::Numeric {
-                                feature,
-                                threshold: th,
-                                nan_left,
-                                ..
-                            },
-                        left,
-                        right,
-                    } => {
-                        threshold[k * splits + at] = *th;
-                        meta[k * splits + at] = feature | if *nan_left { 0 } else { NAN_RIGHT };
-                        stack.push((*left, 2 * at + 1));
-                        stack.push((*right, 2 * at + 2));
-                    }
-                    Node::Split { .. } => return Err("a categorical split reached the kernel".into()),
-                }
-            }
+            let padded = super::cpu::perfect_tree(tree, depth, 1);
+            threshold[k * splits..(k + 1) * splits].copy_from_slice(&padded.threshold);
+            meta[k * splits..(k + 1) * splits].copy_from_slice(&padded.meta);
+            leaves[k * (splits + 1)..(k + 1) * (splits + 1)].copy_from_slice(&padded.leaves);
         }
         for g in 0..forest.groups {
             group_start[g + 1] += group_start[g];

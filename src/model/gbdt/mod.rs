@@ -194,7 +194,9 @@ fn gpu_evaluator(forest: &Forest, device: &Device) -> Result<Evaluator, String> 
             forest, device,
         )?));
     }
-    Ok(Evaluator::Tensor(tensor::TensorForest::build(forest, device)?))
+    Ok(Evaluator::Tensor(tensor::TensorForest::build(
+        forest, device,
+    )?))
 }
 
 /// The model file read and checked against the declared inputs and outputs.
