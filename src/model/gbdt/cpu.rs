@@ -19,7 +19,7 @@
 //!   (the right one follows it); a leaf points to itself, so the walk is still branch-free.
 //! - **reference** (categorical or zero-as-missing splits): [`Tree::leaf`], row by row.
 
-use super::forest::{Forest, Node, Split, Tree, zero_to_nan};
+use super::forest::{Forest, Node, Split, Tree, categorical_column, zero_to_nan};
 use crate::features::FeatureBatch;
 
 /// Rows walked through one tree before moving to the next: 64 rows of 32 features are 8 KiB, in
@@ -120,6 +120,9 @@ pub struct CpuForest {
     /// Features whose every split treats zero as missing (LightGBM's `zero_as_missing`): their
     /// values within ±1e-35 become NaN in the tile, so those splits are plain numeric ones.
     zero_as_nan: Vec<usize>,
+    /// Categorical splits, each computed per row into a 0/1 tile column after the features, so
+    /// their trees take the fast layouts too.
+    categorical: Vec<Split>,
 }
 
 impl CpuForest {
@@ -133,15 +136,21 @@ impl CpuForest {
         if !kernel.available() {
             return Err(format!("this CPU cannot run the {kernel:?} kernel"));
         }
-        if forest
+        let zero_as_nan = forest.zero_as_missing_features();
+        let (plain, categorical) = forest
+            .with_zero_as_nan(&zero_as_nan)
+            .with_categorical_columns();
+        if plain
             .features
             .checked_mul(TILE_ROWS)
             .is_none_or(|n| n >= NAN_RIGHT as usize)
         {
-            return Err(format!("{} features are too many", forest.features));
+            return Err(format!(
+                "{} features and categorical splits are too many",
+                plain.features
+            ));
         }
-        let zero_as_nan = forest.zero_as_missing_features();
-        let trees = forest.with_zero_as_nan(&zero_as_nan).trees;
+        let trees = plain.trees;
         let mut perfect = Vec::new();
         let mut linked = Vec::new();
         let mut reference = Vec::new();
@@ -162,6 +171,7 @@ impl CpuForest {
             linked,
             reference,
             features: forest.features,
+            categorical,
             groups: forest.groups,
             base_margin: forest.base_margin.clone(),
             kernel,
@@ -189,14 +199,30 @@ impl CpuForest {
             out.extend_from_slice(&self.base_margin);
         }
         // full-size tile: rows past a short last tile hold stale values, walked harmlessly
-        let mut tile = vec![0f32; TILE_ROWS * self.features];
+        let columns = self.features + self.categorical.len();
+        let mut tile = vec![0f32; TILE_ROWS * columns];
         let mut cursor = [0u32; TILE_ROWS];
-        let mut row = vec![0f32; self.features];
+        let mut row = vec![0f32; columns];
         for start in (0..rows).step_by(TILE_ROWS) {
             let len = TILE_ROWS.min(rows - start);
             batch.write_tile_strided(start, len, TILE_ROWS, &mut tile);
             for &f in &self.zero_as_nan {
                 zero_to_nan(&mut tile[f * TILE_ROWS..f * TILE_ROWS + len]);
+            }
+            if !self.categorical.is_empty() {
+                let (features, extra) = tile.split_at_mut(self.features * TILE_ROWS);
+                for (split, col) in self
+                    .categorical
+                    .iter()
+                    .zip(extra.chunks_exact_mut(TILE_ROWS))
+                {
+                    let f = split.feature() as usize;
+                    categorical_column(
+                        split,
+                        &features[f * TILE_ROWS..f * TILE_ROWS + len],
+                        &mut col[..len],
+                    );
+                }
             }
             let acc = &mut out[start * g..(start + len) * g];
             for tree in &self.perfect {
@@ -236,7 +262,10 @@ impl CpuForest {
     }
 
     fn walk_perfect(&self, tree: &PerfectTree, tile: &[f32], cursor: &mut [u32; TILE_ROWS]) {
-        debug_assert_eq!(tile.len(), TILE_ROWS * self.features);
+        debug_assert_eq!(
+            tile.len(),
+            TILE_ROWS * (self.features + self.categorical.len())
+        );
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `compile_for` checked the CPU has AVX-512F; the tile is TILE_ROWS × features
@@ -659,7 +688,8 @@ mod tests {
     use super::*;
     use crate::model::gbdt::forest::Link;
 
-    /// A random forest of mixed depths (perfect and linked layouts) with NaN handling both ways.
+    /// A random forest of mixed depths (perfect and linked layouts) with NaN handling both ways,
+    /// categorical splits on feature 3 and zero-as-missing ones on feature 4.
     fn forest(seed: u64) -> Forest {
         let mut state = seed;
         let mut next = move || {
@@ -685,12 +715,24 @@ mod tests {
                 nodes.push(Node::Leaf(0.0));
                 if d < depth && (d == 0 || !next().is_multiple_of(4)) {
                     let feature = next() % 5;
-                    let split = Split::Numeric {
-                        feature,
-                        threshold: (next() % 200) as f32 / 100.0 - 1.0,
-                        nan_left: next().is_multiple_of(2),
-                        // feature 4 is LightGBM's zero_as_missing
-                        zero_is_missing: feature == 4,
+                    let split = if feature == 3 {
+                        // feature 3 is categorical: truncated to -1, 0 or 1 (and NaN)
+                        Split::Categorical {
+                            feature,
+                            set: vec![next() % 8],
+                            listed_left: next().is_multiple_of(2),
+                            nan_left: next().is_multiple_of(2),
+                            other_left: next().is_multiple_of(2),
+                            truncate_first: next().is_multiple_of(2),
+                        }
+                    } else {
+                        Split::Numeric {
+                            feature,
+                            threshold: (next() % 200) as f32 / 100.0 - 1.0,
+                            nan_left: next().is_multiple_of(2),
+                            // feature 4 is LightGBM's zero_as_missing
+                            zero_is_missing: feature == 4,
+                        }
                     };
                     let left = grow(nodes, d + 1, depth, next);
                     let right = grow(nodes, d + 1, depth, next);
@@ -781,7 +823,10 @@ mod tests {
             let compiled = CpuForest::compile_for(&forest, kernel).unwrap();
             let (perfect, linked, reference) = compiled.layouts();
             assert!(perfect > 0 && linked > 0);
-            assert_eq!(reference, 0, "zero-as-missing splits take the fast layouts");
+            assert_eq!(
+                reference, 0,
+                "categorical and zero-as-missing splits take the fast layouts"
+            );
             let got = compiled.margins(&fb);
             assert_eq!(got.len(), want.len());
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {

@@ -289,6 +289,39 @@ impl Forest {
         forest
     }
 
+    /// The forest with every categorical split replaced by a numeric split on a new column
+    /// (`features + k` for the k-th distinct split) that holds 0 where the split sends a row left
+    /// and 1 where it sends it right: the caller computes those columns per row with
+    /// [`categorical_column`], and the fast layouts then run every tree. Returns the forest and the
+    /// distinct splits, in column order.
+    pub fn with_categorical_columns(&self) -> (Forest, Vec<Split>) {
+        let mut columns: Vec<Split> = Vec::new();
+        let mut forest = self.clone();
+        for tree in &mut forest.trees {
+            for node in &mut tree.nodes {
+                if let Node::Split { split, .. } = node
+                    && matches!(split, Split::Categorical { .. })
+                {
+                    let k = match columns.iter().position(|c| c == split) {
+                        Some(k) => k,
+                        None => {
+                            columns.push(split.clone());
+                            columns.len() - 1
+                        }
+                    };
+                    *split = Split::Numeric {
+                        feature: (self.features + k) as u32,
+                        threshold: 0.5,
+                        nan_left: true,
+                        zero_is_missing: false,
+                    };
+                }
+            }
+        }
+        forest.features += columns.len();
+        (forest, columns)
+    }
+
     /// Deepest tree, in splits.
     pub fn max_depth(&self) -> usize {
         self.trees.iter().map(Tree::depth).max().unwrap_or(0)
@@ -305,6 +338,14 @@ pub fn zero_to_nan(values: &mut [f32]) {
         if (-ZERO_BAND..=ZERO_BAND).contains(x) {
             *x = f32::NAN;
         }
+    }
+}
+
+/// Fills `out[r]` with a categorical split's direction for the value `values[r]`: 0 left, 1
+/// right (see [`Forest::with_categorical_columns`]).
+pub fn categorical_column(split: &Split, values: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(values) {
+        *o = if split.goes_left(x) { 0.0 } else { 1.0 };
     }
 }
 
