@@ -97,24 +97,18 @@ async fn a_gpu_that_is_not_there_is_named() {
     );
 }
 
-/// The gbdt fixtures on the GPU (the tensor form of each forest) against the libraries that
-/// trained them, as on the CPU; the kinds the GPU evaluator refuses say to use the CPU.
+/// The gbdt fixtures on the GPU (the fused kernel, or the tensor form for the deeper forest)
+/// against the libraries that trained them, as on the CPU.
 #[test]
 fn gbdt_fixtures_match_their_libraries_on_cuda() {
     use scorer::model::device::DeviceSpec;
     let cache = tempfile::tempdir().unwrap();
     let registry = crate::gbdt::registry(cache.path());
     for (name, groups) in crate::gbdt::FIXTURES {
-        match scorer::model::load(&registry, name, "1", DeviceSpec::Cuda(0)) {
-            Ok(loaded) => {
-                assert_eq!(loaded.device, DeviceSpec::Cuda(0));
-                crate::gbdt::check_fixture(loaded.model.as_ref(), name, groups, "pred");
-                println!("{name} on cuda:0 matches its library");
-            }
-            Err(e) => {
-                assert!(name.ends_with("categorical"), "{name}: {e}");
-                assert!(e.to_string().contains("device = \"cpu\""), "{name}: {e}");
-            }
-        }
+        let loaded = scorer::model::load(&registry, name, "1", DeviceSpec::Cuda(0))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(loaded.device, DeviceSpec::Cuda(0));
+        crate::gbdt::check_fixture(loaded.model.as_ref(), name, groups, "pred");
+        println!("{name} on cuda:0 matches its library");
     }
 }

@@ -136,10 +136,12 @@ impl CpuForest {
         if !kernel.available() {
             return Err(format!("this CPU cannot run the {kernel:?} kernel"));
         }
-        let zero_as_nan = forest.zero_as_missing_features();
-        let (plain, categorical) = forest
-            .with_zero_as_nan(&zero_as_nan)
-            .with_categorical_columns();
+        let super::forest::PlainForest {
+            forest: plain,
+            zero_as_nan,
+            categorical,
+            ..
+        } = forest.plain();
         if plain
             .features
             .checked_mul(TILE_ROWS)

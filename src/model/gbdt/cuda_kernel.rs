@@ -16,7 +16,7 @@ use candle_core::cuda_backend::cudarc::driver::{
 };
 
 use super::ModelError;
-use super::forest::{Forest, Node, Split, zero_to_nan};
+use super::forest::{Forest, Node, PlainForest, Split};
 use crate::features::FeatureBatch;
 
 /// Deepest forest the kernel takes (2^12 - 1 splits a tree).
@@ -65,7 +65,8 @@ pub struct KernelForest {
     features: usize,
     groups: usize,
     base_margin: Vec<f64>,
-    zero_as_nan: Vec<usize>,
+    /// What the rows go through before upload (zero bands, categorical columns).
+    plain: PlainForest,
 }
 
 impl std::fmt::Debug for KernelForest {
@@ -82,8 +83,8 @@ fn gpu(e: impl std::fmt::Display) -> String {
 }
 
 impl KernelForest {
-    /// Whether the kernel runs this forest: numeric splits only (after zero-as-missing features
-    /// become NaN) and at most [`MAX_DEPTH`] deep.
+    /// Whether the kernel runs this forest (in its plain form, [`Forest::plain`]): numeric splits
+    /// only and at most [`MAX_DEPTH`] deep.
     pub fn fits(forest: &Forest) -> bool {
         forest.max_depth() <= MAX_DEPTH
             && forest.trees.iter().all(|t| {
@@ -105,8 +106,8 @@ impl KernelForest {
 
     /// Compiles the kernel and uploads the padded trees, ordered by class.
     pub fn build(forest: &Forest, device: &Device) -> Result<Self, String> {
-        let zero_as_nan = forest.zero_as_missing_features();
-        let forest = forest.with_zero_as_nan(&zero_as_nan);
+        let plain = forest.plain();
+        let forest = plain.forest.clone();
         if !Self::fits(&forest) {
             return Err("the forest does not fit the fused kernel".into());
         }
@@ -149,7 +150,7 @@ impl KernelForest {
             features: forest.features,
             groups: forest.groups,
             base_margin: forest.base_margin.clone(),
-            zero_as_nan,
+            plain,
         })
     }
 
@@ -160,16 +161,7 @@ impl KernelForest {
             return Ok(Vec::new());
         }
         let err = |e: String| ModelError::Runtime(e);
-        let all: Vec<usize> = (0..self.features).collect();
-        let mut host = vec![0f32; rows * self.features];
-        batch.write_row_major(&all, 0, rows, &mut host);
-        if !self.zero_as_nan.is_empty() {
-            for row in host.chunks_exact_mut(self.features) {
-                for &f in &self.zero_as_nan {
-                    zero_to_nan(&mut row[f..=f]);
-                }
-            }
-        }
+        let host = self.plain.device_rows(batch, 0, rows);
         let to_i32 = |v: usize| i32::try_from(v).map_err(|_| err(format!("{v} is too large")));
         let (n_rows, n_features, n_groups, depth) = (
             to_i32(rows)?,

@@ -2,6 +2,8 @@
 //! and LightGBM readers translate their formats' split rules into [`Split`] (so each rule is
 //! written down once, here), and the evaluators compile a [`Forest`] into their own layouts.
 
+use crate::features::FeatureBatch;
+
 /// How a node sends a row down.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Split {
@@ -338,6 +340,61 @@ pub fn zero_to_nan(values: &mut [f32]) {
         if (-ZERO_BAND..=ZERO_BAND).contains(x) {
             *x = f32::NAN;
         }
+    }
+}
+
+/// A forest every split of which the fast evaluators run (numeric, no zero band), with what the
+/// rows need first: zero-as-missing features' zero band turned into NaN, then one 0/1 column per
+/// categorical split appended after the features.
+#[derive(Debug, Clone)]
+pub struct PlainForest {
+    /// Its `features` counts the appended columns.
+    pub forest: Forest,
+    /// The input's feature count (the columns a batch has).
+    pub inputs: usize,
+    pub zero_as_nan: Vec<usize>,
+    pub categorical: Vec<Split>,
+}
+
+impl Forest {
+    /// The plain form of the forest (see [`PlainForest`]).
+    pub fn plain(&self) -> PlainForest {
+        let zero_as_nan = self.zero_as_missing_features();
+        let (forest, categorical) = self
+            .with_zero_as_nan(&zero_as_nan)
+            .with_categorical_columns();
+        PlainForest {
+            forest,
+            inputs: self.features,
+            zero_as_nan,
+            categorical,
+        }
+    }
+}
+
+impl PlainForest {
+    /// Rows `start..start + len` of `batch` row-major as the plain forest reads them: the features
+    /// (zero bands as NaN), then the categorical columns; `len × forest.features` values.
+    pub fn device_rows(&self, batch: &FeatureBatch, start: usize, len: usize) -> Vec<f32> {
+        let all: Vec<usize> = (0..self.inputs).collect();
+        let mut raw = vec![0f32; len * self.inputs];
+        batch.write_row_major(&all, start, len, &mut raw);
+        let width = self.forest.features;
+        let mut out = vec![0f32; len * width];
+        for (src, dst) in raw
+            .chunks_exact(self.inputs.max(1))
+            .zip(out.chunks_exact_mut(width.max(1)))
+        {
+            dst[..self.inputs].copy_from_slice(src);
+            for &f in &self.zero_as_nan {
+                zero_to_nan(&mut dst[f..=f]);
+            }
+            for (k, split) in self.categorical.iter().enumerate() {
+                let x = src[split.feature() as usize];
+                dst[self.inputs + k] = if split.goes_left(x) { 0.0 } else { 1.0 };
+            }
+        }
+        out
     }
 }
 

@@ -185,11 +185,7 @@ impl GbdtModel {
 /// The GPU evaluator for `forest`: the fused CUDA kernel where it fits, else the tensor form.
 fn gpu_evaluator(forest: &Forest, device: &Device) -> Result<Evaluator, String> {
     #[cfg(feature = "cuda")]
-    if device.is_cuda()
-        && cuda_kernel::KernelForest::fits(
-            &forest.with_zero_as_nan(&forest.zero_as_missing_features()),
-        )
-    {
+    if device.is_cuda() && cuda_kernel::KernelForest::fits(&forest.plain().forest) {
         return Ok(Evaluator::Kernel(cuda_kernel::KernelForest::build(
             forest, device,
         )?));

@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::ModelError;
-use super::forest::{Forest, Node, Split, zero_to_nan};
+use super::forest::{Forest, Node, PlainForest, Split};
 use crate::features::FeatureBatch;
 
 /// Deepest forest padded to perfect trees: 2^16 leaves per tree.
@@ -41,8 +41,8 @@ pub struct TensorForest {
     features: usize,
     groups: usize,
     base_margin: Vec<f64>,
-    /// Zero-as-missing features, whose zeros are sent as NaN.
-    zero_as_nan: Vec<usize>,
+    /// What the rows go through before upload (zero bands, categorical columns).
+    plain: PlainForest,
 }
 
 impl std::fmt::Debug for TensorForest {
@@ -63,8 +63,8 @@ impl TensorForest {
     /// Pads and uploads the forest. Forests with categorical or zero-as-missing splits, or deeper
     /// than [`MAX_DEPTH`], are refused (they run on the CPU evaluator).
     pub fn build(forest: &Forest, device: &Device) -> Result<Self, String> {
-        let zero_as_nan = forest.zero_as_missing_features();
-        let forest = &forest.with_zero_as_nan(&zero_as_nan);
+        let plain = forest.plain();
+        let forest = &plain.forest;
         let depth = forest.max_depth().max(1);
         if depth > MAX_DEPTH {
             return Err(format!(
@@ -144,7 +144,7 @@ impl TensorForest {
                 features: forest.features,
                 groups: forest.groups,
                 base_margin: forest.base_margin.clone(),
-                zero_as_nan: zero_as_nan.clone(),
+                plain: plain.clone(),
             })
         };
         build().map_err(|e| format!("uploading the forest: {e}"))
@@ -153,21 +153,11 @@ impl TensorForest {
     /// The margins of every row of `batch` (`rows × groups`, row-major), base included.
     pub fn margins(&self, batch: &FeatureBatch) -> Result<Vec<f64>, ModelError> {
         let rows = batch.rows;
-        let all: Vec<usize> = (0..self.features).collect();
         let chunk = (MAX_PAIRS / self.trees.max(1)).max(1);
         let mut out = Vec::with_capacity(rows * self.groups);
-        let mut host = Vec::new();
         for start in (0..rows).step_by(chunk) {
             let len = chunk.min(rows - start);
-            host.resize(len * self.features, 0f32);
-            batch.write_row_major(&all, start, len, &mut host);
-            if !self.zero_as_nan.is_empty() {
-                for row in host.chunks_exact_mut(self.features) {
-                    for &f in &self.zero_as_nan {
-                        zero_to_nan(&mut row[f..=f]);
-                    }
-                }
-            }
+            let host = self.plain.device_rows(batch, start, len);
             let x =
                 Tensor::from_slice(&host, (len, self.features), &self.device).map_err(candle)?;
             let m = self.chunk_margins(&x, len).map_err(candle)?;
