@@ -17,7 +17,12 @@
 //!   next, so their loads overlap. Figures for each step in benches/README.md.
 //! - **linked** (numeric splits, deeper trees): breadth-first nodes with an explicit left child
 //!   (the right one follows it); a leaf points to itself, so the walk is still branch-free.
-//! - **reference** (categorical or zero-as-missing splits): [`Tree::leaf`], row by row.
+//! - **reference** (zero-as-missing splits on a feature other splits read as it is): [`Tree::leaf`],
+//!   row by row.
+//!
+//! Before the walk, the tile gets what the plain form of the forest ([`Forest::plain`]) needs:
+//! zero-as-missing features' zero band as NaN, and one 0/1 column per distinct categorical split,
+//! so categorical trees take the fast layouts too.
 
 use super::forest::{Forest, Node, Split, Tree, categorical_column, zero_to_nan};
 use crate::features::FeatureBatch;

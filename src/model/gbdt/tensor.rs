@@ -60,8 +60,9 @@ fn candle(e: candle_core::Error) -> ModelError {
 }
 
 impl TensorForest {
-    /// Pads and uploads the forest. Forests with categorical or zero-as-missing splits, or deeper
-    /// than [`MAX_DEPTH`], are refused (they run on the CPU evaluator).
+    /// Pads and uploads the forest (its plain form: categorical splits as 0/1 columns computed on
+    /// the host). Forests deeper than [`MAX_DEPTH`], or with zero-as-missing splits on a feature
+    /// other splits read as it is, are refused (they run on the CPU evaluator).
     pub fn build(forest: &Forest, device: &Device) -> Result<Self, String> {
         let plain = forest.plain();
         let forest = &plain.forest;
