@@ -169,15 +169,15 @@ fn read_checked(
                     .into(),
             );
         }
-        if let Some(o) = spec
+        if spec
             .outputs
             .iter()
-            .find(|o| o.column().ty == OutputType::Int64)
+            .filter(|o| o.column().ty == OutputType::Int64)
+            .count()
+            > 1
         {
-            problems.push(format!(
-                "output `{}`: a gbdt model computes f32 values (probabilities, predictions or margins)",
-                o.name()
-            ));
+            problems
+                .push("a gbdt model has at most one integer output (the predicted class)".into());
         }
     } else if spec.kind == ModelKind::Onnx {
         if !spec.layers.is_empty() {

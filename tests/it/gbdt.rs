@@ -14,6 +14,7 @@ use candle_core::Device;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use scorer::contract::OutputColumn;
 use scorer::features::{FeatureBatch, FeatureSpec};
+use scorer::model::ScoringModel;
 use scorer::model::device::DeviceSpec;
 use scorer::model::gbdt::{GbdtModel, GbdtOutput};
 use scorer::model::registry::Registry;
@@ -392,4 +393,80 @@ fn damaged_model_files_are_refused_with_the_file_named() {
             "{err}"
         );
     }
+}
+
+/// `{ name = "label", type = "i64" }` beside the probabilities: the predicted class, the argmax of
+/// the library's probabilities (what `predict` gives for `multi:softmax`), or for a binary model
+/// probability > 0.5; refused for a regressor.
+#[test]
+fn a_label_output_is_the_predicted_class() {
+    use scorer::contract::OutputType;
+    for (name, groups) in [
+        ("xgb_multiclass", 3),
+        ("lgb_multiclass", 3),
+        ("xgb_binary", 1),
+    ] {
+        let (bytes, spec, mut outputs) = parts(name);
+        outputs.push(OutputColumn {
+            name: "label".into(),
+            ty: OutputType::Int64,
+        });
+        let model = GbdtModel::build(
+            &bytes,
+            std::path::Path::new(name),
+            spec.gbdt.as_ref().unwrap(),
+            &spec.inputs,
+            &outputs,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let batch = feature_batch(name, &spec.inputs);
+        let arrays = model.score(&batch).unwrap();
+        assert_eq!(arrays.len(), 2);
+        let labels = arrays[1]
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        let want = expected(name);
+        let mut agree = 0;
+        for (r, label) in labels.iter().enumerate() {
+            let class = if groups == 1 {
+                i64::from(want["pred"][r] > 0.5)
+            } else {
+                let p: Vec<f64> = (0..groups).map(|k| want[&format!("pred{k}")][r]).collect();
+                let mut best = 0;
+                for k in 1..groups {
+                    if p[k] > p[best] {
+                        best = k;
+                    }
+                }
+                best as i64
+            };
+            agree += usize::from(*label == class);
+        }
+        assert_eq!(
+            agree,
+            labels.len(),
+            "{name}: labels agree with the library's classes"
+        );
+    }
+    let (bytes, spec, mut outputs) = parts("xgb_regression");
+    outputs.push(OutputColumn {
+        name: "label".into(),
+        ty: OutputType::Int64,
+    });
+    let err = GbdtModel::build(
+        &bytes,
+        std::path::Path::new("m.json"),
+        spec.gbdt.as_ref().unwrap(),
+        &spec.inputs,
+        &outputs,
+        &Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("is not a classifier"), "{err}");
 }

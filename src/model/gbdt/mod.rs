@@ -14,7 +14,9 @@ pub mod xgboost;
 
 use std::path::Path;
 
-use arrow::array::ArrayRef;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
@@ -233,15 +235,30 @@ fn check_inputs(forest: &Forest, inputs: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// f32 outputs whose widths add up to the number of classes (one score, or one vector).
+/// f32 outputs whose widths add up to the number of classes (one score, or one vector), and at
+/// most one i64 output for a classifier: the predicted class, as `predict` gives it for
+/// `multi:softmax` (the largest margin; for a binary model, 1 when the margin is above 0).
 fn check_outputs(forest: &Forest, outputs: &[OutputColumn]) -> Result<(), String> {
-    if let Some(o) = outputs.iter().find(|o| o.ty == OutputType::Int64) {
+    let labels: Vec<&OutputColumn> = outputs
+        .iter()
+        .filter(|o| o.ty == OutputType::Int64)
+        .collect();
+    if labels.len() > 1 {
+        return Err("a gbdt model has at most one integer output (the predicted class)".into());
+    }
+    if let Some(label) = labels.first()
+        && !matches!(forest.link, Link::Sigmoid { .. } | Link::Softmax)
+    {
         return Err(format!(
-            "output `{}`: a gbdt model computes f32 values, not integers",
-            o.name
+            "output `{}`: an integer output is the predicted class, and objective {} is not a classifier",
+            label.name, forest.objective
         ));
     }
-    let width: usize = outputs.iter().map(|o| o.ty.width()).sum();
+    let width: usize = outputs
+        .iter()
+        .filter(|o| o.ty != OutputType::Int64)
+        .map(|o| o.ty.width())
+        .sum();
     if width != forest.groups {
         return Err(format!(
             "the model computes {} value(s) per row (objective {}) but the outputs declare {width}; declare {}",
@@ -255,6 +272,27 @@ fn check_outputs(forest: &Forest, outputs: &[OutputColumn]) -> Result<(), String
         ));
     }
     Ok(())
+}
+
+/// The predicted class of each row from its margins: the largest (the first of equals, as
+/// numpy's argmax), or for one group 1 when the margin is above 0 (probability above 0.5).
+fn classes(margins: &[f64], groups: usize) -> Vec<i64> {
+    margins
+        .chunks_exact(groups.max(1))
+        .map(|row| {
+            if groups == 1 {
+                i64::from(row[0] > 0.0)
+            } else {
+                let mut best = 0;
+                for (k, v) in row.iter().enumerate() {
+                    if *v > row[best] {
+                        best = k;
+                    }
+                }
+                best as i64
+            }
+        })
+        .collect()
 }
 
 impl ScoringModel for GbdtModel {
@@ -288,6 +326,11 @@ impl ScoringModel for GbdtModel {
             #[cfg(feature = "cuda")]
             Evaluator::Kernel(f) => f.margins(batch)?,
         };
+        let labels = self
+            .outputs
+            .iter()
+            .any(|o| o.ty == OutputType::Int64)
+            .then(|| classes(&margins, self.groups));
         if self.output == GbdtOutput::Prediction {
             apply_link(self.link, self.groups, &mut margins);
         }
@@ -302,6 +345,31 @@ impl ScoringModel for GbdtModel {
                     .collect()
             })
             .collect();
-        pack_outputs(&self.outputs, columns, batch.rows).map_err(ModelError::Runtime)
+        let floats: Vec<OutputColumn> = self
+            .outputs
+            .iter()
+            .filter(|o| o.ty != OutputType::Int64)
+            .cloned()
+            .collect();
+        let mut packed = pack_outputs(&floats, columns, batch.rows)
+            .map_err(ModelError::Runtime)?
+            .into_iter();
+        // in declared order: the label where it was declared, the f32 outputs around it
+        let mut labels = labels;
+        self.outputs
+            .iter()
+            .map(|o| {
+                if o.ty == OutputType::Int64 {
+                    let l = labels.take().ok_or_else(|| {
+                        ModelError::Runtime(format!("output `{}` was declared twice", o.name))
+                    })?;
+                    Ok(Arc::new(Int64Array::from(l)) as ArrayRef)
+                } else {
+                    packed.next().ok_or_else(|| {
+                        ModelError::Runtime(format!("output `{}` was not produced", o.name))
+                    })
+                }
+            })
+            .collect()
     }
 }
