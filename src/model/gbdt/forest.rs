@@ -374,26 +374,44 @@ impl Forest {
 
 impl PlainForest {
     /// Rows `start..start + len` of `batch` row-major as the plain forest reads them: the features
-    /// (zero bands as NaN), then the categorical columns; `len × forest.features` values.
+    /// (zero bands as NaN), then the categorical columns; `len × forest.features` values. Built
+    /// in blocks of rows on the rayon pool: on a GPU host this copy, not the kernel, is the bound.
     pub fn device_rows(&self, batch: &FeatureBatch, start: usize, len: usize) -> Vec<f32> {
-        let all: Vec<usize> = (0..self.inputs).collect();
-        let mut raw = vec![0f32; len * self.inputs];
-        batch.write_row_major(&all, start, len, &mut raw);
-        let width = self.forest.features;
+        use rayon::prelude::*;
+        const BLOCK: usize = 4096;
+        let width = self.forest.features.max(1);
+        let inputs = self.inputs;
+        let all: Vec<usize> = (0..inputs).collect();
         let mut out = vec![0f32; len * width];
-        for (src, dst) in raw
-            .chunks_exact(self.inputs.max(1))
-            .zip(out.chunks_exact_mut(width.max(1)))
-        {
-            dst[..self.inputs].copy_from_slice(src);
-            for &f in &self.zero_as_nan {
-                zero_to_nan(&mut dst[f..=f]);
-            }
-            for (k, split) in self.categorical.iter().enumerate() {
-                let x = src[split.feature() as usize];
-                dst[self.inputs + k] = if split.goes_left(x) { 0.0 } else { 1.0 };
-            }
-        }
+        out.par_chunks_mut(BLOCK * width)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let rows = block.len() / width;
+                let first = start + b * BLOCK;
+                if width == inputs {
+                    batch.write_row_major(&all, first, rows, block);
+                } else {
+                    let mut raw = vec![0f32; rows * inputs];
+                    batch.write_row_major(&all, first, rows, &mut raw);
+                    for (src, dst) in raw
+                        .chunks_exact(inputs.max(1))
+                        .zip(block.chunks_exact_mut(width))
+                    {
+                        dst[..inputs].copy_from_slice(src);
+                        for (k, split) in self.categorical.iter().enumerate() {
+                            let x = src[split.feature() as usize];
+                            dst[inputs + k] = if split.goes_left(x) { 0.0 } else { 1.0 };
+                        }
+                    }
+                }
+                if !self.zero_as_nan.is_empty() {
+                    for row in block.chunks_exact_mut(width) {
+                        for &f in &self.zero_as_nan {
+                            zero_to_nan(&mut row[f..=f]);
+                        }
+                    }
+                }
+            });
         out
     }
 }
