@@ -24,7 +24,7 @@
 //! zero-as-missing features' zero band as NaN, and one 0/1 column per distinct categorical split,
 //! so categorical trees take the fast layouts too.
 
-use super::forest::{Forest, Node, Split, Tree, categorical_column, zero_to_nan};
+use super::forest::{Forest, Node, PlainForest, RowPrep, Split, Tree};
 use crate::features::FeatureBatch;
 
 /// Rows walked through one tree before moving to the next: 64 rows of 32 features are 8 KiB, in
@@ -118,16 +118,12 @@ pub struct CpuForest {
     perfect: Vec<PerfectTree>,
     linked: Vec<LinkedTree>,
     reference: Vec<Tree>,
-    features: usize,
     groups: usize,
     base_margin: Vec<f64>,
     kernel: Kernel,
-    /// Features whose every split treats zero as missing (LightGBM's `zero_as_missing`): their
-    /// values within ±1e-35 become NaN in the tile, so those splits are plain numeric ones.
-    zero_as_nan: Vec<usize>,
-    /// Categorical splits, each computed per row into a 0/1 tile column after the features, so
-    /// their trees take the fast layouts too.
-    categorical: Vec<Split>,
+    /// What each tile goes through before the walk: zero bands as NaN, categorical splits as 0/1
+    /// columns after the features (so their trees take the fast layouts too).
+    rows: RowPrep,
 }
 
 impl CpuForest {
@@ -141,11 +137,9 @@ impl CpuForest {
         if !kernel.available() {
             return Err(format!("this CPU cannot run the {kernel:?} kernel"));
         }
-        let super::forest::PlainForest {
+        let PlainForest {
             forest: plain,
-            zero_as_nan,
-            categorical,
-            ..
+            rows,
         } = forest.plain();
         if plain
             .features
@@ -157,32 +151,29 @@ impl CpuForest {
                 plain.features
             ));
         }
-        let trees = plain.trees;
         let mut perfect = Vec::new();
         let mut linked = Vec::new();
         let mut reference = Vec::new();
-        for (t, tree) in trees.iter().enumerate() {
-            if !numeric_only(tree) {
-                reference.push(tree.clone());
+        for (t, tree) in plain.trees.into_iter().enumerate() {
+            if !numeric_only(&tree) {
+                reference.push(tree);
                 continue;
             }
             let depth = tree.depth();
             if depth <= PERFECT_MAX_DEPTH {
-                perfect.push(perfect_tree(tree, depth, TILE_ROWS as u32));
+                perfect.push(perfect_tree(&tree, depth, TILE_ROWS as u32));
             } else {
-                linked.push(linked_tree(tree, depth).map_err(|e| format!("tree {t}: {e}"))?);
+                linked.push(linked_tree(&tree, depth).map_err(|e| format!("tree {t}: {e}"))?);
             }
         }
         Ok(Self {
             perfect,
             linked,
             reference,
-            features: forest.features,
-            categorical,
             groups: forest.groups,
             base_margin: forest.base_margin.clone(),
             kernel,
-            zero_as_nan,
+            rows,
         })
     }
 
@@ -206,31 +197,14 @@ impl CpuForest {
             out.extend_from_slice(&self.base_margin);
         }
         // full-size tile: rows past a short last tile hold stale values, walked harmlessly
-        let columns = self.features + self.categorical.len();
+        let columns = self.rows.width();
         let mut tile = vec![0f32; TILE_ROWS * columns];
         let mut cursor = [0u32; TILE_ROWS];
         let mut row = vec![0f32; columns];
         for start in (0..rows).step_by(TILE_ROWS) {
             let len = TILE_ROWS.min(rows - start);
             batch.write_tile_strided(start, len, TILE_ROWS, &mut tile);
-            for &f in &self.zero_as_nan {
-                zero_to_nan(&mut tile[f * TILE_ROWS..f * TILE_ROWS + len]);
-            }
-            if !self.categorical.is_empty() {
-                let (features, extra) = tile.split_at_mut(self.features * TILE_ROWS);
-                for (split, col) in self
-                    .categorical
-                    .iter()
-                    .zip(extra.chunks_exact_mut(TILE_ROWS))
-                {
-                    let f = split.feature() as usize;
-                    categorical_column(
-                        split,
-                        &features[f * TILE_ROWS..f * TILE_ROWS + len],
-                        &mut col[..len],
-                    );
-                }
-            }
+            self.rows.prepare_tile(&mut tile, TILE_ROWS, len);
             let acc = &mut out[start * g..(start + len) * g];
             for tree in &self.perfect {
                 self.walk_perfect(tree, &tile, &mut cursor);
@@ -269,10 +243,7 @@ impl CpuForest {
     }
 
     fn walk_perfect(&self, tree: &PerfectTree, tile: &[f32], cursor: &mut [u32; TILE_ROWS]) {
-        debug_assert_eq!(
-            tile.len(),
-            TILE_ROWS * (self.features + self.categorical.len())
-        );
+        debug_assert_eq!(tile.len(), TILE_ROWS * self.rows.width());
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `compile_for` checked the CPU has AVX-512F; the tile is TILE_ROWS × features

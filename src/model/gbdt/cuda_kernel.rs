@@ -16,7 +16,7 @@ use candle_core::cuda_backend::cudarc::driver::{
 };
 
 use super::ModelError;
-use super::forest::{Forest, Node, PlainForest, Split};
+use super::forest::{Forest, Node, PlainForest, RowPrep, Split};
 use crate::features::FeatureBatch;
 
 /// Deepest forest the kernel takes (2^12 - 1 splits a tree).
@@ -62,11 +62,10 @@ pub struct KernelForest {
     leaves: CudaSlice<f64>,
     group_start: CudaSlice<i32>,
     depth: usize,
-    features: usize,
     groups: usize,
     base_margin: Vec<f64>,
     /// What the rows go through before upload (zero bands, categorical columns).
-    plain: PlainForest,
+    rows: RowPrep,
 }
 
 impl std::fmt::Debug for KernelForest {
@@ -105,10 +104,9 @@ impl KernelForest {
     }
 
     /// Compiles the kernel and uploads the padded trees, ordered by class.
-    pub fn build(forest: &Forest, device: &Device) -> Result<Self, String> {
-        let plain = forest.plain();
-        let forest = plain.forest.clone();
-        if !Self::fits(&forest) {
+    pub fn build(plain: &PlainForest, device: &Device) -> Result<Self, String> {
+        let forest = &plain.forest;
+        if !Self::fits(forest) {
             return Err("the forest does not fit the fused kernel".into());
         }
         let depth = forest.max_depth().max(1);
@@ -147,10 +145,9 @@ impl KernelForest {
             stream,
             func,
             depth,
-            features: forest.features,
             groups: forest.groups,
             base_margin: forest.base_margin.clone(),
-            plain,
+            rows: plain.rows.clone(),
         })
     }
 
@@ -161,11 +158,11 @@ impl KernelForest {
             return Ok(Vec::new());
         }
         let err = |e: String| ModelError::Runtime(e);
-        let host = self.plain.device_rows(batch, 0, rows);
+        let host = self.rows.device_rows(batch, 0, rows);
         let to_i32 = |v: usize| i32::try_from(v).map_err(|_| err(format!("{v} is too large")));
         let (n_rows, n_features, n_groups, depth) = (
             to_i32(rows)?,
-            to_i32(self.features)?,
+            to_i32(self.rows.width())?,
             to_i32(self.groups)?,
             to_i32(self.depth)?,
         );

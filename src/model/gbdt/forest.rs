@@ -43,6 +43,12 @@ impl Split {
         }
     }
 
+    /// The split as a column of a plain forest ([`Forest::with_categorical_columns`]): 0 where a
+    /// row with value `x` goes left, 1 where it goes right.
+    pub fn column_value(&self, x: f32) -> f32 {
+        if self.goes_left(x) { 0.0 } else { 1.0 }
+    }
+
     /// Whether a row with value `x` goes left (the reference rule the fast evaluators must match).
     pub fn goes_left(&self, x: f32) -> bool {
         match self {
@@ -293,8 +299,8 @@ impl Forest {
 
     /// The forest with every categorical split replaced by a numeric split on a new column
     /// (`features + k` for the k-th distinct split) that holds 0 where the split sends a row left
-    /// and 1 where it sends it right: the caller computes those columns per row with
-    /// [`categorical_column`], and the fast layouts then run every tree. Returns the forest and the
+    /// and 1 where it sends it right: the caller computes those columns per row
+    /// ([`Split::column_value`], [`RowPrep`]), and the fast layouts then run every tree. Returns the forest and the
     /// distinct splits, in column order.
     pub fn with_categorical_columns(&self) -> (Forest, Vec<Split>) {
         let mut columns: Vec<Split> = Vec::new();
@@ -344,12 +350,19 @@ pub fn zero_to_nan(values: &mut [f32]) {
 }
 
 /// A forest every split of which the fast evaluators run (numeric, no zero band), with what the
-/// rows need first: zero-as-missing features' zero band turned into NaN, then one 0/1 column per
-/// categorical split appended after the features.
+/// rows need first ([`RowPrep`]).
 #[derive(Debug, Clone)]
 pub struct PlainForest {
-    /// Its `features` counts the appended columns.
+    /// Its `features` counts the appended categorical columns.
     pub forest: Forest,
+    pub rows: RowPrep,
+}
+
+/// What a batch's rows go through before a plain forest reads them: zero-as-missing features'
+/// zero band turned into NaN, then one 0/1 column per categorical split appended after the
+/// features. The evaluators keep this, not the forest it came from.
+#[derive(Debug, Clone)]
+pub struct RowPrep {
     /// The input's feature count (the columns a batch has).
     pub inputs: usize,
     pub zero_as_nan: Vec<usize>,
@@ -365,21 +378,27 @@ impl Forest {
             .with_categorical_columns();
         PlainForest {
             forest,
-            inputs: self.features,
-            zero_as_nan,
-            categorical,
+            rows: RowPrep {
+                inputs: self.features,
+                zero_as_nan,
+                categorical,
+            },
         }
     }
 }
 
-impl PlainForest {
-    /// Rows `start..start + len` of `batch` row-major as the plain forest reads them: the features
-    /// (zero bands as NaN), then the categorical columns; `len × forest.features` values. Built
-    /// in blocks of rows on the rayon pool: on a GPU host this copy, not the kernel, is the bound.
+impl RowPrep {
+    /// Columns a prepared row has: the features, then the categorical columns.
+    pub fn width(&self) -> usize {
+        self.inputs + self.categorical.len()
+    }
+
+    /// Rows `start..start + len` of `batch` row-major, prepared; `len × width()` values. Built in
+    /// blocks of rows on the rayon pool: on a GPU host this copy, not the kernel, is the bound.
     pub fn device_rows(&self, batch: &FeatureBatch, start: usize, len: usize) -> Vec<f32> {
         use rayon::prelude::*;
         const BLOCK: usize = 4096;
-        let width = self.forest.features.max(1);
+        let width = self.width().max(1);
         let inputs = self.inputs;
         let all: Vec<usize> = (0..inputs).collect();
         let mut out = vec![0f32; len * width];
@@ -399,8 +418,7 @@ impl PlainForest {
                     {
                         dst[..inputs].copy_from_slice(src);
                         for (k, split) in self.categorical.iter().enumerate() {
-                            let x = src[split.feature() as usize];
-                            dst[inputs + k] = if split.goes_left(x) { 0.0 } else { 1.0 };
+                            dst[inputs + k] = split.column_value(src[split.feature() as usize]);
                         }
                     }
                 }
@@ -414,13 +432,26 @@ impl PlainForest {
             });
         out
     }
-}
 
-/// Fills `out[r]` with a categorical split's direction for the value `values[r]`: 0 left, 1
-/// right (see [`Forest::with_categorical_columns`]).
-pub fn categorical_column(split: &Split, values: &[f32], out: &mut [f32]) {
-    for (o, &x) in out.iter_mut().zip(values) {
-        *o = if split.goes_left(x) { 0.0 } else { 1.0 };
+    /// The same preparation for a feature-major tile (`tile[j * stride + r]`, `len` rows, room
+    /// for `width()` columns), whose feature columns are already written.
+    pub fn prepare_tile(&self, tile: &mut [f32], stride: usize, len: usize) {
+        for &f in &self.zero_as_nan {
+            zero_to_nan(&mut tile[f * stride..f * stride + len]);
+        }
+        if self.categorical.is_empty() {
+            return;
+        }
+        let (features, extra) = tile.split_at_mut(self.inputs * stride);
+        for (split, col) in self.categorical.iter().zip(extra.chunks_exact_mut(stride)) {
+            let f = split.feature() as usize;
+            for (o, &x) in col[..len]
+                .iter_mut()
+                .zip(&features[f * stride..f * stride + len])
+            {
+                *o = split.column_value(x);
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `gbdt` kind: gradient-boosted trees from XGBoost JSON or LightGBM text model files,
 //! scored natively. The file is read into one [`forest::Forest`] whatever its format; on the CPU
-//! it runs through the compiled evaluator ([`cpu::CpuForest`]), on a GPU as tensor operations
+//! it runs through the compiled evaluator ([`cpu::CpuForest`]), on a GPU in a fused CUDA kernel
+//! (`cuda_kernel`, CUDA builds) or, for deeper forests, as tensor operations
 //! ([`tensor::TensorForest`]). Missing feature values reach the trees as NaN and follow the
 //! learned default directions, so the job's `on_null` policy does not drop or fill them.
 
@@ -132,7 +133,7 @@ impl GbdtModel {
         device: &Device,
     ) -> Result<Self, String> {
         let forest = read_checked(bytes, spec, inputs, outputs)?;
-        let evaluator = Evaluator::Tensor(tensor::TensorForest::build(&forest, device)?);
+        let evaluator = Evaluator::Tensor(tensor::TensorForest::build(&forest.plain(), device)?);
         Ok(Self::from_parts(
             forest,
             evaluator,
@@ -184,16 +185,18 @@ impl GbdtModel {
     }
 }
 
-/// The GPU evaluator for `forest`: the fused CUDA kernel where it fits, else the tensor form.
+/// The GPU evaluator for `forest` (its plain form, computed once): the fused CUDA kernel where it
+/// fits, else the tensor form.
 fn gpu_evaluator(forest: &Forest, device: &Device) -> Result<Evaluator, String> {
+    let plain = forest.plain();
     #[cfg(feature = "cuda")]
-    if device.is_cuda() && cuda_kernel::KernelForest::fits(&forest.plain().forest) {
+    if device.is_cuda() && cuda_kernel::KernelForest::fits(&plain.forest) {
         return Ok(Evaluator::Kernel(cuda_kernel::KernelForest::build(
-            forest, device,
+            &plain, device,
         )?));
     }
     Ok(Evaluator::Tensor(tensor::TensorForest::build(
-        forest, device,
+        &plain, device,
     )?))
 }
 

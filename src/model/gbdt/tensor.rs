@@ -11,7 +11,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::ModelError;
-use super::forest::{Forest, Node, PlainForest, Split};
+use super::forest::{Node, PlainForest, RowPrep, Split};
 use crate::features::FeatureBatch;
 
 /// Deepest forest padded to perfect trees: 2^16 leaves per tree.
@@ -38,11 +38,10 @@ pub struct TensorForest {
     /// `[trees, groups]` one-hot, when there is more than one group.
     group_matrix: Option<Tensor>,
     trees: usize,
-    features: usize,
     groups: usize,
     base_margin: Vec<f64>,
     /// What the rows go through before upload (zero bands, categorical columns).
-    plain: PlainForest,
+    rows: RowPrep,
 }
 
 impl std::fmt::Debug for TensorForest {
@@ -63,8 +62,7 @@ impl TensorForest {
     /// Pads and uploads the forest (its plain form: categorical splits as 0/1 columns computed on
     /// the host). Forests deeper than [`MAX_DEPTH`], or with zero-as-missing splits on a feature
     /// other splits read as it is, are refused (they run on the CPU evaluator).
-    pub fn build(forest: &Forest, device: &Device) -> Result<Self, String> {
-        let plain = forest.plain();
+    pub fn build(plain: &PlainForest, device: &Device) -> Result<Self, String> {
         let forest = &plain.forest;
         let depth = forest.max_depth().max(1);
         if depth > MAX_DEPTH {
@@ -142,10 +140,9 @@ impl TensorForest {
                 leaf_offsets: Tensor::from_vec(leaf_offsets, (1, trees), device)?,
                 group_matrix,
                 trees,
-                features: forest.features,
                 groups: forest.groups,
                 base_margin: forest.base_margin.clone(),
-                plain: plain.clone(),
+                rows: plain.rows.clone(),
             })
         };
         build().map_err(|e| format!("uploading the forest: {e}"))
@@ -158,9 +155,9 @@ impl TensorForest {
         let mut out = Vec::with_capacity(rows * self.groups);
         for start in (0..rows).step_by(chunk) {
             let len = chunk.min(rows - start);
-            let host = self.plain.device_rows(batch, start, len);
-            let x =
-                Tensor::from_slice(&host, (len, self.features), &self.device).map_err(candle)?;
+            let host = self.rows.device_rows(batch, start, len);
+            let x = Tensor::from_slice(&host, (len, self.rows.width()), &self.device)
+                .map_err(candle)?;
             let m = self.chunk_margins(&x, len).map_err(candle)?;
             let m = m.to_vec2::<f32>().map_err(candle)?;
             for row in m {
@@ -206,12 +203,12 @@ impl TensorForest {
     }
 }
 
-const UNSUPPORTED: &str = "the model has categorical splits (or zero-as-missing splits on a feature other splits read as it is), which the GPU evaluator does not run; run it with device = \"cpu\"";
+const UNSUPPORTED: &str = "the model has zero-as-missing splits on a feature that other splits read as it is, which the GPU evaluator does not run; run it with device = \"cpu\"";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::gbdt::forest::{Link, Tree};
+    use crate::model::gbdt::forest::{Forest, Link, Tree};
     use std::sync::Arc;
 
     /// Zero-as-missing splits: zeros (and the ±1e-35 band) go where NaN goes, on the tensor path
@@ -270,7 +267,7 @@ mod tests {
             batch,
         })
         .unwrap();
-        let got = TensorForest::build(&forest, &Device::Cpu)
+        let got = TensorForest::build(&forest.plain(), &Device::Cpu)
             .unwrap()
             .margins(&fb)
             .unwrap();
