@@ -10,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use thiserror::Error;
 
+use crate::error::{ErrorClass, sqlx_class};
 use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 
 /// The key of the file lock that serialises SQLite migrations.
@@ -46,6 +47,25 @@ pub enum DbError {
         context: &'static str,
         source: sqlx::Error,
     },
+}
+
+impl DbError {
+    /// What kind of failure this is, from sqlx's typed error: an unreachable server is
+    /// transient, a refused login or a missing database is configuration.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Url { .. } | Self::LockFile { .. } => ErrorClass::Config,
+            Self::Connect { source, .. } | Self::Query { source, .. } => sqlx_class(source),
+            Self::Migrate { source, .. } => match source {
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => sqlx_class(e),
+                // A migration this binary does not know was applied: an older scorer against a
+                // newer database.
+                _ => ErrorClass::Config,
+            },
+            Self::Ledger { .. } => ErrorClass::Internal,
+        }
+    }
 }
 
 impl DbTarget {

@@ -20,7 +20,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod preprocess;
 pub mod run;
-pub mod schedule_expr;
+pub mod schedule;
 pub mod score;
 pub mod sink;
 pub mod source;

@@ -127,7 +127,7 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 .map(|(run, why)| format!("run {}: {why}", run.run_id));
             Err(Failure::Many {
                 problems: problems.collect(),
-                code: exit::SINK,
+                code: exit::TRANSIENT,
             }
             .in_job(&label))
         }

@@ -42,9 +42,23 @@ pub enum JobError {
 pub struct Job {
     /// Identifies the job in the ledger and in locks; letters, digits, `_` and `-`.
     pub name: String,
-    /// Cron expression (seconds optional) for `scorer schedule`; checked now, used by the scheduler.
+    /// Cron expression (five fields, or six with seconds first) for `scorer schedule`.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// IANA time zone the schedule is read in (and logical dates are taken in); UTC if unset.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// After downtime, whether `scorer schedule` runs the firings it missed (oldest first) or
+    /// only the latest one.
+    #[serde(default = "default_catchup")]
+    pub catchup: bool,
+    /// The most missed firings one catch-up runs (the newest ones).
+    #[serde(default = "default_max_catchup")]
+    pub max_catchup: usize,
+    /// With `catchup`, a job the scheduler has never run catches up from here (firings after
+    /// this date's midnight in the job's zone); without it, a new job starts with its next firing.
+    #[serde(default)]
+    pub start_date: Option<chrono::NaiveDate>,
     pub input: InputSpec,
     pub model: ModelRef,
     pub output: OutputSpec,
@@ -123,6 +137,15 @@ pub const MAX_ROW_GROUPS_IN_FLIGHT: usize = 64;
 /// Most rows per model call; a W1 row's features are 128 bytes, so this is 512 MiB of input.
 pub const MAX_BATCH_SIZE: usize = 4 * 1024 * 1024;
 
+/// Missed firings a catch-up runs unless the job says otherwise: a week and a half of a daily job.
+pub const DEFAULT_MAX_CATCHUP: usize = 10;
+
+fn default_catchup() -> bool {
+    true
+}
+fn default_max_catchup() -> usize {
+    DEFAULT_MAX_CATCHUP
+}
 fn default_copy_streams() -> usize {
     1
 }
@@ -228,9 +251,22 @@ impl Job {
             ));
         }
         if let Some(s) = &self.schedule
-            && let Err(e) = crate::schedule_expr::parse(s)
+            && let Err(e) = crate::schedule::calendar::parse_expr(s)
         {
             p.push(e);
+        }
+        if let Some(z) = &self.timezone
+            && let Err(e) = crate::schedule::calendar::parse_zone(z)
+        {
+            p.push(e);
+        }
+        if self.max_catchup == 0 {
+            p.push("max_catchup must be at least 1".into());
+        }
+        if self.schedule.is_none()
+            && (self.timezone.is_some() || self.start_date.is_some())
+        {
+            p.push("timezone and start_date apply to a job with a schedule; add `schedule`".into());
         }
         if let Err(e) = template::check(&self.input.url) {
             p.push(format!("input.url: {e}"));

@@ -7,8 +7,9 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    FinishValues, Ledger, RunFinish, RunStart, RunningRow, RunningRun, StartValues, bind_finish,
-    bind_start, running_run, timestamp,
+    FinishValues, Ledger, RecentQuery, RunFinish, RunStart, RunStatus, RunSummary, RunningRow,
+    RunningRun, StartValues, SummaryRow, bind_finish, bind_start, run_summary, running_run,
+    timestamp,
 };
 use crate::db::DbError;
 
@@ -95,6 +96,21 @@ macro_rules! sql_ledger {
                     .await
                     .map_err(self.err("marking a run abandoned"))?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn recent(&self, q: &RecentQuery<'_>) -> Result<Vec<RunSummary>, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/ledger_recent.sql"));
+                let rows: Vec<SummaryRow> = sqlx::query_as(sql)
+                    .bind(q.job)
+                    .bind(q.date.map(|d| d.format("%Y-%m-%d").to_string()))
+                    .bind(q.status.map(RunStatus::as_str))
+                    .bind(i64::from(q.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(self.err("reading recent runs"))?;
+                rows.into_iter()
+                    .map(|row| run_summary(&self.target, row))
+                    .collect()
             }
         }
     };

@@ -287,6 +287,58 @@ fn running_run(target: &str, row: RunningRow) -> Result<RunningRun, DbError> {
     })
 }
 
+/// Which runs [`Ledger::recent`] returns: a job's newest, optionally of one date and status.
+#[derive(Debug, Clone, Copy)]
+pub struct RecentQuery<'a> {
+    pub job: &'a str,
+    pub date: Option<NaiveDate>,
+    pub status: Option<RunStatus>,
+    pub limit: u32,
+}
+
+/// One run as `scorer status`, the scheduler and `scorer backfill` look at it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub run_id: Uuid,
+    pub logical_date: NaiveDate,
+    /// As stored: `running`, `succeeded`, `failed`, `cancelled`, `abandoned`.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows_written: i64,
+    /// Empty unless the run failed.
+    pub error: String,
+}
+
+/// The row the engines return for `ledger_recent.sql`.
+type SummaryRow = (String, String, String, String, String, i64, String);
+
+fn run_summary(target: &str, row: SummaryRow) -> Result<RunSummary, DbError> {
+    let (run_id, date, status, started, finished, rows_written, error) = row;
+    let bad = |what: &str, value: &str| DbError::Ledger {
+        target: target.to_string(),
+        reason: format!("ledger row has an unreadable {what}: {value}"),
+    };
+    let time = |what: &str, value: &str| {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| bad(what, value))
+    };
+    Ok(RunSummary {
+        run_id: run_id.parse().map_err(|_| bad("run_id", &run_id))?,
+        logical_date: date.parse().map_err(|_| bad("logical_date", &date))?,
+        status,
+        started_at: time("started_at", &started)?,
+        finished_at: if finished.is_empty() {
+            None
+        } else {
+            Some(time("finished_at", &finished)?)
+        },
+        rows_written,
+        error,
+    })
+}
+
 /// Where runs are recorded. One implementation per database engine; the run holds it as a
 /// trait object, so nothing in the run path matches on the engine.
 #[async_trait]
@@ -301,6 +353,8 @@ pub trait Ledger: Send + Sync {
     async fn running(&self, job: Option<&str>) -> Result<Vec<RunningRun>, DbError>;
     /// Marks a dead run `abandoned` with a note; false if its row was no longer `running`.
     async fn abandon(&self, run_id: Uuid, note: &str) -> Result<bool, DbError>;
+    /// A job's newest runs, newest first.
+    async fn recent(&self, q: &RecentQuery<'_>) -> Result<Vec<RunSummary>, DbError>;
 }
 
 /// The ledger in `db`.

@@ -140,12 +140,12 @@ fn fetch(url: &str, spec: &ArtifactSpec) -> Result<Vec<u8>, ModelError> {
                 .build()
                 .map_err(|e| fail(e.to_string()))?;
             rt.block_on(async {
-                let got = location
-                    .store
-                    .get(&location.prefix)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                let bytes = got.bytes().await.map_err(|e| fail(e.to_string()))?;
+                let store_err = |source| ModelError::FetchStore {
+                    url: crate::source::location::redact_url(url),
+                    source,
+                };
+                let got = location.store.get(&location.prefix).await.map_err(store_err)?;
+                let bytes = got.bytes().await.map_err(store_err)?;
                 Ok(bytes.to_vec())
             })
         })

@@ -23,6 +23,7 @@ use arrow::array::ArrayRef;
 use crate::contract::{ExecutionPolicy, InputContract, OutputColumn, OutputType};
 use crate::features::FeatureBatch;
 
+use crate::error::{ErrorClass, object_store_class};
 use crate::preprocess::Preprocessor;
 use device::DeviceSpec;
 use registry::Registry;
@@ -65,12 +66,30 @@ pub enum ModelError {
     BadName(String),
     #[error("model artifact {url}: {message}")]
     Fetch { url: String, message: String },
+    /// Downloading an artifact from its object store failed.
+    #[error("model artifact {url}: {source}")]
+    FetchStore {
+        url: String,
+        source: object_store::Error,
+    },
     #[error("{0}")]
     Runtime(String),
     #[error(transparent)]
     Device(#[from] device::DeviceError),
     #[error("model computation failed: {0}")]
     Candle(String),
+}
+
+impl ModelError {
+    /// What kind of failure this is: a download is classed by the store's typed error, a
+    /// failing computation is scorer's, everything else is the model's configuration.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::FetchStore { source, .. } => object_store_class(source),
+            Self::Candle(_) => ErrorClass::Internal,
+            _ => ErrorClass::Config,
+        }
+    }
 }
 
 /// What every model kind offers the run: it declares its inputs, outputs and execution policy

@@ -44,10 +44,6 @@ pub async fn remove(
             }
         }
         (Destination::Objects(location), _) => {
-            let layout_err = |message: String| SinkError::Objects {
-                url: location.url.clone(),
-                message,
-            };
             // A run that died between its manifest PUT and its ledger update did publish: its
             // files are the date's rows and stay.
             let manifest =
@@ -58,7 +54,11 @@ pub async fn remove(
             let dir = objects::run_dir(&location.prefix, run_id);
             let listed = objects::count_under(&location.store, &dir)
                 .await
-                .map_err(|e| layout_err(format!("listing {dir}: {e}")))?;
+                .map_err(|source| SinkError::Store {
+                    url: location.url.clone(),
+                    context: format!("listing {dir}"),
+                    source,
+                })?;
             if listed > 0 {
                 objects::delete_dir(&location.store, &dir).await;
                 removed.push(format!("{listed} run file(s) under {dir}"));

@@ -18,6 +18,7 @@ use arrow::array::ArrayRef;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use thiserror::Error;
+use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
 use uuid::Uuid;
 
 use crate::contract::OutputColumn;
@@ -73,11 +74,45 @@ pub enum SinkError {
         context: &'static str,
         source: sqlx::Error,
     },
+    /// The output table exists with other columns than the job writes: the job or the table must
+    /// change, retrying cannot help.
+    #[error("output table {table}: {message}")]
+    Mismatch { table: String, message: String },
     #[error("output {url}: {message}")]
     Objects { url: String, message: String },
+    /// An object-store operation of the Parquet output failed.
+    #[error("output {url}: {context}: {source}")]
+    Store {
+        url: String,
+        context: String,
+        source: object_store::Error,
+    },
+    /// Writing a Parquet file of the output failed (its store's errors travel inside).
+    #[error("output {url}: {context}: {source}")]
+    Parquet {
+        url: String,
+        context: String,
+        source: parquet::errors::ParquetError,
+    },
     /// The run's lock was gone when the sink was about to publish; nothing was published.
     #[error(transparent)]
     LockLost(#[from] LockLost),
+}
+
+impl SinkError {
+    /// What kind of failure this is: a table that does not fit is configuration, database and
+    /// store failures are classed by their typed cause, a lost lock is transient, and the rest
+    /// (broken invariants of the sink itself) is internal.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Mismatch { .. } => ErrorClass::Config,
+            Self::Database { source, .. } => sqlx_class(source),
+            Self::Store { source, .. } => object_store_class(source),
+            Self::Parquet { source, .. } => parquet_class(source),
+            Self::LockLost(_) => ErrorClass::Transient,
+            Self::Table { .. } | Self::Objects { .. } => ErrorClass::Internal,
+        }
+    }
 }
 
 impl SinkError {

@@ -129,6 +129,14 @@ impl ObjectsPartitionWriter {
         })
     }
 
+    fn parquet_err(&self, context: String, source: parquet::errors::ParquetError) -> SinkError {
+        SinkError::Parquet {
+            url: self.layout.url.clone(),
+            context,
+            source,
+        }
+    }
+
     fn err(&self, message: impl std::fmt::Display) -> SinkError {
         SinkError::Objects {
             url: self.layout.url.clone(),
@@ -154,7 +162,7 @@ impl ObjectsPartitionWriter {
             .build();
         let sink = BufWriter::new(Arc::clone(&self.layout.store), path.clone());
         let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props))
-            .map_err(|e| self.err(format!("cannot start {path}: {e}")))?;
+            .map_err(|source| self.parquet_err(format!("cannot start {path}"), source))?;
         Ok(OpenFile {
             relative,
             writer,
@@ -171,7 +179,7 @@ impl ObjectsPartitionWriter {
             .writer
             .finish()
             .await
-            .map_err(|e| self.err(format!("cannot finish {}: {e}", file.relative)))?;
+            .map_err(|source| self.parquet_err(format!("cannot finish {}", file.relative), source))?;
         self.done.push(ManifestFile {
             rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
             size: file.writer.bytes_written() as u64,
@@ -227,23 +235,24 @@ pub async fn read_manifest(
     prefix: &Path,
     url: &str,
 ) -> Result<Option<Manifest>, SinkError> {
-    let err = |message: String| SinkError::Objects {
+    let store_err = |source| SinkError::Store {
         url: url.to_string(),
-        message,
+        context: format!("cannot read {MANIFEST}"),
+        source,
     };
     let path = prefix.clone().join(MANIFEST);
     match store.get(&path).await {
         Ok(got) => {
-            let bytes = got
-                .bytes()
-                .await
-                .map_err(|e| err(format!("cannot read {MANIFEST}: {e}")))?;
+            let bytes = got.bytes().await.map_err(store_err)?;
             serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| err(format!("{MANIFEST} is not a scorer manifest: {e}")))
+                .map_err(|e| SinkError::Objects {
+                    url: url.to_string(),
+                    message: format!("{MANIFEST} is not a scorer manifest: {e}"),
+                })
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(err(format!("cannot read {MANIFEST}: {e}"))),
+        Err(e) => Err(store_err(e)),
     }
 }
 
@@ -271,9 +280,10 @@ impl Sink for ObjectsPartitionWriter {
         file.writer
             .write(&rb)
             .await
-            .map_err(|e| SinkError::Objects {
+            .map_err(|source| SinkError::Parquet {
                 url: self.layout.url.clone(),
-                message: format!("cannot write {}: {e}", file.relative),
+                context: format!("cannot write {}", file.relative),
+                source,
             })?;
         file.rows += batch.rows;
         self.rows += batch.rows as u64;
@@ -319,9 +329,13 @@ impl Sink for ObjectsPartitionWriter {
             }
         };
         let path = self.layout.prefix.clone().join(MANIFEST);
-        if let Err(e) = self.layout.store.put(&path, PutPayload::from(body)).await {
+        if let Err(source) = self.layout.store.put(&path, PutPayload::from(body)).await {
             delete_dir(&self.layout.store, &self.run_dir()).await;
-            return Err(self.err(format!("cannot write {MANIFEST}: {e}")));
+            return Err(SinkError::Store {
+                url: self.layout.url.clone(),
+                context: format!("cannot write {MANIFEST}"),
+                source,
+            });
         }
         // Committed. Keep this run's and the previous run's files; older runs go.
         let keep: Vec<String> = [

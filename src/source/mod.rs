@@ -16,9 +16,11 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::errors::ParquetError;
 use thiserror::Error;
 
 use crate::buffer_pool::BufferPool;
+use crate::error::{ErrorClass, object_store_class, parquet_class};
 pub use location::{InputLocation, resolve, resolve_output};
 pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;
@@ -40,16 +42,37 @@ pub enum SourceError {
     },
     #[error("input {url}: no Parquet objects found")]
     NoObjects { url: String },
-    #[error("input {object}: not a readable Parquet file: {message}")]
-    Footer { object: String, message: String },
+    /// A footer could not be fetched for a reason that is not the file's content (the store
+    /// failed or the object changed); a corrupt footer is one of the `Schema` problems instead.
+    #[error("input {object}: reading the footer failed: {source}")]
+    Footer { object: String, source: ParquetError },
     #[error("input does not match the job:\n  - {}", problems.join("\n  - "))]
     Schema { problems: Vec<String> },
-    #[error("input {object}, row group {row_group}: {message}")]
+    #[error("input {object}, row group {row_group}: {source}")]
     Read {
+        object: String,
+        row_group: usize,
+        source: ParquetError,
+    },
+    #[error("input {object}, row group {row_group}: the reader task failed: {message}")]
+    ReadTask {
         object: String,
         row_group: usize,
         message: String,
     },
+}
+
+impl SourceError {
+    /// What kind of failure this is, from the store's and the reader's typed errors.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Url { .. } => ErrorClass::Config,
+            Self::List { source, .. } => object_store_class(source),
+            Self::NoObjects { .. } | Self::Schema { .. } => ErrorClass::Data,
+            Self::Footer { source, .. } | Self::Read { source, .. } => parquet_class(source),
+            Self::ReadTask { .. } => ErrorClass::Internal,
+        }
+    }
 }
 
 /// One decoded slice of a row group, with where it came from for error messages.
@@ -149,10 +172,10 @@ pub async fn send_batches(
             let Some(task) = task else {
                 return Ok(());
             };
-            task.await.map_err(|e| SourceError::Read {
+            task.await.map_err(|e| SourceError::ReadTask {
                 object: url.to_string(),
                 row_group: rg,
-                message: format!("reader task failed: {e}"),
+                message: e.to_string(),
             })?
         }
     });
@@ -180,10 +203,10 @@ struct RowGroupRead {
 
 impl RowGroupRead {
     async fn run(self, tx: tokio::sync::mpsc::Sender<SourceBatch>) -> Result<(), SourceError> {
-        let read_err = |message: String| SourceError::Read {
+        let read_err = |source: ParquetError| SourceError::Read {
             object: self.url.to_string(),
             row_group: self.row_group,
-            message,
+            source,
         };
         let mut reader = ObjectReader::new(
             Arc::clone(&self.store),
@@ -196,20 +219,20 @@ impl RowGroupRead {
             .footer
             .get_or_try_init(|| ArrowReaderMetadata::load_async(&mut reader, Default::default()))
             .await
-            .map_err(|e| read_err(format!("reading the footer again: {e}")))?
+            .map_err(read_err)?
             .clone();
         let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
             .with_projection(self.object.projection.clone())
             .with_row_groups(vec![self.row_group])
             .with_batch_size(self.batch_rows)
             .build()
-            .map_err(|e| read_err(e.to_string()))?;
+            .map_err(read_err)?;
         loop {
             let started = Instant::now();
             let next = stream.try_next().await;
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
-            let Some(batch) = next.map_err(|e| read_err(e.to_string()))? else {
+            let Some(batch) = next.map_err(read_err)? else {
                 return Ok(());
             };
             let item = SourceBatch {

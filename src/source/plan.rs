@@ -20,6 +20,7 @@ use super::reader::ObjectReader;
 use super::{InputLocation, SourceError, list};
 use crate::buffer_pool::BufferPool;
 use crate::contract::{ColumnKind, RawColumn};
+use crate::error::{ErrorClass, parquet_class};
 
 /// Footers fetched concurrently while planning.
 const FOOTERS_IN_FLIGHT: usize = 8;
@@ -128,9 +129,8 @@ pub async fn plan_columns(
             );
             let footer = match reader.get_metadata(None).await {
                 Ok(m) => ArrowReaderMetadata::try_new(m, ArrowReaderOptions::new())
-                    .map(|m| check_footer(&m, &url, id_column, columns))
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                    .map(|m| check_footer(&m, &url, id_column, columns)),
+                Err(e) => Err(e),
             };
             (url, meta, footer)
         })
@@ -144,8 +144,16 @@ pub async fn plan_columns(
     for (url, meta, footer) in footers {
         let checked = match footer {
             Ok(c) => c,
-            Err(message) => {
-                problems.push(format!("{url}: not a readable Parquet file: {message}"));
+            // The store failed or the object changed: not the file's fault, so not one of the
+            // data problems (a run that meets it is worth retrying at once).
+            Err(source) if parquet_class(&source) != ErrorClass::Data => {
+                return Err(SourceError::Footer {
+                    object: url,
+                    source,
+                });
+            }
+            Err(e) => {
+                problems.push(format!("{url}: not a readable Parquet file: {e}"));
                 continue;
             }
         };

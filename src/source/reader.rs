@@ -104,10 +104,11 @@ impl ObjectReader {
                     .await
                     .map_err(|e| ParquetError::General(format!("read task failed: {e}")))?
                     .map_err(|e| {
-                        ParquetError::General(format!(
-                            "reading bytes {range:?} of {}: {e}",
-                            local.display()
-                        ))
+                        // Kept as an I/O error of its kind, so its class is the kind's.
+                        ParquetError::External(Box::new(std::io::Error::new(
+                            e.kind(),
+                            format!("reading bytes {range:?} of {}: {e}", local.display()),
+                        )))
                     })?;
                 Ok(buf.freeze())
             }
@@ -141,10 +142,10 @@ impl ObjectReader {
     /// listed), instead of object_store's precondition wording.
     fn error(&self, e: object_store::Error) -> ParquetError {
         match e {
-            object_store::Error::Precondition { .. } => ParquetError::General(format!(
-                "the object changed after it was listed (etag was {}); nothing from this run \
-                 is kept, run again to score the new version",
-                self.etag.as_deref().unwrap_or("unknown")
+            object_store::Error::Precondition { .. } => ParquetError::External(Box::new(
+                crate::error::ObjectChanged {
+                    etag: self.etag.clone().unwrap_or_else(|| "unknown".into()),
+                },
             )),
             other => external(other),
         }
@@ -275,7 +276,13 @@ mod tests {
         assert_eq!(reader.get_bytes(0..8).await.unwrap().len(), 8);
         // Rewritten with another size: a new etag.
         store.put(&path, vec![2u8; 128].into()).await.unwrap();
-        let err = reader.get_bytes(0..8).await.unwrap_err().to_string();
+        let err = reader.get_bytes(0..8).await.unwrap_err();
+        // Typed, so the run exits with the retryable code: a new run reads the new version.
+        assert_eq!(
+            crate::error::parquet_class(&err),
+            crate::error::ErrorClass::Transient
+        );
+        let err = err.to_string();
         assert!(err.contains("changed after it was listed"), "{err}");
         assert!(err.contains(listed.e_tag.as_deref().unwrap()), "{err}");
     }

@@ -119,7 +119,7 @@ pub async fn ensure_table(pool: &PgPool, layout: &OutputLayout) -> Result<(), Si
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return Err(SinkError::Table {
+        return Err(SinkError::Mismatch {
             table: t.to_string(),
             message: format!(
                 "exists with columns ({}){}, but this job writes ({}) partitioned by {DATE_COLUMN}; \

@@ -108,7 +108,7 @@ async fn check_columns(pool: &SqlitePool, layout: &OutputLayout) -> Result<(), S
             .map_err(SinkError::db(t, "reading the result table's columns"))?;
     let want = layout.columns();
     if actual != want {
-        return Err(SinkError::Table {
+        return Err(SinkError::Mismatch {
             table: t.sqlite_name(),
             message: format!(
                 "exists with columns ({}), but this job writes ({}); rename or drop the old table",

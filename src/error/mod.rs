@@ -5,6 +5,13 @@
 //! column, table) but not which job it belongs to; the run and `validate` attach the job's name
 //! at one boundary, turning it into a [`RunError`].
 
+mod class;
+
+pub use class::{
+    ErrorClass, ObjectChanged, io_class, object_store_class, parquet_class, sqlstate_class,
+    sqlx_class,
+};
+
 use thiserror::Error;
 
 use crate::db::DbError;
@@ -15,19 +22,23 @@ use crate::model::ModelError;
 use crate::sink::SinkError;
 use crate::source::SourceError;
 
-/// Stable exit codes.
+/// Stable exit codes. Each comes from a typed error class ([`ErrorClass`]), never from a
+/// message: 2 never retry, 3 retry once the data changes, 4 retry now, 5 retry later.
 pub mod exit {
     /// The run succeeded.
     pub const OK: u8 = 0;
     /// Something unexpected; see the message.
     pub const INTERNAL: u8 = 1;
-    /// Bad command line, job file or model: fix the configuration, retrying will not help.
+    /// Bad command line, job file, model, credentials, or an existing table whose columns do not
+    /// fit the job: fix the configuration, retrying will not help.
     pub const CONFIG: u8 = 2;
-    /// The input data is missing or does not fit the job (missing column, corrupt file, nulls).
+    /// The input data is missing or does not fit the job (missing column, corrupt file, nulls,
+    /// duplicate ids): retrying helps only once the data changed.
     pub const INPUT: u8 = 3;
-    /// The database could not be reached, refused the write, or the run lost its lock; often
-    /// worth a retry.
-    pub const SINK: u8 = 4;
+    /// Transient infrastructure: the database or object store could not be reached, timed out or
+    /// failed for now, an input object changed while it was read, or the run lost its lock.
+    /// Retry.
+    pub const TRANSIENT: u8 = 4;
     /// Another run of the same output and date holds the lock; retry later.
     pub const ALREADY_RUNNING: u8 = 5;
     /// The run was stopped by SIGTERM or SIGINT and cleaned up after itself; the date's previous
@@ -66,14 +77,36 @@ impl Failure {
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Model(_) => exit::CONFIG,
-            Self::Source(_) | Self::Features(_) => exit::INPUT,
-            Self::Sink(_) | Self::Db(_) | Self::LockLost(_) => exit::SINK,
             Self::AlreadyRunning { .. } => exit::ALREADY_RUNNING,
             Self::Cancelled => exit::CANCELLED,
-            Self::Internal(_) => exit::INTERNAL,
             Self::Many { code, .. } => *code,
+            other => other.class().map_or(exit::INTERNAL, ErrorClass::exit_code),
         }
+    }
+
+    /// The class of this failure; `None` for the outcomes that are not errors of a class
+    /// (already running, cancelled, a list of problems with its own code).
+    pub fn class(&self) -> Option<ErrorClass> {
+        Some(match self {
+            Self::Config(_) => ErrorClass::Config,
+            Self::Model(e) => e.class(),
+            Self::Source(e) => e.class(),
+            Self::Features(_) => ErrorClass::Data,
+            Self::Sink(e) => e.class(),
+            Self::Db(e) => e.class(),
+            Self::LockLost(_) => ErrorClass::Transient,
+            Self::Internal(_) => ErrorClass::Internal,
+            Self::AlreadyRunning { .. } | Self::Cancelled | Self::Many { .. } => return None,
+        })
+    }
+
+    /// Whether running again, unchanged, may succeed: transient infrastructure, another run
+    /// holding the lock, or a cancellation.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.exit_code(),
+            exit::TRANSIENT | exit::ALREADY_RUNNING | exit::CANCELLED
+        )
     }
 
     /// Attaches the job's name: the one place a failure learns which job it belongs to.
