@@ -17,10 +17,18 @@ use crate::telemetry::LogFormat;
     after_help = "Examples:\n  \
         scorer validate jobs/quickstart.toml --date 2026-11-24\n  \
         scorer run quickstart --date 2026-11-24\n  \
-        DATABASE_URL=postgres://scorer@db/analytics scorer run churn_daily --date 2026-11-24\n\n\
-        Exit codes: 0 success, 1 internal error, 2 bad job/model/config, 3 bad or missing input,\n\
-        4 database error or lost lock, 5 a run of this output and date is already in progress,\n\
-        6 cancelled by SIGTERM/SIGINT (cleaned up)."
+        DATABASE_URL=postgres://scorer@db/analytics scorer run churn_daily --date 2026-11-24\n  \
+        scorer schedule --jobs-dir jobs\n  \
+        scorer backfill churn_daily --from 2026-11-01 --to 2026-11-24 --parallel 2\n\n\
+        Exit codes (what to retry):\n  \
+        0  success\n  \
+        1  internal error (a defect; report it)\n  \
+        2  configuration: job, model, credentials, or an existing table that does not fit. Never retry\n  \
+        3  data: input missing, corrupt or not fitting the job. Retry once the data changed\n  \
+        4  transient: database or object store unreachable, timed out or failing, an input object\n     \
+        changed while read, or the lock was lost. Retry\n  \
+        5  a run of this output and date is in progress. Retry later\n  \
+        6  cancelled by SIGTERM/SIGINT, cleaned up. Retry when wanted"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -98,6 +106,73 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         stale_after: Duration,
     },
+    /// Run every job file with a `schedule` in --jobs-dir, as a long-running cron daemon.
+    #[command(after_help = "Examples:\n  scorer schedule --jobs-dir jobs\n  \
+        DATABASE_URL=postgres://scorer@db/analytics scorer schedule --max-concurrent 4\n\n\
+        Logical date: a firing scores the data interval that ends at it, named by its start (the\n\
+        previous firing), as Airflow does: a daily job firing on the 25th at 02:00 scores the 24th.\n\
+        Schedules are cron expressions (5 fields, or 6 with seconds first) in the job's `timezone`\n\
+        (UTC if unset). A wall-clock time skipped by daylight saving fires when the clock jumps past\n\
+        it; one that occurs twice fires the first time.\n\n\
+        Catch-up: after downtime, the missed firings run oldest first (up to `max_catchup`), or only\n\
+        the latest with `catchup = false`. Job files added, changed or removed are picked up without\n\
+        a restart; an invalid one is reported and skipped.\n\n\
+        Several schedulers may share one PostgreSQL: each firing is claimed in scorer.claims with a\n\
+        lease, so it runs once; a dead scheduler's firing is taken over when its lease runs out.\n\
+        Retryable failures (exit 4, 5) are retried after --retry-delay, up to --max-attempts.\n\n\
+        SIGTERM/SIGINT: stop firing, let running runs finish within --grace, then cancel them\n\
+        (ledger `cancelled`, nothing half-published); a second signal cancels at once. Exits 0.")]
+    Schedule {
+        /// Most runs at once in this process.
+        #[arg(long, default_value_t = 2)]
+        max_concurrent: usize,
+        /// How long a claim lives without renewal (renewed every third of it); a dead
+        /// scheduler's firing is taken over after it.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        lease: Duration,
+        /// How often the jobs directory is read again.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        reload_every: Duration,
+        /// After SIGTERM/SIGINT, how long running runs may take before they are cancelled.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// Wait before a run that failed for a retryable reason (exit 4 or 5) is tried again.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        retry_delay: Duration,
+        /// Attempts of one firing before a retryable failure counts as failed.
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
+    },
+    /// Run a job for every date of a range; dates that already succeeded are skipped.
+    #[command(after_help = "Examples:\n  scorer backfill churn_daily --from 2026-11-01 --to 2026-11-24\n  \
+        scorer backfill churn_daily --from 2026-11-20 --to 2026-11-24 --parallel 3 --force\n\n\
+        Resumable: run the same command again after an interruption and only the dates without a\n\
+        succeeded run are run. A summary table is printed at the end. SIGTERM/SIGINT cancels the\n\
+        running dates (cleaned up) and starts no more: exit 6. Otherwise the exit code is 0 when\n\
+        every date succeeded or was skipped, else the code of the failure least likely to go away\n\
+        by retrying (2, then 3, 1, 4, 5).")]
+    Backfill {
+        /// Job file path, or a job name in --jobs-dir.
+        job: String,
+        /// First logical date (YYYY-MM-DD).
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last logical date, included.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Dates run at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+        /// Run dates that already succeeded, too (their rows are replaced).
+        #[arg(long)]
+        force: bool,
+        /// Run the model here instead of the job's `model.device`.
+        #[arg(long)]
+        device: Option<DeviceSpec>,
+    },
+    /// The jobs `scorer schedule` sees: next firing, the date it scores, last run and outcome.
+    #[command(after_help = "Example:\n  scorer status --jobs-dir jobs")]
+    Status,
     /// The model registry: list model versions, or check their artifacts against their sha256.
     #[command(subcommand)]
     Models(ModelsCommand),

@@ -10,6 +10,7 @@ use scorer::job::{self, Job};
 use scorer::large_alloc::LargeBlockCache;
 use scorer::model::registry::Registry;
 use scorer::run::{self, RunContext, RunRequest, signals, sweep};
+use scorer::schedule::{backfill, daemon, status};
 use scorer::{ledger, summary, telemetry, validate};
 
 /// mimalloc for small allocations; blocks of 128 KiB and more (decoded columns, dictionaries, pages)
@@ -75,6 +76,77 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
         Command::Validate { job, date } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
             let report = validate::validate(&job, &registry(&g), date).await?;
+            Ok(report.lines())
+        }
+        Command::Schedule {
+            max_concurrent,
+            lease,
+            reload_every,
+            grace,
+            retry_delay,
+            max_attempts,
+        } => {
+            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job("*"))?;
+            let opts = daemon::Options {
+                max_concurrent,
+                lease,
+                reload_every,
+                grace,
+                retry_delay,
+                max_attempts,
+            };
+            let stop = signals::stop_on_signals("the scheduler");
+            let summary = daemon::serve(ctx, opts, stop)
+                .await
+                .map_err(|f| f.in_job("*"))?;
+            Ok(vec![format!(
+                "scheduler stopped: {} runs ({} succeeded, {} failed, {} to retry, {} skipped)",
+                summary.runs, summary.succeeded, summary.failed, summary.retried, summary.skipped
+            )])
+        }
+        Command::Backfill {
+            job,
+            from,
+            to,
+            parallel,
+            force,
+            device,
+        } => {
+            let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
+            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
+            let opts = backfill::Options {
+                from,
+                to,
+                parallel,
+                force,
+                device,
+            };
+            let cancel = signals::cancel_on_signals(std::time::Duration::from_secs(30));
+            let report = backfill::backfill(&ctx, &job, &opts, cancel)
+                .await
+                .map_err(|f| f.in_job(&job.name))?;
+            let lines = report.lines();
+            let code = report.exit_code();
+            if code == exit::OK {
+                return Ok(lines);
+            }
+            lines.iter().for_each(|l| println!("{l}"));
+            Err(Failure::Many {
+                problems: vec![format!(
+                    "backfill {from}..{to} did not complete; run the same command again to retry the dates without a succeeded run"
+                )],
+                code,
+            }
+            .in_job(&job.name))
+        }
+        Command::Status => {
+            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job("*"))?;
+            let db = Database::open(&ctx.db)
+                .await
+                .map_err(|e| Failure::from(e).in_job("*"))?;
+            let report = status::status(&ctx.jobs_dir, &db)
+                .await
+                .map_err(|f| f.in_job("*"))?;
             Ok(report.lines())
         }
         Command::Models(ModelsCommand::List) => {

@@ -79,7 +79,7 @@ pub trait Claims: Send + Sync {
     /// The newest fire time the job has a row for.
     async fn latest(&self, job: &str) -> Result<Option<DateTime<Utc>>, DbError>;
     /// The job's claimed firings whose lease ran out, oldest first.
-    async fn due(&self, job: &str) -> Result<Vec<DateTime<Utc>>, DbError>;
+    async fn due(&self, job: &str) -> Result<Vec<Firing>, DbError>;
     /// Every firing not yet done.
     async fn open(&self) -> Result<Vec<OpenClaim>, DbError>;
 }
@@ -118,17 +118,21 @@ fn parse_time(target: &str, value: &str) -> Result<DateTime<Utc>, DbError> {
 
 type OpenRow = (String, String, String, String, i32, f64, String);
 
+fn firing(target: &str, job: &str, fire_at: &str, date: &str) -> Result<Firing, DbError> {
+    Ok(Firing {
+        job: job.to_string(),
+        fire_at: parse_time(target, fire_at)?,
+        logical_date: date.parse().map_err(|_| DbError::Ledger {
+            target: target.to_string(),
+            reason: format!("claims row has an unreadable logical_date: {date}"),
+        })?,
+    })
+}
+
 fn open_claim(target: &str, row: OpenRow) -> Result<OpenClaim, DbError> {
     let (job, fire_at, date, holder, attempts, lease_left, note) = row;
     Ok(OpenClaim {
-        firing: Firing {
-            job,
-            fire_at: parse_time(target, &fire_at)?,
-            logical_date: date.parse().map_err(|_| DbError::Ledger {
-                target: target.to_string(),
-                reason: format!("claims row has an unreadable logical_date: {date}"),
-            })?,
-        },
+        firing: firing(target, &job, &fire_at, &date)?,
         holder,
         attempts: u32::try_from(attempts).unwrap_or(0),
         lease_left,
@@ -257,14 +261,16 @@ impl Claims for PgClaims {
         t.map(|t| parse_time(&self.target, &t)).transpose()
     }
 
-    async fn due(&self, job: &str) -> Result<Vec<DateTime<Utc>>, DbError> {
-        let rows: Vec<String> =
-            sqlx::query_scalar(include_str!("../../sql/postgres/queries/claim_due.sql"))
+    async fn due(&self, job: &str) -> Result<Vec<Firing>, DbError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as(include_str!("../../sql/postgres/queries/claim_due.sql"))
                 .bind(job)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(query_err(&self.target, "reading firings to take over"))?;
-        rows.iter().map(|t| parse_time(&self.target, t)).collect()
+        rows.iter()
+            .map(|(t, d)| firing(&self.target, job, t, d))
+            .collect()
     }
 
     async fn open(&self) -> Result<Vec<OpenClaim>, DbError> {
@@ -405,14 +411,16 @@ impl Claims for SqliteClaims {
         t.map(|t| parse_time(&self.target, &t)).transpose()
     }
 
-    async fn due(&self, job: &str) -> Result<Vec<DateTime<Utc>>, DbError> {
-        let rows: Vec<String> =
-            sqlx::query_scalar(include_str!("../../sql/sqlite/queries/claim_due.sql"))
+    async fn due(&self, job: &str) -> Result<Vec<Firing>, DbError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as(include_str!("../../sql/sqlite/queries/claim_due.sql"))
                 .bind(job)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(query_err(&self.target, "reading firings to take over"))?;
-        rows.iter().map(|t| parse_time(&self.target, t)).collect()
+        rows.iter()
+            .map(|(t, d)| firing(&self.target, job, t, d))
+            .collect()
     }
 
     async fn open(&self) -> Result<Vec<OpenClaim>, DbError> {
@@ -468,7 +476,7 @@ mod tests {
         // a dies: after its lease, b takes the firing over (attempt 2), and a can no longer
         // renew or finish it.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(c.due("j").await.unwrap(), vec![f24.fire_at]);
+        assert_eq!(c.due("j").await.unwrap(), vec![f24.clone()]);
         // The newer firing still waits: the older one is unfinished.
         assert_eq!(c.claim(&f25, "b", lease).await.unwrap(), Claim::Busy);
         assert_eq!(

@@ -11,3 +11,7 @@
 
 pub mod calendar;
 pub mod claims;
+pub mod jobs;
+pub mod daemon;
+pub mod backfill;
+pub mod status;
