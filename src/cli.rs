@@ -144,13 +144,15 @@ pub enum Command {
         max_attempts: u32,
     },
     /// Run a job for every date of a range; dates that already succeeded are skipped.
-    #[command(after_help = "Examples:\n  scorer backfill churn_daily --from 2026-11-01 --to 2026-11-24\n  \
+    #[command(
+        after_help = "Examples:\n  scorer backfill churn_daily --from 2026-11-01 --to 2026-11-24\n  \
         scorer backfill churn_daily --from 2026-11-20 --to 2026-11-24 --parallel 3 --force\n\n\
         Resumable: run the same command again after an interruption and only the dates without a\n\
         succeeded run are run. A summary table is printed at the end. SIGTERM/SIGINT cancels the\n\
         running dates (cleaned up) and starts no more: exit 6. Otherwise the exit code is 0 when\n\
         every date succeeded or was skipped, else the code of the failure least likely to go away\n\
-        by retrying (2, then 3, 1, 4, 5).")]
+        by retrying (2, then 3, 1, 4, 5)."
+    )]
     Backfill {
         /// Job file path, or a job name in --jobs-dir.
         job: String,

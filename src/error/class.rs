@@ -73,7 +73,9 @@ pub fn object_store_class(e: &object_store::Error) -> ErrorClass {
 fn generic_store_class(source: &(dyn StdError + Send + Sync + 'static)) -> ErrorClass {
     let mut current: Option<&(dyn StdError + 'static)> = Some(source);
     while let Some(e) = current {
-        if e.downcast_ref::<object_store::client::HttpError>().is_some() {
+        if e.downcast_ref::<object_store::client::HttpError>()
+            .is_some()
+        {
             return ErrorClass::Transient;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
@@ -134,10 +136,7 @@ fn database_class(db: &dyn sqlx::error::DatabaseError) -> ErrorClass {
     let Some(code) = db.code() else {
         return ErrorClass::Internal;
     };
-    if db
-        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-        .is_some()
-    {
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         return sqlite_class(&code);
     }
     sqlstate_class(&code)
@@ -169,7 +168,7 @@ fn sqlite_class(code: &str) -> ErrorClass {
         // PERM, READONLY, CANTOPEN, AUTH, NOTADB
         3 | 8 | 14 | 23 | 26 => ErrorClass::Config,
         // CONSTRAINT, MISMATCH, TOOBIG
-        19 | 20 | 18 => ErrorClass::Data,
+        18..=20 => ErrorClass::Data,
         _ => ErrorClass::Internal,
     }
 }

@@ -263,9 +263,7 @@ impl Job {
         if self.max_catchup == 0 {
             p.push("max_catchup must be at least 1".into());
         }
-        if self.schedule.is_none()
-            && (self.timezone.is_some() || self.start_date.is_some())
-        {
+        if self.schedule.is_none() && (self.timezone.is_some() || self.start_date.is_some()) {
             p.push("timezone and start_date apply to a job with a schedule; add `schedule`".into());
         }
         if let Err(e) = template::check(&self.input.url) {

@@ -144,7 +144,11 @@ fn fetch(url: &str, spec: &ArtifactSpec) -> Result<Vec<u8>, ModelError> {
                     url: crate::source::location::redact_url(url),
                     source,
                 };
-                let got = location.store.get(&location.prefix).await.map_err(store_err)?;
+                let got = location
+                    .store
+                    .get(&location.prefix)
+                    .await
+                    .map_err(store_err)?;
                 let bytes = got.bytes().await.map_err(store_err)?;
                 Ok(bytes.to_vec())
             })

@@ -77,7 +77,9 @@ pub fn stop_on_signals(what: &'static str) -> Stop {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::warn!("{name} received: {what} stops starting runs and lets running ones finish (a second signal cancels them)");
+        tracing::warn!(
+            "{name} received: {what} stops starting runs and lets running ones finish (a second signal cancels them)"
+        );
         tokens.first.cancel();
         tokio::select! {
             _ = term.recv() => {},
@@ -89,7 +91,9 @@ pub fn stop_on_signals(what: &'static str) -> Stop {
             _ = term.recv() => {},
             _ = int.recv() => {},
         }
-        eprintln!("scorer: third signal: exiting without finishing the clean-up (the next run or `scorer gc` sweeps it)");
+        eprintln!(
+            "scorer: third signal: exiting without finishing the clean-up (the next run or `scorer gc` sweeps it)"
+        );
         std::process::exit(i32::from(exit::CANCELLED));
     });
     stop

@@ -41,8 +41,13 @@ pub enum Outcome {
         seconds: f64,
     },
     /// A run of it had succeeded before (`--force` runs it again).
-    Skipped { run_id: Uuid },
-    Failed { code: u8, error: String },
+    Skipped {
+        run_id: Uuid,
+    },
+    Failed {
+        code: u8,
+        error: String,
+    },
     Cancelled,
     /// Not started: the backfill was stopped first.
     NotStarted,
@@ -89,8 +94,12 @@ impl Report {
         let mut lines = vec![format!(
             "backfill {} {}..{}: {} succeeded, {} skipped (already succeeded), {} failed, {} cancelled or not started",
             self.job,
-            self.dates.first().map_or(String::new(), |(d, _)| d.to_string()),
-            self.dates.last().map_or(String::new(), |(d, _)| d.to_string()),
+            self.dates
+                .first()
+                .map_or(String::new(), |(d, _)| d.to_string()),
+            self.dates
+                .last()
+                .map_or(String::new(), |(d, _)| d.to_string()),
             count(|o| matches!(o, Outcome::Succeeded { .. })),
             count(|o| matches!(o, Outcome::Skipped { .. })),
             count(|o| matches!(o, Outcome::Failed { .. })),
@@ -125,12 +134,7 @@ impl Report {
                     format!("exit {code}: {}", error.lines().next().unwrap_or("")),
                 ),
                 Outcome::Cancelled => ("cancelled", String::new(), String::new(), String::new()),
-                Outcome::NotStarted => (
-                    "not started",
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ),
+                Outcome::NotStarted => ("not started", String::new(), String::new(), String::new()),
             };
             lines.push(format!(
                 "  {date}  {outcome:<11}  {rows:>12}  {secs:>8}  {detail}"
@@ -161,7 +165,11 @@ pub fn dates(opts: &Options) -> Result<Vec<NaiveDate>, Failure> {
             opts.parallel
         )));
     }
-    Ok(opts.from.iter_days().take_while(|d| *d <= opts.to).collect())
+    Ok(opts
+        .from
+        .iter_days()
+        .take_while(|d| *d <= opts.to)
+        .collect())
 }
 
 /// Runs the backfill; `cancel` stops it (running dates cancelled, no more started).
@@ -271,7 +279,12 @@ mod tests {
         };
         assert_eq!(report(vec![ok.clone()]).exit_code(), exit::OK);
         assert_eq!(
-            report(vec![ok.clone(), failed(exit::TRANSIENT), failed(exit::INPUT)]).exit_code(),
+            report(vec![
+                ok.clone(),
+                failed(exit::TRANSIENT),
+                failed(exit::INPUT)
+            ])
+            .exit_code(),
             exit::INPUT
         );
         assert_eq!(
@@ -294,7 +307,10 @@ mod tests {
             force: false,
             device: None,
         };
-        assert_eq!(dates(&opts("2026-11-01", "2026-11-03", 2)).unwrap().len(), 3);
+        assert_eq!(
+            dates(&opts("2026-11-01", "2026-11-03", 2)).unwrap().len(),
+            3
+        );
         assert!(dates(&opts("2026-11-03", "2026-11-01", 2)).is_err());
         assert!(dates(&opts("2026-11-01", "2026-11-03", 0)).is_err());
         assert!(dates(&opts("2000-01-01", "2026-11-03", 1)).is_err());

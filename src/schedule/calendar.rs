@@ -215,11 +215,7 @@ mod tests {
     #[test]
     fn fires_between_keeps_the_newest_and_orders_oldest_first() {
         let c = Calendar::new("0 2 * * *", None).unwrap();
-        let all = c.fires_between(
-            utc("2026-11-20T02:00:00Z"),
-            utc("2026-11-25T03:00:00Z"),
-            10,
-        );
+        let all = c.fires_between(utc("2026-11-20T02:00:00Z"), utc("2026-11-25T03:00:00Z"), 10);
         assert_eq!(all.len(), 5);
         assert_eq!(all[0], utc("2026-11-21T02:00:00Z"));
         let last2 = c.fires_between(utc("2026-11-20T02:00:00Z"), utc("2026-11-25T03:00:00Z"), 2);
@@ -235,11 +231,7 @@ mod tests {
     fn daylight_saving_gaps_fire_once_at_the_jump_and_repeats_fire_once() {
         let c = Calendar::new("30 2 * * *", Some("Europe/Berlin")).unwrap();
         // Spring: 02:30 does not exist on the 29th; the firing is at the jump (01:00 UTC).
-        let fires = c.fires_between(
-            utc("2026-03-27T12:00:00Z"),
-            utc("2026-03-31T12:00:00Z"),
-            10,
-        );
+        let fires = c.fires_between(utc("2026-03-27T12:00:00Z"), utc("2026-03-31T12:00:00Z"), 10);
         assert_eq!(
             fires,
             vec![
@@ -259,11 +251,7 @@ mod tests {
             ["2026-03-27", "2026-03-28", "2026-03-29", "2026-03-30"]
         );
         // Autumn: 02:30 happens twice on the 25th; it fires at the first one only.
-        let fires = c.fires_between(
-            utc("2026-10-24T12:00:00Z"),
-            utc("2026-10-26T12:00:00Z"),
-            10,
-        );
+        let fires = c.fires_between(utc("2026-10-24T12:00:00Z"), utc("2026-10-26T12:00:00Z"), 10);
         assert_eq!(
             fires,
             vec![

@@ -307,7 +307,11 @@ struct SqliteClaims {
 impl Claims for SqliteClaims {
     async fn claim(&self, f: &Firing, holder: &str, lease: Duration) -> Result<Claim, DbError> {
         let err = |c| query_err(&self.target, c);
-        let mut conn = self.pool.acquire().await.map_err(err("claiming a firing"))?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(err("claiming a firing"))?;
         // IMMEDIATE: the write lock from the start, so the check and the insert are one step
         // for every process on the file.
         let mut tx = conn

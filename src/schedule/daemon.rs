@@ -126,7 +126,9 @@ pub async fn serve(ctx: RunContext, opts: Options, stop: Stop) -> Result<Summary
             let Some(state) = states.get_mut(name) else {
                 continue;
             };
-            if state.running || permits.available_permits() == 0 || !needs_look(sj, state, now, &opts)
+            if state.running
+                || permits.available_permits() == 0
+                || !needs_look(sj, state, now, &opts)
             {
                 continue;
             }
@@ -153,7 +155,9 @@ pub async fn serve(ctx: RunContext, opts: Options, stop: Stop) -> Result<Summary
                     });
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(job = %name, error = %e, "reading the job's claims failed; trying again"),
+                Err(e) => {
+                    tracing::warn!(job = %name, error = %e, "reading the job's claims failed; trying again")
+                }
             }
         }
         tokio::select! {
@@ -165,7 +169,15 @@ pub async fn serve(ctx: RunContext, opts: Options, stop: Stop) -> Result<Summary
         }
     }
 
-    shut_down(&mut tasks, &opts, &stop, &cancel_runs, &mut states, &mut summary).await;
+    shut_down(
+        &mut tasks,
+        &opts,
+        &stop,
+        &cancel_runs,
+        &mut states,
+        &mut summary,
+    )
+    .await;
     tracing::info!(?summary, "scheduler stopped");
     Ok(summary)
 }
@@ -266,7 +278,10 @@ fn start_of_day(calendar: &Calendar, day: chrono::NaiveDate) -> DateTime<Utc> {
         .zone()
         .from_local_datetime(&midnight)
         .earliest()
-        .map_or_else(|| Utc.from_utc_datetime(&midnight), |t| t.with_timezone(&Utc))
+        .map_or_else(
+            || Utc.from_utc_datetime(&midnight),
+            |t| t.with_timezone(&Utc),
+        )
         - chrono::Duration::milliseconds(1)
 }
 
@@ -369,8 +384,12 @@ impl Shared {
             Err(e) if cancel.is_cancelled() => {
                 // The scheduler is stopping: give the firing back for whoever runs next.
                 tracing::warn!(job = %name, %date, error = %e, "run cancelled by the scheduler's stop; firing given back");
-                self.release(&firing, "the scheduler stopped during the run", Duration::ZERO)
-                    .await;
+                self.release(
+                    &firing,
+                    "the scheduler stopped during the run",
+                    Duration::ZERO,
+                )
+                .await;
                 Ended::Interrupted
             }
             Err(e) => self.failed(&firing, attempt, &e).await,
@@ -454,8 +473,12 @@ impl Shared {
     async fn finish(&self, firing: &Firing, note: &str, run_id: Option<Uuid>) {
         match self.claims.finish(firing, &self.holder, note, run_id).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(job = %firing.job, "the claim was taken over before it was finished"),
-            Err(e) => tracing::error!(job = %firing.job, error = %e, "recording the firing's outcome failed; it is retried after its lease"),
+            Ok(false) => {
+                tracing::warn!(job = %firing.job, "the claim was taken over before it was finished")
+            }
+            Err(e) => {
+                tracing::error!(job = %firing.job, error = %e, "recording the firing's outcome failed; it is retried after its lease")
+            }
         }
     }
 

@@ -218,8 +218,9 @@ table = "t_{name}"
         assert_eq!(c.changed, vec!["a"]);
         assert_eq!(c.removed, vec!["b"]);
         assert!(
-            c.invalid.iter().any(|(p, why)| p.ends_with("dup.toml")
-                && why.contains("already used by")),
+            c.invalid
+                .iter()
+                .any(|(p, why)| p.ends_with("dup.toml") && why.contains("already used by")),
             "{c:?}"
         );
     }

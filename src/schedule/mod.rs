@@ -9,9 +9,9 @@
 //! - [`backfill`]: a range of dates, resumable.
 //! - [`status`]: what the scheduler sees.
 
+pub mod backfill;
 pub mod calendar;
 pub mod claims;
-pub mod jobs;
 pub mod daemon;
-pub mod backfill;
+pub mod jobs;
 pub mod status;

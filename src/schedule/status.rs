@@ -119,8 +119,9 @@ impl Report {
                 j.name,
                 j.schedule,
                 j.timezone,
-                j.next_fire
-                    .map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+                j.next_fire.map_or("never".into(), |t| t
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()),
                 j.next_date.map_or(String::new(), |d| d.to_string()),
                 last_run(j.last.as_ref()),
             ));
@@ -133,7 +134,10 @@ impl Report {
                         c.note
                     )
                 } else if c.lease_left < 0.0 {
-                    format!("held by {} whose lease ran out (to be taken over)", c.holder)
+                    format!(
+                        "held by {} whose lease ran out (to be taken over)",
+                        c.holder
+                    )
                 } else {
                     format!("running on {} (attempt {})", c.holder, c.attempts)
                 };

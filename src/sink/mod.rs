@@ -14,11 +14,11 @@ pub mod objects;
 pub mod postgres;
 pub mod sqlite;
 
+use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
 use arrow::array::ArrayRef;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use thiserror::Error;
-use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
 use uuid::Uuid;
 
 use crate::contract::OutputColumn;

@@ -175,11 +175,9 @@ impl ObjectsPartitionWriter {
         let Some(mut file) = self.current.take() else {
             return Ok(());
         };
-        let meta = file
-            .writer
-            .finish()
-            .await
-            .map_err(|source| self.parquet_err(format!("cannot finish {}", file.relative), source))?;
+        let meta = file.writer.finish().await.map_err(|source| {
+            self.parquet_err(format!("cannot finish {}", file.relative), source)
+        })?;
         self.done.push(ManifestFile {
             rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
             size: file.writer.bytes_written() as u64,

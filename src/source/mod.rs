@@ -45,7 +45,10 @@ pub enum SourceError {
     /// A footer could not be fetched for a reason that is not the file's content (the store
     /// failed or the object changed); a corrupt footer is one of the `Schema` problems instead.
     #[error("input {object}: reading the footer failed: {source}")]
-    Footer { object: String, source: ParquetError },
+    Footer {
+        object: String,
+        source: ParquetError,
+    },
     #[error("input does not match the job:\n  - {}", problems.join("\n  - "))]
     Schema { problems: Vec<String> },
     #[error("input {object}, row group {row_group}: {source}")]

@@ -142,11 +142,11 @@ impl ObjectReader {
     /// listed), instead of object_store's precondition wording.
     fn error(&self, e: object_store::Error) -> ParquetError {
         match e {
-            object_store::Error::Precondition { .. } => ParquetError::External(Box::new(
-                crate::error::ObjectChanged {
+            object_store::Error::Precondition { .. } => {
+                ParquetError::External(Box::new(crate::error::ObjectChanged {
                     etag: self.etag.clone().unwrap_or_else(|| "unknown".into()),
-                },
-            )),
+                }))
+            }
             other => external(other),
         }
     }

@@ -5,6 +5,7 @@ mod cli;
 mod cloud;
 mod common;
 mod device;
+mod exit_codes;
 mod gbdt;
 #[cfg(feature = "cuda")]
 mod gpu;
@@ -16,5 +17,6 @@ mod postgres;
 mod pushdown;
 mod reference;
 mod registry;
+mod schedule;
 mod sqlite;
 mod vectors;

@@ -93,16 +93,23 @@ async fn a_second_run_on_the_same_sqlite_file_exits_5_within_a_second() {
     p.add_model(&ModelOpts::mlp(8));
     p.add_input("events", DATE, 200_000, 8, None);
     p.add_job("daily", "events", "m", "daily", "");
-    let db = p.path().join("scorer.db");
-    let key = scorer::lock::lock_key("daily", DATE.parse().unwrap());
-
     let first = p.spawn_run("jobs/daily.toml", None);
-    // The first run holds the output's lock file once it cannot be taken from here.
-    wait_for("the first run's lock file", 60, || {
-        let held = scorer::lock::FileLock::try_acquire(&db, &key)
-            .unwrap()
-            .is_none();
-        async move { held }
+    // The first run writes its `running` ledger row after taking the output's lock. Watched
+    // read-only: probing the lock itself would contend for it (and could take it first).
+    let url = format!("{}?mode=ro", p.sqlite_url());
+    wait_for("the first run's ledger row", 60, || {
+        let url = url.clone();
+        async move {
+            let Ok(pool) = SqlitePool::connect(&url).await else {
+                return false;
+            };
+            let running: Result<i64, _> =
+                sqlx::query_scalar("SELECT count(*) FROM scorer_runs WHERE status = 'running'")
+                    .fetch_one(&pool)
+                    .await;
+            pool.close().await;
+            matches!(running, Ok(1))
+        }
     })
     .await;
     signal(first.id(), "STOP");
