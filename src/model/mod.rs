@@ -85,7 +85,12 @@ impl ModelError {
     /// failing computation is scorer's, everything else is the model's configuration.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::FetchStore { source, .. } => object_store_class(source),
+            // A missing artifact is the registry's configuration, not input data; the store
+            // being away is transient.
+            Self::FetchStore { source, .. } => match object_store_class(source) {
+                ErrorClass::Data => ErrorClass::Config,
+                other => other,
+            },
             Self::Candle(_) => ErrorClass::Internal,
             _ => ErrorClass::Config,
         }

@@ -1,8 +1,8 @@
 //! The run plan: a job and a date resolved into everything a run needs before it writes anything.
 //! The model is loaded and its declared inputs and outputs checked against the job; the input
 //! objects are listed and every footer checked against the model's inputs; the output is resolved
-//! and its columns named and typed. `scorer run`, `scorer validate` and (later) the scheduler and
-//! sharded runs all build plans the same way.
+//! and its columns named and typed. `scorer run`, `scorer validate`, the scheduler and the
+//! backfill (and, later, sharded runs) all build plans the same way.
 
 use std::sync::Arc;
 

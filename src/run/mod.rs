@@ -1,4 +1,5 @@
-//! A run's lifecycle: the library entry point behind `scorer run` (and the scheduler to come).
+//! A run's lifecycle: the library entry point behind `scorer run`, `scorer schedule` and
+//! `scorer backfill`.
 //!
 //! ```text
 //! resolve output -> lock (output, date) -> sweep dead runs -> ledger `running` + heartbeat

@@ -73,7 +73,9 @@ impl SourceError {
             Self::List { source, .. } => object_store_class(source),
             Self::NoObjects { .. } | Self::Schema { .. } => ErrorClass::Data,
             Self::Footer { source, .. } | Self::Read { source, .. } => parquet_class(source),
-            Self::ReadTask { .. } => ErrorClass::Internal,
+            // The decoder panicked on this object's bytes: a corrupt file (the panic names no
+            // type to tell otherwise; the message names the object and row group).
+            Self::ReadTask { .. } => ErrorClass::Data,
         }
     }
 }
