@@ -94,8 +94,42 @@ enum Ended {
     Interrupted,
 }
 
+/// Shortest lease: renewals every third of it must reach the database in time.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
+impl Options {
+    /// Every problem with the options, at once.
+    pub fn check(&self) -> Result<(), Failure> {
+        let mut problems = Vec::new();
+        if self.max_concurrent == 0 {
+            problems.push("--max-concurrent must be at least 1".to_string());
+        }
+        if self.lease < MIN_LEASE {
+            problems.push(format!(
+                "--lease must be at least {}",
+                humantime::format_duration(MIN_LEASE)
+            ));
+        }
+        if self.reload_every.is_zero() {
+            problems.push("--reload-every must be more than 0s".to_string());
+        }
+        if self.max_attempts == 0 {
+            problems.push("--max-attempts must be at least 1".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Many {
+                problems,
+                code: crate::error::exit::CONFIG,
+            })
+        }
+    }
+}
+
 /// Runs the scheduler until `stop` fires; see the module documentation.
 pub async fn serve(ctx: RunContext, opts: Options, stop: Stop) -> Result<Summary, Failure> {
+    opts.check()?;
     let db = Database::open(&ctx.db).await?;
     let claims: Arc<dyn Claims> = Arc::from(claims::for_database(&db));
     let ledger: Arc<dyn Ledger> = Arc::from(ledger::for_database(&db));

@@ -47,6 +47,10 @@ fn days_before(today: NaiveDate, n: std::ops::RangeInclusive<i64>) -> Vec<NaiveD
 
 /// Starts `scorer schedule` with a short lease and reload; its log goes to `<log>.log`.
 fn spawn_scheduler(p: &Project, db: Option<&str>, log: &str) -> Child {
+    spawn_scheduler_with_grace(p, db, log, "20s")
+}
+
+fn spawn_scheduler_with_grace(p: &Project, db: Option<&str>, log: &str, grace: &str) -> Child {
     let file = std::fs::File::create(p.path().join(format!("{log}.log"))).unwrap();
     p.command(
         &[
@@ -58,7 +62,7 @@ fn spawn_scheduler(p: &Project, db: Option<&str>, log: &str) -> Child {
             "--retry-delay",
             "1s",
             "--grace",
-            "20s",
+            grace,
         ],
         db,
     )
@@ -400,4 +404,124 @@ async fn a_backfill_reports_each_date_and_resumes_where_it_failed() {
         .await
         .unwrap();
     assert_eq!(rows, 15_000);
+}
+
+#[tokio::test]
+async fn sigterm_cancels_a_run_past_the_grace_and_gives_its_firing_to_the_next_scheduler() {
+    // One firing due, today's midnight, which scores yesterday.
+    let today = Utc::now().date_naive();
+    let yesterday = today - chrono::Duration::days(1);
+    let p = project_with(&[("events", vec![yesterday])], 300_000);
+    scheduled_job(
+        &p,
+        "slow",
+        "events",
+        "0 0 * * *",
+        &format!("start_date = \"{today}\""),
+    );
+    let a = spawn_scheduler_with_grace(&p, None, "a", "100ms");
+    let url = format!("{}?mode=ro", p.sqlite_url());
+    wait_for("the run to start", 60, || {
+        let url = url.clone();
+        async move {
+            let Ok(pool) = SqlitePool::connect(&url).await else {
+                return false;
+            };
+            let n: Result<i64, _> =
+                sqlx::query_scalar("SELECT count(*) FROM scorer_runs WHERE status = 'running'")
+                    .fetch_one(&pool)
+                    .await;
+            pool.close().await;
+            matches!(n, Ok(1))
+        }
+    })
+    .await;
+    stop(&p, a, "a").await;
+    let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM scorer_runs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["cancelled"], "{}", log_of(&p, "a"));
+    let staging: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '%__stg_%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(staging, 0);
+    // Given back: claimed by nobody, claimable at once.
+    let (state, holder, outcome): (String, String, String) =
+        sqlx::query_as("SELECT state, holder, outcome FROM scorer_claims")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (state.as_str(), holder.as_str()),
+        ("claimed", ""),
+        "{outcome}"
+    );
+
+    let b = spawn_scheduler(&p, None, "b");
+    wait_for("the given-back firing to succeed", 120, || async {
+        sqlite_runs(&p, "slow").await == 1
+    })
+    .await;
+    stop(&p, b, "b").await;
+    let (state, attempts, outcome): (String, i64, String) =
+        sqlx::query_as("SELECT state, attempts, outcome FROM scorer_claims")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("done", 2), "{outcome}");
+    assert!(outcome.starts_with("succeeded"), "{outcome}");
+}
+
+#[tokio::test]
+async fn a_firing_whose_output_is_locked_by_another_run_is_retried_after_the_delay() {
+    let today = Utc::now().date_naive();
+    let yesterday = today - chrono::Duration::days(1);
+    let p = project_with(&[("events", vec![yesterday])], 2_000);
+    scheduled_job(
+        &p,
+        "daily",
+        "events",
+        "0 0 * * *",
+        &format!("start_date = \"{today}\""),
+    );
+    // A `scorer run` launched by cron holds the date's output (its lock, as that run takes it).
+    let db = p.path().join("scorer.db");
+    let key = scorer::lock::lock_key("daily_scores", yesterday);
+    let held = scorer::lock::FileLock::try_acquire(&db, &key)
+        .unwrap()
+        .unwrap();
+    let s = spawn_scheduler(&p, None, "s");
+    let url = format!("{}?mode=ro", p.sqlite_url());
+    let outcome = || {
+        let url = url.clone();
+        async move {
+            let pool = SqlitePool::connect(&url).await.ok()?;
+            let row: Option<(String, i64, String)> =
+                sqlx::query_as("SELECT state, attempts, coalesce(outcome, '') FROM scorer_claims")
+                    .fetch_optional(&pool)
+                    .await
+                    .ok()?;
+            pool.close().await;
+            row
+        }
+    };
+    wait_for("the first attempt to fail with exit 5", 30, || async {
+        outcome()
+            .await
+            .is_some_and(|(_, _, o)| o.contains("attempt 1 failed (exit 5)"))
+    })
+    .await;
+    drop(held);
+    wait_for("a later attempt to succeed", 30, || async {
+        outcome().await.is_some_and(|(state, _, _)| state == "done")
+    })
+    .await;
+    stop(&p, s, "s").await;
+    let (_, attempts, o) = outcome().await.unwrap();
+    assert_eq!(attempts, 2, "{o}\n{}", log_of(&p, "s"));
+    assert!(o.starts_with("succeeded"), "{o}");
 }
