@@ -10,7 +10,7 @@ use chrono::{NaiveDate, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-use crate::common::{ModelOpts, Project, assert_ok, fresh_pg, signal, text, wait_for};
+use crate::common::{ModelOpts, Project, assert_ok, fresh_pg, signal, text};
 
 /// A project with the test model and `rows` of input under data/<set>/ for each date.
 fn project_with(inputs: &[(&str, Vec<NaiveDate>)], rows: u64) -> Project {
@@ -70,6 +70,25 @@ fn spawn_scheduler_with_grace(p: &Project, db: Option<&str>, log: &str, grace: &
     .stderr(file)
     .spawn()
     .unwrap()
+}
+
+/// As `wait_for`, but a timeout shows the schedulers' logs.
+async fn wait_logged<F, Fut>(p: &Project, logs: &[&str], what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        if Instant::now() > deadline {
+            let shown: Vec<String> = logs.iter().map(|l| log_of(p, l)).collect();
+            panic!(
+                "timed out after {secs} s waiting for {what}\n{}",
+                shown.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn log_of(p: &Project, log: &str) -> String {
@@ -157,7 +176,7 @@ async fn two_schedulers_on_one_postgres_run_every_firing_exactly_once() {
     let started = Instant::now();
     let a = spawn_scheduler(&p, Some(&url), "a");
     let b = spawn_scheduler(&p, Some(&url), "b");
-    wait_for("the daily catch-up", 90, || async {
+    wait_logged(&p, &["a", "b"], "the daily catch-up", 90, || async {
         done_claims(&pool, "daily").await == 7
     })
     .await;
@@ -233,7 +252,9 @@ async fn a_scheduler_killed_during_catch_up_is_taken_over_without_skipping_or_re
     let mut a = spawn_scheduler(&p, Some(&url), "a");
     // Killed in the middle of a run, after two dates succeeded: a run that started under 50 ms
     // ago (a run here takes ~200 ms).
-    wait_for(
+    wait_logged(
+        &p,
+        &["a"],
         "two caught-up dates and a third just started",
         90,
         || async {
@@ -248,7 +269,7 @@ async fn a_scheduler_killed_during_catch_up_is_taken_over_without_skipping_or_re
     a.wait().unwrap();
     let killed_at = runs(&pool, "daily").await;
     let b = spawn_scheduler(&p, Some(&url), "b");
-    wait_for("the rest of the catch-up", 120, || async {
+    wait_logged(&p, &["a", "b"], "the rest of the catch-up", 120, || async {
         done_claims(&pool, "daily").await == 8
     })
     .await;
@@ -304,14 +325,14 @@ async fn job_files_added_broken_and_removed_take_effect_without_a_restart() {
     let p = project_with(&[("events", vec![today])], 2_000);
     scheduled_job(&p, "first", "events", "* * * * * *", "");
     let s = spawn_scheduler(&p, None, "s");
-    wait_for("the first job to fire", 30, || async {
+    wait_logged(&p, &["s"], "the first job to fire", 30, || async {
         sqlite_runs(&p, "first").await >= 1
     })
     .await;
 
     // Added while running: fires without a restart.
     let second = scheduled_job(&p, "second", "events", "* * * * * *", "");
-    wait_for("the added job to fire", 30, || async {
+    wait_logged(&p, &["s"], "the added job to fire", 30, || async {
         sqlite_runs(&p, "second").await >= 1
     })
     .await;
@@ -327,7 +348,7 @@ async fn job_files_added_broken_and_removed_take_effect_without_a_restart() {
         sqlite_runs(&p, "first").await,
         sqlite_runs(&p, "second").await,
     );
-    wait_for("both jobs to fire again", 30, || async {
+    wait_logged(&p, &["s"], "both jobs to fire again", 30, || async {
         sqlite_runs(&p, "first").await > f && sqlite_runs(&p, "second").await > s2
     })
     .await;
@@ -421,7 +442,7 @@ async fn sigterm_cancels_a_run_past_the_grace_and_gives_its_firing_to_the_next_s
     );
     let a = spawn_scheduler_with_grace(&p, None, "a", "100ms");
     let url = format!("{}?mode=ro", p.sqlite_url());
-    wait_for("the run to start", 60, || {
+    wait_logged(&p, &["a"], "the run to start", 60, || {
         let url = url.clone();
         async move {
             let Ok(pool) = SqlitePool::connect(&url).await else {
@@ -462,9 +483,13 @@ async fn sigterm_cancels_a_run_past_the_grace_and_gives_its_firing_to_the_next_s
     );
 
     let b = spawn_scheduler(&p, None, "b");
-    wait_for("the given-back firing to succeed", 120, || async {
-        sqlite_runs(&p, "slow").await == 1
-    })
+    wait_logged(
+        &p,
+        &["a", "b"],
+        "the given-back firing to succeed",
+        120,
+        || async { sqlite_runs(&p, "slow").await == 1 },
+    )
     .await;
     stop(&p, b, "b").await;
     let (state, attempts, outcome): (String, i64, String) =
@@ -509,14 +534,20 @@ async fn a_firing_whose_output_is_locked_by_another_run_is_retried_after_the_del
             row
         }
     };
-    wait_for("the first attempt to fail with exit 5", 30, || async {
-        outcome()
-            .await
-            .is_some_and(|(_, _, o)| o.contains("attempt 1 failed (exit 5)"))
-    })
+    wait_logged(
+        &p,
+        &["s"],
+        "the first attempt to fail with exit 5",
+        30,
+        || async {
+            outcome()
+                .await
+                .is_some_and(|(_, _, o)| o.contains("attempt 1 failed (exit 5)"))
+        },
+    )
     .await;
     drop(held);
-    wait_for("a later attempt to succeed", 30, || async {
+    wait_logged(&p, &["s"], "a later attempt to succeed", 30, || async {
         outcome().await.is_some_and(|(state, _, _)| state == "done")
     })
     .await;
