@@ -172,6 +172,7 @@ impl Claims for PgClaims {
         .await
         .map_err(err("looking for other firings of the job"))?;
         if blockers > 0 {
+            tx.rollback().await.map_err(err("claiming a firing"))?;
             return Ok(Claim::Busy);
         }
         let taken: Option<i32> =
@@ -326,6 +327,7 @@ impl Claims for SqliteClaims {
                 .await
                 .map_err(err("looking for other firings of the job"))?;
         if blockers > 0 {
+            tx.rollback().await.map_err(err("claiming a firing"))?;
             return Ok(Claim::Busy);
         }
         let taken: Option<i64> =

@@ -450,8 +450,10 @@ impl Shared {
         Ended::Failed
     }
 
-    /// Runs the request while renewing the firing's lease; `true` beside the result when the
-    /// claim was found lost (the run was then cancelled).
+    /// Runs the request while a task of its own renews the firing's lease; `true` beside the
+    /// result when the claim was found lost (the run was then cancelled). The renewal must not
+    /// share the run's task: on SQLite it waits for the write lock, which the run may hold
+    /// (its swap) and release only if it is polled.
     async fn run_with_lease(
         &self,
         request: &RunRequest,
@@ -459,28 +461,18 @@ impl Shared {
         cancel: &CancellationToken,
     ) -> (Result<run::RunReport, RunError>, bool) {
         let run_cancel = cancel.child_token();
-        let run = run::run(&self.ctx, request, run_cancel.clone());
-        tokio::pin!(run);
-        let mut renew = tokio::time::interval(self.opts.lease / 3);
-        renew.tick().await;
-        let mut lost = false;
-        loop {
-            tokio::select! {
-                result = &mut run => return (result, lost),
-                _ = renew.tick(), if !lost => {
-                    match self.claims.renew(firing, &self.holder, self.opts.lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            lost = true;
-                            run_cancel.cancel();
-                        }
-                        // The database is away: keep running; the output lock still guards
-                        // the date, and the claim is checked again next time.
-                        Err(e) => tracing::warn!(job = %firing.job, error = %e, "renewing the claim failed"),
-                    }
-                }
-            }
-        }
+        let lost = CancellationToken::new();
+        let renewer = tokio::spawn(renew_lease(
+            Arc::clone(&self.claims),
+            firing.clone(),
+            self.holder.clone(),
+            self.opts.lease,
+            run_cancel.clone(),
+            lost.clone(),
+        ));
+        let result = run::run(&self.ctx, request, run_cancel).await;
+        renewer.abort();
+        (result, lost.is_cancelled())
     }
 
     /// A run of the firing's job and date that succeeded after the firing was due, if any: the
@@ -519,6 +511,32 @@ impl Shared {
     async fn release(&self, firing: &Firing, note: &str, after: Duration) {
         if let Err(e) = self.claims.release(firing, &self.holder, note, after).await {
             tracing::error!(job = %firing.job, error = %e, "giving the firing back failed; it is taken over after its lease");
+        }
+    }
+}
+
+/// Renews `firing`'s lease every third of it until aborted; a claim found to be someone else's
+/// cancels `lost` and the run.
+async fn renew_lease(
+    claims: Arc<dyn Claims>,
+    firing: Firing,
+    holder: String,
+    lease: Duration,
+    run_cancel: CancellationToken,
+    lost: CancellationToken,
+) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match claims.renew(&firing, &holder, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                run_cancel.cancel();
+                return;
+            }
+            // The database is away: keep running; the output lock still guards the date, and
+            // the claim is checked again next time.
+            Err(e) => tracing::warn!(job = %firing.job, error = %e, "renewing the claim failed"),
         }
     }
 }
