@@ -66,6 +66,7 @@ fn feature_batch(model: &LoadedModel, batch: RecordBatch) -> FeatureBatch {
         id_kind: IdKind::Int,
         features: model.spec.inputs.clone(),
         on_null: scorer::job::NullPolicy::Fill(f32::NAN),
+        on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
     }
     .build(&SourceBatch {

@@ -97,6 +97,7 @@ fn stages(c: &mut Criterion) {
         id_kind: IdKind::Int,
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
+        on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
     };
     g.bench_function("arrow_to_feature_batch", |b| {

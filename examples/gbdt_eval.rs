@@ -71,6 +71,7 @@ fn feature_spec(model: &LoadedModel) -> FeatureSpec {
         id_kind: IdKind::Int,
         features: model.spec.inputs.clone(),
         on_null: scorer::job::NullPolicy::Fill(f32::NAN),
+        on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
     }
 }

@@ -92,6 +92,10 @@ pub enum Command {
         /// After SIGTERM/SIGINT, how long the clean-up may take before scorer exits anyway.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// Publish even if the run gives fewer rows than `output.min_rows`, or fewer than the
+        /// date's previous run allows (`output.max_row_drop_fraction`).
+        #[arg(long)]
+        allow_row_drop: bool,
     },
     /// Remove what dead runs left behind (staging tables, run files) and mark them `abandoned`.
     #[command(
@@ -171,6 +175,9 @@ pub enum Command {
         /// Run the model here instead of the job's `model.device`.
         #[arg(long)]
         device: Option<DeviceSpec>,
+        /// Publish dates whose rows fail the row guards (as `scorer run --allow-row-drop`).
+        #[arg(long)]
+        allow_row_drop: bool,
     },
     /// The jobs `scorer schedule` sees: next firing, the date it scores, last run and outcome.
     #[command(after_help = "Example:\n  scorer status --jobs-dir jobs")]

@@ -11,6 +11,7 @@ pub mod datagen;
 pub mod db;
 pub mod error;
 pub mod features;
+pub mod ids;
 pub mod job;
 pub mod large_alloc;
 pub mod ledger;

@@ -66,11 +66,18 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             date,
             device,
             grace,
+            allow_row_drop,
         } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
             let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
             let cancel = signals::cancel_on_signals(grace);
-            let report = run::run(&ctx, &RunRequest { job, date, device }, cancel).await?;
+            let request = RunRequest {
+                job,
+                date,
+                device,
+                allow_row_drop,
+            };
+            let report = run::run(&ctx, &request, cancel).await?;
             Ok(summary::run_lines(&report))
         }
         Command::Validate { job, date } => {
@@ -111,6 +118,7 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             parallel,
             force,
             device,
+            allow_row_drop,
         } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
             let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
@@ -120,6 +128,7 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 parallel,
                 force,
                 device,
+                allow_row_drop,
             };
             let cancel = signals::cancel_on_signals(std::time::Duration::from_secs(30));
             let report = backfill::backfill(&ctx, &job, &opts, cancel)

@@ -1,6 +1,7 @@
 //! The wiring of a run's stages: source -> score -> sink over bounded channels, so reading,
 //! scoring and writing overlap and a slow stage pushes back instead of buffering the dataset in
-//! memory. Each stage reports what it did; the first failure is the cause. Cancellation stops the
+//! memory. Each stage reports what it did; the first failure is the cause. Every id written is
+//! checked against the run's others (`crate::ids`): a repeat fails the run. Cancellation stops the
 //! sink from taking more rows and lets the other stages wind down; what was staged is the
 //! caller's to abort.
 
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Failure;
+use crate::ids::{Duplicate, IdSet};
 use crate::plan::RunPlan;
 use crate::score::{ScoreReport, ScoreStage};
 use crate::sink::{ScoredBatch, Sink};
@@ -61,7 +63,21 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
     };
 
     let mut reports = StageReports::default();
-    let sink_result = write_all(sink, &mut scored_rx, cancel, &mut reports.write_seconds).await;
+    let mut ids = IdSet::default();
+    let mut sink_result = write_all(
+        sink,
+        &mut scored_rx,
+        cancel,
+        &mut ids,
+        &mut reports.write_seconds,
+    )
+    .await;
+    if sink_result.is_ok() {
+        sink_result = tokio::task::spawn_blocking(move || ids.finish())
+            .await
+            .map_err(|e| Failure::Internal(format!("the duplicate-id check failed: {e}")))
+            .and_then(|r| r.map_err(|Duplicate(id)| Failure::DuplicateId { id }));
+    }
     // Closing the queue stops the scoring stage, whose closed input then stops the source.
     drop(scored_rx);
     let score_result = match score_task.await {
@@ -87,6 +103,7 @@ async fn write_all(
     sink: &mut dyn Sink,
     rx: &mut mpsc::Receiver<ScoredBatch>,
     cancel: &CancellationToken,
+    ids: &mut IdSet,
     seconds: &mut f64,
 ) -> Result<(), Failure> {
     loop {
@@ -98,6 +115,8 @@ async fn write_all(
         let Some(batch) = batch else {
             return Ok(());
         };
+        ids.add(batch.ids.as_ref())
+            .map_err(|Duplicate(id)| Failure::DuplicateId { id })?;
         let t = Instant::now();
         sink.write(&batch).await?;
         *seconds += t.elapsed().as_secs_f64();

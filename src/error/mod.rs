@@ -67,6 +67,20 @@ pub enum Failure {
     LockLost(LockLost),
     #[error("cancelled by a signal; nothing was published and the run's staging data was removed")]
     Cancelled,
+    /// The run's rows failed a row guard (`min_rows`, `max_row_drop_fraction`): the input is
+    /// probably incomplete, so the date keeps its previous rows.
+    #[error(
+        "{reason}; nothing was published and the date keeps its previous rows (check the input, \
+         or pass --allow-row-drop to publish anyway)"
+    )]
+    TooFewRows { rows: u64, reason: String },
+    /// An id appears more than once in the date's input: the date would get two result rows
+    /// for it.
+    #[error(
+        "id {id} appears more than once in the input; nothing was published (deduplicate the \
+         input, or pick an id column that is unique for the date)"
+    )]
+    DuplicateId { id: String },
     #[error("{0}")]
     Internal(String),
     #[error("problems found:\n  - {}", problems.join("\n  - "))]
@@ -91,7 +105,9 @@ impl Failure {
             Self::Config(_) => ErrorClass::Config,
             Self::Model(e) => e.class(),
             Self::Source(e) => e.class(),
-            Self::Features(_) => ErrorClass::Data,
+            Self::Features(_) | Self::TooFewRows { .. } | Self::DuplicateId { .. } => {
+                ErrorClass::Data
+            }
             Self::Sink(e) => e.class(),
             Self::Db(e) => e.class(),
             Self::LockLost(_) => ErrorClass::Transient,

@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use std::sync::Arc;
 
-use crate::job::NullPolicy;
+use crate::job::{NanPolicy, NullPolicy};
 use crate::preprocess::Preprocessor;
 use crate::source::{IdKind, SourceBatch};
 
@@ -105,6 +105,8 @@ pub struct FeatureSpec {
     pub id_kind: IdKind,
     pub features: Vec<String>,
     pub on_null: NullPolicy,
+    /// What NaN and ±infinity in a feature do (`Pass` for models that take NaN as missing).
+    pub on_nan: NanPolicy,
     /// The model's declared preprocessing, applied first; it yields the `features` columns.
     pub preprocess: Option<Arc<Preprocessor>>,
 }
@@ -171,15 +173,47 @@ impl FeatureSpec {
                 }
             }
         }
+        // NaN and ±inf: never scored as numbers. One quick pass per column finds none in the
+        // usual case; the row-by-row look happens only where there are some.
+        let non_finite: Vec<usize> = if self.on_nan == NanPolicy::Pass {
+            Vec::new()
+        } else {
+            (0..cols.len())
+                .filter(|&j| cols[j].values().iter().any(|v| !v.is_finite()))
+                .filter(|&j| first_non_finite(&cols[j]).is_some())
+                .collect()
+        };
+        if self.on_nan == NanPolicy::Fail
+            && let Some(&j) = non_finite.first()
+        {
+            let (row, value) = first_non_finite(&cols[j]).unwrap_or((0, f32::NAN));
+            let count = (0..cols[j].len())
+                .filter(|&i| cols[j].is_valid(i) && !cols[j].value(i).is_finite())
+                .count();
+            return Err(err(
+                &self.features[j],
+                format!(
+                    "{count} NaN or infinite value(s), first {value} at row {row} of the batch \
+                     (on_nan = \"fail\"; use \"skip\" to leave such rows out)"
+                ),
+            ));
+        }
+        let finite = |i: usize| {
+            non_finite
+                .iter()
+                .all(|&j| cols[j].is_null(i) || cols[j].value(i).is_finite())
+        };
         // Rows to keep: a null id is never usable; a null feature is dropped only under `skip`.
         let drop_feature_nulls = self.on_null == NullPolicy::Skip;
-        let any_drop =
-            ids.null_count() > 0 || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
+        let any_drop = ids.null_count() > 0
+            || !non_finite.is_empty()
+            || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
         let (ids, cols) = if any_drop {
             let keep: BooleanArray = (0..n)
                 .map(|i| {
                     Some(
                         ids.is_valid(i)
+                            && finite(i)
                             && (!drop_feature_nulls || cols.iter().all(|c| c.is_valid(i))),
                     )
                 })
@@ -217,6 +251,13 @@ impl FeatureSpec {
             fill,
         })
     }
+}
+
+/// The first valid value of `col` that is NaN or infinite, with its row.
+fn first_non_finite(col: &Float32Array) -> Option<(usize, f32)> {
+    (0..col.len())
+        .find(|&i| col.is_valid(i) && !col.value(i).is_finite())
+        .map(|i| (i, col.value(i)))
 }
 
 fn first_null(arr: &dyn Array) -> Option<usize> {
@@ -266,8 +307,61 @@ mod tests {
             id_kind: IdKind::Int,
             features: vec!["a".into(), "b".into()],
             on_null,
+            on_nan: NanPolicy::Fail,
             preprocess: None,
         }
+    }
+
+    fn with_nan() -> SourceBatch {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int32Array::from(vec![1, 2, 3, 4])) as ArrayRef,
+            ),
+            (
+                "a",
+                Arc::new(Float32Array::from(vec![
+                    Some(1.0),
+                    Some(f32::NAN),
+                    None,
+                    Some(4.0),
+                ])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(Float32Array::from(vec![
+                    10.0,
+                    20.0,
+                    30.0,
+                    f32::NEG_INFINITY,
+                ])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        SourceBatch {
+            object: Arc::from("file:///x.parquet"),
+            row_group: 2,
+            batch,
+        }
+    }
+
+    #[test]
+    fn nan_and_infinity_fail_naming_the_column_or_drop_the_row() {
+        let e = spec(NullPolicy::Fill(0.0)).build(&with_nan()).unwrap_err();
+        assert_eq!(e.column, "a");
+        assert!(e.message.contains("first NaN at row 1"), "{}", e.message);
+        assert!(e.to_string().contains("row group 2"), "{e}");
+        let mut skip = spec(NullPolicy::Fill(0.0));
+        skip.on_nan = NanPolicy::Skip;
+        let fb = skip.build(&with_nan()).unwrap();
+        // Row 2's null is filled, not a NaN; rows 1 (NaN) and 3 (-inf) are rejected.
+        assert_eq!((fb.rows, fb.rejected), (2, 2));
+        assert_eq!(fb.to_row_major(), vec![1.0, 10.0, 0.0, 30.0]);
+        // A model that takes NaN as missing gets them as they are.
+        let mut pass = spec(NullPolicy::Fill(f32::NAN));
+        pass.on_nan = NanPolicy::Pass;
+        let fb = pass.build(&with_nan()).unwrap();
+        assert_eq!((fb.rows, fb.rejected), (4, 0));
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub struct InputSpec {
     /// What to do with a null feature value.
     #[serde(default)]
     pub on_null: NullPolicy,
+    /// What to do with a NaN or ±infinity in a feature (never scored silently): `fail` names the
+    /// object, row group and column; `skip` leaves the row out and counts it as rejected. Models
+    /// that handle missing values themselves (`gbdt`) take NaN as missing instead.
+    #[serde(default)]
+    pub on_nan: NanPolicy,
     /// Row groups fetched and decoded concurrently; bounds memory.
     #[serde(default = "default_row_groups_in_flight")]
     pub row_groups_in_flight: usize,
@@ -117,6 +122,14 @@ pub struct OutputSpec {
     /// templating, e.g. `s3://lake/scores/dt={{ ds }}/`. Committed through a manifest.
     #[serde(default)]
     pub url: Option<String>,
+    /// Fewest rows a run may publish: a run giving fewer fails before anything is replaced
+    /// (an input that yields no rows must not empty a full date).
+    #[serde(default = "default_min_rows")]
+    pub min_rows: u64,
+    /// Largest drop against the rows the date's previous successful run wrote, as a fraction
+    /// (0.5: a run with less than half of them fails before publishing); 1 turns it off.
+    #[serde(default = "default_max_row_drop_fraction")]
+    pub max_row_drop_fraction: f64,
     /// `[output.storage]`: as `[input.storage]`, for `url`.
     #[serde(default)]
     pub storage: storage::StorageOptions,
@@ -146,6 +159,12 @@ fn default_catchup() -> bool {
 fn default_max_catchup() -> usize {
     DEFAULT_MAX_CATCHUP
 }
+fn default_min_rows() -> u64 {
+    1
+}
+fn default_max_row_drop_fraction() -> f64 {
+    0.5
+}
 fn default_copy_streams() -> usize {
     1
 }
@@ -169,6 +188,30 @@ pub enum NullPolicy {
     Skip,
     /// The null becomes this value (counted nowhere: it is a declared imputation).
     Fill(f32),
+}
+
+/// What a NaN or ±infinity in a feature does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanPolicy {
+    /// The run fails, naming the object, row group, column and row.
+    #[default]
+    Fail,
+    /// The row is left out and counted as rejected.
+    Skip,
+    /// The model takes NaN as a missing value (set by the plan for such models, not a job key).
+    #[serde(skip)]
+    Pass,
+}
+
+impl fmt::Display for NanPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+            Self::Pass => "pass (the model handles NaN)",
+        })
+    }
 }
 
 impl FromStr for NullPolicy {
@@ -259,6 +302,12 @@ impl Job {
             && let Err(e) = crate::schedule::calendar::parse_zone(z)
         {
             p.push(e);
+        }
+        if !(0.0..=1.0).contains(&self.output.max_row_drop_fraction) {
+            p.push(format!(
+                "output.max_row_drop_fraction must be between 0 and 1, got {}",
+                self.output.max_row_drop_fraction
+            ));
         }
         if self.max_catchup == 0 {
             p.push("max_catchup must be at least 1".into());

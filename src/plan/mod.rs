@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use crate::contract::{MissingValues, OutputColumn, RawColumn};
 use crate::error::{Failure, exit};
 use crate::features::FeatureSpec;
-use crate::job::{Job, NullPolicy, template};
+use crate::job::{Job, NanPolicy, NullPolicy, template};
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};
@@ -60,11 +60,11 @@ impl RunPlan {
             .await
             .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
         let input = plan_input(job, date, &binding.columns).await?;
-        let on_null = match binding.model.model.inputs().missing {
-            MissingValues::JobPolicy => job.input.on_null,
+        let (on_null, on_nan) = match binding.model.model.inputs().missing {
+            MissingValues::JobPolicy => (job.input.on_null, job.input.on_nan),
             // The model handles missing values itself: they reach it as NaN, no row is dropped
-            // for them (a null id still is).
-            MissingValues::NaN => NullPolicy::Fill(f32::NAN),
+            // for them (a null id still is), and a NaN in the input is a missing value too.
+            MissingValues::NaN => (NullPolicy::Fill(f32::NAN), NanPolicy::Pass),
         };
         Ok(Self {
             features: FeatureSpec {
@@ -72,6 +72,7 @@ impl RunPlan {
                 id_kind: input.id_kind,
                 features: binding.features,
                 on_null,
+                on_nan,
                 preprocess: binding.model.preprocess.clone(),
             },
             job: job.clone(),

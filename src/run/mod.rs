@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::db::{Database, DbTarget};
 use crate::error::{Failure, RunError};
 use crate::job::Job;
-use crate::ledger::{self, Ledger, RunStart};
+use crate::ledger::{self, Ledger, RecentQuery, RunStart, RunStatus};
 use crate::lock::OutputLock;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
@@ -63,6 +63,8 @@ pub struct RunRequest {
     pub date: NaiveDate,
     /// Overrides the job's `model.device`.
     pub device: Option<DeviceSpec>,
+    /// Publish even when the row guards (`output.min_rows`, `output.max_row_drop_fraction`) fail.
+    pub allow_row_drop: bool,
 }
 
 /// What a successful run reports.
@@ -121,6 +123,7 @@ async fn lifecycle(
     if let Err(e) = sweep::sweep(&db, ledger.as_ref(), &scope).await {
         tracing::warn!(error = %e, "sweeping what dead runs left failed; going on");
     }
+    let previous_rows = previous_rows(ledger.as_ref(), req).await;
     let run_id = Uuid::now_v7();
     if let Err(e) = ledger.start(&run_start(req, run_id, &output)).await {
         lock.release().await;
@@ -137,6 +140,7 @@ async fn lifecycle(
         lock: &lock,
         // The run stops on the caller's token, or on its own when its lock is found lost.
         cancel: cancel.child_token(),
+        previous_rows,
     };
     let mut rec = Recorder::default();
     let outcome = work.supervised(&ledger, &mut rec).await;
@@ -164,6 +168,59 @@ async fn lifecycle(
     })
 }
 
+/// The rows the date's last successful run wrote, for the row-drop guard; a ledger that cannot be
+/// read leaves the guard to `min_rows` alone.
+async fn previous_rows(ledger: &dyn Ledger, req: &RunRequest) -> Option<u64> {
+    let q = RecentQuery {
+        job: &req.job.name,
+        date: Some(req.date),
+        status: Some(RunStatus::Succeeded),
+        limit: 1,
+    };
+    match ledger.recent(&q).await {
+        Ok(runs) => runs
+            .first()
+            .map(|r| u64::try_from(r.rows_written).unwrap_or(0)),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the date's previous run failed; the row-drop guard is off for this run");
+            None
+        }
+    }
+}
+
+/// The row guards: fewer rows than `min_rows`, or fewer than `1 - max_row_drop_fraction` of the
+/// date's previous run, mean an incomplete input more often than a real change.
+pub fn check_row_guards(
+    output: &crate::job::OutputSpec,
+    rows: u64,
+    previous: Option<u64>,
+) -> Result<(), Failure> {
+    if rows < output.min_rows {
+        return Err(Failure::TooFewRows {
+            rows,
+            reason: format!(
+                "the input gave {rows} rows to publish, fewer than output.min_rows = {}",
+                output.min_rows
+            ),
+        });
+    }
+    if let Some(before) = previous.filter(|&b| b > 0) {
+        let floor = (before as f64 * (1.0 - output.max_row_drop_fraction)).ceil() as u64;
+        if rows < floor {
+            return Err(Failure::TooFewRows {
+                rows,
+                reason: format!(
+                    "the input gave {rows} rows, {:.1}% fewer than the {before} the date's \
+                     previous run wrote (output.max_row_drop_fraction = {})",
+                    100.0 * (1.0 - rows as f64 / before as f64),
+                    output.max_row_drop_fraction
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The ledger's `running` row of a run.
 fn run_start(req: &RunRequest, run_id: Uuid, output: &str) -> RunStart {
     RunStart {
@@ -186,6 +243,8 @@ struct Work<'a> {
     destination: Destination,
     lock: &'a Arc<Mutex<Box<dyn OutputLock>>>,
     cancel: CancellationToken,
+    /// Rows the date's last successful run wrote, if any.
+    previous_rows: Option<u64>,
 }
 
 impl Work<'_> {
@@ -270,7 +329,13 @@ impl Work<'_> {
                 "staged {staged} rows but scored {scored}; nothing was published"
             )));
         }
-        Ok(())
+        match check_row_guards(&self.req.job.output, staged, self.previous_rows) {
+            Err(f) if self.req.allow_row_drop => {
+                tracing::warn!(reason = %f, "row guard overridden by --allow-row-drop; publishing");
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
@@ -279,5 +344,33 @@ fn publish_failure(e: sink::SinkError) -> Failure {
     match e {
         sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(min_rows: u64, max_drop: f64) -> crate::job::OutputSpec {
+        let text =
+            format!("table = \"t\"\nmin_rows = {min_rows}\nmax_row_drop_fraction = {max_drop}\n");
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn row_guards_stop_empty_and_shrunken_inputs() {
+        let o = output(1, 0.5);
+        assert!(check_row_guards(&o, 10, None).is_ok());
+        let e = check_row_guards(&o, 0, None).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::INPUT);
+        assert!(e.to_string().contains("min_rows = 1"), "{e}");
+        // Half of the previous run is allowed, less is not.
+        assert!(check_row_guards(&o, 500, Some(1000)).is_ok());
+        let e = check_row_guards(&o, 499, Some(1000)).unwrap_err();
+        assert!(e.to_string().contains("50.1% fewer than the 1000"), "{e}");
+        // 1 turns the drop guard off; 0 allows no drop at all.
+        assert!(check_row_guards(&output(1, 1.0), 1, Some(1000)).is_ok());
+        assert!(check_row_guards(&output(1, 0.0), 999, Some(1000)).is_err());
+        assert!(check_row_guards(&output(0, 1.0), 0, Some(1000)).is_ok());
     }
 }

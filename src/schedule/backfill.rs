@@ -30,6 +30,8 @@ pub struct Options {
     /// Run dates that already succeeded too.
     pub force: bool,
     pub device: Option<DeviceSpec>,
+    /// Publish dates whose rows fail the row guards (see `scorer run --allow-row-drop`).
+    pub allow_row_drop: bool,
 }
 
 /// How one date ended.
@@ -195,7 +197,7 @@ pub async fn backfill(
                 {
                     return (date, Outcome::Skipped { run_id });
                 }
-                (date, run_date(ctx, job, date, opts.device, cancel).await)
+                (date, run_date(ctx, job, date, opts, cancel).await)
             }
         })
         .buffered(opts.parallel)
@@ -229,14 +231,16 @@ async fn run_date(
     ctx: &RunContext,
     job: &Job,
     date: NaiveDate,
-    device: Option<DeviceSpec>,
+    opts: &Options,
     cancel: CancellationToken,
 ) -> Outcome {
+    let (device, allow_row_drop) = (opts.device, opts.allow_row_drop);
     let started = std::time::Instant::now();
     let req = RunRequest {
         job: job.clone(),
         date,
         device,
+        allow_row_drop,
     };
     match run::run(ctx, &req, cancel).await {
         Ok(r) => Outcome::Succeeded {
@@ -306,6 +310,7 @@ mod tests {
             parallel,
             force: false,
             device: None,
+            allow_row_drop: false,
         };
         assert_eq!(
             dates(&opts("2026-11-01", "2026-11-03", 2)).unwrap().len(),

@@ -402,6 +402,7 @@ impl Shared {
             job,
             date,
             device: None,
+            allow_row_drop: false,
         };
         let (result, lost) = self.run_with_lease(&request, &firing, &cancel).await;
         if lost {

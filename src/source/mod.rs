@@ -88,8 +88,23 @@ pub struct SourceBatch {
     pub batch: RecordBatch,
 }
 
-/// Lists the objects at a location, sorted by path, leaving out `_`- and `.`-prefixed names
-/// (`_SUCCESS`, `.crc` files) that writers put beside their data.
+/// Whether an object below `prefix` is another writer's bookkeeping rather than data: its name or
+/// any directory between `prefix` and it starts with `_` or `.` (`_SUCCESS`, `.crc` files,
+/// Spark's `_temporary/` and `.spark-staging-*/`, Hive's `.hive-staging*`, scorer's own `_runs/`).
+/// Directories in `prefix` itself are the user's choice and do not count.
+fn is_hidden(prefix: &object_store::path::Path, object: &object_store::path::Path) -> bool {
+    let below: Vec<_> = match object.prefix_match(prefix) {
+        Some(parts) => parts.collect(),
+        None => object.parts().collect(),
+    };
+    below.iter().any(|part| {
+        let p = part.as_ref();
+        p.starts_with('_') || p.starts_with('.')
+    })
+}
+
+/// Lists the objects at a location, sorted by path, leaving out other writers' bookkeeping: any
+/// name or directory below the location starting with `_` or `.` (see [`is_hidden`]).
 pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceError> {
     let list_err = |source| SourceError::List {
         url: location.url.clone(),
@@ -110,10 +125,7 @@ pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceErr
             Ok(None) | Err(object_store::Error::NotFound { .. }) => break,
             Err(e) => return Err(list_err(e)),
         };
-        let hidden = meta
-            .location
-            .filename()
-            .is_some_and(|f| f.starts_with('_') || f.starts_with('.'));
+        let hidden = is_hidden(&location.prefix, &meta.location);
         let wanted = match &location.glob {
             Some(g) => g.is_match(meta.location.as_ref()),
             None => true,
@@ -250,5 +262,25 @@ impl RowGroupRead {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::path::Path;
+
+    #[test]
+    fn other_writers_bookkeeping_is_hidden_at_any_depth_below_the_prefix() {
+        let prefix = Path::from("lake/_landing/events/dt=2026-11-24");
+        let hidden = |p: &str| is_hidden(&prefix, &Path::from(format!("{prefix}/{p}")));
+        assert!(!hidden("part-0.parquet"));
+        assert!(!hidden("region=eu/part-0.parquet"));
+        assert!(hidden("_SUCCESS"));
+        assert!(hidden(".part-0.parquet.crc"));
+        assert!(hidden("_temporary/0/_temporary/attempt_1/part-0.parquet"));
+        assert!(hidden(".spark-staging-42/part-0.parquet"));
+        assert!(hidden("_runs/0190/part-0.parquet"));
+        assert!(hidden("region=eu/.hive-staging_1/part-0.parquet"));
     }
 }

@@ -64,6 +64,7 @@ fn feature_batch(name: &str, features: &[String]) -> FeatureBatch {
         id_kind: IdKind::Int,
         features: features.to_vec(),
         on_null: scorer::job::NullPolicy::Fill(f32::NAN),
+        on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
     }
     .build(&SourceBatch {

@@ -9,6 +9,7 @@ mod exit_codes;
 mod gbdt;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod inputs;
 mod library;
 mod lifecycle;
 mod objects;

@@ -289,6 +289,7 @@ fn onnx_and_native_mlp_agree_across_tiles() {
         id_kind: IdKind::Int,
         features: (0..32).map(|f| format!("f{f}")).collect(),
         on_null: scorer::job::NullPolicy::Fill(0.0),
+        on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
     };
     let fb = spec

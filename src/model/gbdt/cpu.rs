@@ -769,6 +769,7 @@ mod tests {
             id_kind: crate::source::IdKind::Int,
             features: (0..5).map(|f| format!("f{f}")).collect(),
             on_null: crate::job::NullPolicy::Fill(f32::NAN),
+            on_nan: crate::job::NanPolicy::Pass,
             preprocess: None,
         }
         .build(&crate::source::SourceBatch {

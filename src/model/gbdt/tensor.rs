@@ -259,6 +259,7 @@ mod tests {
             id_kind: crate::source::IdKind::Int,
             features: vec!["x".into()],
             on_null: crate::job::NullPolicy::Fill(f32::NAN),
+            on_nan: crate::job::NanPolicy::Pass,
             preprocess: None,
         }
         .build(&crate::source::SourceBatch {

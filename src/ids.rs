@@ -1,0 +1,133 @@
+//! Duplicate ids across a run's input: a date must never get two result rows for one id, so a
+//! run that meets an id twice fails (data error, exit 3) naming it, before anything is published.
+//!
+//! Integer ids go into compressed bitmaps (roaring) keyed by their upper 32 bits: ids in dense
+//! ranges, the usual case, cost bits rather than bytes each, and a repeat is seen the moment it
+//! arrives. Ids scattered over the whole 64-bit range would make one bitmap each; past a bound
+//! the set turns into a plain list (8 bytes an id) checked by sorting at the end. String ids are
+//! kept as 128-bit hashes in a hash set (keyed per run, so no input can aim for a collision;
+//! about 32 bytes an id), a repeat named the moment it arrives.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+
+use arrow::array::{Array, Int64Array, StringArray};
+use rayon::slice::ParallelSliceMut;
+use roaring::RoaringBitmap;
+
+/// Upper-32-bit buckets allowed before integer ids are kept as a list instead: a bucket holding
+/// a handful of ids costs more than the list would.
+const MAX_SPARSE_BUCKETS: usize = 4096;
+
+/// The ids seen so far in one run.
+#[derive(Debug, Default)]
+pub struct IdSet {
+    buckets: HashMap<u32, RoaringBitmap>,
+    /// Integer ids (order-preserving as u64) once the buckets got too sparse.
+    list: Option<Vec<u64>>,
+    hashes: HashSet<u128>,
+    keys: (std::hash::RandomState, std::hash::RandomState),
+    seen: u64,
+}
+
+/// An id seen twice, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate(pub String);
+
+impl IdSet {
+    /// Adds a batch's ids (`Int64Array` or `StringArray`); a repeat found now is returned.
+    pub fn add(&mut self, ids: &dyn Array) -> Result<(), Duplicate> {
+        if let Some(ints) = ids.as_any().downcast_ref::<Int64Array>() {
+            for id in ints.iter().flatten() {
+                self.add_int(id)?;
+            }
+        } else if let Some(strings) = ids.as_any().downcast_ref::<StringArray>() {
+            for id in strings.iter().flatten() {
+                let h = self.hash(id);
+                if !self.hashes.insert(h) {
+                    return Err(Duplicate(id.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_int(&mut self, id: i64) -> Result<(), Duplicate> {
+        self.seen += 1;
+        let u = (id as u64) ^ (1 << 63);
+        if let Some(list) = &mut self.list {
+            list.push(u);
+            return Ok(());
+        }
+        let (hi, lo) = ((u >> 32) as u32, u as u32);
+        if !self.buckets.entry(hi).or_default().insert(lo) {
+            return Err(Duplicate(id.to_string()));
+        }
+        if self.buckets.len() > MAX_SPARSE_BUCKETS && (self.buckets.len() as u64) * 16 > self.seen {
+            let mut list = Vec::with_capacity(usize::try_from(self.seen).unwrap_or(0) * 2);
+            for (hi, bitmap) in self.buckets.drain() {
+                list.extend(
+                    bitmap
+                        .iter()
+                        .map(|lo| (u64::from(hi) << 32) | u64::from(lo)),
+                );
+            }
+            self.list = Some(list);
+        }
+        Ok(())
+    }
+
+    fn hash(&self, id: &str) -> u128 {
+        let half = |k: &std::hash::RandomState| k.hash_one(id);
+        (u128::from(half(&self.keys.0)) << 64) | u128::from(half(&self.keys.1))
+    }
+
+    /// The last check, for integer ids kept as a list: sorts them and looks for a repeat.
+    pub fn finish(&mut self) -> Result<(), Duplicate> {
+        if let Some(list) = &mut self.list {
+            list.par_sort_unstable();
+            if let Some(w) = list.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Duplicate(((w[0] ^ (1 << 63)) as i64).to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_integer_id_is_named_dense_or_scattered() {
+        let mut s = IdSet::default();
+        s.add(&Int64Array::from((0..100_000).collect::<Vec<i64>>()))
+            .unwrap();
+        assert_eq!(
+            s.add(&Int64Array::from(vec![100_000, -5, 77])),
+            Err(Duplicate("77".into()))
+        );
+        // Scattered over the 64-bit range: becomes a list, checked at the end.
+        let mut s = IdSet::default();
+        let spread: Vec<i64> = (0..20_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64)
+            .collect();
+        s.add(&Int64Array::from(spread.clone())).unwrap();
+        assert!(s.list.is_some());
+        s.add(&Int64Array::from(vec![spread[123]])).unwrap();
+        assert_eq!(s.finish(), Err(Duplicate(spread[123].to_string())));
+        let mut s = IdSet::default();
+        s.add(&Int64Array::from(spread)).unwrap();
+        assert_eq!(s.finish(), Ok(()));
+    }
+
+    #[test]
+    fn a_repeated_string_id_is_found() {
+        let mut s = IdSet::default();
+        s.add(&StringArray::from(vec!["a", "b", "c"])).unwrap();
+        assert_eq!(
+            s.add(&StringArray::from(vec!["d", "b"])),
+            Err(Duplicate("b".into()))
+        );
+    }
+}
