@@ -155,6 +155,13 @@ fn stages(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
+    // The duplicate-id check on a batch's ids (a fresh set each time).
+    g.bench_function("duplicate_id_check", |b| {
+        b.iter(|| {
+            let mut s = scorer::ids::IdSet::default();
+            black_box(s.add(features.ids.as_ref()).is_ok())
+        })
+    });
     g.finish();
 }
 
@@ -168,6 +175,7 @@ fn cuda_forward(c: &mut Criterion) {
         id_kind: IdKind::Int,
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
+        on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
     };
     let gpu = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cuda(0))

@@ -38,8 +38,12 @@ impl IdSet {
     /// Adds a batch's ids (`Int64Array` or `StringArray`); a repeat found now is returned.
     pub fn add(&mut self, ids: &dyn Array) -> Result<(), Duplicate> {
         if let Some(ints) = ids.as_any().downcast_ref::<Int64Array>() {
-            for id in ints.iter().flatten() {
-                self.add_int(id)?;
+            if ints.null_count() > 0 {
+                for id in ints.iter().flatten() {
+                    self.add_ints(&[id])?;
+                }
+            } else {
+                self.add_ints(ints.values())?;
             }
         } else if let Some(strings) = ids.as_any().downcast_ref::<StringArray>() {
             for id in strings.iter().flatten() {
@@ -52,16 +56,41 @@ impl IdSet {
         Ok(())
     }
 
-    fn add_int(&mut self, id: i64) -> Result<(), Duplicate> {
-        self.seen += 1;
-        let u = (id as u64) ^ (1 << 63);
+    /// Integer ids: each stretch of consecutive ids (`n, n+1, …` within one 32-bit bucket, the
+    /// common case) goes into its bucket's bitmap as one range; other ids one at a time.
+    fn add_ints(&mut self, ids: &[i64]) -> Result<(), Duplicate> {
+        self.seen += ids.len() as u64;
+        let key = |id: i64| (id as u64) ^ (1 << 63);
         if let Some(list) = &mut self.list {
-            list.push(u);
+            list.extend(ids.iter().map(|&id| key(id)));
             return Ok(());
         }
-        let (hi, lo) = ((u >> 32) as u32, u as u32);
-        if !self.buckets.entry(hi).or_default().insert(lo) {
-            return Err(Duplicate(id.to_string()));
+        let mut i = 0;
+        while i < ids.len() {
+            let first = key(ids[i]);
+            let (hi, lo) = ((first >> 32) as u32, first as u32);
+            // The stretch ids[i..j] = first, first + 1, … without leaving the bucket.
+            let mut j = i + 1;
+            while j < ids.len()
+                && ids[j].checked_sub(ids[j - 1]) == Some(1)
+                && (key(ids[j]) >> 32) as u32 == hi
+            {
+                j += 1;
+            }
+            let last = lo + (j - i - 1) as u32;
+            let bitmap = self.buckets.entry(hi).or_default();
+            if j - i == 1 {
+                if !bitmap.insert(lo) {
+                    return Err(Duplicate(ids[i].to_string()));
+                }
+            } else {
+                if bitmap.range_cardinality(lo..=last) > 0 {
+                    let k = (lo..=last).position(|v| bitmap.contains(v)).unwrap_or(0);
+                    return Err(Duplicate(ids[i + k].to_string()));
+                }
+                bitmap.insert_range(lo..=last);
+            }
+            i = j;
         }
         if self.buckets.len() > MAX_SPARSE_BUCKETS && (self.buckets.len() as u64) * 16 > self.seen {
             let mut list = Vec::with_capacity(usize::try_from(self.seen).unwrap_or(0) * 2);
@@ -119,6 +148,40 @@ mod tests {
         let mut s = IdSet::default();
         s.add(&Int64Array::from(spread)).unwrap();
         assert_eq!(s.finish(), Ok(()));
+    }
+
+    #[test]
+    fn repeats_inside_and_across_stretches_are_named() {
+        let mut s = IdSet::default();
+        s.add(&Int64Array::from(vec![10, 11, 12, 20, 21])).unwrap();
+        assert_eq!(
+            s.add(&Int64Array::from(vec![1, 2, 3, 19, 20, 21])),
+            Err(Duplicate("20".into()))
+        );
+        let mut s = IdSet::default();
+        assert_eq!(
+            s.add(&Int64Array::from(vec![5, 6, 7, 6])),
+            Err(Duplicate("6".into()))
+        );
+        // Across the 32-bit bucket boundary and at the ends of the range.
+        let mut s = IdSet::default();
+        let edge = (1i64 << 32) - 2;
+        s.add(&Int64Array::from(vec![
+            edge,
+            edge + 1,
+            edge + 2,
+            i64::MIN,
+            i64::MAX,
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.add(&Int64Array::from(vec![edge + 2])),
+            Err(Duplicate((edge + 2).to_string()))
+        );
+        assert_eq!(
+            s.add(&Int64Array::from(vec![i64::MAX])),
+            Err(Duplicate(i64::MAX.to_string()))
+        );
     }
 
     #[test]
