@@ -74,6 +74,9 @@ pub enum Failure {
          or pass --allow-row-drop to publish anyway)"
     )]
     TooFewRows { rows: u64, reason: String },
+    /// More input rows were rejected than the job allows (`input.max_rejected_fraction`).
+    #[error("{0}; nothing was published and the date keeps its previous rows")]
+    TooManyRejected(String),
     /// An id appears more than once in the date's input: the date would get two result rows
     /// for it.
     #[error(
@@ -105,9 +108,10 @@ impl Failure {
             Self::Config(_) => ErrorClass::Config,
             Self::Model(e) => e.class(),
             Self::Source(e) => e.class(),
-            Self::Features(_) | Self::TooFewRows { .. } | Self::DuplicateId { .. } => {
-                ErrorClass::Data
-            }
+            Self::Features(_)
+            | Self::TooFewRows { .. }
+            | Self::TooManyRejected(_)
+            | Self::DuplicateId { .. } => ErrorClass::Data,
             Self::Sink(e) => e.class(),
             Self::Db(e) => e.class(),
             Self::LockLost(_) => ErrorClass::Transient,

@@ -86,6 +86,10 @@ pub struct InputSpec {
     /// that handle missing values themselves (`gbdt`) take NaN as missing instead.
     #[serde(default)]
     pub on_nan: NanPolicy,
+    /// Largest fraction of the input's rows that may be rejected (null ids; nulls or NaN under
+    /// `skip`) before the run fails instead of publishing the rest.
+    #[serde(default = "default_max_rejected_fraction")]
+    pub max_rejected_fraction: f64,
     /// Row groups fetched and decoded concurrently; bounds memory.
     #[serde(default = "default_row_groups_in_flight")]
     pub row_groups_in_flight: usize,
@@ -158,6 +162,9 @@ fn default_catchup() -> bool {
 }
 fn default_max_catchup() -> usize {
     DEFAULT_MAX_CATCHUP
+}
+fn default_max_rejected_fraction() -> f64 {
+    0.5
 }
 fn default_min_rows() -> u64 {
     1
@@ -302,6 +309,12 @@ impl Job {
             && let Err(e) = crate::schedule::calendar::parse_zone(z)
         {
             p.push(e);
+        }
+        if !(0.0..=1.0).contains(&self.input.max_rejected_fraction) {
+            p.push(format!(
+                "input.max_rejected_fraction must be between 0 and 1, got {}",
+                self.input.max_rejected_fraction
+            ));
         }
         if !(0.0..=1.0).contains(&self.output.max_row_drop_fraction) {
             p.push(format!(

@@ -305,7 +305,7 @@ impl Work<'_> {
                 return Err(e.into());
             }
         };
-        if let Err(f) = self.check_before_publish(staged, rec.rows_scored) {
+        if let Err(f) = self.check_before_publish(staged, rec) {
             sink.abort().await;
             return Err(f);
         }
@@ -318,15 +318,26 @@ impl Work<'_> {
         Ok(())
     }
 
-    /// The last checks before anything becomes visible: not cancelled, and every scored row
-    /// staged.
-    fn check_before_publish(&self, staged: u64, scored: u64) -> Result<(), Failure> {
+    /// The last checks before anything becomes visible: not cancelled, every scored row
+    /// staged, no more rows rejected than the job allows, and the row guards.
+    fn check_before_publish(&self, staged: u64, rec: &Recorder) -> Result<(), Failure> {
         if self.cancel.is_cancelled() {
             return Err(Failure::Cancelled);
         }
+        let scored = rec.rows_scored;
         if staged != scored {
             return Err(Failure::Internal(format!(
                 "staged {staged} rows but scored {scored}; nothing was published"
+            )));
+        }
+        let allowed = self.req.job.input.max_rejected_fraction;
+        if rec.rows_read > 0 && rec.rows_rejected as f64 > allowed * rec.rows_read as f64 {
+            return Err(Failure::TooManyRejected(format!(
+                "{} of the {} input rows ({:.1}%) were rejected (null ids, or nulls and NaN \
+                 under `skip`), more than input.max_rejected_fraction = {allowed}",
+                rec.rows_rejected,
+                rec.rows_read,
+                100.0 * rec.rows_rejected as f64 / rec.rows_read as f64
             )));
         }
         match check_row_guards(&self.req.job.output, staged, self.previous_rows) {

@@ -131,6 +131,24 @@ async fn nan_and_infinite_features_fail_or_are_rejected_never_scored() {
         .await
         .unwrap();
     assert_eq!(rejected, 2);
+    // Past input.max_rejected_fraction the run fails rather than publish what is left.
+    std::fs::write(
+        p.path().join("jobs/daily.toml"),
+        std::fs::read_to_string(p.path().join("jobs/daily.toml"))
+            .unwrap()
+            .replace(
+                "on_nan = \"skip\"",
+                "on_nan = \"skip\"\nmax_rejected_fraction = 0.01",
+            ),
+    )
+    .unwrap();
+    let out = p.run("daily", None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("2 of the 100 input rows (2.0%) were rejected"),
+        "{}",
+        text(&out)
+    );
     let missing: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM (SELECT 3 AS id UNION SELECT 5) WHERE id IN (SELECT id FROM daily)",
     )
