@@ -308,3 +308,66 @@ async fn a_run_whose_lock_connection_is_terminated_fails_before_publishing() {
     let runs = ledger(&pool).await;
     assert_eq!(runs[1].0, "failed", "{runs:?}");
 }
+
+/// kill -9 at twenty points spread over a whole run (listing, footers, reading, scoring, COPY,
+/// the swap), each followed by a check that the date holds exactly one run's rows, the previous
+/// ones or a complete new set, never part or duplicates; then a rerun gives exactly the input's
+/// rows and leaves no staging table or `running` row behind.
+#[tokio::test]
+async fn kill_9_at_twenty_points_never_leaves_a_partial_date() {
+    use rand::{Rng, SeedableRng};
+    let (p, url, pool, before) = with_previous_rows("kill9").await;
+    // How long an uninterrupted run takes here, process start to exit.
+    let started = std::time::Instant::now();
+    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+    let whole = started.elapsed().as_secs_f64();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let mut outcomes = Vec::new();
+    for k in 0..20 {
+        // Point k of 20 across the run, jittered within its twentieth.
+        let at = whole * (f64::from(k) + rng.random::<f64>()) / 20.0;
+        let child = p.spawn_run("jobs/daily.toml", Some(&url));
+        tokio::time::sleep(std::time::Duration::from_secs_f64(at)).await;
+        signal(child.id(), "KILL");
+        let out = finish(child).await;
+        let (rows, runs, _) = date_rows(&pool).await;
+        assert_eq!(
+            (rows, runs),
+            (ROWS as i64, 1),
+            "killed at {at:.3} s of {whole:.3} s: the date is partial or mixed"
+        );
+        let distinct: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(DISTINCT id) FROM scores.daily WHERE ds = DATE '{DATE}'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            distinct, ROWS as i64,
+            "duplicates after a kill at {at:.3} s"
+        );
+        outcomes.push((at, out.status.code()));
+    }
+    // Some kills must have landed mid-run (no exit code: killed), not all after the end.
+    let killed = outcomes.iter().filter(|(_, code)| code.is_none()).count();
+    assert!(killed >= 15, "{outcomes:?}");
+    // The rerun sweeps what the killed runs left and replaces the date exactly.
+    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+    let (rows, runs, run_id) = date_rows(&pool).await;
+    assert_eq!((rows, runs), (ROWS as i64, 1));
+    let last: uuid::Uuid = sqlx::query_scalar(
+        "SELECT run_id FROM scorer.runs WHERE status = 'succeeded' ORDER BY started_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(run_id, Some(last), "the date's rows are the rerun's");
+    assert_ne!(run_id, before.2);
+    assert_eq!(staging_tables(&pool).await, Vec::<String>::new());
+    assert_eq!(running_runs(&pool).await, 0, "{:?}", ledger(&pool).await);
+    eprintln!(
+        "kill -9 points tried: {}, killed mid-run: {killed}, rows lost: 0, rows duplicated: 0 \
+         (uninterrupted run {whole:.2} s)",
+        outcomes.len()
+    );
+}
