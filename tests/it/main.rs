@@ -15,6 +15,7 @@ mod lifecycle;
 mod objects;
 mod onnx;
 mod postgres;
+mod props;
 mod pushdown;
 mod reference;
 mod registry;
