@@ -179,6 +179,33 @@ pub enum Command {
         #[arg(long)]
         allow_row_drop: bool,
     },
+    /// Score past dates again; with --from-ledger, exactly as their last succeeded run did.
+    #[command(
+        after_help = "Examples:\n  scorer rerun churn_daily --from 2026-11-01 --to 2026-11-24 --from-ledger\n  \
+        scorer rerun churn_daily --from 2026-11-24 --to 2026-11-24\n\n\
+        With --from-ledger each date is scored with the model version its last succeeded run used\n\
+        and only if every input object is still the one it read (same etag) and the model's sha256\n\
+        is the same: a lost or damaged result table is rebuilt row for row (README: \"Disaster\n\
+        recovery\"). A date whose inputs or model changed is refused with exit 3 or 2, naming what\n\
+        changed, and keeps its rows. Without it, every date is run again as it is now (as\n\
+        `scorer backfill --force`). Prints the same table as `scorer backfill`."
+    )]
+    Rerun {
+        /// Job file path, or a job name in --jobs-dir.
+        job: String,
+        /// First logical date (YYYY-MM-DD).
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last logical date, included.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Reproduce each date's last succeeded run (model version, input objects) from the ledger.
+        #[arg(long)]
+        from_ledger: bool,
+        /// Dates run at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+    },
     /// The jobs `scorer schedule` sees: next firing, the date it scores, last run and outcome.
     #[command(after_help = "Example:\n  scorer status --jobs-dir jobs")]
     Status,

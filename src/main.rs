@@ -76,6 +76,7 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 date,
                 device,
                 allow_row_drop,
+                pin: None,
             };
             let report = run::run(&ctx, &request, cancel).await?;
             Ok(summary::run_lines(&report))
@@ -120,8 +121,6 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             device,
             allow_row_drop,
         } => {
-            let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
-            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
             let opts = backfill::Options {
                 from,
                 to,
@@ -129,24 +128,27 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 force,
                 device,
                 allow_row_drop,
+                from_ledger: false,
             };
-            let cancel = signals::cancel_on_signals(std::time::Duration::from_secs(30));
-            let report = backfill::backfill(&ctx, &job, &opts, cancel)
-                .await
-                .map_err(|f| f.in_job(&job.name))?;
-            let lines = report.lines();
-            let code = report.exit_code();
-            if code == exit::OK {
-                return Ok(lines);
-            }
-            lines.iter().for_each(|l| println!("{l}"));
-            Err(Failure::Many {
-                problems: vec![format!(
-                    "backfill {from}..{to} did not complete; run the same command again to retry the dates without a succeeded run"
-                )],
-                code,
-            }
-            .in_job(&job.name))
+            backfill_command(&g, &job, &opts).await
+        }
+        Command::Rerun {
+            job,
+            from,
+            to,
+            from_ledger,
+            parallel,
+        } => {
+            let opts = backfill::Options {
+                from,
+                to,
+                parallel,
+                force: true,
+                device: None,
+                allow_row_drop: false,
+                from_ledger,
+            };
+            backfill_command(&g, &job, &opts).await
         }
         Command::Status => {
             let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job("*"))?;
@@ -213,6 +215,34 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             .in_job(&label))
         }
     }
+}
+
+/// `scorer backfill` and `scorer rerun`: the dates, a table, and the exit code of the worst one.
+async fn backfill_command(
+    g: &GlobalArgs,
+    job: &str,
+    opts: &backfill::Options,
+) -> Result<Vec<String>, RunError> {
+    let job = Job::load(&job::locate(job, &g.jobs_dir))?;
+    let ctx = context(g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
+    let cancel = signals::cancel_on_signals(std::time::Duration::from_secs(30));
+    let report = backfill::backfill(&ctx, &job, opts, cancel)
+        .await
+        .map_err(|f| f.in_job(&job.name))?;
+    let lines = report.lines();
+    let code = report.exit_code();
+    if code == exit::OK {
+        return Ok(lines);
+    }
+    lines.iter().for_each(|l| println!("{l}"));
+    Err(Failure::Many {
+        problems: vec![format!(
+            "{}..{} did not complete; run the same command again to retry the dates without a succeeded run",
+            opts.from, opts.to
+        )],
+        code,
+    }
+    .in_job(&job.name))
 }
 
 /// A `scorer models` failure, naming the registry.

@@ -77,6 +77,12 @@ pub enum Failure {
     /// More input rows were rejected than the job allows (`input.max_rejected_fraction`).
     #[error("{0}; nothing was published and the date keeps its previous rows")]
     TooManyRejected(String),
+    /// `--from-ledger`: today's model or input is not what the recorded run used.
+    #[error(
+        "cannot reproduce run {run_id}: {why}; nothing was published (run without --from-ledger \
+         to score the date as it is now)"
+    )]
+    NotReproducible { run_id: uuid::Uuid, why: String },
     /// An id appears more than once in the date's input: the date would get two result rows
     /// for it.
     #[error(
@@ -111,6 +117,7 @@ impl Failure {
             Self::Features(_)
             | Self::TooFewRows { .. }
             | Self::TooManyRejected(_)
+            | Self::NotReproducible { .. }
             | Self::DuplicateId { .. } => ErrorClass::Data,
             Self::Sink(e) => e.class(),
             Self::Db(e) => e.class(),

@@ -7,9 +7,9 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    FinishValues, Ledger, RecentQuery, RunFinish, RunStart, RunStatus, RunSummary, RunningRow,
-    RunningRun, StartValues, SummaryRow, bind_finish, bind_start, run_summary, running_run,
-    timestamp,
+    FinishValues, Ledger, RecentQuery, RecordedRow, RecordedRun, RunFinish, RunStart, RunStatus,
+    RunSummary, RunningRow, RunningRun, StartValues, SummaryRow, bind_finish, bind_start,
+    recorded_run, run_summary, running_run, timestamp,
 };
 use crate::db::DbError;
 
@@ -96,6 +96,22 @@ macro_rules! sql_ledger {
                     .await
                     .map_err(self.err("marking a run abandoned"))?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn recorded(
+                &self,
+                job: &str,
+                date: chrono::NaiveDate,
+            ) -> Result<Option<RecordedRun>, DbError> {
+                let sql =
+                    include_str!(concat!("../../sql/", $dir, "/queries/ledger_recorded.sql"));
+                let row: Option<RecordedRow> = sqlx::query_as(sql)
+                    .bind(job)
+                    .bind(date.format("%Y-%m-%d").to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(self.err("reading what a past run used"))?;
+                row.map(|r| recorded_run(&self.target, r)).transpose()
             }
 
             async fn recent(&self, q: &RecentQuery<'_>) -> Result<Vec<RunSummary>, DbError> {

@@ -60,7 +60,7 @@ pub struct RunStart {
 }
 
 /// One input object as it was when listed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct InputObject {
     pub url: String,
     pub size: u64,
@@ -339,6 +339,35 @@ fn run_summary(target: &str, row: SummaryRow) -> Result<RunSummary, DbError> {
     })
 }
 
+/// What a succeeded run used, as the ledger recorded it: enough to run it again exactly
+/// (`scorer rerun --from-ledger`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRun {
+    pub run_id: Uuid,
+    pub model_name: String,
+    pub model_version: String,
+    pub model_sha256: String,
+    pub inputs: Vec<InputObject>,
+}
+
+/// The row the engines return for `ledger_recorded.sql`.
+type RecordedRow = (String, String, String, String, String);
+
+fn recorded_run(target: &str, row: RecordedRow) -> Result<RecordedRun, DbError> {
+    let (run_id, model_name, model_version, model_sha256, inputs) = row;
+    let bad = |what: &str, value: &str| DbError::Ledger {
+        target: target.to_string(),
+        reason: format!("ledger row has an unreadable {what}: {value}"),
+    };
+    Ok(RecordedRun {
+        run_id: run_id.parse().map_err(|_| bad("run_id", &run_id))?,
+        model_name,
+        model_version,
+        model_sha256,
+        inputs: serde_json::from_str(&inputs).map_err(|e| bad("inputs", &e.to_string()))?,
+    })
+}
+
 /// Where runs are recorded. One implementation per database engine; the run holds it as a
 /// trait object, so nothing in the run path matches on the engine.
 #[async_trait]
@@ -355,6 +384,8 @@ pub trait Ledger: Send + Sync {
     async fn abandon(&self, run_id: Uuid, note: &str) -> Result<bool, DbError>;
     /// A job's newest runs, newest first.
     async fn recent(&self, q: &RecentQuery<'_>) -> Result<Vec<RunSummary>, DbError>;
+    /// What the newest succeeded run of `job` for `date` used, if there is one.
+    async fn recorded(&self, job: &str, date: NaiveDate) -> Result<Option<RecordedRun>, DbError>;
 }
 
 /// The ledger in `db`.

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::db::{Database, DbTarget};
 use crate::error::{Failure, RunError};
 use crate::job::Job;
-use crate::ledger::{self, Ledger, RecentQuery, RunStart, RunStatus};
+use crate::ledger::{self, Ledger, RecentQuery, RecordedRun, RunStart, RunStatus};
 use crate::lock::OutputLock;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
@@ -65,6 +65,9 @@ pub struct RunRequest {
     pub device: Option<DeviceSpec>,
     /// Publish even when the row guards (`output.min_rows`, `output.max_row_drop_fraction`) fail.
     pub allow_row_drop: bool,
+    /// Reproduce this recorded run: its model version, and exactly its input objects (same
+    /// etags), or fail saying what changed.
+    pub pin: Option<RecordedRun>,
 }
 
 /// What a successful run reports.
@@ -92,9 +95,67 @@ pub async fn run(
     req: &RunRequest,
     cancel: CancellationToken,
 ) -> Result<RunReport, RunError> {
+    // A pinned run uses the recorded model version, whatever the job file says today.
+    let pinned;
+    let req = match &req.pin {
+        Some(pin) => {
+            let mut r = req.clone();
+            r.job.model.version = pin.model_version.clone();
+            pinned = r;
+            &pinned
+        }
+        None => req,
+    };
     lifecycle(ctx, req, cancel)
         .await
         .map_err(|f| f.in_job(&req.job.name))
+}
+
+/// A pinned run's plan must be the recorded run's: the same model bytes and the same input
+/// objects, each with its recorded etag (or size and time, where a store gives no etag).
+pub fn check_pin(plan: &RunPlan, pin: &RecordedRun) -> Result<(), Failure> {
+    let cannot = |why: String| Failure::NotReproducible {
+        run_id: pin.run_id,
+        why,
+    };
+    if plan.model.sha256 != pin.model_sha256 {
+        return Err(cannot(format!(
+            "model {} version {} has sha256 {}, the run used {}",
+            plan.model.name, plan.model.version, plan.model.sha256, pin.model_sha256
+        )));
+    }
+    let now: std::collections::BTreeMap<&str, &crate::source::PlannedObject> = plan
+        .input
+        .objects
+        .iter()
+        .map(|o| (o.url.as_str(), o.as_ref()))
+        .collect();
+    for was in &pin.inputs {
+        let Some(o) = now.get(was.url.as_str()) else {
+            return Err(cannot(format!("input {} is gone", was.url)));
+        };
+        let same = match (&was.etag, &o.meta.e_tag) {
+            (Some(a), Some(b)) => a == b,
+            _ => was.size == o.meta.size && was.last_modified == o.meta.last_modified,
+        };
+        if !same {
+            return Err(cannot(format!(
+                "input {} changed (etag {} then, {} now)",
+                was.url,
+                was.etag.as_deref().unwrap_or("none"),
+                o.meta.e_tag.as_deref().unwrap_or("none")
+            )));
+        }
+    }
+    if let Some(extra) = plan
+        .input
+        .objects
+        .iter()
+        .find(|o| !pin.inputs.iter().any(|w| w.url == o.url))
+    {
+        return Err(cannot(format!("input {} was not there then", extra.url)));
+    }
+    Ok(())
 }
 
 async fn lifecycle(
@@ -285,6 +346,9 @@ impl Work<'_> {
         };
         rec.planned(&plan);
         rec.stage("plan", t_plan);
+        if let Some(pin) = &self.req.pin {
+            check_pin(&plan, pin)?;
+        }
         tracing::info!(
             objects = plan.input.objects.len(),
             rows = plan.input.total_rows,

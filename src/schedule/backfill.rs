@@ -32,6 +32,9 @@ pub struct Options {
     pub device: Option<DeviceSpec>,
     /// Publish dates whose rows fail the row guards (see `scorer run --allow-row-drop`).
     pub allow_row_drop: bool,
+    /// Reproduce each date's last succeeded run: its model version and exactly its input
+    /// objects, from the ledger (`scorer rerun --from-ledger`).
+    pub from_ledger: bool,
 }
 
 /// How one date ended.
@@ -197,7 +200,35 @@ pub async fn backfill(
                 {
                     return (date, Outcome::Skipped { run_id });
                 }
-                (date, run_date(ctx, job, date, opts, cancel).await)
+                let pin = if opts.from_ledger {
+                    match ledger.recorded(&job.name, date).await {
+                        Ok(Some(pin)) => Some(pin),
+                        Ok(None) => {
+                            return (
+                                date,
+                                Outcome::Failed {
+                                    code: exit::INPUT,
+                                    error:
+                                        "the ledger has no succeeded run of this date to reproduce"
+                                            .into(),
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            let f = Failure::from(e);
+                            return (
+                                date,
+                                Outcome::Failed {
+                                    code: f.exit_code(),
+                                    error: f.to_string(),
+                                },
+                            );
+                        }
+                    }
+                } else {
+                    None
+                };
+                (date, run_date(ctx, job, date, opts, pin, cancel).await)
             }
         })
         .buffered(opts.parallel)
@@ -232,6 +263,7 @@ async fn run_date(
     job: &Job,
     date: NaiveDate,
     opts: &Options,
+    pin: Option<crate::ledger::RecordedRun>,
     cancel: CancellationToken,
 ) -> Outcome {
     let (device, allow_row_drop) = (opts.device, opts.allow_row_drop);
@@ -241,6 +273,7 @@ async fn run_date(
         date,
         device,
         allow_row_drop,
+        pin,
     };
     match run::run(ctx, &req, cancel).await {
         Ok(r) => Outcome::Succeeded {
@@ -311,6 +344,7 @@ mod tests {
             force: false,
             device: None,
             allow_row_drop: false,
+            from_ledger: false,
         };
         assert_eq!(
             dates(&opts("2026-11-01", "2026-11-03", 2)).unwrap().len(),

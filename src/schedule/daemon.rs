@@ -403,6 +403,7 @@ impl Shared {
             date,
             device: None,
             allow_row_drop: false,
+            pin: None,
         };
         let (result, lost) = self.run_with_lease(&request, &firing, &cancel).await;
         if lost {

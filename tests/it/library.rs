@@ -36,6 +36,7 @@ async fn two_runs_in_one_process_at_once_and_a_cancelled_one() {
         date: DATE.parse().unwrap(),
         device: None,
         allow_row_drop: false,
+        pin: None,
     };
     let (req_a, req_b) = (request(&a), request(&b));
     let (ra, rb) = tokio::join!(

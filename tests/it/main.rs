@@ -17,6 +17,7 @@ mod onnx;
 mod postgres;
 mod props;
 mod pushdown;
+mod recovery;
 mod reference;
 mod registry;
 mod schedule;
