@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::error::{ErrorClass, sqlx_class};
 use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 
-/// The key of the file lock that serialises SQLite migrations.
+/// The key of the file lock that serialises opening a SQLite file (WAL switch, migrations).
 const MIGRATIONS_LOCK: &str = "scorer migrations";
 
 /// Where results and the ledger go.
@@ -159,6 +159,12 @@ impl Database {
                 })
             }
             DbTarget::Sqlite(path) => {
+                // One opener at a time, across processes and runs in one process: the first
+                // connection switches a new file to WAL, which takes an exclusive lock that
+                // another opener would meet as "database is locked" before its busy timeout
+                // applies; then the migrations (sqlx takes no lock around SQLite migrations:
+                // two runs opening a new file at once would both create the ledger).
+                let migrating = FileLock::acquire(path, MIGRATIONS_LOCK).await?;
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)
@@ -172,9 +178,6 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
-                // sqlx takes no lock around SQLite migrations: two runs opening a new file at
-                // once would both create the ledger. One at a time, across processes.
-                let migrating = FileLock::acquire(path, MIGRATIONS_LOCK).await?;
                 sqlx::migrate!("sql/sqlite/migrations")
                     .run(&pool)
                     .await
