@@ -184,6 +184,7 @@ async fn lifecycle(
     if let Err(e) = sweep::sweep(&db, ledger.as_ref(), &scope).await {
         tracing::warn!(error = %e, "sweeping what dead runs left failed; going on");
     }
+    clear_unfinished_cleanups(&db, ledger.as_ref(), req, &destination).await;
     let previous_rows = previous_rows(ledger.as_ref(), req).await;
     let run_id = Uuid::now_v7();
     if let Err(e) = ledger.start(&run_start(req, run_id, &output)).await {
@@ -227,6 +228,37 @@ async fn lifecycle(
         is_sqlite: matches!(db, Database::Sqlite { .. }),
         stage_seconds: rec.stage_seconds,
     })
+}
+
+/// Runs of this job and date that failed or were cancelled but could not remove their staging
+/// (the database went away as they failed): holding the date's lock, this run removes it.
+async fn clear_unfinished_cleanups(
+    db: &Database,
+    ledger: &dyn Ledger,
+    req: &RunRequest,
+    destination: &Destination,
+) {
+    let q = RecentQuery {
+        job: &req.job.name,
+        date: Some(req.date),
+        status: None,
+        limit: 10,
+    };
+    let Ok(runs) = ledger.recent(&q).await else {
+        return;
+    };
+    for r in runs
+        .iter()
+        .filter(|r| matches!(r.status.as_str(), "failed" | "cancelled"))
+    {
+        match crate::sink::leftovers::remove(db, destination, r.run_id).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!(run_id = %r.run_id, removed = %removed.join(", "), "removed what a failed run could not");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(run_id = %r.run_id, error = %e, "cannot remove what a failed run left; going on"),
+        }
+    }
 }
 
 /// The rows the date's last successful run wrote, for the row-drop guard; a ledger that cannot be

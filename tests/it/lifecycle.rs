@@ -371,3 +371,125 @@ async fn kill_9_at_twenty_points_never_leaves_a_partial_date() {
         outcomes.len()
     );
 }
+
+/// A PostgreSQL server of this test's own (scripts/pg-env.sh), so it can be restarted without
+/// disturbing the other tests; stopped and removed on drop.
+struct OwnServer {
+    url: String,
+    dir: String,
+    bin: String,
+}
+
+impl OwnServer {
+    fn start() -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-env.sh");
+        let out = std::process::Command::new("bash")
+            .args([
+                "-c",
+                &format!("source {script} && pg_up >/dev/null && echo \"$SCORER_TEST_DATABASE_URL $PG_TMP $PG_BIN\""),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let mut parts = line.split(' ');
+        let (url, dir, bin) = (parts.next(), parts.next(), parts.next());
+        Self {
+            url: url.unwrap().to_string(),
+            dir: dir.unwrap().to_string(),
+            bin: bin.unwrap().to_string(),
+        }
+    }
+
+    /// `pg_ctl` as the server's user (root may not run it).
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        let pg_ctl = format!("{}/pg_ctl", self.bin);
+        let data = format!("{}/data", self.dir);
+        let mut cmd = if nix_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &pg_ctl]);
+            c
+        } else {
+            std::process::Command::new(&pg_ctl)
+        };
+        cmd.args(["-D", &data]).args(args).output().unwrap()
+    }
+}
+
+fn nix_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// PostgreSQL restarted while a run COPYs: the run fails with the retryable code (4), the date
+/// keeps its previous rows, and once the server is back the ledger says what happened and a rerun
+/// scores the date exactly.
+#[tokio::test]
+async fn a_postgres_restart_mid_run_fails_it_retryably_and_keeps_the_date() {
+    let server = OwnServer::start();
+    let url = server.url.clone();
+    let p = project();
+    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+    let pool = PgPool::connect(&url).await.unwrap();
+    let before = date_rows(&pool).await;
+    pool.close().await;
+
+    let child = p.spawn_run("jobs/daily.toml", Some(&url));
+    wait_for("the COPY to be under way", 60, || {
+        let url = url.clone();
+        async move {
+            let Ok(pool) = PgPool::connect(&url).await else {
+                return false;
+            };
+            let n = copy_progress(&pool).await;
+            pool.close().await;
+            n > 0
+        }
+    })
+    .await;
+    // The log file again: without it the new server would write to (and hold open) our pipe.
+    let log = format!("{}/server.log", server.dir);
+    let restarted = server.pg_ctl(&["-m", "fast", "-w", "-t", "60", "-l", &log, "restart"]);
+    assert!(restarted.status.success(), "{}", text(&restarted));
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+
+    let pool = PgPool::connect(&url).await.unwrap();
+    assert_eq!(
+        date_rows(&pool).await,
+        before,
+        "the date keeps its previous rows"
+    );
+    // The rerun sweeps whatever the failed run left and replaces the date exactly.
+    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+    let (rows, runs, _) = date_rows(&pool).await;
+    assert_eq!((rows, runs), (ROWS as i64, 1));
+    assert_eq!(staging_tables(&pool).await, Vec::<String>::new());
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM scorer.runs ORDER BY started_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // The interrupted run is `failed` (its ledger update reached the server once it was back)
+    // or `abandoned` (it did not, and the rerun swept it); never left `running`.
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(
+        matches!(statuses[1].as_str(), "failed" | "abandoned"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        (statuses[0].as_str(), statuses[2].as_str()),
+        ("succeeded", "succeeded")
+    );
+    pool.close().await;
+}
