@@ -256,7 +256,9 @@ async fn clear_unfinished_cleanups(
                 tracing::warn!(run_id = %r.run_id, removed = %removed.join(", "), "removed what a failed run could not");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(run_id = %r.run_id, error = %e, "cannot remove what a failed run left; going on"),
+            Err(e) => {
+                tracing::warn!(run_id = %r.run_id, error = %e, "cannot remove what a failed run left; going on")
+            }
         }
     }
 }
