@@ -147,7 +147,8 @@ impl Calendar {
     }
 
     /// The firings in `(after, until]`, oldest first, at most `limit` of them (the newest ones
-    /// when there are more).
+    /// when there are more). Found backwards from `until`, so a job whose `start_date` is long
+    /// ago costs `limit` steps, not one per firing since then.
     pub fn fires_between(
         &self,
         after: DateTime<Utc>,
@@ -155,19 +156,18 @@ impl Calendar {
         limit: usize,
     ) -> Vec<DateTime<Utc>> {
         let mut fires = Vec::new();
-        let mut t = after;
-        while let Some(next) = self.next_after(t) {
-            if next > until {
-                break;
-            }
-            fires.push(next);
-            t = next;
-            if fires.len() > limit.saturating_mul(2).max(1024) {
-                fires.drain(..fires.len() - limit);
+        let mut t = until + chrono::Duration::milliseconds(1);
+        while fires.len() < limit {
+            match self.prev_before(t) {
+                Some(fire) if fire > after => {
+                    fires.push(fire);
+                    t = fire;
+                }
+                _ => break,
             }
         }
-        let skip = fires.len().saturating_sub(limit);
-        fires.split_off(skip)
+        fires.reverse();
+        fires
     }
 }
 
@@ -222,6 +222,21 @@ mod tests {
         assert_eq!(
             last2,
             vec![utc("2026-11-24T02:00:00Z"), utc("2026-11-25T02:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn a_catch_up_from_long_ago_costs_only_the_firings_it_keeps() {
+        // Every second for a year is 31.5 M firings; the newest three are found backwards.
+        let c = Calendar::new("* * * * * *", None).unwrap();
+        let fires = c.fires_between(utc("2025-11-26T00:00:00Z"), utc("2026-11-26T00:00:00Z"), 3);
+        assert_eq!(
+            fires,
+            vec![
+                utc("2026-11-25T23:59:58Z"),
+                utc("2026-11-25T23:59:59Z"),
+                utc("2026-11-26T00:00:00Z"),
+            ]
         );
     }
 
