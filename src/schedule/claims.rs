@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::db::{Database, DbError};
@@ -145,147 +144,6 @@ fn fire_text(f: &Firing) -> String {
     timestamp(f.fire_at)
 }
 
-/// `scorer.claims` in PostgreSQL.
-struct PgClaims {
-    pool: sqlx::PgPool,
-    target: String,
-}
-
-#[async_trait]
-impl Claims for PgClaims {
-    async fn claim(&self, f: &Firing, holder: &str, lease: Duration) -> Result<Claim, DbError> {
-        let err = |c| query_err(&self.target, c);
-        let mut tx = self.pool.begin().await.map_err(err("claiming a firing"))?;
-        sqlx::query(include_str!(
-            "../../sql/postgres/queries/claim_lock_job.sql"
-        ))
-        .bind(format!("scorer claims {}", f.job))
-        .execute(&mut *tx)
-        .await
-        .map_err(err("locking the job's claims"))?;
-        let blockers: i64 = sqlx::query_scalar(include_str!(
-            "../../sql/postgres/queries/claim_blockers.sql"
-        ))
-        .bind(&f.job)
-        .bind(fire_text(f))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err("looking for other firings of the job"))?;
-        if blockers > 0 {
-            tx.rollback().await.map_err(err("claiming a firing"))?;
-            return Ok(Claim::Busy);
-        }
-        let taken: Option<i32> =
-            sqlx::query_scalar(include_str!("../../sql/postgres/queries/claim_take.sql"))
-                .bind(&f.job)
-                .bind(fire_text(f))
-                .bind(f.logical_date.format("%Y-%m-%d").to_string())
-                .bind(holder)
-                .bind(lease.as_secs_f64())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err("claiming a firing"))?;
-        let outcome = match taken {
-            Some(n) => Claim::Taken {
-                attempt: u32::try_from(n).unwrap_or(1),
-            },
-            None => state_claim(
-                sqlx::query_scalar(include_str!("../../sql/postgres/queries/claim_state.sql"))
-                    .bind(&f.job)
-                    .bind(fire_text(f))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err("reading a firing's claim"))?,
-            ),
-        };
-        tx.commit().await.map_err(err("claiming a firing"))?;
-        Ok(outcome)
-    }
-
-    async fn renew(&self, f: &Firing, holder: &str, lease: Duration) -> Result<bool, DbError> {
-        let done = sqlx::query(include_str!("../../sql/postgres/queries/claim_renew.sql"))
-            .bind(&f.job)
-            .bind(fire_text(f))
-            .bind(holder)
-            .bind(lease.as_secs_f64())
-            .execute(&self.pool)
-            .await
-            .map_err(query_err(&self.target, "renewing a claim"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn finish(
-        &self,
-        f: &Firing,
-        holder: &str,
-        outcome: &str,
-        run_id: Option<Uuid>,
-    ) -> Result<bool, DbError> {
-        let done = sqlx::query(include_str!("../../sql/postgres/queries/claim_finish.sql"))
-            .bind(&f.job)
-            .bind(fire_text(f))
-            .bind(holder)
-            .bind(outcome)
-            .bind(run_id.map(|r| r.to_string()))
-            .execute(&self.pool)
-            .await
-            .map_err(query_err(&self.target, "finishing a claim"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn release(
-        &self,
-        f: &Firing,
-        holder: &str,
-        note: &str,
-        after: Duration,
-    ) -> Result<bool, DbError> {
-        let done = sqlx::query(include_str!("../../sql/postgres/queries/claim_release.sql"))
-            .bind(&f.job)
-            .bind(fire_text(f))
-            .bind(holder)
-            .bind(note)
-            .bind(after.as_secs_f64())
-            .execute(&self.pool)
-            .await
-            .map_err(query_err(&self.target, "releasing a claim"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn latest(&self, job: &str) -> Result<Option<DateTime<Utc>>, DbError> {
-        let t: Option<String> =
-            sqlx::query_scalar(include_str!("../../sql/postgres/queries/claim_latest.sql"))
-                .bind(job)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(query_err(&self.target, "reading the job's last firing"))?;
-        t.map(|t| parse_time(&self.target, &t)).transpose()
-    }
-
-    async fn due(&self, job: &str) -> Result<Vec<Firing>, DbError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as(include_str!("../../sql/postgres/queries/claim_due.sql"))
-                .bind(job)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_err(&self.target, "reading firings to take over"))?;
-        rows.iter()
-            .map(|(t, d)| firing(&self.target, job, t, d))
-            .collect()
-    }
-
-    async fn open(&self) -> Result<Vec<OpenClaim>, DbError> {
-        let rows: Vec<OpenRow> =
-            sqlx::query_as(include_str!("../../sql/postgres/queries/claim_open.sql"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_err(&self.target, "reading open claims"))?;
-        rows.into_iter()
-            .map(|r| open_claim(&self.target, r))
-            .collect()
-    }
-}
-
 fn state_claim(state: Option<String>) -> Claim {
     match state.as_deref() {
         Some("done") => Claim::Done,
@@ -293,151 +151,220 @@ fn state_claim(state: Option<String>) -> Claim {
     }
 }
 
-/// SQLite's date-time modifier for a lease: `+30.000 seconds`.
-fn modifier(d: Duration) -> String {
+/// PostgreSQL takes a lease as seconds (`make_interval(secs => $n)`).
+fn pg_lease(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// SQLite takes a lease as a date-time modifier: `+30.000 seconds`.
+fn sqlite_lease(d: Duration) -> String {
     format!("+{:.3} seconds", d.as_secs_f64())
 }
 
-/// `scorer_claims` in SQLite.
-struct SqliteClaims {
-    pool: sqlx::SqlitePool,
-    target: String,
-}
+/// One [`Claims`] implementation per engine from one definition, as for the ledger: the same
+/// statements with the same bound values; only the SQL files (`sql/<engine>/queries/claim_*`),
+/// the pool, how a lease is bound and how a claim's transaction starts (`begin_claim`, per
+/// engine below) differ.
+macro_rules! sql_claims {
+    ($(#[$doc:meta])* $name:ident, $pool:ty, $dir:literal, $lease:path) => {
+        $(#[$doc])*
+        struct $name {
+            pool: $pool,
+            target: String,
+        }
 
-#[async_trait]
-impl Claims for SqliteClaims {
-    async fn claim(&self, f: &Firing, holder: &str, lease: Duration) -> Result<Claim, DbError> {
-        let err = |c| query_err(&self.target, c);
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(err("claiming a firing"))?;
-        // IMMEDIATE: the write lock from the start, so the check and the insert are one step
-        // for every process on the file.
-        let mut tx = conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(err("claiming a firing"))?;
-        let blockers: i64 =
-            sqlx::query_scalar(include_str!("../../sql/sqlite/queries/claim_blockers.sql"))
+        #[async_trait]
+        impl Claims for $name {
+            async fn claim(
+                &self,
+                f: &Firing,
+                holder: &str,
+                lease: Duration,
+            ) -> Result<Claim, DbError> {
+                let err = |c| query_err(&self.target, c);
+                let mut tx = self.begin_claim(&f.job).await?;
+                let blockers: i64 = sqlx::query_scalar(include_str!(concat!(
+                    "../../sql/", $dir, "/queries/claim_blockers.sql"
+                )))
                 .bind(&f.job)
                 .bind(fire_text(f))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(err("looking for other firings of the job"))?;
-        if blockers > 0 {
-            tx.rollback().await.map_err(err("claiming a firing"))?;
-            return Ok(Claim::Busy);
-        }
-        let taken: Option<i64> =
-            sqlx::query_scalar(include_str!("../../sql/sqlite/queries/claim_take.sql"))
+                if blockers > 0 {
+                    tx.rollback().await.map_err(err("claiming a firing"))?;
+                    return Ok(Claim::Busy);
+                }
+                let taken: Option<i64> = sqlx::query_scalar(include_str!(concat!(
+                    "../../sql/", $dir, "/queries/claim_take.sql"
+                )))
                 .bind(&f.job)
                 .bind(fire_text(f))
                 .bind(f.logical_date.format("%Y-%m-%d").to_string())
                 .bind(holder)
-                .bind(modifier(lease))
+                .bind($lease(lease))
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err("claiming a firing"))?;
-        let outcome = match taken {
-            Some(n) => Claim::Taken {
-                attempt: u32::try_from(n).unwrap_or(1),
-            },
-            None => state_claim(
-                sqlx::query_scalar(include_str!("../../sql/sqlite/queries/claim_state.sql"))
+                let outcome = match taken {
+                    Some(n) => Claim::Taken {
+                        attempt: u32::try_from(n).unwrap_or(1),
+                    },
+                    None => state_claim(
+                        sqlx::query_scalar(include_str!(concat!(
+                            "../../sql/", $dir, "/queries/claim_state.sql"
+                        )))
+                        .bind(&f.job)
+                        .bind(fire_text(f))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(err("reading a firing's claim"))?,
+                    ),
+                };
+                tx.commit().await.map_err(err("claiming a firing"))?;
+                Ok(outcome)
+            }
+
+            async fn renew(
+                &self,
+                f: &Firing,
+                holder: &str,
+                lease: Duration,
+            ) -> Result<bool, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/claim_renew.sql"));
+                let done = sqlx::query(sql)
                     .bind(&f.job)
                     .bind(fire_text(f))
-                    .fetch_optional(&mut *tx)
+                    .bind(holder)
+                    .bind($lease(lease))
+                    .execute(&self.pool)
                     .await
-                    .map_err(err("reading a firing's claim"))?,
-            ),
-        };
-        tx.commit().await.map_err(err("claiming a firing"))?;
-        Ok(outcome)
-    }
+                    .map_err(query_err(&self.target, "renewing a claim"))?;
+                Ok(done.rows_affected() > 0)
+            }
 
-    async fn renew(&self, f: &Firing, holder: &str, lease: Duration) -> Result<bool, DbError> {
-        let done = sqlx::query(include_str!("../../sql/sqlite/queries/claim_renew.sql"))
-            .bind(&f.job)
-            .bind(fire_text(f))
-            .bind(holder)
-            .bind(modifier(lease))
-            .execute(&self.pool)
-            .await
-            .map_err(query_err(&self.target, "renewing a claim"))?;
-        Ok(done.rows_affected() > 0)
-    }
+            async fn finish(
+                &self,
+                f: &Firing,
+                holder: &str,
+                outcome: &str,
+                run_id: Option<Uuid>,
+            ) -> Result<bool, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/claim_finish.sql"));
+                let done = sqlx::query(sql)
+                    .bind(&f.job)
+                    .bind(fire_text(f))
+                    .bind(holder)
+                    .bind(outcome)
+                    .bind(run_id.map(|r| r.to_string()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(query_err(&self.target, "finishing a claim"))?;
+                Ok(done.rows_affected() > 0)
+            }
 
-    async fn finish(
+            async fn release(
+                &self,
+                f: &Firing,
+                holder: &str,
+                note: &str,
+                after: Duration,
+            ) -> Result<bool, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/claim_release.sql"));
+                let done = sqlx::query(sql)
+                    .bind(&f.job)
+                    .bind(fire_text(f))
+                    .bind(holder)
+                    .bind(note)
+                    .bind($lease(after))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(query_err(&self.target, "releasing a claim"))?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn latest(&self, job: &str) -> Result<Option<DateTime<Utc>>, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/claim_latest.sql"));
+                let t: Option<String> = sqlx::query_scalar(sql)
+                    .bind(job)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(query_err(&self.target, "reading the job's last firing"))?;
+                t.map(|t| parse_time(&self.target, &t)).transpose()
+            }
+
+            async fn due(&self, job: &str) -> Result<Vec<Firing>, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/claim_due.sql"));
+                let rows: Vec<(String, String)> = sqlx::query_as(sql)
+                    .bind(job)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_err(&self.target, "reading firings to take over"))?;
+                rows.iter()
+                    .map(|(t, d)| firing(&self.target, job, t, d))
+                    .collect()
+            }
+
+            async fn open(&self) -> Result<Vec<OpenClaim>, DbError> {
+                let sql = include_str!(concat!("../../sql/", $dir, "/queries/claim_open.sql"));
+                let rows: Vec<OpenRow> = sqlx::query_as(sql)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_err(&self.target, "reading open claims"))?;
+                rows.into_iter()
+                    .map(|r| open_claim(&self.target, r))
+                    .collect()
+            }
+        }
+    };
+}
+
+sql_claims!(
+    /// `scorer.claims` in PostgreSQL.
+    PgClaims,
+    sqlx::PgPool,
+    "postgres",
+    pg_lease
+);
+sql_claims!(
+    /// `scorer_claims` in SQLite.
+    SqliteClaims,
+    sqlx::SqlitePool,
+    "sqlite",
+    sqlite_lease
+);
+
+impl PgClaims {
+    /// A claim's transaction, holding the job's transaction-level advisory lock: claims of one
+    /// job are made one at a time across every scheduler.
+    async fn begin_claim(
         &self,
-        f: &Firing,
-        holder: &str,
-        outcome: &str,
-        run_id: Option<Uuid>,
-    ) -> Result<bool, DbError> {
-        let done = sqlx::query(include_str!("../../sql/sqlite/queries/claim_finish.sql"))
-            .bind(&f.job)
-            .bind(fire_text(f))
-            .bind(holder)
-            .bind(outcome)
-            .bind(run_id.map(|r| r.to_string()))
-            .execute(&self.pool)
-            .await
-            .map_err(query_err(&self.target, "finishing a claim"))?;
-        Ok(done.rows_affected() > 0)
+        job: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+        let err = |c| query_err(&self.target, c);
+        let mut tx = self.pool.begin().await.map_err(err("claiming a firing"))?;
+        sqlx::query(include_str!(
+            "../../sql/postgres/queries/claim_lock_job.sql"
+        ))
+        .bind(format!("scorer claims {job}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(err("locking the job's claims"))?;
+        Ok(tx)
     }
+}
 
-    async fn release(
+impl SqliteClaims {
+    /// A claim's transaction, `BEGIN IMMEDIATE`: the write lock from the start, so the check and
+    /// the insert are one step for every process on the file.
+    async fn begin_claim(
         &self,
-        f: &Firing,
-        holder: &str,
-        note: &str,
-        after: Duration,
-    ) -> Result<bool, DbError> {
-        let done = sqlx::query(include_str!("../../sql/sqlite/queries/claim_release.sql"))
-            .bind(&f.job)
-            .bind(fire_text(f))
-            .bind(holder)
-            .bind(note)
-            .bind(modifier(after))
-            .execute(&self.pool)
+        _job: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(query_err(&self.target, "releasing a claim"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn latest(&self, job: &str) -> Result<Option<DateTime<Utc>>, DbError> {
-        let t: Option<String> =
-            sqlx::query_scalar(include_str!("../../sql/sqlite/queries/claim_latest.sql"))
-                .bind(job)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(query_err(&self.target, "reading the job's last firing"))?;
-        t.map(|t| parse_time(&self.target, &t)).transpose()
-    }
-
-    async fn due(&self, job: &str) -> Result<Vec<Firing>, DbError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as(include_str!("../../sql/sqlite/queries/claim_due.sql"))
-                .bind(job)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_err(&self.target, "reading firings to take over"))?;
-        rows.iter()
-            .map(|(t, d)| firing(&self.target, job, t, d))
-            .collect()
-    }
-
-    async fn open(&self) -> Result<Vec<OpenClaim>, DbError> {
-        let rows: Vec<OpenRow> =
-            sqlx::query_as(include_str!("../../sql/sqlite/queries/claim_open.sql"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(query_err(&self.target, "reading open claims"))?;
-        rows.into_iter()
-            .map(|r| open_claim(&self.target, r))
-            .collect()
+            .map_err(query_err(&self.target, "claiming a firing"))
     }
 }
 

@@ -9,4 +9,4 @@ ON CONFLICT (job, fire_at) DO UPDATE SET
     holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until,
     attempts = scorer.claims.attempts + 1, claimed_at = EXCLUDED.claimed_at
 WHERE scorer.claims.state = 'claimed' AND scorer.claims.lease_until <= clock_timestamp()
-RETURNING attempts
+RETURNING attempts::bigint
