@@ -384,6 +384,21 @@ pub trait Ledger: Send + Sync {
     async fn abandon(&self, run_id: Uuid, note: &str) -> Result<bool, DbError>;
     /// A job's newest runs, newest first.
     async fn recent(&self, q: &RecentQuery<'_>) -> Result<Vec<RunSummary>, DbError>;
+    /// The newest succeeded run of `job` for `date`: the date's current rows (the row guards,
+    /// the scheduler's and the backfill's "already scored" checks).
+    async fn last_succeeded(
+        &self,
+        job: &str,
+        date: NaiveDate,
+    ) -> Result<Option<RunSummary>, DbError> {
+        let q = RecentQuery {
+            job,
+            date: Some(date),
+            status: Some(RunStatus::Succeeded),
+            limit: 1,
+        };
+        Ok(self.recent(&q).await?.into_iter().next())
+    }
     /// What the newest succeeded run of `job` for `date` used, if there is one.
     async fn recorded(&self, job: &str, date: NaiveDate) -> Result<Option<RecordedRun>, DbError>;
 }

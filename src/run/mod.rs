@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::db::{Database, DbTarget};
 use crate::error::{Failure, RunError};
 use crate::job::Job;
-use crate::ledger::{self, Ledger, RecentQuery, RecordedRun, RunStart, RunStatus};
+use crate::ledger::{self, Ledger, RecentQuery, RecordedRun, RunStart};
 use crate::lock::OutputLock;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
@@ -266,16 +266,8 @@ async fn clear_unfinished_cleanups(
 /// The rows the date's last successful run wrote, for the row-drop guard; a ledger that cannot be
 /// read leaves the guard to `min_rows` alone.
 async fn previous_rows(ledger: &dyn Ledger, req: &RunRequest) -> Option<u64> {
-    let q = RecentQuery {
-        job: &req.job.name,
-        date: Some(req.date),
-        status: Some(RunStatus::Succeeded),
-        limit: 1,
-    };
-    match ledger.recent(&q).await {
-        Ok(runs) => runs
-            .first()
-            .map(|r| u64::try_from(r.rows_written).unwrap_or(0)),
+    match ledger.last_succeeded(&req.job.name, req.date).await {
+        Ok(last) => last.map(|r| u64::try_from(r.rows_written).unwrap_or(0)),
         Err(e) => {
             tracing::warn!(error = %e, "reading the date's previous run failed; the row-drop guard is off for this run");
             None

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::db::Database;
 use crate::error::{Failure, exit};
 use crate::job::Job;
-use crate::ledger::{self, Ledger, RecentQuery, RunStatus};
+use crate::ledger::{self, Ledger};
 use crate::model::device::DeviceSpec;
 use crate::run::{self, RunContext, RunRequest};
 
@@ -243,14 +243,8 @@ pub async fn backfill(
 /// A succeeded run of the job and date, if there is one (a ledger that cannot be read counts as
 /// none: the date is run, which replaces it safely).
 async fn succeeded(ledger: &dyn Ledger, job: &str, date: NaiveDate) -> Option<Uuid> {
-    let q = RecentQuery {
-        job,
-        date: Some(date),
-        status: Some(RunStatus::Succeeded),
-        limit: 1,
-    };
-    match ledger.recent(&q).await {
-        Ok(runs) => runs.first().map(|r| r.run_id),
+    match ledger.last_succeeded(job, date).await {
+        Ok(last) => last.map(|r| r.run_id),
         Err(e) => {
             tracing::warn!(%date, error = %e, "reading the ledger failed; running the date");
             None

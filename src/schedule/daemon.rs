@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::db::Database;
 use crate::error::{Failure, RunError};
-use crate::ledger::{self, Ledger, RecentQuery, RunStatus};
+use crate::ledger::{self, Ledger};
 use crate::run::signals::Stop;
 use crate::run::{self, RunContext, RunRequest};
 use crate::schedule::calendar::Calendar;
@@ -480,15 +480,12 @@ impl Shared {
     /// A run of the firing's job and date that succeeded after the firing was due, if any: the
     /// date is already scored with data at least as new (cron or a person ran it).
     async fn scored_since(&self, firing: &Firing) -> Option<Uuid> {
-        let q = RecentQuery {
-            job: &firing.job,
-            date: Some(firing.logical_date),
-            status: Some(RunStatus::Succeeded),
-            limit: 1,
-        };
-        match self.ledger.recent(&q).await {
-            Ok(runs) => runs
-                .first()
+        match self
+            .ledger
+            .last_succeeded(&firing.job, firing.logical_date)
+            .await
+        {
+            Ok(last) => last
                 .filter(|r| r.started_at >= firing.fire_at)
                 .map(|r| r.run_id),
             Err(e) => {
