@@ -253,3 +253,16 @@ pub async fn finish(child: std::process::Child) -> Output {
         .await
         .unwrap()
 }
+
+/// A count from the project's SQLite file, read on a read-only connection (so watching a run
+/// never contends for its locks); `None` while the file or its tables do not exist yet.
+pub async fn sqlite_count(p: &Project, sql: &str) -> Option<i64> {
+    let url = format!("{}?mode=ro", p.sqlite_url());
+    let pool = sqlx::sqlite::SqlitePool::connect(&url).await.ok()?;
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(&pool)
+        .await
+        .ok();
+    pool.close().await;
+    n
+}

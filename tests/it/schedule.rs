@@ -10,7 +10,7 @@ use chrono::{NaiveDate, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-use crate::common::{ModelOpts, Project, assert_ok, fresh_pg, signal, text};
+use crate::common::{ModelOpts, Project, assert_ok, fresh_pg, signal, sqlite_count, text};
 
 /// A project with the test model and `rows` of input under data/<set>/ for each date.
 fn project_with(inputs: &[(&str, Vec<NaiveDate>)], rows: u64) -> Project {
@@ -305,18 +305,11 @@ async fn a_scheduler_killed_during_catch_up_is_taken_over_without_skipping_or_re
 }
 
 async fn sqlite_runs(p: &Project, job: &str) -> usize {
-    let url = format!("{}?mode=ro", p.sqlite_url());
-    let Ok(pool) = SqlitePool::connect(&url).await else {
-        return 0;
-    };
-    let n: Result<i64, _> = sqlx::query_scalar(
-        "SELECT count(*) FROM scorer_runs WHERE job = ? AND status = 'succeeded'",
-    )
-    .bind(job)
-    .fetch_one(&pool)
-    .await;
-    pool.close().await;
-    n.map_or(0, |n| usize::try_from(n).unwrap_or(0))
+    let sql =
+        format!("SELECT count(*) FROM scorer_runs WHERE job = '{job}' AND status = 'succeeded'");
+    sqlite_count(p, &sql)
+        .await
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
 #[tokio::test]
@@ -441,20 +434,13 @@ async fn sigterm_cancels_a_run_past_the_grace_and_gives_its_firing_to_the_next_s
         &format!("start_date = \"{today}\""),
     );
     let a = spawn_scheduler_with_grace(&p, None, "a", "100ms");
-    let url = format!("{}?mode=ro", p.sqlite_url());
-    wait_logged(&p, &["a"], "the run to start", 60, || {
-        let url = url.clone();
-        async move {
-            let Ok(pool) = SqlitePool::connect(&url).await else {
-                return false;
-            };
-            let n: Result<i64, _> =
-                sqlx::query_scalar("SELECT count(*) FROM scorer_runs WHERE status = 'running'")
-                    .fetch_one(&pool)
-                    .await;
-            pool.close().await;
-            matches!(n, Ok(1))
-        }
+    wait_logged(&p, &["a"], "the run to start", 60, || async {
+        sqlite_count(
+            &p,
+            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
+        )
+        .await
+            == Some(1)
     })
     .await;
     stop(&p, a, "a").await;

@@ -96,20 +96,13 @@ async fn a_second_run_on_the_same_sqlite_file_exits_5_within_a_second() {
     let first = p.spawn_run("jobs/daily.toml", None);
     // The first run writes its `running` ledger row after taking the output's lock. Watched
     // read-only: probing the lock itself would contend for it (and could take it first).
-    let url = format!("{}?mode=ro", p.sqlite_url());
-    wait_for("the first run's ledger row", 60, || {
-        let url = url.clone();
-        async move {
-            let Ok(pool) = SqlitePool::connect(&url).await else {
-                return false;
-            };
-            let running: Result<i64, _> =
-                sqlx::query_scalar("SELECT count(*) FROM scorer_runs WHERE status = 'running'")
-                    .fetch_one(&pool)
-                    .await;
-            pool.close().await;
-            matches!(running, Ok(1))
-        }
+    wait_for("the first run's ledger row", 60, || async {
+        sqlite_count(
+            &p,
+            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
+        )
+        .await
+            == Some(1)
     })
     .await;
     signal(first.id(), "STOP");
