@@ -72,6 +72,7 @@ fn feature_batch(model: &LoadedModel, batch: RecordBatch) -> FeatureBatch {
     .build(&SourceBatch {
         object: Arc::from("bench"),
         row_group: 0,
+        first_row: 0,
         batch,
     })
     .expect("features")

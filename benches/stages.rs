@@ -90,6 +90,7 @@ fn stages(c: &mut Criterion) {
     let src = SourceBatch {
         object: Arc::from("bench"),
         row_group: 0,
+        first_row: 0,
         batch: decode(&f.parquet),
     };
     let spec = FeatureSpec {
@@ -189,6 +190,7 @@ fn cuda_forward(c: &mut Criterion) {
         let src = SourceBatch {
             object: Arc::from("bench"),
             row_group: 0,
+            first_row: 0,
             batch,
         };
         let features = spec.build(&src).expect("features");

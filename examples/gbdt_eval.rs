@@ -149,6 +149,7 @@ fn bench(args: &[String]) -> Result<()> {
                 spec.build(&SourceBatch {
                     object: Arc::from("bench"),
                     row_group: 0,
+                    first_row: 0,
                     batch: batch.slice(start, per.min(n - start)),
                 })
             })
@@ -239,6 +240,7 @@ fn parity(args: &[String]) -> Result<()> {
             let fb = feature_spec(&loaded).build(&SourceBatch {
                 object: Arc::from(name.as_str()),
                 row_group: 0,
+                first_row: 0,
                 batch,
             })?;
             let outputs = loaded.model.score(&fb)?;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Failure;
 use crate::ids::{Duplicate, IdSet};
 use crate::plan::RunPlan;
+use crate::quarantine::RejectedRow;
 use crate::score::{ScoreReport, ScoreStage};
 use crate::sink::{ScoredBatch, Sink};
 use crate::source::{self, SourceBatch};
@@ -37,6 +38,8 @@ pub struct Streamed {
     pub reports: StageReports,
     /// `Err` with the first failure (or `Cancelled`); the sink then holds a partial staging.
     pub result: Result<(), Failure>,
+    /// The rows left out, for the sink to publish as the date's quarantine.
+    pub rejected: Vec<RejectedRow>,
 }
 
 /// Streams every input row of `plan` through its model into `sink` (written, not yet finished).
@@ -80,7 +83,7 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
     }
     // Closing the queue stops the scoring stage, whose closed input then stops the source.
     drop(scored_rx);
-    let score_result = match score_task.await {
+    let mut score_result = match score_task.await {
         Ok(result) => result,
         Err(e) => Err(Failure::Internal(format!("scoring task failed: {e}"))),
     };
@@ -88,6 +91,10 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
         Ok(result) => result.map_err(Failure::from),
         Err(e) => Err(Failure::Internal(format!("source task failed: {e}"))),
     };
+    let rejected = score_result
+        .as_mut()
+        .map(|r| std::mem::take(&mut r.rejected))
+        .unwrap_or_default();
     reports.read_seconds = source_result.as_ref().ok().copied();
     reports.score = score_result.as_ref().ok().cloned();
     // The first failure is the cause: a stage that fails closes its channels, and its neighbours
@@ -95,7 +102,11 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
     let result = sink_result
         .and(score_result.map(|_| ()))
         .and(source_result.map(|_| ()));
-    Streamed { reports, result }
+    Streamed {
+        reports,
+        result,
+        rejected,
+    }
 }
 
 /// The sink's loop: writes scored batches until the queue ends; stops at once on cancellation.

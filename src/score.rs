@@ -16,6 +16,7 @@ use crate::error::Failure;
 use crate::features::{FeatureBatch, FeatureSpec};
 use crate::ledger::ScoreStats;
 use crate::model::LoadedModel;
+use crate::quarantine::RejectedRow;
 use crate::sink::ScoredBatch;
 use crate::source::SourceBatch;
 
@@ -25,6 +26,8 @@ pub struct ScoreReport {
     pub rows_read: u64,
     pub rows_scored: u64,
     pub rows_rejected: u64,
+    /// The rows left out, for the quarantine (taken out by the pipeline, not cloned around).
+    pub rejected: Vec<RejectedRow>,
     /// Seconds spent building features and scoring.
     pub seconds: f64,
     /// One per result column, in order.
@@ -75,8 +78,9 @@ impl ScoreStage {
             // rather than while the sink is behind, so a stalled sink holds no decoded input.
             let batches: Vec<ScoredBatch> = scored
                 .into_iter()
-                .map(|(fb, outputs)| {
+                .map(|(mut fb, outputs)| {
                     report.rows_rejected += fb.rejected as u64;
+                    report.rejected.append(&mut fb.rejected_rows);
                     report.rows_scored += fb.rows as u64;
                     for (stats, column) in report.stats.iter_mut().zip(&outputs) {
                         stats.add_column(column.as_ref());
@@ -114,6 +118,7 @@ impl ScoreStage {
             .map(|start| SourceBatch {
                 object: Arc::clone(&src.object),
                 row_group: src.row_group,
+                first_row: src.first_row + start,
                 batch: src.batch.slice(start, per_slice.min(rows - start)),
             })
             .collect();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::job::{NanPolicy, NullPolicy};
 use crate::preprocess::Preprocessor;
+use crate::quarantine::{RejectReason, RejectedRow};
 use crate::source::{IdKind, SourceBatch};
 
 /// A batch that could not be turned into features; names the object, row group and column.
@@ -30,8 +31,10 @@ pub struct FeatureBatch {
     /// Ids of the kept rows: `Int64Array` or `StringArray`, without nulls.
     pub ids: ArrayRef,
     pub rows: usize,
-    /// Rows dropped by the null policy.
+    /// Rows dropped by the null or NaN policy, or for a null id.
     pub rejected: usize,
+    /// Which rows those were and why, for the quarantine.
+    pub rejected_rows: Vec<RejectedRow>,
     columns: Vec<Float32Array>,
     /// Replaces nulls that remain (only under `fill:<v>`).
     fill: f32,
@@ -158,7 +161,10 @@ impl FeatureSpec {
             if let Some(row) = first_null(ids.as_ref()) {
                 return Err(err(
                     &self.id_column,
-                    format!("null id at row {row} of the row group's batch (on_null = \"fail\")"),
+                    format!(
+                        "null id at row {} of the row group (on_null = \"fail\")",
+                        src.first_row + row
+                    ),
                 ));
             }
             for (name, col) in self.features.iter().zip(&cols) {
@@ -166,8 +172,9 @@ impl FeatureSpec {
                     return Err(err(
                         name,
                         format!(
-                            "{} null value(s), first at row {row} of the batch (on_null = \"fail\"; use \"skip\" or \"fill:<value>\" to accept them)",
-                            col.null_count()
+                            "{} null value(s), first at row {} of the row group (on_null = \"fail\"; use \"skip\" or \"fill:<value>\" to accept them)",
+                            col.null_count(),
+                            src.first_row + row
                         ),
                     ));
                 }
@@ -193,29 +200,49 @@ impl FeatureSpec {
             return Err(err(
                 &self.features[j],
                 format!(
-                    "{count} NaN or infinite value(s), first {value} at row {row} of the batch \
-                     (on_nan = \"fail\"; use \"skip\" to leave such rows out)"
+                    "{count} NaN or infinite value(s), first {value} at row {} of the row group \
+                     (on_nan = \"fail\"; use \"skip\" to leave such rows out)",
+                    src.first_row + row
                 ),
             ));
         }
-        let finite = |i: usize| {
-            non_finite
-                .iter()
-                .all(|&j| cols[j].is_null(i) || cols[j].value(i).is_finite())
-        };
         // Rows to keep: a null id is never usable; a null feature is dropped only under `skip`.
         let drop_feature_nulls = self.on_null == NullPolicy::Skip;
         let any_drop = ids.null_count() > 0
             || !non_finite.is_empty()
             || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
+        let mut rejected_rows = Vec::new();
         let (ids, cols) = if any_drop {
+            // Why row `i` is left out, and for which column; `None` keeps it.
+            let reject = |i: usize| -> Option<(RejectReason, &str)> {
+                if ids.is_null(i) {
+                    return Some((RejectReason::NullId, &self.id_column));
+                }
+                if let Some(&j) = non_finite
+                    .iter()
+                    .find(|&&j| cols[j].is_valid(i) && !cols[j].value(i).is_finite())
+                {
+                    return Some((RejectReason::NotFinite, &self.features[j]));
+                }
+                if drop_feature_nulls && let Some(j) = cols.iter().position(|c| c.is_null(i)) {
+                    return Some((RejectReason::NullFeature, &self.features[j]));
+                }
+                None
+            };
             let keep: BooleanArray = (0..n)
-                .map(|i| {
-                    Some(
-                        ids.is_valid(i)
-                            && finite(i)
-                            && (!drop_feature_nulls || cols.iter().all(|c| c.is_valid(i))),
-                    )
+                .map(|i| match reject(i) {
+                    None => Some(true),
+                    Some((reason, column)) => {
+                        rejected_rows.push(RejectedRow {
+                            id: id_text(ids.as_ref(), i),
+                            reason,
+                            column: Arc::from(column),
+                            object: Arc::clone(&src.object),
+                            row_group: src.row_group,
+                            row: src.first_row + i,
+                        });
+                        Some(false)
+                    }
                 })
                 .collect();
             let ids =
@@ -247,6 +274,7 @@ impl FeatureSpec {
             ids,
             rows,
             rejected: n - rows,
+            rejected_rows,
             columns: cols,
             fill,
         })
@@ -271,6 +299,21 @@ fn first_non_finite(col: &Float32Array) -> Option<(usize, f32)> {
     (0..col.len())
         .find(|&i| col.is_valid(i) && !col.value(i).is_finite())
         .map(|i| (i, col.value(i)))
+}
+
+/// Row `i` of an id column (Int64 or Utf8) as text; `None` for a null.
+fn id_text(ids: &dyn Array, i: usize) -> Option<String> {
+    use arrow::array::{Int64Array, StringArray};
+    if ids.is_null(i) {
+        return None;
+    }
+    let any = ids.as_any();
+    any.downcast_ref::<Int64Array>()
+        .map(|a| a.value(i).to_string())
+        .or_else(|| {
+            any.downcast_ref::<StringArray>()
+                .map(|a| a.value(i).to_string())
+        })
 }
 
 fn first_null(arr: &dyn Array) -> Option<usize> {
@@ -310,6 +353,7 @@ mod tests {
         SourceBatch {
             object: Arc::from("file:///x.parquet"),
             row_group: 3,
+            first_row: 100,
             batch,
         }
     }
@@ -354,6 +398,7 @@ mod tests {
         SourceBatch {
             object: Arc::from("file:///x.parquet"),
             row_group: 2,
+            first_row: 0,
             batch,
         }
     }
@@ -370,6 +415,18 @@ mod tests {
         // Row 2's null is filled, not a NaN; rows 1 (NaN) and 3 (-inf) are rejected.
         assert_eq!((fb.rows, fb.rejected), (2, 2));
         assert_eq!(fb.to_row_major(), vec![1.0, 10.0, 0.0, 30.0]);
+        let why: Vec<_> = fb
+            .rejected_rows
+            .iter()
+            .map(|r| (r.id.as_deref(), r.reason, &*r.column, r.row_group, r.row))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                (Some("2"), RejectReason::NotFinite, "a", 2, 1),
+                (Some("4"), RejectReason::NotFinite, "b", 2, 3)
+            ]
+        );
         // A model that takes NaN as missing gets them as they are.
         let mut pass = spec(NullPolicy::Fill(f32::NAN));
         pass.on_nan = NanPolicy::Pass;
@@ -434,6 +491,7 @@ mod tests {
             .build(&SourceBatch {
                 object: Arc::from("o"),
                 row_group: 0,
+                first_row: 0,
                 batch,
             })
             .unwrap();
@@ -452,6 +510,25 @@ mod tests {
         assert_eq!(fb.rows, 2);
         assert_eq!(fb.rejected, 2);
         assert_eq!(fb.to_row_major(), vec![1.0, 10.0, 4.0, 40.0]);
+        // Rows are named within the row group: the batch starts at its row 100.
+        let why: Vec<_> = fb
+            .rejected_rows
+            .iter()
+            .map(|r| (r.id.as_deref(), r.reason, &*r.column, &*r.object, r.row))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                (
+                    Some("2"),
+                    RejectReason::NullFeature,
+                    "a",
+                    "file:///x.parquet",
+                    101
+                ),
+                (None, RejectReason::NullId, "id", "file:///x.parquet", 102)
+            ]
+        );
     }
 
     #[test]
@@ -488,6 +565,7 @@ mod tests {
             .build(&SourceBatch {
                 object: Arc::from("o"),
                 row_group: 0,
+                first_row: 0,
                 batch,
             })
             .unwrap();

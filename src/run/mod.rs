@@ -402,7 +402,9 @@ impl Work<'_> {
         // From here the swap (or manifest commit) runs to its end: a signal now lets it commit
         // or roll back as a whole, never leaves half.
         let mut lock = self.lock.lock().await;
-        sink.publish(lock.as_mut()).await.map_err(publish_failure)?;
+        sink.publish(lock.as_mut(), &streamed.rejected)
+            .await
+            .map_err(publish_failure)?;
         rec.rows_written = staged;
         rec.stage("commit", t_commit);
         Ok(())

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::contract::OutputColumn;
 use crate::lock::{LockLost, OutputLock};
+use crate::quarantine::RejectedRow;
 use crate::source::IdKind;
 use crate::sql_ident::TableName;
 
@@ -134,11 +135,16 @@ pub trait Sink: Send {
     /// Makes every written row durable in staging; returns the rows staged (as the store counted
     /// them, where it counts).
     async fn finish(&mut self) -> Result<u64, SinkError>;
-    /// Makes the staged rows the date's rows, replacing any previous ones. Just before anything
-    /// becomes visible (inside the swap transaction, or before the manifest PUT) it checks that
-    /// `lock` is still held, so a run that lost its lock never publishes. On failure the staged
-    /// rows are removed and the date keeps its previous rows.
-    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError>;
+    /// Makes the staged rows the date's rows, replacing any previous ones, and `rejected` the
+    /// date's quarantine (`crate::quarantine`) in the same step. Just before anything becomes
+    /// visible (inside the swap transaction, or before the manifest PUT) it checks that `lock` is
+    /// still held, so a run that lost its lock never publishes. On failure the staged rows are
+    /// removed and the date keeps its previous rows and quarantine.
+    async fn publish(
+        self: Box<Self>,
+        lock: &mut dyn OutputLock,
+        rejected: &[RejectedRow],
+    ) -> Result<(), SinkError>;
     /// Throws the staged rows away; the date's previous rows stay as they were.
     async fn abort(self: Box<Self>);
 }

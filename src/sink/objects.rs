@@ -8,11 +8,18 @@
 //!
 //! A run writes its files under its own `_runs/<run_id>/` prefix, where nothing reads them, then
 //! commits by replacing `_manifest.json` with one PUT, which object stores make atomic: readers that
-//! go through the manifest see the previous run's files or this run's, never a mix. Files of the
-//! run before the previous one are deleted after the commit (the previous run's are kept, for
-//! readers that read the old manifest moments ago). A failed run deletes what it wrote; the
-//! manifest, and so the date's visible rows, stay as they were. The `_` prefix keeps Hive-style
-//! readers (Spark, DuckDB, pyarrow datasets) from picking up run directories on their own.
+//! go through the manifest see the previous run's files or this run's, never a mix. The run's
+//! rejected rows, if any, go to `_runs/<run_id>/quarantine.parquet`, which the manifest names.
+//!
+//! After the commit only the files of the run the previous manifest replaced are deleted (each
+//! manifest names its predecessor): the previous run's are kept for readers that read the old
+//! manifest moments ago, and a directory no manifest named (another run of the same URL still
+//! writing, or one that died) is never touched here; the sweep removes dead runs' files by the
+//! ledger. A manifest PUT that fails is checked by reading the manifest back: if it names this run
+//! the commit happened (the store stored it and the answer was lost); if it cannot be read, the
+//! run's files stay, since a committed manifest may point at them. A failed run otherwise deletes
+//! what it wrote; the manifest, and so the date's visible rows, stay as they were. The `_` prefix
+//! keeps Hive-style readers (Spark, DuckDB, pyarrow datasets) from picking up run directories.
 
 use std::sync::Arc;
 
@@ -32,6 +39,7 @@ use uuid::Uuid;
 
 use super::{DATE_COLUMN, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError, SinkSpec};
 use crate::lock::OutputLock;
+use crate::quarantine::{self, RejectedRow};
 use crate::source::IdKind;
 
 /// Rows per Parquet file; a bigger output is split into several files.
@@ -52,6 +60,12 @@ pub struct Manifest {
     pub rows: u64,
     /// Paths relative to the output URL, in order.
     pub files: Vec<ManifestFile>,
+    /// The rows the run left out (`crate::quarantine`), when there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<ManifestFile>,
+    /// The run whose manifest this one replaced: the next commit deletes that run's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_run_id: Option<Uuid>,
 }
 
 /// One data file of a committed run.
@@ -203,6 +217,100 @@ impl ObjectsPartitionWriter {
     }
 }
 
+/// Writes `rejected` to `_runs/<run_id>/quarantine.parquet` under the layout's URL; `None` when
+/// there are none. `date` is the logical date as days since the epoch.
+async fn write_quarantine(
+    layout: &ObjectsLayout,
+    date: i32,
+    rejected: &[RejectedRow],
+) -> Result<Option<ManifestFile>, SinkError> {
+    if rejected.is_empty() {
+        return Ok(None);
+    }
+    let run_id = layout.spec.run_id.to_string();
+    let relative = format!("_runs/{run_id}/quarantine.parquet");
+    let path = Path::from_iter(
+        layout
+            .prefix
+            .parts()
+            .chain(Path::from(relative.as_str()).parts()),
+    );
+    let parquet_err = |context: String| {
+        let url = layout.url.clone();
+        move |source| SinkError::Parquet {
+            url,
+            context,
+            source,
+        }
+    };
+    let batch = quarantine_batch(rejected, date, &run_id).map_err(|e| SinkError::Objects {
+        url: layout.url.clone(),
+        message: format!("cannot assemble the quarantine: {e}"),
+    })?;
+    let sink = BufWriter::new(Arc::clone(&layout.store), path.clone());
+    let mut writer = AsyncArrowWriter::try_new(sink, batch.schema(), None)
+        .map_err(parquet_err(format!("cannot start {path}")))?;
+    writer
+        .write(&batch)
+        .await
+        .map_err(parquet_err(format!("cannot write {path}")))?;
+    writer
+        .finish()
+        .await
+        .map_err(parquet_err(format!("cannot finish {path}")))?;
+    Ok(Some(ManifestFile {
+        path: relative,
+        rows: rejected.len() as u64,
+        size: writer.bytes_written() as u64,
+    }))
+}
+
+/// After a manifest PUT failed: `Some(true)` if the manifest now names this run (the store kept
+/// the PUT and the answer was lost), `Some(false)` if it names another run or none, and `None` if
+/// it cannot be read either.
+async fn committed_after_error(layout: &ObjectsLayout) -> Option<bool> {
+    match read_manifest(&layout.store, &layout.prefix, &layout.url).await {
+        Ok(m) => Some(m.is_some_and(|m| m.run_id == layout.spec.run_id)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the manifest back after a failed PUT");
+            None
+        }
+    }
+}
+
+/// The quarantine's rows as one batch, with the columns of `crate::quarantine::COLUMNS`.
+fn quarantine_batch(
+    rows: &[RejectedRow],
+    date: i32,
+    run_id: &str,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::array::Int64Array;
+    let n = rows.len();
+    let text = |f: &dyn Fn(&RejectedRow) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.id.clone()))),
+        Arc::new(Date32Array::from(vec![date; n])),
+        text(&|r| r.reason.as_str().to_string()),
+        text(&|r| r.column.to_string()),
+        text(&|r| r.object.to_string()),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| quarantine::as_i64(r.row_group)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| quarantine::as_i64(r.row)),
+        )),
+        Arc::new(StringArray::from(vec![run_id; n])),
+    ];
+    let fields: Vec<Field> = quarantine::column_names()
+        .into_iter()
+        .zip(&columns)
+        .map(|(name, c)| Field::new(name, c.data_type().clone(), name == "id"))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
 /// Where a run's files go under the output directory `prefix`: `_runs/<run_id>/`.
 pub fn run_dir(prefix: &Path, run_id: Uuid) -> Path {
     prefix
@@ -296,20 +404,14 @@ impl Sink for ObjectsPartitionWriter {
         Ok(self.done.iter().map(|f| f.rows).sum())
     }
 
-    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_string(),
-            job: self.layout.spec.job.clone(),
-            logical_date: self.layout.spec.date,
-            run_id: self.layout.spec.run_id,
-            committed_at: Utc::now(),
-            rows: self.rows,
-            files: self.done.clone(),
-        };
-        let body = match serde_json::to_vec_pretty(&manifest) {
-            Ok(body) => body,
+    async fn publish(
+        self: Box<Self>,
+        lock: &mut dyn OutputLock,
+        rejected: &[RejectedRow],
+    ) -> Result<(), SinkError> {
+        let quarantine = match write_quarantine(&self.layout, self.date, rejected).await {
+            Ok(q) => q,
             Err(e) => {
-                let e = self.err(format!("cannot encode the manifest: {e}"));
                 self.abort().await;
                 return Err(e);
             }
@@ -326,36 +428,56 @@ impl Sink for ObjectsPartitionWriter {
                 return Err(e);
             }
         };
-        let path = self.layout.prefix.clone().join(MANIFEST);
-        if let Err(source) = self.layout.store.put(&path, PutPayload::from(body)).await {
-            delete_dir(&self.layout.store, &self.run_dir()).await;
-            return Err(SinkError::Store {
-                url: self.layout.url.clone(),
-                context: format!("cannot write {MANIFEST}"),
-                source,
-            });
-        }
-        // Committed. Keep this run's and the previous run's files; older runs go.
-        let keep: Vec<String> = [
-            Some(self.run_id.clone()),
-            previous.map(|m| m.run_id.to_string()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let runs = self.layout.prefix.clone().join("_runs");
-        match self.layout.store.list_with_delimiter(Some(&runs)).await {
-            Ok(listing) => {
-                for dir in listing.common_prefixes {
-                    let old = dir
-                        .filename()
-                        .is_some_and(|name| !keep.iter().any(|k| k == name));
-                    if old {
-                        delete_dir(&self.layout.store, &dir).await;
-                    }
-                }
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.to_string(),
+            job: layout.spec.job.clone(),
+            logical_date: layout.spec.date,
+            run_id: layout.spec.run_id,
+            committed_at: Utc::now(),
+            rows: self.rows,
+            files: self.done.clone(),
+            quarantine,
+            previous_run_id: previous.as_ref().map(|m| m.run_id),
+        };
+        let body = match serde_json::to_vec_pretty(&manifest) {
+            Ok(body) => body,
+            Err(e) => {
+                let e = self.err(format!("cannot encode the manifest: {e}"));
+                self.abort().await;
+                return Err(e);
             }
-            Err(e) => tracing::warn!(error = %e, "could not list earlier runs to clean up"),
+        };
+        let path = layout.prefix.clone().join(MANIFEST);
+        if let Err(source) = layout.store.put(&path, PutPayload::from(body)).await {
+            let committed = committed_after_error(layout).await;
+            if committed != Some(true) {
+                if committed == Some(false) {
+                    delete_dir(&layout.store, &self.run_dir()).await;
+                }
+                return Err(SinkError::Store {
+                    url: layout.url.clone(),
+                    context: if committed.is_none() {
+                        format!(
+                            "cannot write {MANIFEST}, and reading it back failed too: whether \
+                             this run committed is unknown; its files are kept, and the next run \
+                             or `scorer gc` settles it"
+                        )
+                    } else {
+                        format!("cannot write {MANIFEST}")
+                    },
+                    source,
+                });
+            }
+            tracing::warn!(
+                error = %source,
+                "the manifest PUT reported an error, but the manifest read back names this run: committed"
+            );
+        }
+        // Committed. Delete the files of the run the previous manifest had replaced.
+        if let Some(older) = previous.and_then(|m| m.previous_run_id)
+            && older != layout.spec.run_id
+        {
+            delete_dir(&layout.store, &run_dir(&layout.prefix, older)).await;
         }
         Ok(())
     }

@@ -85,6 +85,8 @@ impl SourceError {
 pub struct SourceBatch {
     pub object: Arc<str>,
     pub row_group: usize,
+    /// Index within the row group of the batch's first row, so rows can be named exactly.
+    pub first_row: usize,
     pub batch: RecordBatch,
 }
 
@@ -244,6 +246,7 @@ impl RowGroupRead {
             .with_batch_size(self.batch_rows)
             .build()
             .map_err(read_err)?;
+        let mut first_row = 0;
         loop {
             let started = Instant::now();
             let next = stream.try_next().await;
@@ -252,11 +255,14 @@ impl RowGroupRead {
             let Some(batch) = next.map_err(read_err)? else {
                 return Ok(());
             };
+            let rows = batch.num_rows();
             let item = SourceBatch {
                 object: Arc::clone(&self.url),
                 row_group: self.row_group,
+                first_row,
                 batch,
             };
+            first_row += rows;
             if tx.send(item).await.is_err() {
                 // The scoring stage stopped (it failed or was cancelled); it reports why.
                 return Ok(());

@@ -70,6 +70,7 @@ fn feature_batch(name: &str, features: &[String]) -> FeatureBatch {
     .build(&SourceBatch {
         object: Arc::from(name),
         row_group: 0,
+        first_row: 0,
         batch,
     })
     .unwrap()

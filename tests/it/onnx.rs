@@ -296,6 +296,7 @@ fn onnx_and_native_mlp_agree_across_tiles() {
         .build(&SourceBatch {
             object: Arc::from("test"),
             row_group: 0,
+            first_row: 0,
             batch,
         })
         .unwrap();

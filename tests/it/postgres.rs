@@ -117,10 +117,7 @@ async fn run_twice_replaces_the_date_and_a_reader_never_sees_a_mix() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(
-        tables,
-        vec!["daily".to_string(), "daily_20261124".to_string()]
-    );
+    assert_eq!(tables, ["daily", "daily_20261124", "daily_quarantine"]);
     drop(p);
 }
 

@@ -158,7 +158,7 @@ proptest! {
             on_nan,
             preprocess: None,
         };
-        let src = SourceBatch { object: Arc::from("file:///fuzz.parquet"), row_group: 0, batch };
+        let src = SourceBatch { object: Arc::from("file:///fuzz.parquet"), row_group: 0, first_row: 0, batch };
         if let Ok(fb) = spec.build(&src) {
             prop_assert_eq!(fb.rows + fb.rejected, rows);
             let values = fb.to_row_major();

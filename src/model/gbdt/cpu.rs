@@ -775,6 +775,7 @@ mod tests {
         .build(&crate::source::SourceBatch {
             object: Arc::from("t"),
             row_group: 0,
+            first_row: 0,
             batch: rb,
         })
         .unwrap()

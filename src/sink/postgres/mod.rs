@@ -5,6 +5,7 @@
 mod copy_binary;
 mod copy_streams;
 pub mod ddl;
+pub mod quarantine;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use copy_streams::CopyStreams;
 use super::{OutputLayout, ScoredBatch, Sink, SinkError};
 use crate::buffer_pool::{BufferPool, PooledBuffer};
 use crate::lock::OutputLock;
+use crate::quarantine::RejectedRow;
 use crate::sql_ident::{TableName, quote};
 
 /// COPY data is handed to a session in chunks of at least this many bytes (whole rows).
@@ -45,6 +47,7 @@ impl PgPartitionWriter {
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
         ddl::ensure_table(&pool, &layout).await?;
+        quarantine::ensure(&pool, t).await?;
         let staging = t.staging_name(layout.run_id);
         sqlx::raw_sql(sqlx::AssertSqlSafe(ddl::create_staging(&layout, &staging)))
             .execute(&pool)
@@ -122,8 +125,12 @@ impl Sink for PgPartitionWriter {
         copy.finish().await
     }
 
-    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
-        match swap_in(&self.pool, &self.layout, &self.staging, lock).await {
+    async fn publish(
+        self: Box<Self>,
+        lock: &mut dyn OutputLock,
+        rejected: &[RejectedRow],
+    ) -> Result<(), SinkError> {
+        match swap_in(&self.pool, &self.layout, &self.staging, lock, rejected).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.abort().await;
@@ -148,9 +155,10 @@ pub async fn drop_staging(pool: &PgPool, table: &TableName, staging: &str) {
     }
 }
 
-/// One transaction: lock the result table, check the run still holds its output lock, detach and
-/// drop the date's old partition (if any), attach the staging table in its place and give it the
-/// partition's name. Readers block for the few milliseconds this takes and then see the new rows.
+/// One transaction: replace the date's quarantine, lock the result table, check the run still
+/// holds its output lock, detach and drop the date's old partition (if any), attach the staging
+/// table in its place and give it the partition's name. Readers block for the few milliseconds
+/// this takes and then see the new rows.
 /// The lock is checked after the table lock is granted, so a run that lost its output lock while
 /// it waited for readers does not publish.
 async fn swap_in(
@@ -158,12 +166,15 @@ async fn swap_in(
     layout: &OutputLayout,
     staging: &str,
     lock: &mut dyn OutputLock,
+    rejected: &[RejectedRow],
 ) -> Result<(), SinkError> {
     let t = &layout.table;
     let mut tx = pool
         .begin()
         .await
         .map_err(SinkError::db(t, "starting the partition swap"))?;
+    // Before the result table is locked, so readers of the results do not wait for it.
+    quarantine::replace(&mut tx, t, layout.date, layout.run_id, rejected).await?;
     sqlx::query(include_str!(
         "../../../sql/postgres/queries/set_swap_timeouts.sql"
     ))

@@ -5,6 +5,8 @@
 //! (WAL mode) see the old rows until the commit and the new rows after it. A killed run leaves its
 //! staging table behind for the sweep (`scorer gc`).
 
+pub mod quarantine;
+
 use arrow::array::{Array, Int64Array, StringArray};
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
@@ -13,6 +15,7 @@ use sqlx::sqlite::{Sqlite, SqlitePool};
 use super::columns::{ColumnValues, SqliteValue};
 use super::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError};
 use crate::lock::OutputLock;
+use crate::quarantine::RejectedRow;
 use crate::source::IdKind;
 use crate::sql_ident::{TableName, quote};
 
@@ -65,6 +68,7 @@ impl SqlitePartitionWriter {
             .await
             .map_err(SinkError::db(t, "creating the result table"))?;
         check_columns(&pool, &layout).await?;
+        quarantine::ensure(&pool, t).await?;
         let staging = staging_name(t, layout.run_id);
         let create = format!("CREATE TABLE {} ({})", quote(&staging), cols.join(", "));
         sqlx::raw_sql(sqlx::AssertSqlSafe(create))
@@ -197,8 +201,12 @@ impl Sink for SqlitePartitionWriter {
         Ok(u64::try_from(rows).unwrap_or(0))
     }
 
-    async fn publish(self: Box<Self>, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
-        match self.swap_in(lock).await {
+    async fn publish(
+        self: Box<Self>,
+        lock: &mut dyn OutputLock,
+        rejected: &[RejectedRow],
+    ) -> Result<(), SinkError> {
+        match self.swap_in(lock, rejected).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.abort().await;
@@ -213,9 +221,14 @@ impl Sink for SqlitePartitionWriter {
 }
 
 impl SqlitePartitionWriter {
-    /// One transaction: delete the date's rows, copy the staged rows in, drop the staging table.
-    /// Readers (WAL mode) see the old rows until the commit and the new rows after it.
-    async fn swap_in(&self, lock: &mut dyn OutputLock) -> Result<(), SinkError> {
+    /// One transaction: delete the date's rows, copy the staged rows in, drop the staging table,
+    /// replace the date's quarantine. Readers (WAL mode) see the old rows until the commit and the
+    /// new rows after it.
+    async fn swap_in(
+        &self,
+        lock: &mut dyn OutputLock,
+        rejected: &[RejectedRow],
+    ) -> Result<(), SinkError> {
         let t = &self.layout.table;
         let name = quote(&t.sqlite_name());
         let staging = quote(&self.staging);
@@ -236,6 +249,7 @@ impl SqlitePartitionWriter {
             .execute(&mut *tx)
             .await
             .map_err(SinkError::db(t, "moving the staged rows in"))?;
+        quarantine::replace(&mut tx, t, &self.date, &self.run_id, rejected).await?;
         tx.commit().await.map_err(SinkError::db(t, "committing"))
     }
 }
