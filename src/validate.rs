@@ -90,7 +90,7 @@ pub async fn validate(
     };
     let mut input = None;
     if let Some(date) = date {
-        match plan_input(job, date, &columns).await {
+        match plan_input(job, date, &columns, Default::default()).await {
             Ok(plan) => input = Some((plan.objects.len(), plan.total_rows)),
             Err(e) => add(e),
         }

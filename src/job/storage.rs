@@ -28,6 +28,10 @@ pub struct StorageOptions {
     pub max_retries: Option<usize>,
     /// Give up retrying a request after this long, e.g. `3m`.
     pub retry_timeout: Option<String>,
+    /// First wait before a retry, doubled on each further one (object_store's default `100ms`).
+    pub retry_backoff: Option<String>,
+    /// Longest wait between retries (object_store's default `15s`).
+    pub retry_max_backoff: Option<String>,
     /// S3 access key id: `${ENV_VAR}` only.
     pub access_key_id: Option<String>,
     /// S3 secret access key: `${ENV_VAR}` only.
@@ -85,6 +89,8 @@ impl StorageOptions {
             ("timeout", &self.timeout),
             ("connect_timeout", &self.connect_timeout),
             ("retry_timeout", &self.retry_timeout),
+            ("retry_backoff", &self.retry_backoff),
+            ("retry_max_backoff", &self.retry_max_backoff),
             ("account", &self.account),
             ("service_account_path", &self.service_account_path),
         ];
@@ -118,6 +124,8 @@ impl StorageOptions {
             ("timeout", &self.timeout),
             ("connect_timeout", &self.connect_timeout),
             ("retry_timeout", &self.retry_timeout),
+            ("retry_backoff", &self.retry_backoff),
+            ("retry_max_backoff", &self.retry_max_backoff),
         ] {
             if let Some(v) = value
                 && !v.contains("${")
@@ -146,12 +154,14 @@ impl StorageOptions {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
         let mut out = self.clone();
-        let fields: [(&str, &mut Option<String>); 13] = [
+        let fields: [(&str, &mut Option<String>); 15] = [
             ("endpoint", &mut out.endpoint),
             ("region", &mut out.region),
             ("timeout", &mut out.timeout),
             ("connect_timeout", &mut out.connect_timeout),
             ("retry_timeout", &mut out.retry_timeout),
+            ("retry_backoff", &mut out.retry_backoff),
+            ("retry_max_backoff", &mut out.retry_max_backoff),
             ("access_key_id", &mut out.access_key_id),
             ("secret_access_key", &mut out.secret_access_key),
             ("session_token", &mut out.session_token),

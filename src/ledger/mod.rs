@@ -131,6 +131,10 @@ pub struct RunFinish {
     pub model: Option<ModelUsed>,
     pub score_stats: BTreeMap<String, ScoreStats>,
     pub error: Option<String>,
+    /// Requests to the input's and output's object stores, and how many of them failed (each
+    /// retried by object_store unless its retries ran out); zero for local files.
+    pub storage_requests: u64,
+    pub storage_errors: u64,
 }
 
 fn count(v: u64) -> i64 {
@@ -188,6 +192,7 @@ pub struct FinishValues {
     score_stats: String,
     error: Option<String>,
     gpu_name: Option<String>,
+    storage: [i64; 2],
 }
 
 impl FinishValues {
@@ -213,6 +218,7 @@ impl FinishValues {
             score_stats: json(&f.score_stats),
             error: f.error.clone(),
             gpu_name: model.gpu_name,
+            storage: [count(f.storage_requests), count(f.storage_errors)],
         }
     }
 }
@@ -251,6 +257,8 @@ macro_rules! bind_finish {
             .bind(&$v.score_stats)
             .bind(&$v.error)
             .bind(&$v.gpu_name)
+            .bind($v.storage[0])
+            .bind($v.storage[1])
     };
 }
 pub(crate) use {bind_finish, bind_start};

@@ -16,6 +16,7 @@ use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};
 use crate::sink::{DATE_COLUMN, Destination, RUN_ID_COLUMN, SinkSpec};
+use crate::source::store_metrics::StoreCounters;
 use crate::source::{self, InputPlan};
 use crate::sql_ident;
 
@@ -54,12 +55,13 @@ impl RunPlan {
         models: &Registry,
         device: Option<DeviceSpec>,
         destination: Destination,
+        counters: Arc<StoreCounters>,
     ) -> Result<Self, Failure> {
         let (job_c, registry) = (job.clone(), models.clone());
         let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &registry, device))
             .await
             .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
-        let input = plan_input(job, date, &binding.columns).await?;
+        let input = plan_input(job, date, &binding.columns, counters).await?;
         let (on_null, on_nan) = match binding.model.model.inputs().missing {
             MissingValues::JobPolicy => (job.input.on_null, job.input.on_nan),
             // The model handles missing values itself: they reach it as NaN, no row is dropped
@@ -202,15 +204,17 @@ fn column_problems(job: &Job, columns: &[OutputColumn]) -> Vec<String> {
     problems
 }
 
-/// Renders the input URL for `date`, lists the objects and checks their footers for `columns`.
+/// Renders the input URL for `date`, lists the objects and checks their footers for `columns`;
+/// the store's requests are counted into `counters`.
 pub async fn plan_input(
     job: &Job,
     date: NaiveDate,
     columns: &[RawColumn],
+    counters: Arc<StoreCounters>,
 ) -> Result<InputPlan, Failure> {
     let url = template::render(&job.input.url, date)
         .map_err(|e| Failure::Config(format!("input.url: {e}")))?;
-    let location = source::resolve(&url, &job.input.storage)?;
+    let location = source::resolve_counted(&url, &job.input.storage, counters)?;
     Ok(source::plan::plan_columns(&location, &job.input.id_column, columns).await?)
 }
 

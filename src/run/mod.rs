@@ -360,6 +360,8 @@ impl Work<'_> {
     /// every step succeeds; on any failure or cancellation the sink's staging is removed.
     async fn execute(&self, rec: &mut Recorder) -> Result<(), Failure> {
         let t_plan = Instant::now();
+        let input_counters = Arc::default();
+        rec.watch_stores(&input_counters, &self.destination);
         let plan = tokio::select! {
             plan = RunPlan::build(
                 &self.req.job,
@@ -367,6 +369,7 @@ impl Work<'_> {
                 &self.ctx.models,
                 self.req.device,
                 self.destination.clone(),
+                input_counters,
             ) => plan?,
             () = self.cancel.cancelled() => return Err(Failure::Cancelled),
         };

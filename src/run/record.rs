@@ -9,6 +9,9 @@ use crate::error::Failure;
 use crate::ledger::{InputObject, ModelUsed, RunFinish, RunStatus, ScoreStats};
 use crate::pipeline::StageReports;
 use crate::plan::RunPlan;
+use crate::sink::Destination;
+use crate::source::store_metrics::StoreCounters;
+use std::sync::Arc;
 
 /// What the ledger gets at the end of a run, filled in stage by stage.
 #[derive(Debug, Default)]
@@ -22,6 +25,8 @@ pub struct Recorder {
     model: Option<ModelUsed>,
     score_stats: BTreeMap<String, ScoreStats>,
     score_columns: Vec<String>,
+    /// The input's and (Parquet output) the output's store request counts.
+    store_counters: Vec<Arc<StoreCounters>>,
 }
 
 impl Recorder {
@@ -53,6 +58,15 @@ impl Recorder {
             })
             .collect();
         self.score_columns = plan.score_columns.iter().map(|c| c.name.clone()).collect();
+    }
+
+    /// Counts the requests of the stores the run uses: the input's (before planning, so a run
+    /// whose listing failed reports them too) and a Parquet output's.
+    pub fn watch_stores(&mut self, input: &Arc<StoreCounters>, destination: &Destination) {
+        self.store_counters = vec![Arc::clone(input)];
+        if let Destination::Objects(location) = destination {
+            self.store_counters.push(Arc::clone(&location.counters));
+        }
     }
 
     /// Records what the stages reported.
@@ -100,6 +114,8 @@ impl Recorder {
             model: self.model.clone(),
             score_stats: self.score_stats.clone(),
             error,
+            storage_requests: self.store_counters.iter().map(|c| c.requests()).sum(),
+            storage_errors: self.store_counters.iter().map(|c| c.errors()).sum(),
         }
     }
 }

@@ -12,6 +12,7 @@ use object_store::path::Path;
 use object_store::{ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig};
 
 use super::SourceError;
+use super::store_metrics::{CountingConnector, StoreCounters};
 use crate::job::storage::StorageOptions;
 
 /// Where a job's input objects are, resolved from its URL.
@@ -26,6 +27,8 @@ pub struct InputLocation {
     pub prefix: Path,
     /// Set when the URL has glob characters; matched against whole object paths.
     pub glob: Option<GlobMatcher>,
+    /// Requests and failed requests of the store's HTTP client (zero for local files).
+    pub counters: Arc<StoreCounters>,
 }
 
 impl InputLocation {
@@ -44,12 +47,21 @@ const GLOB_CHARS: &[char] = &['*', '?', '[', '{'];
 /// credentials and settings from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`, as object_store
 /// reads them), overridden by the job's `[input.storage]` options.
 pub fn resolve(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
-    resolve_for(Side::Input, url, storage)
+    resolve_for(Side::Input, url, storage, Arc::default())
+}
+
+/// [`resolve`], with the store's requests counted into `counters` (a run's, for its ledger row).
+pub fn resolve_counted(
+    url: &str,
+    storage: &StorageOptions,
+    counters: Arc<StoreCounters>,
+) -> Result<InputLocation, SourceError> {
+    resolve_for(Side::Input, url, storage, counters)
 }
 
 /// Resolves a rendered output URL (a directory for Parquet files, no globs) the same way.
 pub fn resolve_output(url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
-    let location = resolve_for(Side::Output, url, storage)?;
+    let location = resolve_for(Side::Output, url, storage, Arc::default())?;
     if location.glob.is_some() {
         return Err(Side::Output.error(url, "names one directory; globs are for input".into()));
     }
@@ -91,6 +103,7 @@ fn resolve_for(
     side: Side,
     url: &str,
     storage: &StorageOptions,
+    counters: Arc<StoreCounters>,
 ) -> Result<InputLocation, SourceError> {
     let unsupported = |reason: String| side.error(url, reason);
     match url.split_once("://") {
@@ -102,7 +115,7 @@ fn resolve_for(
             }
             local(side, url, std::path::PathBuf::from(rest), storage)
         }
-        Some(_) => cloud(side, url, storage),
+        Some(_) => cloud(side, url, storage, counters),
         None => {
             let p = std::path::PathBuf::from(url);
             let p = if p.is_absolute() {
@@ -145,10 +158,16 @@ fn local(
         display_root: "file:///".to_string(),
         prefix,
         glob,
+        counters: Arc::default(),
     })
 }
 
-fn cloud(side: Side, url: &str, storage: &StorageOptions) -> Result<InputLocation, SourceError> {
+fn cloud(
+    side: Side,
+    url: &str,
+    storage: &StorageOptions,
+    counters: Arc<StoreCounters>,
+) -> Result<InputLocation, SourceError> {
     let shown = redact_url(url);
     let unsupported = |reason: String| side.error(url, reason);
     // The glob part cannot go through URL parsing (`{` would be percent-encoded): parse the
@@ -177,7 +196,7 @@ fn cloud(side: Side, url: &str, storage: &StorageOptions) -> Result<InputLocatio
         ))
     })?;
     let prefix_text = path.to_string();
-    let store = build_store(side, &scheme, &parsed, storage).map_err(unsupported)?;
+    let store = build_store(side, &scheme, &parsed, storage, &counters).map_err(unsupported)?;
     let glob = match glob_tail {
         Some(tail) => {
             let full = if prefix_text.is_empty() {
@@ -202,6 +221,7 @@ fn cloud(side: Side, url: &str, storage: &StorageOptions) -> Result<InputLocatio
         display_root: format!("{root}/"),
         prefix,
         glob,
+        counters,
     })
 }
 
@@ -211,13 +231,19 @@ fn build_store(
     scheme: &ObjectStoreScheme,
     url: &url::Url,
     storage: &StorageOptions,
+    counters: &Arc<StoreCounters>,
 ) -> Result<Arc<dyn ObjectStore>, String> {
     let section = side.section();
+    let connector = || CountingConnector {
+        counters: Arc::clone(counters),
+    };
     let o = storage.expand(section, |name| std::env::var(name).ok())?;
     let retry = retry_config(section, &o)?;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {
-            let b = AmazonS3Builder::from_env().with_url(url.as_str());
+            let b = AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .with_http_connector(connector());
             let keys = [
                 ("endpoint", AmazonS3ConfigKey::Endpoint),
                 ("region", AmazonS3ConfigKey::Region),
@@ -229,7 +255,9 @@ fn build_store(
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
-            let b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            let b = GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .with_http_connector(connector());
             let keys = [
                 ("endpoint", GoogleConfigKey::BaseUrl),
                 ("bearer_token", GoogleConfigKey::BearerToken),
@@ -240,7 +268,9 @@ fn build_store(
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
-            let b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            let b = MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_http_connector(connector());
             let keys = [
                 ("endpoint", AzureConfigKey::Endpoint),
                 ("account", AzureConfigKey::AccountName),
@@ -334,16 +364,33 @@ fn client_settings(o: &StorageOptions) -> Vec<(ClientConfigKey, String)> {
 
 /// object_store's retry policy with the job's overrides; `None` keeps its defaults.
 fn retry_config(section: &str, o: &StorageOptions) -> Result<Option<RetryConfig>, String> {
-    if o.max_retries.is_none() && o.retry_timeout.is_none() {
+    if o.max_retries.is_none()
+        && o.retry_timeout.is_none()
+        && o.retry_backoff.is_none()
+        && o.retry_max_backoff.is_none()
+    {
         return Ok(None);
     }
+    let duration = |key: &str, text: &str| {
+        humantime::parse_duration(text).map_err(|e| format!("{section}.{key}: `{text}`: {e}"))
+    };
     let mut r = RetryConfig::default();
     if let Some(n) = o.max_retries {
         r.max_retries = n;
     }
     if let Some(t) = &o.retry_timeout {
-        r.retry_timeout = humantime::parse_duration(t)
-            .map_err(|e| format!("{section}.retry_timeout: `{t}`: {e}"))?;
+        r.retry_timeout = duration("retry_timeout", t)?;
+    }
+    if let Some(t) = &o.retry_backoff {
+        r.backoff.init_backoff = duration("retry_backoff", t)?;
+    }
+    if let Some(t) = &o.retry_max_backoff {
+        r.backoff.max_backoff = duration("retry_max_backoff", t)?;
+    }
+    if r.backoff.max_backoff < r.backoff.init_backoff {
+        return Err(format!(
+            "{section}.retry_max_backoff must not be shorter than retry_backoff"
+        ));
     }
     Ok(Some(r))
 }

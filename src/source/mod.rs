@@ -5,6 +5,7 @@
 pub mod location;
 pub mod plan;
 pub mod reader;
+pub mod store_metrics;
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use thiserror::Error;
 
 use crate::buffer_pool::BufferPool;
 use crate::error::{ErrorClass, object_store_class, parquet_class};
-pub use location::{InputLocation, resolve, resolve_output};
+pub use location::{InputLocation, resolve, resolve_counted, resolve_output};
 pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;
 

@@ -96,6 +96,8 @@ pub struct InputPlan {
     pub objects: Vec<Arc<PlannedObject>>,
     pub id_kind: IdKind,
     pub total_rows: u64,
+    /// The store's request counts, which the run's ledger row reports.
+    pub counters: Arc<super::store_metrics::StoreCounters>,
 }
 
 /// Lists the input and checks every footer for `id_column` and the numeric `features`.
@@ -187,6 +189,7 @@ pub async fn plan_columns(
         objects,
         id_kind,
         total_rows,
+        counters: Arc::clone(&location.counters),
     })
 }
 

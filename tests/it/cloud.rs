@@ -111,7 +111,7 @@ fn az_store(container: &str) -> Arc<dyn ObjectStore> {
 }
 
 /// Copies every file of a local input directory under `prefix` in `store`.
-async fn upload(store: &dyn ObjectStore, dir: &std::path::Path, prefix: &str) {
+pub async fn upload(store: &dyn ObjectStore, dir: &std::path::Path, prefix: &str) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -140,7 +140,7 @@ pub fn project() -> (Project, std::path::PathBuf) {
 }
 
 /// Writes job `name` reading `url` with `[input.storage]` lines `storage`, into `table`.
-fn cloud_job(p: &Project, name: &str, url: &str, table: &str, storage: &str) {
+pub fn cloud_job(p: &Project, name: &str, url: &str, table: &str, storage: &str) {
     std::fs::write(
         p.path().join(format!("jobs/{name}.toml")),
         format!(
@@ -152,7 +152,7 @@ fn cloud_job(p: &Project, name: &str, url: &str, table: &str, storage: &str) {
     .unwrap();
 }
 
-async fn scores(p: &Project, table: &str) -> BTreeMap<i64, f64> {
+pub async fn scores(p: &Project, table: &str) -> BTreeMap<i64, f64> {
     let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
     sqlx::query_as::<_, (i64, f64)>(sqlx::AssertSqlSafe(format!(
         "SELECT id, score FROM {table} WHERE ds = '{DATE}'"
@@ -191,7 +191,7 @@ async fn same_as_local(p: &Project, job: &str, table: &str, env: &[(&str, &str)]
     }
 }
 
-const S3_ENV: &[(&str, &str)] = &[
+pub const S3_ENV: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "test"),
     ("AWS_SECRET_ACCESS_KEY", "test"),
 ];

@@ -6,6 +6,7 @@ mod cloud;
 mod common;
 mod device;
 mod exit_codes;
+mod faults;
 mod gbdt;
 #[cfg(feature = "cuda")]
 mod gpu;
