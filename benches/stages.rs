@@ -146,6 +146,7 @@ fn stages(c: &mut Criterion) {
         ids: Arc::clone(&features.ids),
         outputs,
         rows: features.rows,
+        origin: None,
     };
     let encoder = CopyEncoder::new(model.model.outputs().to_vec());
     let mut buf = Vec::with_capacity(ROWS * 64);

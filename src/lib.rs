@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod preprocess;
 pub mod quarantine;
+pub mod resume;
 pub mod run;
 pub mod schedule;
 pub mod score;

@@ -15,6 +15,7 @@ use crate::error::Failure;
 use crate::ids::{Duplicate, IdSet};
 use crate::plan::RunPlan;
 use crate::quarantine::RejectedRow;
+use crate::resume::Adopted;
 use crate::score::{ScoreReport, ScoreStage};
 use crate::sink::{ScoredBatch, Sink};
 use crate::source::{self, SourceBatch};
@@ -43,7 +44,30 @@ pub struct Streamed {
 }
 
 /// Streams every input row of `plan` through its model into `sink` (written, not yet finished).
-pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationToken) -> Streamed {
+/// A resumed run passes the rows it adopted: they are not read again, except their ids, which
+/// seed the duplicate-id check.
+pub async fn stream(
+    plan: &RunPlan,
+    sink: &mut dyn Sink,
+    cancel: &CancellationToken,
+    adopted: Option<&Adopted>,
+) -> Streamed {
+    let done = adopted.map(|a| Arc::clone(&a.done));
+    let mut ids = IdSet::default();
+    if let Some(done) = &done {
+        let seeded = source::read_ids(&plan.input, done, plan.job.model.batch_size, |batch| {
+            ids.add(batch)
+                .map_err(|Duplicate(id)| Failure::DuplicateId { id })
+        })
+        .await;
+        if let Err(f) = seeded {
+            return Streamed {
+                reports: StageReports::default(),
+                result: Err(f),
+                rejected: Vec::new(),
+            };
+        }
+    }
     let in_flight = plan.job.input.row_groups_in_flight;
     let batch_rows = plan.job.model.batch_size;
     let (src_tx, src_rx) = mpsc::channel::<SourceBatch>(in_flight);
@@ -51,9 +75,9 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
 
     let source_task = {
         let input = plan.input.clone();
-        tokio::spawn(
-            async move { source::send_batches(&input, in_flight, batch_rows, src_tx).await },
-        )
+        tokio::spawn(async move {
+            source::send_batches(&input, in_flight, batch_rows, src_tx, done).await
+        })
     };
     let score_task = {
         let stage = ScoreStage {
@@ -66,13 +90,14 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
     };
 
     let mut reports = StageReports::default();
-    let mut ids = IdSet::default();
+    let mut rejected = Vec::new();
     let mut sink_result = write_all(
         sink,
         &mut scored_rx,
         cancel,
         &mut ids,
         &mut reports.write_seconds,
+        &mut rejected,
     )
     .await;
     if sink_result.is_ok() {
@@ -83,7 +108,7 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
     }
     // Closing the queue stops the scoring stage, whose closed input then stops the source.
     drop(scored_rx);
-    let mut score_result = match score_task.await {
+    let score_result = match score_task.await {
         Ok(result) => result,
         Err(e) => Err(Failure::Internal(format!("scoring task failed: {e}"))),
     };
@@ -91,10 +116,6 @@ pub async fn stream(plan: &RunPlan, sink: &mut dyn Sink, cancel: &CancellationTo
         Ok(result) => result.map_err(Failure::from),
         Err(e) => Err(Failure::Internal(format!("source task failed: {e}"))),
     };
-    let rejected = score_result
-        .as_mut()
-        .map(|r| std::mem::take(&mut r.rejected))
-        .unwrap_or_default();
     reports.read_seconds = source_result.as_ref().ok().copied();
     reports.score = score_result.as_ref().ok().cloned();
     // The first failure is the cause: a stage that fails closes its channels, and its neighbours
@@ -116,6 +137,7 @@ async fn write_all(
     cancel: &CancellationToken,
     ids: &mut IdSet,
     seconds: &mut f64,
+    rejected: &mut Vec<RejectedRow>,
 ) -> Result<(), Failure> {
     loop {
         let batch = tokio::select! {
@@ -123,7 +145,7 @@ async fn write_all(
             () = cancel.cancelled() => return Err(Failure::Cancelled),
             batch = rx.recv() => batch,
         };
-        let Some(batch) = batch else {
+        let Some(mut batch) = batch else {
             return Ok(());
         };
         ids.add(batch.ids.as_ref())
@@ -131,5 +153,8 @@ async fn write_all(
         let t = Instant::now();
         sink.write(&batch).await?;
         *seconds += t.elapsed().as_secs_f64();
+        if let Some(origin) = batch.origin.as_mut() {
+            rejected.append(&mut origin.rejected);
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub const TABLE_SUFFIX: &str = "_quarantine";
 
 /// Why a row was not scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RejectReason {
     /// The id column is null: the row could not be written under any id.
     NullId,
@@ -40,7 +40,7 @@ impl RejectReason {
 }
 
 /// One row that was left out.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RejectedRow {
     /// The row's id as text; `None` when the id itself was null.
     pub id: Option<String>,

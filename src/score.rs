@@ -16,8 +16,7 @@ use crate::error::Failure;
 use crate::features::{FeatureBatch, FeatureSpec};
 use crate::ledger::ScoreStats;
 use crate::model::LoadedModel;
-use crate::quarantine::RejectedRow;
-use crate::sink::ScoredBatch;
+use crate::sink::{BatchOrigin, ScoredBatch};
 use crate::source::SourceBatch;
 
 /// What the scoring stage reports when its input ends (or it stops).
@@ -26,8 +25,6 @@ pub struct ScoreReport {
     pub rows_read: u64,
     pub rows_scored: u64,
     pub rows_rejected: u64,
-    /// The rows left out, for the quarantine (taken out by the pipeline, not cloned around).
-    pub rejected: Vec<RejectedRow>,
     /// Seconds spent building features and scoring.
     pub seconds: f64,
     /// One per result column, in order.
@@ -42,8 +39,9 @@ pub struct ScoreStage {
     pub batch_size: usize,
 }
 
-/// One slice of a source batch with its result columns.
-type ScoredSlice = (FeatureBatch, Vec<ArrayRef>);
+/// One slice of a source batch (its first row within the row group and its rows) with its
+/// features and result columns.
+type ScoredSlice = (usize, usize, FeatureBatch, Vec<ArrayRef>);
 
 impl ScoreStage {
     /// Scores every batch from `rx` and sends the results to `tx`, until `rx` ends, `tx` closes
@@ -78,17 +76,32 @@ impl ScoreStage {
             // rather than while the sink is behind, so a stalled sink holds no decoded input.
             let batches: Vec<ScoredBatch> = scored
                 .into_iter()
-                .map(|(mut fb, outputs)| {
+                .map(|(first_row, source_rows, mut fb, outputs)| {
                     report.rows_rejected += fb.rejected as u64;
-                    report.rejected.append(&mut fb.rejected_rows);
                     report.rows_scored += fb.rows as u64;
-                    for (stats, column) in report.stats.iter_mut().zip(&outputs) {
-                        stats.add_column(column.as_ref());
+                    let stats: Vec<ScoreStats> = outputs
+                        .iter()
+                        .map(|column| {
+                            let mut s = ScoreStats::default();
+                            s.add_column(column.as_ref());
+                            s
+                        })
+                        .collect();
+                    for (total, part) in report.stats.iter_mut().zip(&stats) {
+                        total.merge(part);
                     }
                     ScoredBatch {
                         ids: fb.ids,
                         outputs,
                         rows: fb.rows,
+                        origin: Some(BatchOrigin {
+                            object: Arc::clone(&src.object),
+                            row_group: src.row_group,
+                            first_row,
+                            source_rows,
+                            rejected: std::mem::take(&mut fb.rejected_rows),
+                            stats,
+                        }),
                     }
                 })
                 .collect();
@@ -127,7 +140,7 @@ impl ScoreStage {
             .map(|slice| {
                 let fb = self.features.build(slice)?;
                 let outputs = self.model.model.score(&fb)?;
-                Ok((fb, outputs))
+                Ok((slice.first_row, slice.batch.num_rows(), fb, outputs))
             })
             .collect()
     }

@@ -68,15 +68,16 @@ pub struct InputObject {
     pub last_modified: DateTime<Utc>,
 }
 
-/// Summary statistics of one output column over a run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Summary statistics of one output column over a run (or a part of it: parts merge exactly, so
+/// a resumed run's statistics cover the rows it adopted too).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct ScoreStats {
     pub count: u64,
     pub nan: u64,
     pub mean: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
-    #[serde(skip)]
+    #[serde(default)]
     sum: f64,
 }
 
@@ -89,6 +90,23 @@ impl ScoreStats {
                 self.add(*v);
             }
         }
+    }
+
+    /// Folds in the statistics of other rows of the same column.
+    pub fn merge(&mut self, other: &ScoreStats) {
+        if other.count + other.nan == 0 {
+            return;
+        }
+        self.count += other.count;
+        self.nan += other.nan;
+        self.sum += other.sum;
+        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (x, y) => x.or(y),
+        };
+        self.min = pick(self.min, other.min, f64::min);
+        self.max = pick(self.max, other.max, f64::max);
+        self.mean = (self.count > 0).then(|| self.sum / self.count as f64);
     }
 
     /// Folds in one value.
@@ -135,6 +153,9 @@ pub struct RunFinish {
     /// retried by object_store unless its retries ran out); zero for local files.
     pub storage_requests: u64,
     pub storage_errors: u64,
+    /// The run whose staged rows this one adopted (`crate::resume`), and how many rows.
+    pub resumed_from: Option<Uuid>,
+    pub rows_resumed: u64,
 }
 
 fn count(v: u64) -> i64 {
@@ -193,6 +214,8 @@ pub struct FinishValues {
     error: Option<String>,
     gpu_name: Option<String>,
     storage: [i64; 2],
+    resumed_from: Option<String>,
+    rows_resumed: i64,
 }
 
 impl FinishValues {
@@ -219,6 +242,8 @@ impl FinishValues {
             error: f.error.clone(),
             gpu_name: model.gpu_name,
             storage: [count(f.storage_requests), count(f.storage_errors)],
+            resumed_from: f.resumed_from.map(|u| u.to_string()),
+            rows_resumed: count(f.rows_resumed),
         }
     }
 }
@@ -259,6 +284,8 @@ macro_rules! bind_finish {
             .bind(&$v.gpu_name)
             .bind($v.storage[0])
             .bind($v.storage[1])
+            .bind(&$v.resumed_from)
+            .bind($v.rows_resumed)
     };
 }
 pub(crate) use {bind_finish, bind_start};

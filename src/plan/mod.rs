@@ -96,6 +96,8 @@ impl RunPlan {
             date: self.date,
             run_id,
             copy_streams: self.job.output.copy_streams,
+            checkpoints: None,
+            adopted_rows: None,
         }
     }
 }

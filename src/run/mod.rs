@@ -206,6 +206,15 @@ async fn lifecycle(
     };
     let mut rec = Recorder::default();
     let outcome = work.supervised(&ledger, &mut rec).await;
+    // A failed run whose staging is gone (the usual case) has nothing to resume.
+    if outcome.is_err()
+        && let Destination::Table(table) = &destination
+        && !crate::resume::staging_exists(&db, table, run_id)
+            .await
+            .unwrap_or(true)
+    {
+        crate::resume::forget(&db, run_id).await;
+    }
     rec.stage("total", started);
     let ledger_result = ledger.finish(run_id, &rec.finish_of(&outcome)).await;
     match Arc::try_unwrap(lock) {
@@ -251,6 +260,10 @@ async fn clear_unfinished_cleanups(
         .iter()
         .filter(|r| matches!(r.status.as_str(), "failed" | "cancelled"))
     {
+        // A run registered for resume is this run's to adopt or discard once it has planned.
+        if crate::resume::is_registered(db, r.run_id).await {
+            continue;
+        }
         match crate::sink::leftovers::remove(db, destination, r.run_id).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::warn!(run_id = %r.run_id, removed = %removed.join(", "), "removed what a failed run could not");
@@ -383,9 +396,21 @@ impl Work<'_> {
             rows = plan.input.total_rows,
             "input planned"
         );
-        let mut sink = sink::open(&plan.destination, self.db, plan.sink_spec(self.run_id)).await?;
-        let streamed = pipeline::stream(&plan, sink.as_mut(), &self.cancel).await;
+        let adopted = self.resume(&plan).await?;
+        let mut spec = plan.sink_spec(self.run_id);
+        if matches!(plan.destination, Destination::Table(_)) {
+            let first = adopted.as_ref().map_or(0, |a| a.next_seq);
+            spec.checkpoints = Some(crate::resume::CheckpointTarget::new(self.run_id, first));
+        }
+        spec.adopted_rows = adopted.as_ref().map(|a| a.rows_scored);
+        let mut sink = sink::open(&plan.destination, self.db, spec).await?;
+        let streamed = pipeline::stream(&plan, sink.as_mut(), &self.cancel, adopted.as_ref()).await;
         rec.streamed(&streamed.reports);
+        let mut rejected = streamed.rejected;
+        if let Some(a) = adopted {
+            rec.adopted(&a);
+            rejected.splice(0..0, a.rejected);
+        }
         if let Err(f) = streamed.result {
             sink.abort().await;
             return Err(f);
@@ -405,12 +430,33 @@ impl Work<'_> {
         // From here the swap (or manifest commit) runs to its end: a signal now lets it commit
         // or roll back as a whole, never leaves half.
         let mut lock = self.lock.lock().await;
-        sink.publish(lock.as_mut(), &streamed.rejected)
+        sink.publish(lock.as_mut(), &rejected)
             .await
             .map_err(publish_failure)?;
+        drop(lock);
         rec.rows_written = staged;
         rec.stage("commit", t_commit);
+        crate::resume::forget(self.db, self.run_id).await;
         Ok(())
+    }
+
+    /// For a table output: adopts the staged rows of an earlier run of this job and date that
+    /// died with the same model and input, then registers this run so that a later one can
+    /// resume it in turn. Parquet output is not resumed.
+    async fn resume(&self, plan: &RunPlan) -> Result<Option<crate::resume::Adopted>, Failure> {
+        let Destination::Table(table) = &plan.destination else {
+            return Ok(None);
+        };
+        let key = crate::resume::ResumeKey {
+            job: self.req.job.name.clone(),
+            date: self.req.date,
+            output: self.destination.to_string(),
+            model_sha256: plan.model.sha256.clone(),
+            inputs_digest: crate::resume::inputs_digest(&plan.input.objects),
+        };
+        let adopted = crate::resume::settle(self.db, table, self.run_id, &key).await?;
+        crate::resume::register(self.db, table, self.run_id, &key).await?;
+        Ok(adopted)
     }
 
     /// The last checks before anything becomes visible: not cancelled, every scored row

@@ -27,6 +27,9 @@ pub struct Recorder {
     score_columns: Vec<String>,
     /// The input's and (Parquet output) the output's store request counts.
     store_counters: Vec<Arc<StoreCounters>>,
+    /// The run whose staged rows this one adopted, and how many.
+    resumed_from: Option<uuid::Uuid>,
+    rows_resumed: u64,
 }
 
 impl Recorder {
@@ -89,6 +92,21 @@ impl Recorder {
         }
     }
 
+    /// Adds what a resumed run adopted: its rows, rejects and statistics count as this run's.
+    pub fn adopted(&mut self, a: &crate::resume::Adopted) {
+        self.rows_read += a.rows_read;
+        self.rows_scored += a.rows_scored;
+        self.rows_rejected += a.rejected.len() as u64;
+        for (name, stats) in self.score_columns.iter().zip(&a.stats) {
+            self.score_stats
+                .entry(name.clone())
+                .or_default()
+                .merge(stats);
+        }
+        self.resumed_from = Some(a.from);
+        self.rows_resumed = a.rows_scored;
+    }
+
     /// Input objects listed by the plan.
     pub fn objects(&self) -> usize {
         self.inputs.len()
@@ -116,6 +134,8 @@ impl Recorder {
             error,
             storage_requests: self.store_counters.iter().map(|c| c.requests()).sum(),
             storage_errors: self.store_counters.iter().map(|c| c.errors()).sum(),
+            resumed_from: self.resumed_from,
+            rows_resumed: self.rows_resumed,
         }
     }
 }

@@ -78,7 +78,19 @@ pub async fn sweep(
                 }
             }
         };
-        let removed = clear(db, &run, scope.jobs_dir).await;
+        // The start of a run of the same output and date: a dead run registered for resume
+        // keeps its staging; the starting run adopts or discards it once it has planned.
+        let removed = if held_by_us && crate::resume::is_registered(db, run.run_id).await {
+            Ok(vec![
+                "nothing yet (its staging is kept for this run to resume)".to_string(),
+            ])
+        } else {
+            let removed = clear(db, &run, scope.jobs_dir).await;
+            if removed.is_ok() {
+                crate::resume::forget(db, run.run_id).await;
+            }
+            removed
+        };
         if let Some(lock) = taken {
             lock.release().await;
         }

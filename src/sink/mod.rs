@@ -35,6 +35,22 @@ pub struct ScoredBatch {
     /// One array of `rows` values per result column, in layout order, of the column's type.
     pub outputs: Vec<ArrayRef>,
     pub rows: usize,
+    /// The input rows they came from, for the sink's resume checkpoints; `None` for rows that
+    /// came from nowhere a run could read again.
+    pub origin: Option<BatchOrigin>,
+}
+
+/// The input rows behind a scored batch: rows `first_row .. first_row + source_rows` of one row
+/// group, with the rows of them that were rejected and the statistics of the scores.
+#[derive(Debug, Clone)]
+pub struct BatchOrigin {
+    pub object: std::sync::Arc<str>,
+    pub row_group: usize,
+    pub first_row: usize,
+    pub source_rows: usize,
+    pub rejected: Vec<RejectedRow>,
+    /// One per result column.
+    pub stats: Vec<crate::ledger::ScoreStats>,
 }
 
 /// The shape of a result table and which partition a run writes.
@@ -177,6 +193,11 @@ pub struct SinkSpec {
     pub run_id: Uuid,
     /// PostgreSQL: concurrent COPY sessions.
     pub copy_streams: usize,
+    /// Where table sinks commit their resume checkpoints (`crate::resume`); `None` stages without.
+    pub checkpoints: Option<crate::resume::CheckpointTarget>,
+    /// Rows a resumed run adopted: the staging table already exists (renamed to this run's) and
+    /// holds them.
+    pub adopted_rows: Option<u64>,
 }
 
 /// Opens the sink for `destination`: the one place that picks a sink kind. A table goes to the
@@ -210,11 +231,19 @@ pub async fn open(
                 pool.clone(),
                 table_layout(table),
                 spec.copy_streams,
+                spec.checkpoints.clone(),
+                spec.adopted_rows,
             )
             .await?,
         ),
-        (Destination::Table(table), Database::Sqlite { pool, .. }) => {
-            Box::new(sqlite::SqlitePartitionWriter::begin(pool.clone(), table_layout(table)).await?)
-        }
+        (Destination::Table(table), Database::Sqlite { pool, .. }) => Box::new(
+            sqlite::SqlitePartitionWriter::begin(
+                pool.clone(),
+                table_layout(table),
+                spec.checkpoints.clone(),
+                spec.adopted_rows.is_some(),
+            )
+            .await?,
+        ),
     })
 }

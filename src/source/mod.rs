@@ -22,6 +22,7 @@ use thiserror::Error;
 
 use crate::buffer_pool::BufferPool;
 use crate::error::{ErrorClass, object_store_class, parquet_class};
+use crate::resume::DoneRanges;
 pub use location::{InputLocation, resolve, resolve_counted, resolve_output};
 pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;
@@ -151,11 +152,15 @@ pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceErr
 /// runtime's worker threads; each holds at most one decoded batch while `tx` is full, so memory is
 /// bounded by `in_flight` row groups' column chunks plus the channel. Rows arrive in no particular
 /// order. Returns the seconds spent fetching and decoding, summed over row groups.
+///
+/// `done` (a resumed run's adopted rows) leaves out row groups it covers wholly, and the covered
+/// rows of the others as they are decoded.
 pub async fn send_batches(
     plan: &InputPlan,
     in_flight: usize,
     batch_rows: usize,
     tx: tokio::sync::mpsc::Sender<SourceBatch>,
+    done: Option<Arc<DoneRanges>>,
 ) -> Result<f64, SourceError> {
     let units: Vec<(Arc<PlannedObject>, Arc<Footer>, usize)> = plan
         .objects
@@ -164,7 +169,13 @@ pub async fn send_batches(
             // The object's footer, read by whichever of its row groups comes first and dropped
             // with the last of them.
             let footer = Arc::new(tokio::sync::OnceCell::new());
-            (0..o.row_groups).map(move |rg| (Arc::clone(o), Arc::clone(&footer), rg))
+            let done = done.clone();
+            (0..o.row_groups)
+                .filter(move |&rg| {
+                    let rows = o.row_group_rows.get(rg).copied().unwrap_or(u64::MAX);
+                    !done.as_ref().is_some_and(|d| d.complete(&o.url, rg, rows))
+                })
+                .map(move |rg| (Arc::clone(o), Arc::clone(&footer), rg))
         })
         .collect();
     let busy_nanos = Arc::new(AtomicU64::new(0));
@@ -175,6 +186,10 @@ pub async fn send_batches(
         (in_flight.max(1) + 1) * reader::PARALLEL_READS,
     );
     let tasks = futures::stream::iter(units).map(|(object, footer, rg)| {
+        let done = done
+            .as_ref()
+            .filter(|d| d.touches(&object.url, rg))
+            .map(Arc::clone);
         let unit = RowGroupRead {
             store: Arc::clone(&plan.store),
             url: Arc::from(object.url.as_str()),
@@ -184,6 +199,7 @@ pub async fn send_batches(
             batch_rows,
             busy_nanos: Arc::clone(&busy_nanos),
             buffers: Arc::clone(&buffers),
+            done,
         };
         let (url, tx) = (Arc::clone(&unit.url), tx.clone());
         // Once the scoring stage has stopped (done, failed or cancelled), start no more reads.
@@ -219,6 +235,8 @@ struct RowGroupRead {
     batch_rows: usize,
     busy_nanos: Arc<AtomicU64>,
     buffers: Arc<BufferPool>,
+    /// Rows of this row group a resumed run adopted, to leave out.
+    done: Option<Arc<DoneRanges>>,
 }
 
 impl RowGroupRead {
@@ -257,19 +275,86 @@ impl RowGroupRead {
                 return Ok(());
             };
             let rows = batch.num_rows();
-            let item = SourceBatch {
-                object: Arc::clone(&self.url),
-                row_group: self.row_group,
-                first_row,
-                batch,
+            let parts = match &self.done {
+                Some(done) => done.missing(&self.url, self.row_group, first_row, rows),
+                None => vec![(0, rows)],
             };
+            for (offset, len) in parts {
+                let item = SourceBatch {
+                    object: Arc::clone(&self.url),
+                    row_group: self.row_group,
+                    first_row: first_row + offset,
+                    batch: if len == rows {
+                        batch.clone()
+                    } else {
+                        batch.slice(offset, len)
+                    },
+                };
+                if tx.send(item).await.is_err() {
+                    // The scoring stage stopped (it failed or was cancelled); it reports why.
+                    return Ok(());
+                }
+            }
             first_row += rows;
-            if tx.send(item).await.is_err() {
-                // The scoring stage stopped (it failed or was cancelled); it reports why.
-                return Ok(());
+        }
+    }
+}
+
+/// Reads the id column of the rows `done` covers (a resumed run's adopted rows) and hands each
+/// slice of ids to `add`, so the duplicate-id check spans the whole date. One row group at a time.
+pub async fn read_ids<E: From<SourceError>>(
+    plan: &InputPlan,
+    done: &DoneRanges,
+    batch_rows: usize,
+    mut add: impl FnMut(&dyn arrow::array::Array) -> Result<(), E>,
+) -> Result<(), E> {
+    let buffers = BufferPool::new(reader::MAX_MERGED_READ as usize, reader::PARALLEL_READS);
+    for object in &plan.objects {
+        let groups: Vec<usize> = (0..object.row_groups)
+            .filter(|&rg| done.touches(&object.url, rg))
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
+        let read_err = |row_group: usize| {
+            let url = object.url.clone();
+            move |source: ParquetError| SourceError::Read {
+                object: url,
+                row_group,
+                source,
+            }
+        };
+        let open = || {
+            ObjectReader::new(
+                Arc::clone(&plan.store),
+                object.meta.location.clone(),
+                object.meta.size,
+                object.meta.e_tag.clone(),
+                Arc::clone(&buffers),
+            )
+        };
+        let footer = ArrowReaderMetadata::load_async(&mut open(), Default::default())
+            .await
+            .map_err(read_err(groups[0]))?;
+        for rg in groups {
+            let mut stream =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(open(), footer.clone())
+                    .with_projection(object.id_projection.clone())
+                    .with_row_groups(vec![rg])
+                    .with_batch_size(batch_rows.max(1))
+                    .build()
+                    .map_err(read_err(rg))?;
+            let mut first_row = 0;
+            while let Some(batch) = stream.try_next().await.map_err(read_err(rg))? {
+                let rows = batch.num_rows();
+                for (offset, len) in done.done(&object.url, rg, first_row, rows) {
+                    add(batch.column(0).slice(offset, len).as_ref())?;
+                }
+                first_row += rows;
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -43,14 +43,20 @@ pub struct PlannedObject {
     pub row_groups: usize,
     /// Rows in the file, from its footer.
     pub rows: u64,
+    /// Rows in each row group.
+    pub row_group_rows: Vec<u64>,
     pub projection: ProjectionMask,
+    /// The id column alone (a resumed run reads the ids of the rows it adopted).
+    pub id_projection: ProjectionMask,
 }
 
 /// What planning learns from one footer.
 struct CheckedFooter {
     row_groups: usize,
     rows: u64,
+    row_group_rows: Vec<u64>,
     projection: ProjectionMask,
+    id_projection: ProjectionMask,
     id_kind: Option<IdKind>,
     problems: Vec<String>,
 }
@@ -80,10 +86,17 @@ fn check_footer(
         }
     }
     let metadata = arrow_meta.metadata();
+    let descr = metadata.file_metadata().schema_descr();
     CheckedFooter {
         row_groups: metadata.num_row_groups(),
         rows: u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0),
-        projection: ProjectionMask::roots(metadata.file_metadata().schema_descr(), roots),
+        row_group_rows: metadata
+            .row_groups()
+            .iter()
+            .map(|rg| u64::try_from(rg.num_rows()).unwrap_or(0))
+            .collect(),
+        id_projection: ProjectionMask::roots(descr, roots.iter().take(1).copied()),
+        projection: ProjectionMask::roots(descr, roots),
         id_kind,
         problems,
     }
@@ -168,7 +181,9 @@ pub async fn plan_columns(
             meta,
             row_groups: checked.row_groups,
             rows: checked.rows,
+            row_group_rows: checked.row_group_rows,
             projection: checked.projection,
+            id_projection: checked.id_projection,
         }));
     }
     let id_kind = id_kinds.first().map(|(_, k)| *k).unwrap_or(IdKind::Int);

@@ -23,6 +23,7 @@ mod quarantine;
 mod recovery;
 mod reference;
 mod registry;
+mod resume;
 mod schedule;
 mod sqlite;
 mod vectors;

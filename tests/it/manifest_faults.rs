@@ -111,6 +111,8 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
             date: DATE.parse().unwrap(),
             run_id: Uuid::now_v7(),
             copy_streams: 1,
+            checkpoints: None,
+            adopted_rows: None,
         },
     }
 }
@@ -126,6 +128,7 @@ async fn staged(store: &Arc<LostAnswer>, rows: usize) -> (Uuid, Box<dyn Sink>) {
         ids,
         outputs: vec![scores],
         rows,
+        origin: None,
     })
     .await
     .unwrap();

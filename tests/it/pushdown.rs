@@ -107,7 +107,7 @@ fn counted_input() -> (
 async fn stream_all(plan: scorer::source::InputPlan, columns: usize) -> usize {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let reading =
-        tokio::spawn(async move { scorer::source::send_batches(&plan, 2, 8192, tx).await });
+        tokio::spawn(async move { scorer::source::send_batches(&plan, 2, 8192, tx, None).await });
     let mut rows = 0;
     while let Some(b) = rx.recv().await {
         assert_eq!(b.batch.num_columns(), columns, "only the planned columns");

@@ -113,6 +113,7 @@ mod tests {
             ids: Arc::new(Int64Array::from(vec![7])),
             outputs: vec![Arc::new(arrow::array::Float32Array::from(vec![0.5]))],
             rows: 1,
+            origin: None,
         };
         let mut buf = Vec::new();
         enc.encode(&batch, &mut buf).unwrap();

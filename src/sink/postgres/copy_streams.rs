@@ -9,23 +9,33 @@
 //! COPYs commit independently into the staging table, which only becomes visible through the
 //! partition swap after all of them have finished; if any fails, the caller drops the staging
 //! table and nothing reaches readers.
+//!
+//! With checkpoints (`crate::resume`), a session commits every [`CHECKPOINT_BYTES`] of COPY data:
+//! it ends its COPY, inserts the record of the input rows those chunks hold, and commits both in
+//! one transaction, then starts the next COPY. A run killed at any point leaves whole checkpoints:
+//! rows and records together.
 
 use bytes::Bytes;
 use sqlx::postgres::PgPool;
-use sqlx::postgres::PgPoolCopyExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::copy_binary::CopyEncoder;
+use crate::resume::{Checkpoint, CheckpointTarget};
 use crate::sink::SinkError;
 use crate::sql_ident::TableName;
 
 /// Encoded chunks waiting per session; with ~1 MB chunks this bounds the sink's memory.
 pub const QUEUE_PER_STREAM: usize = 2;
 
+/// COPY data a session sends between two checkpoint commits: about 4% of W1 in one stream, so a
+/// killed run loses at most that much per stream, for a commit (an fsync) every few MB.
+pub const CHECKPOINT_BYTES: usize = 4 << 20;
+
 /// What a session is told besides data.
 enum Message {
-    Rows(Bytes),
+    /// Encoded rows, with the record of the input rows they hold.
+    Rows(Bytes, Checkpoint),
     /// Give up: abort the COPY instead of committing it.
     Abort,
 }
@@ -50,6 +60,7 @@ impl CopyStreams {
         table: &TableName,
         copy_sql: &str,
         count: usize,
+        checkpoints: Option<CheckpointTarget>,
     ) -> Result<Self, SinkError> {
         let mut opened = Self {
             table: table.clone(),
@@ -57,10 +68,15 @@ impl CopyStreams {
             next: 0,
         };
         for _ in 0..count.max(1) {
-            match pool.copy_in_raw(copy_sql).await {
-                Ok(copy) => {
+            match pool.acquire().await {
+                Ok(conn) => {
                     let (tx, rx) = mpsc::channel(QUEUE_PER_STREAM);
-                    let task = tokio::spawn(run_session(copy, rx, table.clone()));
+                    let session = Session {
+                        copy_sql: copy_sql.to_string(),
+                        table: table.clone(),
+                        checkpoints: checkpoints.clone(),
+                    };
+                    let task = tokio::spawn(session.run(conn, rx));
                     opened.streams.push(Stream { tx, task });
                 }
                 Err(e) => {
@@ -74,7 +90,7 @@ impl CopyStreams {
 
     /// Hands a chunk of whole encoded rows to the next session in turn, waiting while its queue is
     /// full. A session that failed reports its own error here.
-    pub async fn send(&mut self, rows: Bytes) -> Result<(), SinkError> {
+    pub async fn send(&mut self, rows: Bytes, record: Checkpoint) -> Result<(), SinkError> {
         if self.streams.is_empty() {
             return Err(SinkError::Table {
                 table: self.table.to_string(),
@@ -83,7 +99,12 @@ impl CopyStreams {
         }
         let i = self.next;
         self.next = (self.next + 1) % self.streams.len();
-        if self.streams[i].tx.send(Message::Rows(rows)).await.is_ok() {
+        if self.streams[i]
+            .tx
+            .send(Message::Rows(rows, record))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         // The session ended early: its task holds the reason.
@@ -148,40 +169,81 @@ impl CopyStreams {
     }
 }
 
-/// One session: header, the chunks as they come, then trailer and the COPY's end (or its abort).
-async fn run_session<C>(
-    mut copy: sqlx::postgres::PgCopyIn<C>,
-    mut rx: mpsc::Receiver<Message>,
+/// One COPY session's settings.
+struct Session {
+    copy_sql: String,
     table: TableName,
-) -> Result<u64, SinkError>
-where
-    C: std::ops::DerefMut<Target = sqlx::PgConnection> + Send,
-{
-    let failed = |what: &'static str| SinkError::db(&table, what);
-    let mut header = Vec::with_capacity(32);
-    CopyEncoder::header(&mut header);
-    copy.send(&header[..])
-        .await
-        .map_err(failed("sending COPY data"))?;
-    while let Some(message) = rx.recv().await {
-        match message {
-            Message::Rows(rows) => {
-                copy.send(&rows[..])
-                    .await
-                    .map_err(failed("sending COPY data"))?;
-            }
-            Message::Abort => {
-                if let Err(e) = copy.abort("scorer run aborted").await {
-                    tracing::warn!(error = %e, "aborting COPY");
+    checkpoints: Option<CheckpointTarget>,
+}
+
+impl Session {
+    /// Runs COPYs on `conn` until the queue ends: each in its own transaction, committed with
+    /// its checkpoint record every [`CHECKPOINT_BYTES`] (or once at the end without
+    /// checkpoints). Returns the rows PostgreSQL counted.
+    async fn run(
+        self,
+        mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+        mut rx: mpsc::Receiver<Message>,
+    ) -> Result<u64, SinkError> {
+        let failed = |what: &'static str| SinkError::db(&self.table, what);
+        let mut total = 0u64;
+        loop {
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(failed("starting a COPY transaction"))?;
+            let mut copy = tx
+                .copy_in_raw(&self.copy_sql)
+                .await
+                .map_err(failed("starting COPY"))?;
+            let mut header = Vec::with_capacity(32);
+            CopyEncoder::header(&mut header);
+            copy.send(&header[..])
+                .await
+                .map_err(failed("sending COPY data"))?;
+            let mut record = Checkpoint::default();
+            let mut sent = 0usize;
+            let ended = loop {
+                match rx.recv().await {
+                    Some(Message::Rows(rows, chunk)) => {
+                        copy.send(&rows[..])
+                            .await
+                            .map_err(failed("sending COPY data"))?;
+                        sent += rows.len();
+                        record.absorb(chunk);
+                        if self.checkpoints.is_some() && sent >= CHECKPOINT_BYTES {
+                            break false;
+                        }
+                    }
+                    Some(Message::Abort) => {
+                        if let Err(e) = copy.abort("scorer run aborted").await {
+                            tracing::warn!(error = %e, "aborting COPY");
+                        }
+                        // The open transaction rolls back with `tx`.
+                        return Ok(total);
+                    }
+                    None => break true,
                 }
-                return Ok(0);
+            };
+            let mut trailer = Vec::with_capacity(2);
+            CopyEncoder::trailer(&mut trailer);
+            copy.send(&trailer[..])
+                .await
+                .map_err(failed("sending COPY data"))?;
+            total += copy.finish().await.map_err(failed("finishing COPY"))?;
+            if let Some(target) = &self.checkpoints
+                && !record.is_empty()
+            {
+                target
+                    .save_pg(&mut tx, &record)
+                    .await
+                    .map_err(failed("recording a resume checkpoint"))?;
+            }
+            tx.commit()
+                .await
+                .map_err(failed("committing staged rows"))?;
+            if ended {
+                return Ok(total);
             }
         }
     }
-    let mut trailer = Vec::with_capacity(2);
-    CopyEncoder::trailer(&mut trailer);
-    copy.send(&trailer[..])
-        .await
-        .map_err(failed("sending COPY data"))?;
-    copy.finish().await.map_err(failed("finishing COPY"))
 }

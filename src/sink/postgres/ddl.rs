@@ -50,6 +50,16 @@ pub fn create_staging(layout: &OutputLayout, staging: &str) -> String {
     )
 }
 
+/// Points an adopted staging table's `run_id` default at the resuming run (`crate::resume`).
+pub fn set_staging_run(layout: &OutputLayout, staging: &str) -> String {
+    format!(
+        "ALTER TABLE {} ALTER COLUMN {} SET DEFAULT '{}'::uuid",
+        layout.table.pg_sibling(staging),
+        quote(RUN_ID_COLUMN),
+        layout.run_id,
+    )
+}
+
 /// Removes the run's defaults from the staging table before it becomes the date's partition: rows
 /// added to the partition by other means must not silently get this run's date and id.
 pub fn drop_staging_defaults(layout: &OutputLayout, staging: &str) -> String {

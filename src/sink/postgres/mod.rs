@@ -20,6 +20,7 @@ use super::{OutputLayout, ScoredBatch, Sink, SinkError};
 use crate::buffer_pool::{BufferPool, PooledBuffer};
 use crate::lock::OutputLock;
 use crate::quarantine::RejectedRow;
+use crate::resume::{Checkpoint, CheckpointTarget};
 use crate::sql_ident::{TableName, quote};
 
 /// COPY data is handed to a session in chunks of at least this many bytes (whole rows).
@@ -35,24 +36,38 @@ pub struct PgPartitionWriter {
     /// Chunks being encoded, queued for a session, or being sent; each comes back when sent.
     buffers: Arc<BufferPool>,
     buf: PooledBuffer,
+    /// The input rows the batches in `buf` came from (sent with it, for resume checkpoints).
+    record: Checkpoint,
+    /// Rows of a resumed run's adopted staging.
+    adopted_rows: u64,
 }
 
 impl PgPartitionWriter {
-    /// Creates the result table if needed, checks its columns, creates the staging table and
-    /// opens `streams` COPY sessions into it.
+    /// Creates the result table if needed, checks its columns, creates the staging table (or, for
+    /// a resumed run, takes the adopted one, already renamed to this run's, holding
+    /// `adopted_rows`) and opens `streams` COPY sessions into it, committing checkpoints to
+    /// `checkpoints` when given.
     pub async fn begin(
         pool: PgPool,
         layout: OutputLayout,
         streams: usize,
+        checkpoints: Option<CheckpointTarget>,
+        adopted_rows: Option<u64>,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
         ddl::ensure_table(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
         let staging = t.staging_name(layout.run_id);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(ddl::create_staging(&layout, &staging)))
+        let prepare = match adopted_rows {
+            None => ddl::create_staging(&layout, &staging),
+            // Rows this run adds carry its own id; the adopted ones keep the id of the run that
+            // staged them (the ledger's `resumed_from` links the two).
+            Some(_) => ddl::set_staging_run(&layout, &staging),
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
             .execute(&pool)
             .await
-            .map_err(SinkError::db(t, "creating the staging table"))?;
+            .map_err(SinkError::db(t, "preparing the staging table"))?;
         let cols: Vec<String> = std::iter::once(&layout.id_column)
             .chain(layout.score_columns.iter().map(|c| &c.name))
             .map(|c| quote(c))
@@ -62,7 +77,7 @@ impl PgPartitionWriter {
             t.pg_sibling(&staging),
             cols.join(", ")
         );
-        let copy = match CopyStreams::open(&pool, t, &copy_sql, streams).await {
+        let copy = match CopyStreams::open(&pool, t, &copy_sql, streams, checkpoints).await {
             Ok(c) => c,
             Err(e) => {
                 drop_staging(&pool, &layout.table, &staging).await;
@@ -85,6 +100,8 @@ impl PgPartitionWriter {
             encoder,
             buf: buffers.take_empty(),
             buffers,
+            record: Checkpoint::default(),
+            adopted_rows: adopted_rows.unwrap_or(0),
         })
     }
 
@@ -93,8 +110,9 @@ impl PgPartitionWriter {
             return Ok(());
         }
         let rows = std::mem::replace(&mut self.buf, self.buffers.take_empty()).freeze();
+        let record = std::mem::take(&mut self.record);
         if let Some(copy) = self.copy.as_mut() {
-            copy.send(rows).await?;
+            copy.send(rows, record).await?;
         }
         Ok(())
     }
@@ -110,6 +128,9 @@ impl Sink for PgPartitionWriter {
                 table: self.layout.table.to_string(),
                 message: e.to_string(),
             })?;
+        if let Some(origin) = &batch.origin {
+            self.record.add(origin, batch.rows);
+        }
         if self.buf.len() >= SEND_THRESHOLD {
             self.flush().await?;
         }
@@ -122,7 +143,7 @@ impl Sink for PgPartitionWriter {
             table: self.layout.table.to_string(),
             message: "COPY stream already closed".into(),
         })?;
-        copy.finish().await
+        Ok(copy.finish().await? + self.adopted_rows)
     }
 
     async fn publish(

@@ -16,6 +16,7 @@ use super::columns::{ColumnValues, SqliteValue};
 use super::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError};
 use crate::lock::OutputLock;
 use crate::quarantine::RejectedRow;
+use crate::resume::{Checkpoint, CheckpointTarget};
 use crate::source::IdKind;
 use crate::sql_ident::{TableName, quote};
 
@@ -35,11 +36,20 @@ pub struct SqlitePartitionWriter {
     staging: String,
     date: String,
     run_id: String,
+    /// Where each batch's record goes, in the batch's transaction (`crate::resume`).
+    checkpoints: Option<CheckpointTarget>,
 }
 
 impl SqlitePartitionWriter {
-    /// Creates the result table if needed, checks its columns and creates the staging table.
-    pub async fn begin(pool: SqlitePool, layout: OutputLayout) -> Result<Self, SinkError> {
+    /// Creates the result table if needed, checks its columns and creates the staging table (a
+    /// resumed run's is `adopted`: it exists already, renamed to this run's). With `checkpoints`,
+    /// each batch commits with the record of the input rows it holds.
+    pub async fn begin(
+        pool: SqlitePool,
+        layout: OutputLayout,
+        checkpoints: Option<CheckpointTarget>,
+        adopted: bool,
+    ) -> Result<Self, SinkError> {
         let t = &layout.table;
         let name = quote(&t.sqlite_name());
         let id_type = match layout.id_kind {
@@ -70,12 +80,15 @@ impl SqlitePartitionWriter {
         check_columns(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
         let staging = staging_name(t, layout.run_id);
-        let create = format!("CREATE TABLE {} ({})", quote(&staging), cols.join(", "));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-            .execute(&pool)
-            .await
-            .map_err(SinkError::db(t, "creating the staging table"))?;
+        if !adopted {
+            let create = format!("CREATE TABLE {} ({})", quote(&staging), cols.join(", "));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+                .execute(&pool)
+                .await
+                .map_err(SinkError::db(t, "creating the staging table"))?;
+        }
         Ok(Self {
+            checkpoints,
             pool,
             date: layout.date.format("%Y-%m-%d").to_string(),
             run_id: layout.run_id.to_string(),
@@ -160,6 +173,12 @@ impl Sink for SqlitePartitionWriter {
             quote(&self.staging),
             columns.join(", ")
         );
+        // One transaction per batch: its rows and its resume record commit together.
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(SinkError::db(t, "starting a staging transaction"))?;
         let mut start = 0;
         while start < batch.rows {
             let end = (start + chunk).min(batch.rows);
@@ -180,16 +199,27 @@ impl Sink for SqlitePartitionWriter {
                 row.push_bind(self.run_id.clone());
             });
             qb.build()
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(SinkError::db(t, "inserting rows into the staging table"))?;
             start = end;
         }
-        Ok(())
+        if let (Some(target), Some(origin)) = (&self.checkpoints, &batch.origin) {
+            let mut record = Checkpoint::default();
+            record.add(origin, batch.rows);
+            target
+                .save_sqlite(&mut tx, &record)
+                .await
+                .map_err(SinkError::db(t, "recording a resume checkpoint"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(SinkError::db(t, "committing staged rows"))
     }
 
     async fn finish(&mut self) -> Result<u64, SinkError> {
-        // Every INSERT above committed on its own; count what the staging table holds.
+        // Every batch above committed on its own; count what the staging table holds (a resumed
+        // run's adopted rows included).
         let sql = format!("SELECT count(*) FROM {}", quote(&self.staging));
         let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&self.pool)

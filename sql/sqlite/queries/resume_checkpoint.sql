@@ -1,0 +1,2 @@
+-- One checkpoint, committed in the same transaction as the staged rows it describes.
+INSERT INTO scorer_resume_checkpoints (run_id, seq, body) VALUES (?1, ?2, ?3)

@@ -1,0 +1,1 @@
+SELECT count(*) FROM scorer_resume_runs WHERE run_id = ?1
