@@ -31,6 +31,8 @@ pub struct StageReports {
     pub score: Option<ScoreReport>,
     /// Seconds the sink spent in `write`.
     pub write_seconds: f64,
+    /// A resumed run: seconds spent reading the ids of the adopted rows again.
+    pub resume_ids_seconds: Option<f64>,
 }
 
 /// The outcome of streaming a plan's input into a sink.
@@ -54,7 +56,9 @@ pub async fn stream(
 ) -> Streamed {
     let done = adopted.map(|a| Arc::clone(&a.done));
     let mut ids = IdSet::default();
+    let mut resume_ids_seconds = None;
     if let Some(done) = &done {
+        let t = Instant::now();
         let seeded = source::read_ids(&plan.input, done, plan.job.model.batch_size, |batch| {
             ids.add(batch)
                 .map_err(|Duplicate(id)| Failure::DuplicateId { id })
@@ -67,6 +71,7 @@ pub async fn stream(
                 rejected: Vec::new(),
             };
         }
+        resume_ids_seconds = Some(t.elapsed().as_secs_f64());
     }
     let in_flight = plan.job.input.row_groups_in_flight;
     let batch_rows = plan.job.model.batch_size;
@@ -89,7 +94,10 @@ pub async fn stream(
         tokio::task::spawn_blocking(move || stage.run(src_rx, scored_tx, &cancel))
     };
 
-    let mut reports = StageReports::default();
+    let mut reports = StageReports {
+        resume_ids_seconds,
+        ..Default::default()
+    };
     let mut rejected = Vec::new();
     let mut sink_result = write_all(
         sink,

@@ -78,6 +78,9 @@ impl Recorder {
         if let Some(read) = r.read_seconds {
             self.stage_seconds.insert("read".into(), read);
         }
+        if let Some(ids) = r.resume_ids_seconds {
+            self.stage_seconds.insert("resume_ids".into(), ids);
+        }
         if let Some(score) = &r.score {
             self.rows_read = score.rows_read;
             self.rows_scored = score.rows_scored;

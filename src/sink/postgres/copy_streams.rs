@@ -191,6 +191,16 @@ impl Session {
             let mut tx = sqlx::Connection::begin(&mut *conn)
                 .await
                 .map_err(failed("starting a COPY transaction"))?;
+            if self.checkpoints.is_some() {
+                // Staged rows are not results: a checkpoint need not wait for its WAL flush. If
+                // the server crashes, the last checkpoints are lost whole (rows and record
+                // together), which only leaves less to resume; the swap's own commit flushes
+                // everything before it.
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed("starting a COPY transaction"))?;
+            }
             let mut copy = tx
                 .copy_in_raw(&self.copy_sql)
                 .await
