@@ -4,35 +4,55 @@
 # process, and measures in the same run the time PostgreSQL alone needs to ingest the same rows
 # through COPY BINARY from a file into a fresh unindexed table.
 #
-#   benches/e2e.sh          # W1: 5M rows
-#   benches/e2e.sh --x10    # 10 x W1: 50M rows (the W1 files hard-linked ten times)
+#   benches/e2e.sh                   # W1 as scorer-datagen, pyarrow and Spark write it: 5M rows each
+#   benches/e2e.sh --input pyarrow   # one of native | pyarrow | spark
+#   benches/e2e.sh --x10             # 10 x W1: 50M rows (the W1 files hard-linked ten times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg-env.sh
 source scripts/pg-env.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 DATE=2026-11-24
-JOB=w1
-[ "${1:-}" = "--x10" ] && JOB=w1x10
+X10=""
+INPUTS="native pyarrow spark"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --x10) X10=1 ;;
+    --input) INPUTS="$2"; shift ;;
+    --input=*) INPUTS="${1#--input=}" ;;
+    *) echo "e2e: unknown argument $1 (use --input native|pyarrow|spark, --x10)" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 cargo build --release --bins --quiet
 BIN="$CARGO_TARGET_DIR/release"
 
-W1="data/w1/dt=$DATE"
-if [ ! -f "$W1/part-00007.parquet" ]; then
-  echo "e2e: generating W1 into $W1" >&2
-  "$BIN/scorer-datagen" input --out "$W1" --date "$DATE" --rows 5000000 --files 8 \
-    --row-group-rows 131072 --features 32 --null-feature 0 --null-fraction 0.01 --seed 1
-fi
-if [ "$JOB" = w1x10 ]; then
-  X10="data/w1x10/dt=$DATE"
-  mkdir -p "$X10"
-  for copy in $(seq 0 9); do
-    for f in "$W1"/part-*.parquet; do
-      ln -f "$f" "$X10/c${copy}-$(basename "$f")"
-    done
-  done
-fi
+# The input directory of one layout, generated if absent: scorer-datagen's W1, or W1 as pyarrow
+# and Spark lay it out (benches/w1_inputs.py, in the bench virtualenv).
+input_dir() {
+  local layout="$1" dir
+  case "$layout" in
+    native) dir="data/w1/dt=$DATE" ;;
+    pyarrow | spark) dir="data/w1_$layout/dt=$DATE" ;;
+    *) echo "e2e: unknown input $layout (native | pyarrow | spark)" >&2; exit 2 ;;
+  esac
+  if [ ! -f "$dir/part-00007.parquet" ]; then
+    echo "e2e: generating W1 ($layout) into $dir" >&2
+    if [ "$layout" = native ]; then
+      "$BIN/scorer-datagen" input --out "$dir" --date "$DATE" --rows 5000000 --files 8 \
+        --row-group-rows 131072 --features 32 --null-feature 0 --null-fraction 0.01 --seed 1
+    else
+      local venv="${SCORER_CACHE:-$HOME/.cache/scorer}/bench-venv"
+      if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyarrow, numpy" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q numpy pyarrow
+      fi
+      "$venv/bin/python" benches/w1_inputs.py "$layout" "$dir"
+    fi
+  fi
+  echo "$dir"
+}
 
 if [ -z "${SCORER_BENCH_DATABASE_URL:-}" ]; then
   # No autovacuum or checkpoints in the middle of a measurement: both runs see the same server.
@@ -70,7 +90,7 @@ PY
 run_scorer() {
   local out="$1"
   /usr/bin/time -f '%e %U %S %M' -o "$out.time" env DATABASE_URL="$URL" RUST_LOG=scorer=info \
-    "$BIN/scorer" run "jobs/$JOB.toml" --date "$DATE" >"$out.stdout" 2>"$out.stderr" || {
+    "$BIN/scorer" run "$JOB_FILE" --date "$DATE" >"$out.stdout" 2>"$out.stderr" || {
     local rc=$?
     echo "e2e: the scorer run failed (exit $rc); the end of its log ($out.stderr):" >&2
     tail -n 5 "$out.stderr" >&2
@@ -85,66 +105,97 @@ settle() {
   sync
 }
 
-TMP=$(mktemp -d)
-RUNS="${RUNS:-5}"
-echo "e2e: warm-up run (creates the table, warms the page cache)" >&2
-run_scorer "$TMP/warm"
-table="bench.${JOB}_scores"
-copy_file="$(psql_q -c 'SHOW data_directory')/../copy-only.bin"
-psql_q -c "COPY (SELECT * FROM $table WHERE ds = DATE '$DATE') TO '$copy_file' (FORMAT binary)"
+# One input layout: a job over it (W1's job with its URL and table), a warm-up run, then RUNS
+# measured scorer runs alternating with COPY-only, and the summary.
+bench_input() {
+  local layout="$1" dir set job table
+  dir=$(input_dir "$layout")
+  set="$(dirname "$dir")"
+  if [ -n "$X10" ]; then
+    local x10="${set}x10/dt=$DATE"
+    mkdir -p "$x10"
+    for copy in $(seq 0 9); do
+      for f in "$dir"/part-*.parquet; do
+        ln -f "$f" "$x10/c${copy}-$(basename "$f")"
+      done
+    done
+    set="${set}x10"
+  fi
+  job="w1_${layout}${X10:+_x10}"
+  table="bench.${job}_scores"
+  JOB_FILE="$TMP/$job.toml"
+  sed -e "s|^name = .*|name = \"$job\"|" -e "s|data/w1/dt=|$set/dt=|" \
+    -e "s|^table = .*|table = \"$table\"|" jobs/w1.toml >"$JOB_FILE"
+  JOB="$job"
+  echo "e2e: $layout: warm-up run (creates the table, warms the page cache)" >&2
+  run_scorer "$TMP/warm"
+  local copy_file
+  copy_file="$(psql_q -c 'SHOW data_directory')/../copy-only.bin"
+  psql_q -c "COPY (SELECT * FROM $table WHERE ds = DATE '$DATE') TO '$copy_file' (FORMAT binary)"
+  : >"$TMP/scorer.tsv"
+  : >"$TMP/copy.tsv"
+  for i in $(seq 1 "$RUNS"); do
+    echo "e2e: $layout: measured run $i/$RUNS" >&2
+    settle
+    cpu0=$(pg_cpu)
+    run_scorer "$TMP/run$i"
+    cpu1=$(pg_cpu)
+    read -r wall user sys rss_kb <"$TMP/run$i.time"
+    first=$(grep -o 'since_launch_ms=[0-9]*' "$TMP/run$i.stderr" | head -1 | cut -d= -f2)
+    stages=$(psql_q -c "SELECT stage_seconds FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
+    [ -n "${E2E_VERBOSE:-}" ] && echo "run $i: wall $wall user $user sys $sys pg $(echo "$cpu1 - $cpu0" | bc) first ${first:-0} $stages" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wall" "$user" "$sys" "$rss_kb" "$(echo "$cpu1 - $cpu0" | bc)" "${first:-0}" "$stages" >>"$TMP/scorer.tsv"
 
-# Alternate the two measurements RUNS times and keep the median of each.
-: >"$TMP/scorer.tsv"
-: >"$TMP/copy.tsv"
-for i in $(seq 1 "$RUNS"); do
-  echo "e2e: measured run $i/$RUNS" >&2
-  settle
-  cpu0=$(pg_cpu)
-  run_scorer "$TMP/run$i"
-  cpu1=$(pg_cpu)
-  read -r wall user sys rss_kb <"$TMP/run$i.time"
-  first=$(grep -o 'since_launch_ms=[0-9]*' "$TMP/run$i.stderr" | head -1 | cut -d= -f2)
-  stages=$(psql_q -c "SELECT stage_seconds FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
-  [ -n "${E2E_VERBOSE:-}" ] && echo "run $i: wall $wall user $user sys $sys pg $(echo "$cpu1 - $cpu0" | bc) first ${first:-0} $stages" >&2
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wall" "$user" "$sys" "$rss_kb" "$(echo "$cpu1 - $cpu0" | bc)" "${first:-0}" "$stages" >>"$TMP/scorer.tsv"
+    # The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.
+    psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)"
+    settle
+    ccpu0=$(pg_cpu)
+    t0=$(date +%s.%N)
+    psql_q -c "COPY bench.copy_only FROM '$copy_file' (FORMAT binary)"
+    t1=$(date +%s.%N)
+    ccpu1=$(pg_cpu)
+    printf '%s\t%s\n' "$(echo "$t1 - $t0" | bc)" "$(echo "$ccpu1 - $ccpu0" | bc)" >>"$TMP/copy.tsv"
+  done
+  psql_q -c "DROP TABLE bench.copy_only"
+  rm -f "$copy_file"
+  local rows
+  rows=$(psql_q -c "SELECT rows_written FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
+  summarise "$rows" "$JOB ($layout)" "$TMP/scorer.tsv" "$TMP/copy.tsv"
+}
 
-  # The sink limit: PostgreSQL alone ingesting the same rows from a binary COPY file.
-  psql_q -c "DROP TABLE IF EXISTS bench.copy_only" -c "CREATE TABLE bench.copy_only (LIKE $table)"
-  settle
-  ccpu0=$(pg_cpu)
-  t0=$(date +%s.%N)
-  psql_q -c "COPY bench.copy_only FROM '$copy_file' (FORMAT binary)"
-  t1=$(date +%s.%N)
-  ccpu1=$(pg_cpu)
-  printf '%s\t%s\n' "$(echo "$t1 - $t0" | bc)" "$(echo "$ccpu1 - $ccpu0" | bc)" >>"$TMP/copy.tsv"
-done
-psql_q -c "DROP TABLE bench.copy_only"
-rm -f "$copy_file"
-rows=$(psql_q -c "SELECT rows_written FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
-
-python3 - "$rows" "$JOB" "$TMP/scorer.tsv" "$TMP/copy.tsv" <<'PY'
+summarise() {
+  python3 - "$@" <<'PY'
 import json, statistics, sys
 rows, job = int(sys.argv[1]), sys.argv[2]
 runs = [l.rstrip("\n").split("\t") for l in open(sys.argv[3])]
 copies = [l.split() for l in open(sys.argv[4])]
 med = lambda xs: statistics.median(xs)
-wall = med(float(r[0]) for r in runs)
+walls = [float(r[0]) for r in runs]
+wall = med(walls)
 scorer_cpu = med(float(r[1]) + float(r[2]) for r in runs)
 rss = max(int(r[3]) for r in runs)
 rss_med = med(int(r[3]) for r in runs)
 pg = med(float(r[4]) for r in runs)
 first = med(int(r[5]) for r in runs)
 stages = json.loads(sorted(runs, key=lambda r: float(r[0]))[len(runs) // 2][6])
-copy_s = med(float(c[0]) for c in copies)
+copy_walls = [float(c[0]) for c in copies]
+copy_s = med(copy_walls)
 copy_cpu = med(float(c[1]) for c in copies)
 m = rows / 1e6
 print(f"workload            {job}: {rows} rows, median of {len(runs)} runs each")
-print(f"scorer end to end   {wall:.2f} s wall = {rows / wall / 1e6:.3f} M rows/s  (committed, cold process; runs: {', '.join(r[0] for r in runs)} s)")
-print(f"COPY-only (sink)    {copy_s:.2f} s wall = {rows / copy_s / 1e6:.3f} M rows/s  (COPY BINARY from a file into a fresh unindexed table; runs: {', '.join('%.2f' % float(c[0]) for c in copies)} s)")
+print(f"scorer end to end   {wall:.2f} s wall = {rows / wall / 1e6:.3f} M rows/s  (committed, cold process; min / median / max {min(walls):.2f} / {wall:.2f} / {max(walls):.2f} s = {rows / max(walls) / 1e6:.3f} / {rows / wall / 1e6:.3f} / {rows / min(walls) / 1e6:.3f} M rows/s)")
+print(f"COPY-only (sink)    {copy_s:.2f} s wall = {rows / copy_s / 1e6:.3f} M rows/s  (COPY BINARY from a file into a fresh unindexed table; min / median / max {min(copy_walls):.2f} / {copy_s:.2f} / {max(copy_walls):.2f} s)")
 print(f"ratio               {copy_s / wall:.3f}  (end to end rate / COPY-only rate)")
 print(f"peak RSS            {rss / 1024:.0f} MB  (max over runs; median of the runs' peaks {rss_med / 1024:.0f} MB)")
 print(f"CPU per M rows      {(scorer_cpu + pg) / m:.3f} s  (scorer {scorer_cpu / m:.3f} + PostgreSQL {pg / m:.3f}; COPY-only server {copy_cpu / m:.3f})")
 print("stage seconds       " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items())) + "  (busy time per stage; stages overlap)")
 print(f"first batch scored  {first:.0f} ms after launch")
 PY
+}
+
+TMP=$(mktemp -d)
+RUNS="${RUNS:-5}"
+for layout in $INPUTS; do
+  bench_input "$layout"
+done
 rm -rf "$TMP"
