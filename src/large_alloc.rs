@@ -11,10 +11,20 @@
 //! list instead of back to the allocator; the next request of that class takes it as it is.
 //! A repeating workload therefore settles after its first row groups on a fixed set of blocks.
 //! What the lists hold is capped; beyond the cap, blocks go back to the inner allocator.
+//!
+//! The cap is set at start-up (`SCORER_BLOCK_CACHE_MB`, default [`DEFAULT_CAP_MB`]), what the
+//! lists held at most and how many requests they served go into each run's ledger row
+//! (`memory`), and a process that has no run left (the scheduler between runs) gives every held
+//! block back, so a long-lived process does not keep a run's working set while idle.
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The default cap in MiB. On W1 the lists hold at most ~60 MB at once with one row group in
+/// flight on 2 cores, and Spark's ~700k-row row groups need more (benches/README.md, "Memory");
+/// the cap leaves room for both and bounds what a change of sizes can leave behind.
+pub const DEFAULT_CAP_MB: usize = 128;
 
 /// Blocks at least this large are kept by class; smaller ones are the inner allocator's business,
 /// which handles them well (size-segregated pages).
@@ -36,7 +46,11 @@ pub struct LargeBlockCache<A> {
     free: [Mutex<Vec<usize>>; CLASSES],
     /// Bytes held in `free`.
     held: AtomicUsize,
-    cap: usize,
+    /// Most bytes held at once since the last [`BlockCacheControl::reset_peak`].
+    peak: AtomicUsize,
+    /// Requests served from the lists.
+    reused: AtomicU64,
+    cap: AtomicUsize,
 }
 
 impl<A> LargeBlockCache<A> {
@@ -46,7 +60,9 @@ impl<A> LargeBlockCache<A> {
             inner,
             free: [const { Mutex::new(Vec::new()) }; CLASSES],
             held: AtomicUsize::new(0),
-            cap,
+            peak: AtomicUsize::new(0),
+            reused: AtomicU64::new(0),
+            cap: AtomicUsize::new(cap),
         }
     }
 
@@ -61,6 +77,7 @@ impl<A> LargeBlockCache<A> {
         let addr = self.list(class).pop()?;
         self.held
             .fetch_sub(block_layout(class).size(), Ordering::Relaxed);
+        self.reused.fetch_add(1, Ordering::Relaxed);
         Some(addr as *mut u8)
     }
 
@@ -70,6 +87,99 @@ impl<A> LargeBlockCache<A> {
         self.free[class]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What a run reports of the cache (process-wide figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub cap_bytes: usize,
+    pub held_bytes: usize,
+    pub peak_held_bytes: usize,
+    pub reused: u64,
+}
+
+/// The cache as the library sees it: the binary owns the global allocator and registers it.
+pub trait BlockCacheControl: Sync {
+    /// Current figures.
+    fn stats(&self) -> CacheStats;
+    /// Starts a new peak (at a run's start).
+    fn reset_peak(&self);
+    /// Hands every held block back to the inner allocator.
+    fn release_all(&self);
+}
+
+impl<A: GlobalAlloc + Sync> BlockCacheControl for LargeBlockCache<A> {
+    fn stats(&self) -> CacheStats {
+        CacheStats {
+            cap_bytes: self.cap.load(Ordering::Relaxed),
+            held_bytes: self.held.load(Ordering::Relaxed),
+            peak_held_bytes: self.peak.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+        }
+    }
+
+    fn reset_peak(&self) {
+        self.peak
+            .store(self.held.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn release_all(&self) {
+        for class in 0..CLASSES {
+            let blocks = std::mem::take(&mut *self.list(class));
+            let layout = block_layout(class);
+            for addr in blocks {
+                self.held.fetch_sub(layout.size(), Ordering::Relaxed);
+                // SAFETY: a free block of this class, allocated by `inner` with `layout`, just
+                // taken off its list, so no one else holds it.
+                unsafe { self.inner.dealloc(addr as *mut u8, layout) };
+            }
+        }
+    }
+}
+
+impl<A> LargeBlockCache<A> {
+    /// Sets the cap (bytes); blocks freed while over it go back to the inner allocator.
+    pub fn set_cap(&self, bytes: usize) {
+        self.cap.store(bytes, Ordering::Relaxed);
+    }
+}
+
+static REGISTERED: OnceLock<&'static dyn BlockCacheControl> = OnceLock::new();
+
+/// Makes the process's cache known to the library (the binary calls it once at start-up).
+pub fn register(cache: &'static dyn BlockCacheControl) {
+    let _ = REGISTERED.set(cache);
+}
+
+/// The registered cache's figures; `None` when the process runs without it (tests, embedders).
+pub fn stats() -> Option<CacheStats> {
+    REGISTERED.get().map(|c| c.stats())
+}
+
+/// Starts a new peak of held bytes.
+pub fn reset_peak() {
+    if let Some(c) = REGISTERED.get() {
+        c.reset_peak();
+    }
+}
+
+/// Gives every held block back (a process with no run left).
+pub fn release_all() {
+    if let Some(c) = REGISTERED.get() {
+        c.release_all();
+    }
+}
+
+/// The cap from `SCORER_BLOCK_CACHE_MB` (whole MiB, 0 turns the cache off), else the default.
+pub fn cap_from_env() -> Result<usize, String> {
+    match std::env::var("SCORER_BLOCK_CACHE_MB") {
+        Ok(v) => {
+            v.trim().parse::<usize>().map(|mb| mb << 20).map_err(|_| {
+                format!("SCORER_BLOCK_CACHE_MB must be a whole number of MiB, got `{v}`")
+            })
+        }
+        Err(_) => Ok(DEFAULT_CAP_MB << 20),
     }
 }
 
@@ -127,8 +237,10 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for LargeBlockCache<A> {
             return unsafe { self.inner.dealloc(ptr, layout) };
         };
         let block = block_layout(class);
-        if self.held.fetch_add(block.size(), Ordering::Relaxed) + block.size() <= self.cap {
+        let held = self.held.fetch_add(block.size(), Ordering::Relaxed) + block.size();
+        if held <= self.cap.load(Ordering::Relaxed) {
             self.list(class).push(ptr as usize);
+            self.peak.fetch_max(held, Ordering::Relaxed);
         } else {
             self.held.fetch_sub(block.size(), Ordering::Relaxed);
             // SAFETY: a block of this class, allocated by `inner` with `block`.
@@ -258,6 +370,29 @@ mod tests {
             );
             cache.dealloc(shrunk, layout(10, 8));
             assert_eq!(cache.held_bytes(), (320 << 10) + (2 << 20));
+        }
+    }
+
+    #[test]
+    fn the_peak_is_counted_the_cap_can_change_and_release_gives_everything_back() {
+        let cache = LargeBlockCache::new(System, 4 << 20);
+        unsafe {
+            let blocks: Vec<*mut u8> = (0..3).map(|_| cache.alloc(layout(1 << 20, 64))).collect();
+            for &b in &blocks {
+                cache.dealloc(b, layout(1 << 20, 64));
+            }
+            let s = cache.stats();
+            assert_eq!((s.held_bytes, s.peak_held_bytes), (3 << 20, 3 << 20));
+            let again = cache.alloc(layout(1 << 20, 64));
+            assert_eq!(cache.stats().reused, 1);
+            // Under a lower cap, a freed block goes back to the inner allocator.
+            cache.set_cap(2 << 20);
+            cache.dealloc(again, layout(1 << 20, 64));
+            assert_eq!(cache.stats().held_bytes, 2 << 20);
+            cache.reset_peak();
+            assert_eq!(cache.stats().peak_held_bytes, 2 << 20);
+            cache.release_all();
+            assert_eq!(cache.stats().held_bytes, 0);
         }
     }
 }

@@ -22,9 +22,8 @@ use scorer::{ledger, summary, telemetry, validate};
 static ALLOCATOR: LargeBlockCache<mimalloc::MiMalloc> =
     LargeBlockCache::new(mimalloc::MiMalloc, LARGE_BLOCKS_HELD);
 
-/// Most bytes of free large blocks kept for reuse. Between row groups W1 has up to ~64 MB of them
-/// free at once; the cap leaves room for that and bounds what a change of sizes can leave behind.
-const LARGE_BLOCKS_HELD: usize = 128 << 20;
+/// Most bytes of free large blocks kept for reuse until `SCORER_BLOCK_CACHE_MB` is read.
+const LARGE_BLOCKS_HELD: usize = scorer::large_alloc::DEFAULT_CAP_MB << 20;
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
@@ -36,6 +35,14 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("POLARS_MAX_THREADS", "1") };
     }
     scorer::model::threads::configure_scoring_pool(None);
+    scorer::large_alloc::register(&ALLOCATOR);
+    match scorer::large_alloc::cap_from_env() {
+        Ok(cap) => ALLOCATOR.set_cap(cap),
+        Err(e) => {
+            eprintln!("scorer: error: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    }
     let cli = Cli::parse();
     telemetry::init(cli.global.log_format);
     let runtime = match tokio::runtime::Runtime::new() {

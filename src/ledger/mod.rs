@@ -156,6 +156,16 @@ pub struct RunFinish {
     /// The run whose staged rows this one adopted (`crate::resume`), and how many rows.
     pub resumed_from: Option<Uuid>,
     pub rows_resumed: u64,
+    /// The process's memory at the end of the run (`null` where it cannot be read).
+    pub memory: Option<MemoryUsed>,
+}
+
+/// What the run's process held: its peak resident set (Linux's VmHWM: the process's, so in a
+/// scheduler running several jobs it covers them all) and the large-block cache's figures.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct MemoryUsed {
+    pub peak_rss_bytes: Option<u64>,
+    pub block_cache: Option<crate::large_alloc::CacheStats>,
 }
 
 fn count(v: u64) -> i64 {
@@ -216,6 +226,7 @@ pub struct FinishValues {
     storage: [i64; 2],
     resumed_from: Option<String>,
     rows_resumed: i64,
+    memory: Option<String>,
 }
 
 impl FinishValues {
@@ -244,6 +255,7 @@ impl FinishValues {
             storage: [count(f.storage_requests), count(f.storage_errors)],
             resumed_from: f.resumed_from.map(|u| u.to_string()),
             rows_resumed: count(f.rows_resumed),
+            memory: f.memory.as_ref().map(json),
         }
     }
 }
@@ -286,6 +298,7 @@ macro_rules! bind_finish {
             .bind($v.storage[1])
             .bind(&$v.resumed_from)
             .bind($v.rows_resumed)
+            .bind(&$v.memory)
     };
 }
 pub(crate) use {bind_finish, bind_start};

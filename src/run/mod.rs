@@ -205,6 +205,7 @@ async fn lifecycle(
         previous_rows,
     };
     let mut rec = Recorder::default();
+    let _active = ActiveRun::start();
     let outcome = work.supervised(&ledger, &mut rec).await;
     // A failed run whose staging is gone (the usual case) has nothing to resume.
     if outcome.is_err()
@@ -237,6 +238,29 @@ async fn lifecycle(
         is_sqlite: matches!(db, Database::Sqlite { .. }),
         stage_seconds: rec.stage_seconds,
     })
+}
+
+/// Runs in progress in this process. The first to start begins a new peak of the large-block
+/// cache; the last to end gives its held blocks back, so a scheduler between runs holds none.
+static ACTIVE_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct ActiveRun;
+
+impl ActiveRun {
+    fn start() -> Self {
+        if ACTIVE_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            crate::large_alloc::reset_peak();
+        }
+        Self
+    }
+}
+
+impl Drop for ActiveRun {
+    fn drop(&mut self) {
+        if ACTIVE_RUNS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            crate::large_alloc::release_all();
+        }
+    }
 }
 
 /// Runs of this job and date that failed or were cancelled but could not remove their staging

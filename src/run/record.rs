@@ -139,6 +139,18 @@ impl Recorder {
             storage_errors: self.store_counters.iter().map(|c| c.errors()).sum(),
             resumed_from: self.resumed_from,
             rows_resumed: self.rows_resumed,
+            memory: Some(crate::ledger::MemoryUsed {
+                peak_rss_bytes: peak_rss_bytes(),
+                block_cache: crate::large_alloc::stats(),
+            }),
         }
     }
+}
+
+/// The process's peak resident set so far (`VmHWM` in `/proc/self/status`; Linux only).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -128,8 +128,8 @@ async fn ledger_records_inputs_model_and_stages() {
     assert_ok(&p.run("jobs/daily.toml", Some(&url)));
     let row = sqlx::query(
         "SELECT job, logical_date::text, rows_read, rows_scored, rows_rejected, inputs, model_name, \
-         model_version, model_sha256, device, stage_seconds, score_stats, host, scorer_version, finished_at IS NOT NULL \
-         FROM scorer.runs",
+         model_version, model_sha256, device, stage_seconds, score_stats, host, scorer_version, finished_at IS NOT NULL, \
+         memory FROM scorer.runs",
     )
     .fetch_one(&pool)
     .await
@@ -170,6 +170,37 @@ async fn ledger_records_inputs_model_and_stages() {
     assert!(!row.get::<String, _>(12).is_empty());
     assert_eq!(row.get::<String, _>(13), env!("CARGO_PKG_VERSION"));
     assert!(row.get::<bool, _>(14));
+    let memory: serde_json::Value = row.get(15);
+    assert!(
+        memory["peak_rss_bytes"].as_u64().unwrap() > 10 << 20,
+        "{memory}"
+    );
+    assert_eq!(memory["block_cache"]["cap_bytes"].as_u64(), Some(128 << 20));
+    assert!(
+        memory["block_cache"]["reused"].as_u64().is_some(),
+        "{memory}"
+    );
+
+    // The cap is configurable, and recorded; a malformed value is refused.
+    let out = p.scorer_env(
+        &["run", "jobs/daily.toml", "--date", DATE],
+        Some(&url),
+        &[("SCORER_BLOCK_CACHE_MB", "16")],
+    );
+    assert_ok(&out);
+    let cap: Option<i64> = sqlx::query_scalar(
+        "SELECT (memory->'block_cache'->>'cap_bytes')::bigint FROM scorer.runs ORDER BY started_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(cap, Some(16 << 20));
+    let out = p.scorer_env(
+        &["run", "jobs/daily.toml", "--date", DATE],
+        Some(&url),
+        &[("SCORER_BLOCK_CACHE_MB", "lots")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
 /// Runs a job that must fail and checks exit code, message, ledger row and that the date's
