@@ -6,7 +6,7 @@
 #
 #   benches/e2e.sh                   # W1 as scorer-datagen, pyarrow and Spark write it: 5M rows each
 #   benches/e2e.sh --input pyarrow   # one of native | pyarrow | spark
-#   benches/e2e.sh --x10             # 10 x W1: 50M rows (the W1 files hard-linked ten times)
+#   benches/e2e.sh --x10             # 10 x W1: 50M rows (generated once; ~10 GB per layout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg-env.sh
@@ -29,27 +29,35 @@ cargo build --release --bins --quiet
 BIN="$CARGO_TARGET_DIR/release"
 
 # The input directory of one layout, generated if absent: scorer-datagen's W1, or W1 as pyarrow
-# and Spark lay it out (benches/w1_inputs.py, in the bench virtualenv).
+# and Spark lay it out (benches/w1_inputs.py, in the bench virtualenv); 50M rows with --x10 (ids
+# unique across the whole date: copies of the 5M-row files would repeat ids, which a run refuses).
 input_dir() {
-  local layout="$1" dir
+  local layout="$1" dir rows=5000000 files=8
+  if [ -n "$X10" ]; then
+    rows=50000000
+    files=80
+  fi
   case "$layout" in
-    native) dir="data/w1/dt=$DATE" ;;
-    pyarrow | spark) dir="data/w1_$layout/dt=$DATE" ;;
+    native) dir="data/w1${X10:+x10}/dt=$DATE" ;;
+    pyarrow | spark) dir="data/w1_$layout${X10:+x10}/dt=$DATE" ;;
     *) echo "e2e: unknown input $layout (native | pyarrow | spark)" >&2; exit 2 ;;
   esac
-  if [ ! -f "$dir/part-00007.parquet" ]; then
-    echo "e2e: generating W1 ($layout) into $dir" >&2
+  if [ ! -f "$dir/_complete" ]; then
+    echo "e2e: generating W1 ($layout, $rows rows) into $dir" >&2
+    rm -rf "$dir"
     if [ "$layout" = native ]; then
-      "$BIN/scorer-datagen" input --out "$dir" --date "$DATE" --rows 5000000 --files 8 \
-        --row-group-rows 131072 --features 32 --null-feature 0 --null-fraction 0.01 --seed 1
+      "$BIN/scorer-datagen" input --out "$dir" --date "$DATE" --rows "$rows" --files "$files" \
+        --row-group-rows 131072 --features 32 --null-feature 0 --null-fraction 0.01 --seed 1 >&2
     else
       local venv="${SCORER_CACHE:-$HOME/.cache/scorer}/bench-venv"
       if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyarrow, numpy" 2>/dev/null; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q numpy pyarrow
       fi
-      "$venv/bin/python" benches/w1_inputs.py "$layout" "$dir"
+      "$venv/bin/python" benches/w1_inputs.py "$layout" "$dir" --rows "$rows" >&2
     fi
+    # Hidden from the run (a `_` name), marks a generation that finished.
+    touch "$dir/_complete"
   fi
   echo "$dir"
 }
@@ -111,16 +119,6 @@ bench_input() {
   local layout="$1" dir set job table
   dir=$(input_dir "$layout")
   set="$(dirname "$dir")"
-  if [ -n "$X10" ]; then
-    local x10="${set}x10/dt=$DATE"
-    mkdir -p "$x10"
-    for copy in $(seq 0 9); do
-      for f in "$dir"/part-*.parquet; do
-        ln -f "$f" "$x10/c${copy}-$(basename "$f")"
-      done
-    done
-    set="${set}x10"
-  fi
   job="w1_${layout}${X10:+_x10}"
   table="bench.${job}_scores"
   JOB_FILE="$TMP/$job.toml"
