@@ -96,16 +96,32 @@ impl DbTarget {
     }
 }
 
-/// Replaces the password in a URL with `***`.
+/// Replaces the password in a URL with `***`, wherever libpq-style URLs can carry one: the
+/// userinfo (`postgres://u:pw@h/db`) and the `password` and `sslpassword` query parameters
+/// (`postgres://h/db?password=pw`).
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable database URL>".to_string(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<unparseable database URL>".to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    let secret = |k: &str| matches!(k.to_ascii_lowercase().as_str(), "password" | "sslpassword");
+    if u.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// An open, migrated database.
@@ -232,6 +248,14 @@ mod tests {
         assert!(!r.contains("hunter2"), "{r}");
         assert!(r.contains("***"), "{r}");
         assert_eq!(redact("not a url"), "<unparseable database URL>");
+        let r = redact("postgres://db:5432/x?user=scorer&password=hunter2&sslmode=require");
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(
+            r.contains("password=***") && r.contains("sslmode=require"),
+            "{r}"
+        );
+        let r = redact("postgres://db/x?PassWord=hunter2&sslpassword=key-secret");
+        assert!(!r.contains("hunter2") && !r.contains("key-secret"), "{r}");
     }
 
     #[test]

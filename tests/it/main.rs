@@ -26,5 +26,6 @@ mod reference;
 mod registry;
 mod resume;
 mod schedule;
+mod secrets;
 mod sqlite;
 mod vectors;
