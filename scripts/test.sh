@@ -25,6 +25,9 @@ onnxruntime_up
 SCORER_TEST_OLD_ORT="$(onnxruntime_lib 1.20.1)"
 export SCORER_TEST_OLD_ORT
 
+# The image and manifests a team deploys: hadolint, the Kubernetes schemas, schedules in step.
+bash scripts/lint-deploy.sh
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"
 else

@@ -83,9 +83,11 @@ pub enum Command {
     Run {
         /// Job file path, or a job name in --jobs-dir.
         job: String,
-        /// Logical date (YYYY-MM-DD), as Airflow's `ds`.
+        /// Logical date (YYYY-MM-DD), as Airflow's `ds`; or `scheduled`: the date the job's
+        /// latest firing (its `schedule`, in its `timezone`) scores, as a Kubernetes CronJob on
+        /// the same schedule needs.
         #[arg(long)]
-        date: NaiveDate,
+        date: DateArg,
         /// Run the model here instead of the job's `model.device` (cpu, cuda, cuda:N, auto).
         #[arg(long)]
         device: Option<DeviceSpec>,
@@ -240,4 +242,86 @@ pub enum ModelsCommand {
         /// Only this version of NAME (`latest` for the highest).
         version: Option<String>,
     },
+}
+
+/// `scorer run --date`: a logical date, or the one the job's schedule names now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateArg {
+    Day(NaiveDate),
+    /// The logical date of the job's latest firing at or before now.
+    Scheduled,
+}
+
+impl std::str::FromStr for DateArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "scheduled" {
+            return Ok(Self::Scheduled);
+        }
+        s.parse::<NaiveDate>()
+            .map(Self::Day)
+            .map_err(|e| format!("`{s}` is not a date (YYYY-MM-DD) or `scheduled`: {e}"))
+    }
+}
+
+impl DateArg {
+    /// The logical date to run: the given day, or the one the latest firing of `schedule` (in
+    /// `zone`) at or before `now` scores.
+    pub fn resolve(
+        self,
+        schedule: Option<&str>,
+        zone: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<NaiveDate, String> {
+        match self {
+            Self::Day(d) => Ok(d),
+            Self::Scheduled => {
+                let expr = schedule
+                    .ok_or("--date scheduled needs the job's `schedule`; this job has none")?;
+                let calendar = crate::schedule::calendar::Calendar::new(expr, zone)?;
+                let fire = calendar
+                    .prev_before(now + chrono::Duration::seconds(1))
+                    .ok_or_else(|| format!("schedule `{expr}` has no firing before now"))?;
+                Ok(calendar.logical_date(fire))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod date_arg_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn scheduled_names_the_date_the_latest_firing_scores() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 7).unwrap();
+        let d: DateArg = "scheduled".parse().unwrap();
+        // A daily 02:00 firing on the 25th scores the 24th, as `scorer schedule` would.
+        assert_eq!(
+            d.resolve(Some("0 2 * * *"), None, now).unwrap().to_string(),
+            "2026-11-24"
+        );
+        // Just before it, the latest firing is the 24th's: it scores the 23rd.
+        let before = now - chrono::Duration::seconds(10);
+        assert_eq!(
+            d.resolve(Some("0 2 * * *"), None, before)
+                .unwrap()
+                .to_string(),
+            "2026-11-23"
+        );
+        assert!(d.resolve(None, None, now).unwrap_err().contains("schedule"));
+        let day: DateArg = "2026-01-02".parse().unwrap();
+        assert_eq!(
+            day.resolve(None, None, now).unwrap().to_string(),
+            "2026-01-02"
+        );
+        assert!(
+            "tomorrow"
+                .parse::<DateArg>()
+                .unwrap_err()
+                .contains("scheduled")
+        );
+    }
 }

@@ -76,6 +76,13 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             allow_row_drop,
         } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
+            let date = date
+                .resolve(
+                    job.schedule.as_deref(),
+                    job.timezone.as_deref(),
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| Failure::Config(e).in_job(&job.name))?;
             let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
             let cancel = signals::cancel_on_signals(grace);
             let request = RunRequest {

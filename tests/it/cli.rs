@@ -107,6 +107,35 @@ fn no_input_for_the_date_is_an_input_error() {
 }
 
 #[test]
+fn date_scheduled_takes_the_date_from_the_jobs_schedule() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_job("daily", "events", "m", "daily", "");
+    // Without a schedule there is no date to take: a configuration error naming the fix.
+    let out = p.scorer(&["run", "daily", "--date", "scheduled"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs the job's `schedule`"),
+        "{}",
+        text(&out)
+    );
+    // Scheduled every minute: the latest firing scores the minute before it, today's date or
+    // (just after midnight UTC) yesterday's; no input for it is then an input error naming it.
+    let path = p.path().join("jobs/daily.toml");
+    let job = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("schedule = \"* * * * *\"\n{job}")).unwrap();
+    let out = p.scorer(&["run", "daily", "--date", "scheduled"], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let today = chrono::Utc::now().date_naive();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("dt={today}"))
+            || stderr.contains(&format!("dt={}", today.pred_opt().unwrap())),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn help_shows_an_example_and_the_exit_codes() {
     let p = Project::new();
     let out = p.scorer(&["--help"], None);

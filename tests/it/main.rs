@@ -5,6 +5,7 @@ mod bad_inputs;
 mod cli;
 mod cloud;
 mod common;
+mod deploy;
 mod device;
 mod exit_codes;
 mod faults;
