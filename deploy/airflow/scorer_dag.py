@@ -1,0 +1,53 @@
+"""Score one job per day with scorer from Airflow.
+
+Each DAG run calls ``scorer run JOB --date {{ ds }}`` for its logical date, so a backfill
+(``airflow backfill create --dag-id scorer_churn_daily --from-date ... --to-date ...``) replaces
+exactly the dates it covers, each atomically. scorer's exit codes decide retries (README, "CLI
+reference"): 4 (transient), 5 (the date is being scored by another run) and 6 (cancelled) are
+retried; 1, 2 and 3 (internal, configuration, data) fail the task at once, since retrying cannot
+fix them.
+
+The worker needs the ``scorer`` binary on its PATH and ``DATABASE_URL`` (and any cloud
+credentials) in its environment, e.g. from an Airflow connection exported by the deployment.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timedelta
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import DAG, task
+
+#: scorer's exit codes worth another try (README, "CLI reference").
+RETRYABLE = {4, 5, 6}
+
+
+def run_scorer(job: str, ds: str, scorer: str = "scorer") -> None:
+    """Runs ``scorer run JOB --date DS``; raises for Airflow by exit code (see module doc)."""
+    rc = subprocess.run([scorer, "run", job, "--date", ds], check=False).returncode
+    if rc == 0:
+        return
+    if rc in RETRYABLE:
+        raise AirflowException(f"scorer exited with {rc} (retryable): {job} {ds}")
+    raise AirflowFailException(f"scorer exited with {rc} (not retryable): fix the job or the data for {job} {ds}")
+
+
+with DAG(
+    dag_id="scorer_churn_daily",
+    description="Nightly churn scores into scores.churn_daily, one atomic partition per day",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 11, 1),
+    catchup=True,
+    max_active_runs=4,
+    tags=["scorer"],
+) as dag:
+
+    @task(retries=3, retry_delay=timedelta(minutes=5), retry_exponential_backoff=True)
+    def score(ds: str | None = None) -> None:
+        """Scores the DAG run's logical date."""
+        if ds is None:
+            raise AirflowFailException("no logical date in the task context")
+        run_scorer("churn_daily", ds)
+
+    score()
