@@ -21,12 +21,12 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// The default cap in MiB, sized from what runs reuse (benches/README.md, "Memory on other
-/// writers' files"): on W1 the cache serves 6,881 requests with a 64 MiB cap and 6,885 with
-/// 128 MiB, at the same peak RSS (141 vs 138–140 MB); on Spark-style row groups 232 MB at 64 MiB
-/// and 219–232 MB at 128 MiB. Below 64 MiB reuse drops and RSS rises (32 MiB: 5,225 requests,
-/// 158–167 MB on W1).
-pub const DEFAULT_CAP_MB: usize = 64;
+/// The default cap in MiB, chosen by measurement (benches/README.md, "Memory on other writers'
+/// files"): on 2 cores 64 MiB serves as many requests as 128 (W1: 6,881 of 6,885) at the same peak
+/// RSS, but on 16 cores, where more row groups and threads are at work at once, 64 MiB left peak
+/// RSS higher than 128 (395–408 against 351–367 MB on W1). Below 64 MiB reuse drops and RSS rises
+/// on 2 cores too. Each run's ledger row says what the cache held at most, to size it by.
+pub const DEFAULT_CAP_MB: usize = 128;
 
 /// Blocks at least this large are kept by class; smaller ones are the inner allocator's business,
 /// which handles them well (size-segregated pages).

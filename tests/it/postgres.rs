@@ -175,7 +175,7 @@ async fn ledger_records_inputs_model_and_stages() {
         memory["peak_rss_bytes"].as_u64().unwrap() > 10 << 20,
         "{memory}"
     );
-    assert_eq!(memory["block_cache"]["cap_bytes"].as_u64(), Some(64 << 20));
+    assert_eq!(memory["block_cache"]["cap_bytes"].as_u64(), Some(128 << 20));
     assert!(
         memory["block_cache"]["reused"].as_u64().is_some(),
         "{memory}"
