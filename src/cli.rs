@@ -211,6 +211,28 @@ pub enum Command {
     /// The jobs `scorer schedule` sees: next firing, the date it scores, last run and outcome.
     #[command(after_help = "Example:\n  scorer status --jobs-dir jobs")]
     Status,
+    /// Recent runs from the ledger, newest first: status, date, rows, duration, error.
+    #[command(
+        after_help = "Examples:\n  scorer runs\n  scorer runs churn_daily --last 30\n  \
+        scorer runs churn_daily --format json | jq '.[0].score_stats'"
+    )]
+    Runs {
+        /// Only this job's runs (a job name, as the ledger records it).
+        job: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        last: u32,
+        /// `table` for people, `json` (an array of ledger rows) for tools.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// One run in full: counts, stages, input objects and etags, model and sha256, score
+    /// statistics, memory, storage requests, the run it resumed; as JSON.
+    #[command(after_help = "Example:\n  scorer show 01a21780-4235-7297-a627-0f1fcde5793d")]
+    Show {
+        /// The run's id (`scorer runs` lists them).
+        run_id: uuid::Uuid,
+    },
     /// The model registry: list model versions, or check their artifacts against their sha256.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -324,4 +346,11 @@ mod date_arg_tests {
                 .contains("scheduled")
         );
     }
+}
+
+/// How `scorer runs` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use scorer::cli::{Cli, Command, GlobalArgs, ModelsCommand};
+use scorer::cli::{Cli, Command, GlobalArgs, ModelsCommand, OutputFormat};
 use scorer::db::{Database, DbTarget};
 use scorer::error::{Failure, RunError, exit};
 use scorer::job::{self, Job};
@@ -174,6 +174,28 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 .map_err(|f| f.in_job("*"))?;
             Ok(report.lines())
         }
+        Command::Runs { job, last, format } => {
+            let label = job.clone().unwrap_or_else(|| "*".to_string());
+            let db = open_ledger(&g).await.map_err(|f| f.in_job(&label))?;
+            let runs = ledger::browse::recent(&db, job.as_deref(), last)
+                .await
+                .map_err(|e| Failure::from(e).in_job(&label))?;
+            Ok(match format {
+                OutputFormat::Table => ledger::browse::table(&runs),
+                OutputFormat::Json => vec![serde_json::to_string_pretty(&runs).unwrap_or_default()],
+            })
+        }
+        Command::Show { run_id } => {
+            let db = open_ledger(&g).await.map_err(|f| f.in_job("*"))?;
+            let run = ledger::browse::one(&db, run_id)
+                .await
+                .map_err(|e| Failure::from(e).in_job("*"))?
+                .ok_or_else(|| {
+                    Failure::Config(format!("no run {run_id} in the ledger at {}", db.target()))
+                        .in_job("*")
+                })?;
+            Ok(vec![serde_json::to_string_pretty(&run).unwrap_or_default()])
+        }
         Command::Models(ModelsCommand::List) => {
             summary::models_list(&registry(&g)).map_err(|e| in_registry(&g, e.into()))
         }
@@ -285,4 +307,10 @@ fn context(g: &GlobalArgs, stale_after: std::time::Duration) -> Result<RunContex
         heartbeat_every: run::HEARTBEAT_EVERY,
         stale_after,
     })
+}
+
+/// The ledger's database, for the commands that only read it (`runs`, `show`).
+async fn open_ledger(g: &GlobalArgs) -> Result<Database, Failure> {
+    let target = DbTarget::choose(g.database_url.as_deref(), g.sqlite_path.clone())?;
+    Ok(Database::open(&target).await?)
 }

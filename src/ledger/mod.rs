@@ -8,6 +8,7 @@
 //! [`FinishValues`]) and bound by one macro for both engines; only the SQL text (in `sql/`)
 //! differs by dialect.
 
+pub mod browse;
 mod engines;
 
 pub use engines::{PgLedger, SqliteLedger};

@@ -2,6 +2,7 @@
 //! PostgreSQL server (started by scripts/test.sh) and SQLite.
 
 mod bad_inputs;
+mod browse;
 mod cli;
 mod cloud;
 mod common;

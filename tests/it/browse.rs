@@ -1,0 +1,91 @@
+//! `scorer runs` and `scorer show` read the ledger as people and tools do, on both engines.
+
+use crate::common::{DATE, ModelOpts, Project, assert_ok, fresh_pg, text};
+
+fn project() -> Project {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 3_000, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    p.add_job("other", "missing", "m", "other", "");
+    p
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    assert_ok(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+fn check(p: &Project, db: Option<&str>) {
+    assert_ok(&p.run("daily", db));
+    let failed = p.run("other", db);
+    assert_eq!(failed.status.code(), Some(3), "{}", text(&failed));
+
+    // Newest first; the table names both jobs and the failure's reason.
+    let table = p.scorer(&["runs"], db);
+    assert_ok(&table);
+    let lines: Vec<String> = String::from_utf8_lossy(&table.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[1].contains("other") && lines[1].contains("failed"),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("no Parquet objects"), "{lines:?}");
+    assert!(
+        lines[2].contains("daily") && lines[2].contains("succeeded"),
+        "{lines:?}"
+    );
+
+    // JSON for tools, filtered by job.
+    let runs = json(&p.scorer(&["runs", "daily", "--format", "json"], db));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["rows_written"].as_i64(), Some(3_000));
+    assert!(
+        runs[0]["stage_seconds"]["total"].as_f64().is_some(),
+        "{}",
+        runs[0]
+    );
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+
+    // One run in full.
+    let run = json(&p.scorer(&["show", &run_id], db));
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["inputs"].as_array().map(Vec::len), Some(3), "{run}");
+    assert!(run["inputs"][0]["etag"].is_string(), "{run}");
+    assert_eq!(
+        run["model_sha256"].as_str().map(str::len),
+        Some(64),
+        "{run}"
+    );
+    assert!(run["memory"]["peak_rss_bytes"].as_u64().is_some(), "{run}");
+    assert!(
+        run["score_stats"]["score"]["count"].as_u64() == Some(3_000),
+        "{run}"
+    );
+
+    let missing = p.scorer(&["show", "01a21780-4235-7297-a627-0f1fcde5793d"], db);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("no run 01a21780"),
+        "{}",
+        text(&missing)
+    );
+}
+
+#[test]
+fn runs_and_show_read_the_sqlite_ledger() {
+    check(&project(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_and_show_read_the_postgres_ledger() {
+    let (url, _pool) = fresh_pg("browse").await;
+    let p = project();
+    tokio::task::spawn_blocking(move || check(&p, Some(&url)))
+        .await
+        .unwrap();
+}
