@@ -94,6 +94,13 @@ pub enum Command {
         /// After SIGTERM/SIGINT, how long the clean-up may take before scorer exits anyway.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         grace: Duration,
+        /// No progress display (on a terminal a bar, otherwise a log line every --progress-every).
+        #[arg(long)]
+        quiet: bool,
+        /// How often a run whose stderr is not a terminal logs its progress (rows done of the
+        /// input's total, rows/s, time left).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        progress_every: Duration,
         /// Publish even if the run gives fewer rows than `output.min_rows`, or fewer than the
         /// date's previous run allows (`output.max_row_drop_fraction`).
         #[arg(long)]

@@ -20,6 +20,7 @@ pub mod model;
 pub mod pipeline;
 pub mod plan;
 pub mod preprocess;
+pub mod progress;
 pub mod quarantine;
 pub mod resume;
 pub mod run;

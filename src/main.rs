@@ -9,6 +9,7 @@ use scorer::error::{Failure, RunError, exit};
 use scorer::job::{self, Job};
 use scorer::large_alloc::LargeBlockCache;
 use scorer::model::registry::Registry;
+use scorer::progress::ProgressMode;
 use scorer::run::{self, RunContext, RunRequest, signals, sweep};
 use scorer::schedule::{backfill, daemon, status};
 use scorer::{ledger, summary, telemetry, validate};
@@ -74,6 +75,8 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             device,
             grace,
             allow_row_drop,
+            quiet,
+            progress_every,
         } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
             let date = date
@@ -83,7 +86,12 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                     chrono::Utc::now(),
                 )
                 .map_err(|e| Failure::Config(e).in_job(&job.name))?;
-            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
+            let mut ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job(&job.name))?;
+            ctx.progress = if quiet {
+                ProgressMode::Off
+            } else {
+                ProgressMode::Auto(progress_every)
+            };
             let cancel = signals::cancel_on_signals(grace);
             let request = RunRequest {
                 job,
@@ -306,6 +314,8 @@ fn context(g: &GlobalArgs, stale_after: std::time::Duration) -> Result<RunContex
         db: DbTarget::choose(g.database_url.as_deref(), g.sqlite_path.clone())?,
         heartbeat_every: run::HEARTBEAT_EVERY,
         stale_after,
+        // Backfills and the scheduler log a progress line per running job every minute.
+        progress: ProgressMode::Log(std::time::Duration::from_secs(60)),
     })
 }
 

@@ -6,6 +6,7 @@
 //! caller's to abort.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -47,12 +48,13 @@ pub struct Streamed {
 
 /// Streams every input row of `plan` through its model into `sink` (written, not yet finished).
 /// A resumed run passes the rows it adopted: they are not read again, except their ids, which
-/// seed the duplicate-id check.
+/// seed the duplicate-id check. `rows_done` counts the input rows through the sink, for progress.
 pub async fn stream(
     plan: &RunPlan,
     sink: &mut dyn Sink,
     cancel: &CancellationToken,
     adopted: Option<&Adopted>,
+    rows_done: &Arc<AtomicU64>,
 ) -> Streamed {
     let done = adopted.map(|a| Arc::clone(&a.done));
     let mut ids = IdSet::default();
@@ -106,6 +108,7 @@ pub async fn stream(
         &mut ids,
         &mut reports.write_seconds,
         &mut rejected,
+        rows_done,
     )
     .await;
     if sink_result.is_ok() {
@@ -146,6 +149,7 @@ async fn write_all(
     ids: &mut IdSet,
     seconds: &mut f64,
     rejected: &mut Vec<RejectedRow>,
+    rows_done: &AtomicU64,
 ) -> Result<(), Failure> {
     loop {
         let batch = tokio::select! {
@@ -163,6 +167,7 @@ async fn write_all(
         *seconds += t.elapsed().as_secs_f64();
         if let Some(origin) = batch.origin.as_mut() {
             rejected.append(&mut origin.rejected);
+            rows_done.fetch_add(origin.source_rows as u64, Ordering::Relaxed);
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct RunContext {
     pub db: DbTarget,
     pub heartbeat_every: Duration,
     pub stale_after: Duration,
+    /// How runs show their progress (a bar, log lines, or nothing).
+    pub progress: crate::progress::ProgressMode,
 }
 
 /// One run to make: a job, a logical date and optionally another device than the job's.
@@ -428,7 +430,18 @@ impl Work<'_> {
         }
         spec.adopted_rows = adopted.as_ref().map(|a| a.rows_scored);
         let mut sink = sink::open(&plan.destination, self.db, spec).await?;
-        let streamed = pipeline::stream(&plan, sink.as_mut(), &self.cancel, adopted.as_ref()).await;
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(
+            adopted.as_ref().map_or(0, |a| a.rows_read),
+        ));
+        let progress = crate::progress::Progress::start(
+            self.ctx.progress,
+            &self.req.job.name,
+            plan.input.total_rows,
+            Arc::clone(&done),
+        );
+        let streamed =
+            pipeline::stream(&plan, sink.as_mut(), &self.cancel, adopted.as_ref(), &done).await;
+        progress.finish().await;
         rec.streamed(&streamed.reports);
         let mut rejected = streamed.rejected;
         if let Some(a) = adopted {

@@ -136,6 +136,45 @@ fn date_scheduled_takes_the_date_from_the_jobs_schedule() {
 }
 
 #[test]
+fn a_run_logs_its_progress_when_stderr_is_not_a_terminal_unless_quiet() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 400_000, 8, None);
+    p.add_job("daily", "events", "m", "daily", "");
+    let out = p.scorer(
+        &["run", "daily", "--date", DATE, "--progress-every", "100ms"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" progress "))
+        .collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("rows_total=400000") && l.contains("rows_done=")),
+        "{lines:?}"
+    );
+    let quiet = p.scorer(
+        &[
+            "run",
+            "daily",
+            "--date",
+            DATE,
+            "--progress-every",
+            "100ms",
+            "--quiet",
+        ],
+        None,
+    );
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains(" progress "));
+}
+
+#[test]
 fn help_shows_an_example_and_the_exit_codes() {
     let p = Project::new();
     let out = p.scorer(&["--help"], None);

@@ -30,6 +30,7 @@ async fn two_runs_in_one_process_at_once_and_a_cancelled_one() {
         db: DbTarget::Sqlite(p.path().join("scorer.db")),
         heartbeat_every: run::HEARTBEAT_EVERY,
         stale_after: run::DEFAULT_STALE_AFTER,
+        progress: scorer::progress::ProgressMode::Off,
     };
     let request = |job: &Job| RunRequest {
         job: job.clone(),
