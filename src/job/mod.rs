@@ -65,6 +65,9 @@ pub struct Job {
     /// Where the job file was read from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
+    /// sha256 of the job file's text as parsed, for the ledger's audit trail.
+    #[serde(skip)]
+    pub text_sha256: String,
 }
 
 /// `[input]`: which Parquet objects to read and which columns matter.
@@ -275,6 +278,10 @@ impl Job {
             message: e.to_string().trim_end().to_string(),
         })?;
         job.path = path.to_path_buf();
+        job.text_sha256 = {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(text.as_bytes()))
+        };
         let problems = job.problems();
         if problems.is_empty() {
             Ok(job)

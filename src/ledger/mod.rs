@@ -58,6 +58,10 @@ pub struct RunStart {
     pub output_table: String,
     pub scorer_version: String,
     pub host: String,
+    /// The operating-system user of the process (`name (uid N)`).
+    pub os_user: Option<String>,
+    /// sha256 of the job file as it was read.
+    pub job_sha256: Option<String>,
 }
 
 /// One input object as it was when listed.
@@ -192,6 +196,8 @@ pub struct StartValues {
     output_table: String,
     scorer_version: String,
     host: String,
+    os_user: Option<String>,
+    job_sha256: Option<String>,
 }
 
 impl From<&RunStart> for StartValues {
@@ -204,6 +210,8 @@ impl From<&RunStart> for StartValues {
             output_table: s.output_table.clone(),
             scorer_version: s.scorer_version.clone(),
             host: s.host.clone(),
+            os_user: s.os_user.clone(),
+            job_sha256: s.job_sha256.clone(),
         }
     }
 }
@@ -272,6 +280,8 @@ macro_rules! bind_start {
             .bind(&$v.output_table)
             .bind(&$v.scorer_version)
             .bind(&$v.host)
+            .bind(&$v.os_user)
+            .bind(&$v.job_sha256)
     };
 }
 

@@ -357,7 +357,35 @@ fn run_start(req: &RunRequest, run_id: Uuid, output: &str) -> RunStart {
         output_table: output.to_string(),
         scorer_version: env!("CARGO_PKG_VERSION").to_string(),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
+        os_user: os_user(),
+        job_sha256: Some(req.job.text_sha256.clone()).filter(|s| !s.is_empty()),
     }
+}
+
+/// The process's user as `name (uid N)`: the real uid from `/proc/self/status`, its name from
+/// `/etc/passwd` when listed there (containers often run a uid with no name). Linux only.
+fn os_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid: u32 = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        });
+    Some(match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    })
 }
 
 /// The part of a run between the ledger's start and finish.

@@ -66,6 +66,22 @@ fn check(p: &Project, db: Option<&str>) {
         run["score_stats"]["score"]["count"].as_u64() == Some(3_000),
         "{run}"
     );
+    // The audit trail: who ran it, on which host, with which job file, scorer and model.
+    let job_file = std::fs::read(p.path().join("jobs/daily.toml")).unwrap();
+    let sha = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(&job_file))
+    };
+    assert_eq!(run["job_sha256"].as_str(), Some(sha.as_str()), "{run}");
+    assert!(
+        run["os_user"].as_str().is_some_and(|u| u.contains("uid ")),
+        "{run}"
+    );
+    assert!(run["host"].as_str().is_some_and(|h| !h.is_empty()), "{run}");
+    assert_eq!(
+        run["scorer_version"].as_str(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
 
     let missing = p.scorer(&["show", "01a21780-4235-7297-a627-0f1fcde5793d"], db);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
