@@ -371,9 +371,15 @@ async fn adopt(
         quote(&new_name)
     );
     let failed = |what| SinkError::db(table, what);
-    let link_sql = match db {
-        Database::Postgres { .. } => include_str!("../../sql/postgres/queries/resume_link.sql"),
-        Database::Sqlite { .. } => include_str!("../../sql/sqlite/queries/resume_link.sql"),
+    let (link_sql, unregister_sql) = match db {
+        Database::Postgres { .. } => (
+            include_str!("../../sql/postgres/queries/resume_link.sql"),
+            include_str!("../../sql/postgres/queries/resume_forget_run.sql"),
+        ),
+        Database::Sqlite { .. } => (
+            include_str!("../../sql/sqlite/queries/resume_link.sql"),
+            include_str!("../../sql/sqlite/queries/resume_forget_run.sql"),
+        ),
     };
     on_engine!(db, "resume_move.sql", |pool, move_sql| {
         let mut tx = pool
@@ -396,6 +402,11 @@ async fn adopt(
             .execute(&mut *tx)
             .await
             .map_err(failed("recording which run is resumed"))?;
+        sqlx::query(unregister_sql)
+            .bind(old.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("dropping the resumed run's registration"))?;
         tx.commit().await.map_err(failed("committing the adoption"))
     })?;
     let bodies: Vec<(i64, String)> = on_engine!(db, "resume_bodies.sql", |pool, sql| {
@@ -405,7 +416,6 @@ async fn adopt(
             .await
     })
     .map_err(failed("reading the checkpoints"))?;
-    forget_registration(db, old).await;
     let next_seq = bodies.iter().map(|(seq, _)| seq + 1).max().unwrap_or(0);
     let mut all = Checkpoint::default();
     for (_, body) in bodies {
@@ -432,17 +442,4 @@ async fn adopt(
         rows_scored,
         next_seq,
     })
-}
-
-async fn forget_registration(db: &Database, run_id: Uuid) {
-    let r: Result<_, sqlx::Error> = on_engine!(db, "resume_forget_run.sql", |pool, sql| {
-        sqlx::query(sql)
-            .bind(run_id.to_string())
-            .execute(pool)
-            .await
-            .map(|_| ())
-    });
-    if let Err(e) = r {
-        tracing::warn!(%run_id, error = %e, "could not clear a resumed run's registration");
-    }
 }
