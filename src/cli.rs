@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use crate::model::device::DeviceSpec;
+use crate::shard::ShardSpec;
 use crate::telemetry::LogFormat;
 
 /// Batch scoring job runner: Parquet -> model -> one atomic partition per job and date.
@@ -76,9 +77,14 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Score one logical date of a job and replace that date's results atomically.
     #[command(
-        after_help = "Example:\n  scorer run jobs/quickstart.toml --date 2026-11-24\n\n\
+        after_help = "Examples:\n  scorer run jobs/quickstart.toml --date 2026-11-24\n  \
+        scorer run churn_daily --date 2026-11-24 --shard 0/3   # and 1/3, 2/3, anywhere\n  \
+        JOB_COMPLETION_INDEX=2 scorer run churn_daily --date 2026-11-24 --shards 3\n\n\
         SIGTERM or SIGINT cancels the run: staging is dropped, the ledger says `cancelled`, the\n\
-        date keeps its previous rows, and scorer exits with code 6 (at once on a second signal)."
+        date keeps its previous rows, and scorer exits with code 6 (at once on a second signal).\n\n\
+        Sharded runs (PostgreSQL tables or Parquet output): each shard stages its share of the\n\
+        input; the last shard to finish publishes all of them at once. A shard retried after it\n\
+        staged does nothing; one retried after a failure scores its share again."
     )]
     Run {
         /// Job file path, or a job name in --jobs-dir.
@@ -105,6 +111,17 @@ pub enum Command {
         /// date's previous run allows (`output.max_row_drop_fraction`).
         #[arg(long)]
         allow_row_drop: bool,
+        /// Score shard I of N (from 0) of the date's input; the date is published once, by the
+        /// last of the N shards to stage its rows.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<ShardSpec>,
+        /// The shard count, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+        #[arg(long, env = "SCORER_SHARDS", value_name = "N")]
+        shards: Option<u32>,
+        /// A label that makes this a separate attempt of a sharded run (e.g. the Kubernetes
+        /// Job's uid, or Airflow's run_id): shards of one attempt publish together.
+        #[arg(long, env = "SCORER_ATTEMPT", value_name = "LABEL")]
+        attempt: Option<String>,
     },
     /// Remove what dead runs left behind (staging tables, run files) and mark them `abandoned`.
     #[command(

@@ -26,6 +26,7 @@ pub mod resume;
 pub mod run;
 pub mod schedule;
 pub mod score;
+pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod sql_ident;

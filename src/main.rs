@@ -12,6 +12,7 @@ use scorer::model::registry::Registry;
 use scorer::progress::ProgressMode;
 use scorer::run::{self, RunContext, RunRequest, signals, sweep};
 use scorer::schedule::{backfill, daemon, status};
+use scorer::shard::ShardSpec;
 use scorer::{ledger, summary, telemetry, validate};
 
 /// mimalloc for small allocations; blocks of 128 KiB and more (decoded columns, dictionaries, pages)
@@ -77,8 +78,14 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             allow_row_drop,
             quiet,
             progress_every,
+            shard,
+            shards,
+            attempt,
         } => {
             let job = Job::load(&job::locate(&job, &g.jobs_dir))?;
+            let completion_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+            let shard = ShardSpec::choose(shard, shards, completion_index.as_deref())
+                .map_err(|e| Failure::Config(format!("--shard: {e}")).in_job(&job.name))?;
             let date = date
                 .resolve(
                     job.schedule.as_deref(),
@@ -99,6 +106,8 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 device,
                 allow_row_drop,
                 pin: None,
+                shard,
+                attempt_label: attempt.unwrap_or_default(),
             };
             let report = run::run(&ctx, &request, cancel).await?;
             Ok(summary::run_lines(&report))

@@ -13,6 +13,9 @@ pub fn run_lines(s: &RunReport) -> Vec<String> {
         "scorer: job {} for {date}: {} rows read from {} objects, {} written, {} rejected, in {secs:.2} s",
         s.job, s.rows_read, s.objects, s.rows_written, s.rows_rejected
     )];
+    if let Some(shard) = &s.shard {
+        lines.push(format!("  {shard}"));
+    }
     match &s.output {
         Destination::Objects(location) => {
             lines.push(format!(

@@ -90,6 +90,18 @@ pub enum Failure {
          input, or pick an id column that is unique for the date)"
     )]
     DuplicateId { id: String },
+    /// A shard of an attempt that a newer attempt of the date replaced (`crate::shard`): its
+    /// rows would mix with the newer attempt's, so they are dropped.
+    #[error(
+        "shard {shard} of attempt {attempt} is superseded: attempt {by} of the same date was \
+         published since it started (the input, model, job file or --attempt changed); its \
+         rows were dropped and nothing was published"
+    )]
+    Superseded {
+        shard: String,
+        attempt: String,
+        by: String,
+    },
     #[error("{0}")]
     Internal(String),
     #[error("problems found:\n  - {}", problems.join("\n  - "))]
@@ -118,7 +130,8 @@ impl Failure {
             | Self::TooFewRows { .. }
             | Self::TooManyRejected(_)
             | Self::NotReproducible { .. }
-            | Self::DuplicateId { .. } => ErrorClass::Data,
+            | Self::DuplicateId { .. }
+            | Self::Superseded { .. } => ErrorClass::Data,
             Self::Sink(e) => e.class(),
             Self::Db(e) => e.class(),
             Self::LockLost(_) => ErrorClass::Transient,

@@ -33,6 +33,13 @@ pub enum RunStatus {
     Cancelled,
     /// Its process died (stale heartbeat, lock free); the sweep removed what it left.
     Abandoned,
+    /// A shard that staged its rows; they become the date's when its attempt publishes
+    /// (`succeeded` then), or never (`superseded`).
+    Staged,
+    /// A shard whose attempt had this shard's rows staged or published already: it did nothing.
+    Skipped,
+    /// A shard whose staged rows a newer attempt of the date made obsolete; they were removed.
+    Superseded,
 }
 
 impl RunStatus {
@@ -44,6 +51,9 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Abandoned => "abandoned",
+            Self::Staged => "staged",
+            Self::Skipped => "skipped",
+            Self::Superseded => "superseded",
         }
     }
 }
@@ -62,6 +72,8 @@ pub struct RunStart {
     pub os_user: Option<String>,
     /// sha256 of the job file as it was read.
     pub job_sha256: Option<String>,
+    /// The shard a sharded run scores (`crate::shard`).
+    pub shard: Option<crate::shard::ShardSpec>,
 }
 
 /// One input object as it was when listed.
@@ -198,6 +210,8 @@ pub struct StartValues {
     host: String,
     os_user: Option<String>,
     job_sha256: Option<String>,
+    shard_index: Option<i64>,
+    shard_count: Option<i64>,
 }
 
 impl From<&RunStart> for StartValues {
@@ -212,6 +226,8 @@ impl From<&RunStart> for StartValues {
             host: s.host.clone(),
             os_user: s.os_user.clone(),
             job_sha256: s.job_sha256.clone(),
+            shard_index: s.shard.map(|s| i64::from(s.index)),
+            shard_count: s.shard.map(|s| i64::from(s.count)),
         }
     }
 }
@@ -282,6 +298,8 @@ macro_rules! bind_start {
             .bind(&$v.host)
             .bind(&$v.os_user)
             .bind(&$v.job_sha256)
+            .bind($v.shard_index)
+            .bind($v.shard_count)
     };
 }
 
@@ -325,13 +343,31 @@ pub struct RunningRun {
     pub host: String,
     /// Seconds since its last heartbeat.
     pub heartbeat_age: f64,
+    /// The shard it scored, for a shard run: its lock is the shard's.
+    pub shard: Option<crate::shard::ShardSpec>,
 }
 
-/// The row the engines return for `ledger_running.sql`, all text but the age.
-type RunningRow = (String, String, String, String, String, f64);
+impl RunningRun {
+    /// What the run locked while it ran (`crate::shard::lock_subject`).
+    pub fn lock_subject(&self) -> String {
+        crate::shard::lock_subject(&self.output, self.shard)
+    }
+}
+
+/// The row the engines return for `ledger_running.sql`, all text but the age and the shard.
+type RunningRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    f64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn running_run(target: &str, row: RunningRow) -> Result<RunningRun, DbError> {
-    let (run_id, job, date, output, host, age) = row;
+    let (run_id, job, date, output, host, age, shard_index, shard_count) = row;
     let bad = |what: &str, value: &str| DbError::Ledger {
         target: target.to_string(),
         reason: format!("ledger row has an unreadable {what}: {value}"),
@@ -343,6 +379,16 @@ fn running_run(target: &str, row: RunningRow) -> Result<RunningRun, DbError> {
         output,
         host,
         heartbeat_age: age,
+        shard: match (shard_index, shard_count) {
+            (Some(i), Some(n)) => Some(
+                crate::shard::ShardSpec::new(
+                    u32::try_from(i).map_err(|_| bad("shard_index", &i.to_string()))?,
+                    u32::try_from(n).map_err(|_| bad("shard_count", &n.to_string()))?,
+                )
+                .map_err(|e| bad("shard", &e))?,
+            ),
+            _ => None,
+        },
     })
 }
 
@@ -367,13 +413,16 @@ pub struct RunSummary {
     pub rows_written: i64,
     /// Empty unless the run failed.
     pub error: String,
+    /// The rows its publication gave the date: `rows_written`, or for a shard of a published
+    /// attempt the attempt's rows in all (the row guards compare with this).
+    pub date_rows: i64,
 }
 
 /// The row the engines return for `ledger_recent.sql`.
-type SummaryRow = (String, String, String, String, String, i64, String);
+type SummaryRow = (String, String, String, String, String, i64, String, i64);
 
 fn run_summary(target: &str, row: SummaryRow) -> Result<RunSummary, DbError> {
-    let (run_id, date, status, started, finished, rows_written, error) = row;
+    let (run_id, date, status, started, finished, rows_written, error, date_rows) = row;
     let bad = |what: &str, value: &str| DbError::Ledger {
         target: target.to_string(),
         reason: format!("ledger row has an unreadable {what}: {value}"),
@@ -395,6 +444,7 @@ fn run_summary(target: &str, row: SummaryRow) -> Result<RunSummary, DbError> {
         },
         rows_written,
         error,
+        date_rows,
     })
 }
 

@@ -34,6 +34,9 @@ use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::pipeline;
 use crate::plan::{self, RunPlan};
+use crate::shard::coordination::{self, AttemptInfo, AttemptState, Part, PartBody};
+use crate::shard::publish::{Published, Publisher, ShardOutcome};
+use crate::shard::{AttemptKey, ShardSpec};
 use crate::sink::{self, Destination};
 
 use heartbeat::Heartbeat;
@@ -70,6 +73,12 @@ pub struct RunRequest {
     /// Reproduce this recorded run: its model version, and exactly its input objects (same
     /// etags), or fail saying what changed.
     pub pin: Option<RecordedRun>,
+    /// Score one shard of the date's input (`crate::shard`); the date is published when every
+    /// shard of the attempt has staged its rows.
+    pub shard: Option<ShardSpec>,
+    /// Part of a sharded run's attempt name (`--attempt`): shards with another label are
+    /// another attempt. Empty by default.
+    pub attempt_label: String,
 }
 
 /// What a successful run reports.
@@ -88,6 +97,8 @@ pub struct RunReport {
     pub db: String,
     pub is_sqlite: bool,
     pub stage_seconds: std::collections::BTreeMap<String, f64>,
+    /// A shard run: which shard, and what it did (staged, published, nothing).
+    pub shard: Option<String>,
 }
 
 /// Runs `req`: the whole contract of `scorer run`. `cancel` stops it cleanly (staging removed,
@@ -169,11 +180,25 @@ async fn lifecycle(
     let destination = plan::destination(&req.job, req.date)?;
     let output = destination.to_string();
     let db = Database::open(&ctx.db).await?;
+    if req.shard.is_some()
+        && matches!(destination, Destination::Table(_))
+        && matches!(db, Database::Sqlite { .. })
+    {
+        return Err(Failure::Config(format!(
+            "--shard: sharded runs write a PostgreSQL table (set DATABASE_URL) or Parquet \
+             output (output.url); output {output} is a table in the SQLite file {}, which one \
+             process writes",
+            db.target()
+        )));
+    }
+    // A shard locks its own share: the N shards of a date run side by side, and each is
+    // exclusive with its own retry. Publishing takes the date's lock.
+    let subject = crate::shard::lock_subject(&output, req.shard);
     let lock = db
-        .try_lock_output(&output, req.date)
+        .try_lock_output(&subject, req.date)
         .await?
         .ok_or_else(|| Failure::AlreadyRunning {
-            output: output.clone(),
+            output: subject.clone(),
             date: req.date.to_string(),
         })?;
     let ledger: Arc<dyn Ledger> = Arc::from(ledger::for_database(&db));
@@ -181,7 +206,7 @@ async fn lifecycle(
         job: None,
         stale_after: ctx.stale_after,
         jobs_dir: &ctx.jobs_dir,
-        held: Some((output.as_str(), req.date)),
+        held: Some((subject.as_str(), req.date)),
     };
     if let Err(e) = sweep::sweep(&db, ledger.as_ref(), &scope).await {
         tracing::warn!(error = %e, "sweeping what dead runs left failed; going on");
@@ -201,6 +226,8 @@ async fn lifecycle(
         db: &db,
         run_id,
         destination: destination.clone(),
+        output: output.clone(),
+        subject: subject.clone(),
         lock: &lock,
         // The run stops on the caller's token, or on its own when its lock is found lost.
         cancel: cancel.child_token(),
@@ -219,7 +246,14 @@ async fn lifecycle(
         crate::resume::forget(&db, run_id).await;
     }
     rec.stage("total", started);
-    let ledger_result = ledger.finish(run_id, &rec.finish_of(&outcome)).await;
+    let finish = rec.finish_of(&outcome);
+    let ledger_result = ledger.finish(run_id, &finish).await;
+    // A shard that ended `staged` while another shard published: its row follows the attempt.
+    if let (Some(attempt), crate::ledger::RunStatus::Staged) = (&rec.attempt, finish.status)
+        && let Err(e) = coordination::settle_run(&db, attempt, run_id).await
+    {
+        tracing::warn!(error = %e, "cannot settle the shard run's ledger row");
+    }
     match Arc::try_unwrap(lock) {
         Ok(lock) => lock.into_inner().release().await,
         Err(_) => tracing::warn!("the output lock is still shared; it ends with its connection"),
@@ -239,6 +273,10 @@ async fn lifecycle(
         db: db.target().to_string(),
         is_sqlite: matches!(db, Database::Sqlite { .. }),
         stage_seconds: rec.stage_seconds,
+        shard: req
+            .shard
+            .zip(rec.shard_outcome.as_ref())
+            .map(|(s, o)| format!("shard {s}: {}", o.describe())),
     })
 }
 
@@ -306,7 +344,7 @@ async fn clear_unfinished_cleanups(
 /// read leaves the guard to `min_rows` alone.
 async fn previous_rows(ledger: &dyn Ledger, req: &RunRequest) -> Option<u64> {
     match ledger.last_succeeded(&req.job.name, req.date).await {
-        Ok(last) => last.map(|r| u64::try_from(r.rows_written).unwrap_or(0)),
+        Ok(last) => last.map(|r| u64::try_from(r.date_rows).unwrap_or(0)),
         Err(e) => {
             tracing::warn!(error = %e, "reading the date's previous run failed; the row-drop guard is off for this run");
             None
@@ -359,6 +397,7 @@ fn run_start(req: &RunRequest, run_id: Uuid, output: &str) -> RunStart {
         host: gethostname::gethostname().to_string_lossy().into_owned(),
         os_user: os_user(),
         job_sha256: Some(req.job.text_sha256.clone()).filter(|s| !s.is_empty()),
+        shard: req.shard,
     }
 }
 
@@ -395,6 +434,10 @@ struct Work<'a> {
     db: &'a Database,
     run_id: Uuid,
     destination: Destination,
+    /// The output as the ledger and the date's lock name it.
+    output: String,
+    /// What this run locked: the output, or the output and shard.
+    subject: String,
     lock: &'a Arc<Mutex<Box<dyn OutputLock>>>,
     cancel: CancellationToken,
     /// Rows the date's last successful run wrote, if any.
@@ -429,7 +472,7 @@ impl Work<'_> {
         let t_plan = Instant::now();
         let input_counters = Arc::default();
         rec.watch_stores(&input_counters, &self.destination);
-        let plan = tokio::select! {
+        let mut plan = tokio::select! {
             plan = RunPlan::build(
                 &self.req.job,
                 self.req.date,
@@ -440,11 +483,25 @@ impl Work<'_> {
             ) => plan?,
             () = self.cancel.cancelled() => return Err(Failure::Cancelled),
         };
-        rec.planned(&plan);
-        rec.stage("plan", t_plan);
         if let Some(pin) = &self.req.pin {
+            rec.planned(&plan);
             check_pin(&plan, pin)?;
         }
+        let attempt = match self.req.shard {
+            Some(shard) => match self.shard_start(&plan, shard, rec).await? {
+                Some(attempt) => {
+                    plan.input = crate::shard::split(&plan.input, shard);
+                    Some((shard, attempt))
+                }
+                None => {
+                    rec.stage("plan", t_plan);
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
+        rec.planned(&plan);
+        rec.stage("plan", t_plan);
         tracing::info!(
             objects = plan.input.objects.len(),
             rows = plan.input.total_rows,
@@ -492,6 +549,18 @@ impl Work<'_> {
             sink.abort().await;
             return Err(f);
         }
+        if let Some((shard, attempt)) = &attempt {
+            let part = PartBody {
+                rows_read: rec.rows_read,
+                rejected,
+                ..PartBody::default()
+            };
+            let outcome = self
+                .stage_part(&plan, sink, *shard, attempt, staged, part, rec)
+                .await;
+            rec.stage("commit", t_commit);
+            return outcome;
+        }
         // From here the swap (or manifest commit) runs to its end: a signal now lets it commit
         // or roll back as a whole, never leaves half.
         let mut lock = self.lock.lock().await;
@@ -515,7 +584,7 @@ impl Work<'_> {
         let key = crate::resume::ResumeKey {
             job: self.req.job.name.clone(),
             date: self.req.date,
-            output: self.destination.to_string(),
+            output: self.subject.clone(),
             model_sha256: plan.model.sha256.clone(),
             inputs_digest: crate::resume::inputs_digest(&plan.input.objects),
         };
@@ -546,6 +615,10 @@ impl Work<'_> {
                 100.0 * rec.rows_rejected as f64 / rec.rows_read as f64
             )));
         }
+        // A shard's rows are a share of the date's: the guards apply to all shards' at publish.
+        if self.req.shard.is_some() {
+            return Ok(());
+        }
         match check_row_guards(&self.req.job.output, staged, self.previous_rows) {
             Err(f) if self.req.allow_row_drop => {
                 tracing::warn!(reason = %f, "row guard overridden by --allow-row-drop; publishing");
@@ -556,10 +629,175 @@ impl Work<'_> {
     }
 }
 
+impl Work<'_> {
+    /// A shard run, planned: names its attempt and records it. `None` when there is nothing
+    /// for it to stage: the attempt is published, or this shard's part is staged already (then
+    /// it publishes the attempt if every part is there and nobody has).
+    async fn shard_start(
+        &self,
+        plan: &RunPlan,
+        shard: ShardSpec,
+        rec: &mut Recorder,
+    ) -> Result<Option<String>, Failure> {
+        let job = &self.req.job;
+        let output = self.destination.to_string();
+        let inputs_digest = crate::resume::inputs_digest(&plan.input.objects);
+        let attempt = AttemptKey {
+            job: &job.name,
+            job_sha256: &job.text_sha256,
+            date: self.req.date,
+            output: &output,
+            count: shard.count,
+            model_sha256: &plan.model.sha256,
+            inputs_digest: &inputs_digest,
+            label: &self.req.attempt_label,
+        }
+        .id();
+        tracing::info!(%shard, attempt, "shard of a sharded run");
+        rec.attempt = Some(attempt.clone());
+        let info = AttemptInfo {
+            attempt: &attempt,
+            job: &job.name,
+            date: self.req.date,
+            output: &output,
+            count: shard.count,
+            label: &self.req.attempt_label,
+        };
+        match coordination::open(self.db, &info).await? {
+            AttemptState::Open => {}
+            AttemptState::Published(by) => {
+                rec.shard_outcome = Some(ShardOutcome::Skipped(format!(
+                    "attempt {attempt} was published by run {by}"
+                )));
+                return Ok(None);
+            }
+            AttemptState::Superseded(by) => {
+                return Err(Failure::Superseded {
+                    shard: shard.to_string(),
+                    attempt,
+                    by,
+                });
+            }
+        }
+        let Some(staged_by) = coordination::part_of(self.db, &attempt, shard.index).await? else {
+            return Ok(Some(attempt));
+        };
+        let outcome = match self
+            .publisher(plan, &attempt, shard)
+            .publish_if_complete(&self.cancel)
+            .await?
+        {
+            Published::Now { rows, shards } => ShardOutcome::Published { rows, shards },
+            Published::Already(by) => ShardOutcome::Skipped(format!(
+                "shard {shard} of attempt {attempt} was staged by run {staged_by}, and run {by} \
+                 published the attempt"
+            )),
+            Published::Waiting { staged } => ShardOutcome::Skipped(format!(
+                "shard {shard} of attempt {attempt} was staged by run {staged_by}; {staged} of \
+                 {} shards have staged theirs",
+                shard.count
+            )),
+        };
+        rec.shard_outcome = Some(outcome);
+        Ok(None)
+    }
+
+    /// A shard's staged rows, finished and checked: recorded as its part of the attempt (its
+    /// staging no longer resumable, it belongs to the attempt), then published with the others
+    /// if it is the last.
+    #[allow(clippy::too_many_arguments)]
+    async fn stage_part(
+        &self,
+        plan: &RunPlan,
+        sink: Box<dyn sink::Sink>,
+        shard: ShardSpec,
+        attempt: &str,
+        staged: u64,
+        mut body: PartBody,
+        rec: &mut Recorder,
+    ) -> Result<(), Failure> {
+        let superseded = |by: String| Failure::Superseded {
+            shard: shard.to_string(),
+            attempt: attempt.to_string(),
+            by,
+        };
+        match coordination::state(self.db, attempt).await {
+            Ok(AttemptState::Superseded(by)) => {
+                sink.abort().await;
+                return Err(superseded(by));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                sink.abort().await;
+                return Err(e.into());
+            }
+        }
+        let kept = sink.keep().await?;
+        body.run_ids = kept.run_ids;
+        body.staging = kept.staging;
+        body.files = kept.files;
+        let part = Part {
+            index: shard.index,
+            run_id: self.run_id,
+            rows: staged,
+            body,
+        };
+        // Killed between these two, the staging is a dead run's (the sweep removes it, a retry
+        // scores the shard again); after both, it is the attempt's.
+        crate::resume::forget(self.db, self.run_id).await;
+        coordination::record(self.db, attempt, &part).await?;
+        rec.part_recorded = true;
+        rec.rows_written = staged;
+        if let AttemptState::Superseded(by) = coordination::state(self.db, attempt).await? {
+            sink::remove_part(&self.destination, self.db, &part).await;
+            rec.part_recorded = false;
+            return Err(superseded(by));
+        }
+        let outcome = match self
+            .publisher(plan, attempt, shard)
+            .publish_if_complete(&self.cancel)
+            .await?
+        {
+            Published::Now { rows, shards } => ShardOutcome::Published { rows, shards },
+            Published::Already(_) => ShardOutcome::Staged {
+                staged: shard.count,
+                of: shard.count,
+            },
+            Published::Waiting { staged } => ShardOutcome::Staged {
+                staged,
+                of: shard.count,
+            },
+        };
+        rec.shard_outcome = Some(outcome);
+        Ok(())
+    }
+
+    fn publisher<'b>(
+        &'b self,
+        plan: &RunPlan,
+        attempt: &'b str,
+        shard: ShardSpec,
+    ) -> Publisher<'b> {
+        Publisher {
+            db: self.db,
+            destination: &self.destination,
+            output: &self.output,
+            date: self.req.date,
+            attempt,
+            count: shard.count,
+            spec: plan.sink_spec(self.run_id),
+            output_spec: &self.req.job.output,
+            previous_rows: self.previous_rows,
+            allow_row_drop: self.req.allow_row_drop,
+        }
+    }
+}
+
 /// A sink that found its lock gone while publishing reports the lost lock, not a sink error.
 fn publish_failure(e: sink::SinkError) -> Failure {
     match e {
         sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
+        sink::SinkError::DuplicateId { id, .. } => Failure::DuplicateId { id },
         other => other.into(),
     }
 }

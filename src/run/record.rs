@@ -30,6 +30,13 @@ pub struct Recorder {
     /// The run whose staged rows this one adopted, and how many.
     resumed_from: Option<uuid::Uuid>,
     rows_resumed: u64,
+    /// A shard run: its attempt, once known (`crate::shard`).
+    pub attempt: Option<String>,
+    /// A shard run whose part is recorded: its rows belong to the attempt now, so the run ends
+    /// `staged` even when publishing fails afterwards (and the sweep leaves its staging).
+    pub part_recorded: bool,
+    /// A shard run's outcome when it did not fail.
+    pub shard_outcome: Option<crate::shard::publish::ShardOutcome>,
 }
 
 impl Recorder {
@@ -117,12 +124,21 @@ impl Recorder {
 
     /// The ledger's final values for a run that ended with `outcome`.
     pub fn finish_of(&self, outcome: &Result<(), Failure>) -> RunFinish {
-        let status = match outcome {
-            Ok(()) => RunStatus::Succeeded,
-            Err(Failure::Cancelled) => RunStatus::Cancelled,
-            Err(_) => RunStatus::Failed,
+        use crate::shard::publish::ShardOutcome;
+        let status = match (outcome, &self.shard_outcome) {
+            (Ok(()), None | Some(ShardOutcome::Published { .. })) => RunStatus::Succeeded,
+            (Ok(()), Some(ShardOutcome::Staged { .. })) => RunStatus::Staged,
+            (Ok(()), Some(ShardOutcome::Skipped(_))) => RunStatus::Skipped,
+            // Its part stays staged for a retry or another shard to publish.
+            (Err(_), _) if self.part_recorded => RunStatus::Staged,
+            (Err(Failure::Cancelled), _) => RunStatus::Cancelled,
+            (Err(_), _) => RunStatus::Failed,
         };
-        let error = outcome.as_ref().err().map(|e| e.to_string());
+        let error = match (outcome, &self.shard_outcome) {
+            (Err(e), _) => Some(e.to_string()),
+            (Ok(()), Some(ShardOutcome::Skipped(why))) => Some(why.clone()),
+            (Ok(()), _) => None,
+        };
         RunFinish {
             status,
             finished_at: Utc::now(),

@@ -27,7 +27,8 @@ pub struct Scope<'a> {
     pub stale_after: Duration,
     /// Where job files are, to find the storage options of a Parquet output.
     pub jobs_dir: &'a Path,
-    /// The (output, date) whose lock the caller holds: its `running` rows are dead whatever
+    /// The (lock subject, date) whose lock the caller holds (the output, or for a shard the
+    /// output and shard: `crate::shard::lock_subject`): its `running` rows are dead whatever
     /// their heartbeat says.
     pub held: Option<(&'a str, NaiveDate)>,
 }
@@ -58,9 +59,9 @@ pub async fn sweep(
 ) -> Result<SweepReport, Failure> {
     let mut report = SweepReport::default();
     for run in ledger.running(scope.job).await? {
-        let held_by_us = scope
-            .held
-            .is_some_and(|(output, date)| output == run.output && date == run.logical_date);
+        let held_by_us = scope.held.is_some_and(|(subject, date)| {
+            subject == run.lock_subject() && date == run.logical_date
+        });
         let stale = run.heartbeat_age >= scope.stale_after.as_secs_f64();
         if !held_by_us && !stale {
             report.alive += 1;
@@ -70,7 +71,10 @@ pub async fn sweep(
         let taken = if held_by_us {
             None
         } else {
-            match db.try_lock_output(&run.output, run.logical_date).await? {
+            match db
+                .try_lock_output(&run.lock_subject(), run.logical_date)
+                .await?
+            {
                 Some(lock) => Some(lock),
                 None => {
                     report.alive += 1;
@@ -83,6 +87,15 @@ pub async fn sweep(
         let removed = if held_by_us && crate::resume::is_registered(db, run.run_id).await {
             Ok(vec![
                 "nothing yet (its staging is kept for this run to resume)".to_string(),
+            ])
+        } else if run.shard.is_some()
+            && crate::shard::coordination::is_part(db, run.run_id)
+                .await
+                .unwrap_or(true)
+        {
+            // It died after recording its shard part: the staged rows are the attempt's.
+            Ok(vec![
+                "nothing (its staged rows are a shard part of its attempt)".to_string(),
             ])
         } else {
             let removed = clear(db, &run, scope.jobs_dir).await;

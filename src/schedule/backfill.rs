@@ -268,6 +268,8 @@ async fn run_date(
         device,
         allow_row_drop,
         pin,
+        shard: None,
+        attempt_label: String::new(),
     };
     match run::run(ctx, &req, cancel).await {
         Ok(r) => Outcome::Succeeded {

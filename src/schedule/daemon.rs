@@ -404,6 +404,8 @@ impl Shared {
             device: None,
             allow_row_drop: false,
             pin: None,
+            shard: None,
+            attempt_label: String::new(),
         };
         let (result, lost) = self.run_with_lease(&request, &firing, &cancel).await;
         if lost {

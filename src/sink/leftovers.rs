@@ -48,7 +48,7 @@ pub async fn remove(
             // files are the date's rows and stay.
             let manifest =
                 objects::read_manifest(&location.store, &location.prefix, &location.url).await?;
-            if manifest.is_some_and(|m| m.run_id == run_id) {
+            if manifest.is_some_and(|m| m.all_runs().contains(&run_id)) {
                 return Ok(removed);
             }
             let dir = objects::run_dir(&location.prefix, run_id);

@@ -114,6 +114,9 @@ pub enum SinkError {
     /// The run's lock was gone when the sink was about to publish; nothing was published.
     #[error(transparent)]
     LockLost(#[from] LockLost),
+    /// Two shards of a sharded run staged the same id; nothing was published.
+    #[error("output {output}: id {id} appears in more than one shard's rows")]
+    DuplicateId { output: String, id: String },
 }
 
 impl SinkError {
@@ -127,6 +130,7 @@ impl SinkError {
             Self::Store { source, .. } => object_store_class(source),
             Self::Parquet { source, .. } => parquet_class(source),
             Self::LockLost(_) => ErrorClass::Transient,
+            Self::DuplicateId { .. } => ErrorClass::Data,
             Self::Table { .. } | Self::Objects { .. } => ErrorClass::Internal,
         }
     }
@@ -163,6 +167,20 @@ pub trait Sink: Send {
     ) -> Result<(), SinkError>;
     /// Throws the staged rows away; the date's previous rows stay as they were.
     async fn abort(self: Box<Self>);
+    /// Leaves the staged rows where they are, unpublished, for a sharded run's publishing shard
+    /// (`crate::shard`): says where they are.
+    async fn keep(self: Box<Self>) -> Result<Kept, SinkError>;
+}
+
+/// Where a finished sink left its staged rows (`Sink::keep`).
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    /// A table output: the staging table (in the result table's schema).
+    pub staging: Option<String>,
+    /// A Parquet output: its files, relative to the output URL.
+    pub files: Vec<objects::ManifestFile>,
+    /// The run ids the rows carry: the run's, and those of the runs it resumed.
+    pub run_ids: Vec<Uuid>,
 }
 
 /// Where a run's rows go: a table in the run's database, or Parquet files in an object store.
@@ -246,4 +264,98 @@ pub async fn open(
             .await?,
         ),
     })
+}
+
+/// Publishes the parts a sharded run's shards staged as the date's rows (`crate::shard`), with
+/// `rejected` as the date's quarantine and `publication` recorded: in the swap transaction for a
+/// PostgreSQL table, right after the manifest's PUT for Parquet. `spec` is the publishing run's.
+/// On failure the parts stay staged, for a retry.
+pub async fn publish_shards(
+    destination: &Destination,
+    db: &crate::db::Database,
+    spec: &SinkSpec,
+    parts: &[crate::shard::coordination::Part],
+    lock: &mut dyn OutputLock,
+    rejected: &[RejectedRow],
+    publication: &crate::shard::coordination::Publication<'_>,
+) -> Result<(), SinkError> {
+    use crate::db::Database;
+    match (destination, db) {
+        (Destination::Table(table), Database::Postgres { pool, .. }) => {
+            let layout = OutputLayout {
+                table: table.clone(),
+                id_column: spec.id_column.clone(),
+                id_kind: spec.id_kind,
+                score_columns: spec.score_columns.clone(),
+                date: spec.date,
+                run_id: spec.run_id,
+            };
+            let staged = parts
+                .iter()
+                .map(|p| {
+                    p.body
+                        .staging
+                        .clone()
+                        .map(|staging| postgres::shards::StagedTable {
+                            staging,
+                            run_ids: p.body.run_ids.clone(),
+                        })
+                        .ok_or_else(|| SinkError::Table {
+                            table: table.to_string(),
+                            message: format!("shard {} recorded no staging table", p.index),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            postgres::shards::publish_parts(pool, &layout, &staged, lock, rejected, publication)
+                .await
+        }
+        (Destination::Table(table), Database::Sqlite { .. }) => Err(SinkError::Table {
+            table: table.to_string(),
+            message: "sharded runs write PostgreSQL tables or Parquet output, not SQLite".into(),
+        }),
+        (Destination::Objects(location), _) => {
+            let layout = objects::ObjectsLayout {
+                store: std::sync::Arc::clone(&location.store),
+                prefix: location.prefix.clone(),
+                url: location.url.clone(),
+                spec: spec.clone(),
+            };
+            let files = parts.iter().flat_map(|p| p.body.files.clone()).collect();
+            let runs = parts.iter().flat_map(|p| p.body.run_ids.clone()).collect();
+            objects::publish_parts(&layout, files, runs, lock, rejected).await?;
+            publication
+                .commit(db)
+                .await
+                .map_err(|e| SinkError::Objects {
+                    url: location.url.clone(),
+                    message: format!(
+                        "the manifest is committed, but recording the attempt's publication failed \
+                     (a retried shard publishes it again, the same rows): {e}"
+                    ),
+                })
+        }
+    }
+}
+
+/// Removes a superseded shard part's staged rows (best effort: failures are logged).
+pub async fn remove_part(
+    destination: &Destination,
+    db: &crate::db::Database,
+    part: &crate::shard::coordination::Part,
+) {
+    use crate::db::Database;
+    match (destination, db) {
+        (Destination::Table(table), Database::Postgres { pool, .. }) => {
+            if let Some(staging) = &part.body.staging {
+                postgres::drop_staging(pool, table, staging).await;
+            }
+        }
+        (Destination::Table(_), Database::Sqlite { .. }) => {}
+        (Destination::Objects(location), _) => {
+            for run in &part.body.run_ids {
+                objects::delete_dir(&location.store, &objects::run_dir(&location.prefix, *run))
+                    .await;
+            }
+        }
+    }
 }

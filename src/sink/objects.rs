@@ -66,6 +66,33 @@ pub struct Manifest {
     /// The run whose manifest this one replaced: the next commit deletes that run's files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_run_id: Option<Uuid>,
+    /// The runs whose `_runs/<run_id>/` directories hold the files, when more than `run_id`'s
+    /// (a sharded run: every shard's, `crate::shard`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<Uuid>,
+    /// The runs of the manifest this one replaced, when more than `previous_run_id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_runs: Vec<Uuid>,
+}
+
+impl Manifest {
+    /// The runs whose directories hold this manifest's files.
+    pub fn all_runs(&self) -> Vec<Uuid> {
+        let mut runs = vec![self.run_id];
+        runs.extend(self.runs.iter().filter(|r| **r != self.run_id));
+        runs
+    }
+
+    /// The runs whose directories held the files of the manifest this one replaced.
+    fn replaced_runs(&self) -> Vec<Uuid> {
+        let mut runs: Vec<Uuid> = self.previous_run_id.into_iter().collect();
+        runs.extend(
+            self.previous_runs
+                .iter()
+                .filter(|r| Some(**r) != self.previous_run_id),
+        );
+        runs
+    }
 }
 
 /// One data file of a committed run.
@@ -215,6 +242,165 @@ impl ObjectsPartitionWriter {
         RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| self.err(format!("cannot assemble a batch: {e}")))
     }
+}
+
+/// A manifest commit that failed, and whether the files it would have named may be deleted
+/// (false when whether the PUT took effect is unknown).
+struct CommitFailed {
+    error: SinkError,
+    may_delete: bool,
+}
+
+/// Commits a manifest naming `files` (`rows` in all) and `quarantine`, written by the runs
+/// `runs` (the first is the committing run): checks `lock`, reads the previous manifest, PUTs the
+/// new one (reading it back if the PUT reports an error), then deletes the files of the runs the
+/// previous manifest had replaced, except any this one names.
+async fn commit_manifest(
+    layout: &ObjectsLayout,
+    files: Vec<ManifestFile>,
+    rows: u64,
+    quarantine: Option<ManifestFile>,
+    runs: Vec<Uuid>,
+    lock: &mut dyn OutputLock,
+) -> Result<(), CommitFailed> {
+    let fail = |error: SinkError| CommitFailed {
+        error,
+        may_delete: true,
+    };
+    lock.verify().await.map_err(|e| fail(e.into()))?;
+    let previous = read_manifest(&layout.store, &layout.prefix, &layout.url)
+        .await
+        .map_err(fail)?;
+    let run_id = layout.spec.run_id;
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.to_string(),
+        job: layout.spec.job.clone(),
+        logical_date: layout.spec.date,
+        run_id,
+        committed_at: Utc::now(),
+        rows,
+        files,
+        quarantine,
+        previous_run_id: previous.as_ref().map(|m| m.run_id),
+        runs: if runs.iter().any(|r| *r != run_id) {
+            runs
+        } else {
+            Vec::new()
+        },
+        previous_runs: previous
+            .as_ref()
+            .map(|m| m.all_runs())
+            .filter(|r| r.len() > 1)
+            .unwrap_or_default(),
+    };
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|e| {
+        fail(SinkError::Objects {
+            url: layout.url.clone(),
+            message: format!("cannot encode the manifest: {e}"),
+        })
+    })?;
+    let path = layout.prefix.clone().join(MANIFEST);
+    if let Err(source) = layout.store.put(&path, PutPayload::from(body)).await {
+        let committed = committed_after_error(layout).await;
+        if committed != Some(true) {
+            return Err(CommitFailed {
+                may_delete: committed == Some(false),
+                error: SinkError::Store {
+                    url: layout.url.clone(),
+                    context: if committed.is_none() {
+                        format!(
+                            "cannot write {MANIFEST}, and reading it back failed too: whether \
+                             this run committed is unknown; its files are kept, and the next run \
+                             or `scorer gc` settles it"
+                        )
+                    } else {
+                        format!("cannot write {MANIFEST}")
+                    },
+                    source,
+                },
+            });
+        }
+        tracing::warn!(
+            error = %source,
+            "the manifest PUT reported an error, but the manifest read back names this run: committed"
+        );
+    }
+    // Committed. Delete the files of the runs the previous manifest had replaced.
+    let keep = manifest.all_runs();
+    if let Some(previous) = previous {
+        for older in previous.replaced_runs() {
+            if !keep.contains(&older) {
+                delete_dir(&layout.store, &run_dir(&layout.prefix, older)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Publishes a sharded run's parts as the date: checks their ids are unique across shards (by
+/// reading the id column of every file), writes the date's quarantine under the publishing run's
+/// directory, and commits one manifest naming every shard's files. On failure the shards' files
+/// stay, for a retry.
+pub async fn publish_parts(
+    layout: &ObjectsLayout,
+    files: Vec<ManifestFile>,
+    runs: Vec<Uuid>,
+    lock: &mut dyn OutputLock,
+    rejected: &[RejectedRow],
+) -> Result<(), SinkError> {
+    check_unique_ids(layout, &files).await?;
+    let date = Date32Type::from_naive_date(layout.spec.date);
+    let quarantine = write_quarantine(layout, date, rejected).await?;
+    let rows = files.iter().map(|f| f.rows).sum();
+    let mut all = vec![layout.spec.run_id];
+    all.extend(runs.into_iter().filter(|r| *r != layout.spec.run_id));
+    commit_manifest(layout, files, rows, quarantine, all, lock)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// Reads the id column (the first) of every file and fails on an id seen twice.
+async fn check_unique_ids(layout: &ObjectsLayout, files: &[ManifestFile]) -> Result<(), SinkError> {
+    use parquet::arrow::ParquetRecordBatchStreamBuilder;
+    let mut ids = crate::ids::IdSet::default();
+    let buffers = crate::buffer_pool::BufferPool::new(0, 4);
+    for file in files {
+        let path = Path::from_iter(
+            layout
+                .prefix
+                .parts()
+                .chain(Path::from(file.path.as_str()).parts()),
+        );
+        let parquet_err = |source| SinkError::Parquet {
+            url: layout.url.clone(),
+            context: format!("reading the ids of {}", file.path),
+            source,
+        };
+        let reader = crate::source::reader::ObjectReader::new(
+            Arc::clone(&layout.store),
+            path,
+            file.size,
+            None,
+            Arc::clone(&buffers),
+        );
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(parquet_err)?;
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [0]);
+        let mut stream = builder.with_projection(mask).build().map_err(parquet_err)?;
+        while let Some(batch) = stream.try_next().await.map_err(parquet_err)? {
+            ids.add(batch.column(0).as_ref())
+                .map_err(|crate::ids::Duplicate(id)| SinkError::DuplicateId {
+                    output: layout.url.clone(),
+                    id,
+                })?;
+        }
+    }
+    ids.finish()
+        .map_err(|crate::ids::Duplicate(id)| SinkError::DuplicateId {
+            output: layout.url.clone(),
+            id,
+        })
 }
 
 /// Writes `rejected` to `_runs/<run_id>/quarantine.parquet` under the layout's URL; `None` when
@@ -416,70 +602,25 @@ impl Sink for ObjectsPartitionWriter {
                 return Err(e);
             }
         };
-        if let Err(e) = lock.verify().await {
-            self.abort().await;
-            return Err(e.into());
-        }
-        let layout = &self.layout;
-        let previous = match read_manifest(&layout.store, &layout.prefix, &layout.url).await {
-            Ok(previous) => previous,
-            Err(e) => {
-                self.abort().await;
-                return Err(e);
-            }
-        };
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_string(),
-            job: layout.spec.job.clone(),
-            logical_date: layout.spec.date,
-            run_id: layout.spec.run_id,
-            committed_at: Utc::now(),
-            rows: self.rows,
-            files: self.done.clone(),
-            quarantine,
-            previous_run_id: previous.as_ref().map(|m| m.run_id),
-        };
-        let body = match serde_json::to_vec_pretty(&manifest) {
-            Ok(body) => body,
-            Err(e) => {
-                let e = self.err(format!("cannot encode the manifest: {e}"));
-                self.abort().await;
-                return Err(e);
-            }
-        };
-        let path = layout.prefix.clone().join(MANIFEST);
-        if let Err(source) = layout.store.put(&path, PutPayload::from(body)).await {
-            let committed = committed_after_error(layout).await;
-            if committed != Some(true) {
-                if committed == Some(false) {
-                    delete_dir(&layout.store, &self.run_dir()).await;
+        let files = self.done.clone();
+        let run_ids = vec![self.layout.spec.run_id];
+        match commit_manifest(&self.layout, files, self.rows, quarantine, run_ids, lock).await {
+            Ok(()) => Ok(()),
+            Err(CommitFailed { error, may_delete }) => {
+                if may_delete {
+                    self.abort().await;
                 }
-                return Err(SinkError::Store {
-                    url: layout.url.clone(),
-                    context: if committed.is_none() {
-                        format!(
-                            "cannot write {MANIFEST}, and reading it back failed too: whether \
-                             this run committed is unknown; its files are kept, and the next run \
-                             or `scorer gc` settles it"
-                        )
-                    } else {
-                        format!("cannot write {MANIFEST}")
-                    },
-                    source,
-                });
+                Err(error)
             }
-            tracing::warn!(
-                error = %source,
-                "the manifest PUT reported an error, but the manifest read back names this run: committed"
-            );
         }
-        // Committed. Delete the files of the run the previous manifest had replaced.
-        if let Some(older) = previous.and_then(|m| m.previous_run_id)
-            && older != layout.spec.run_id
-        {
-            delete_dir(&layout.store, &run_dir(&layout.prefix, older)).await;
-        }
-        Ok(())
+    }
+
+    async fn keep(self: Box<Self>) -> Result<super::Kept, SinkError> {
+        Ok(super::Kept {
+            staging: None,
+            files: self.done.clone(),
+            run_ids: vec![self.layout.spec.run_id],
+        })
     }
 
     async fn abort(mut self: Box<Self>) {

@@ -170,7 +170,8 @@ pub async fn send_batches(
             // with the last of them.
             let footer = Arc::new(tokio::sync::OnceCell::new());
             let done = done.clone();
-            (0..o.row_groups)
+            o.row_group_indexes()
+                .into_iter()
                 .filter(move |&rg| {
                     let rows = o.row_group_rows.get(rg).copied().unwrap_or(u64::MAX);
                     !done.as_ref().is_some_and(|d| d.complete(&o.url, rg, rows))
@@ -310,7 +311,9 @@ pub async fn read_ids<E: From<SourceError>>(
 ) -> Result<(), E> {
     let buffers = BufferPool::new(reader::MAX_MERGED_READ as usize, reader::PARALLEL_READS);
     for object in &plan.objects {
-        let groups: Vec<usize> = (0..object.row_groups)
+        let groups: Vec<usize> = object
+            .row_group_indexes()
+            .into_iter()
             .filter(|&rg| done.touches(&object.url, rg))
             .collect();
         if groups.is_empty() {

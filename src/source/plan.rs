@@ -48,6 +48,37 @@ pub struct PlannedObject {
     pub projection: ProjectionMask,
     /// The id column alone (a resumed run reads the ids of the rows it adopted).
     pub id_projection: ProjectionMask,
+    /// The row groups to read, when a sharded run reads only some (`crate::shard`); all when
+    /// `None`. `rows` counts only these.
+    pub selected: Option<Vec<usize>>,
+}
+
+impl PlannedObject {
+    /// The row groups this run reads, in file order.
+    pub fn row_group_indexes(&self) -> Vec<usize> {
+        match &self.selected {
+            Some(s) => s.clone(),
+            None => (0..self.row_groups).collect(),
+        }
+    }
+
+    /// The same object, reading only `row_groups` (indexes into the file's row groups).
+    pub fn with_row_groups(&self, row_groups: Vec<usize>) -> Self {
+        let rows = row_groups
+            .iter()
+            .map(|&rg| self.row_group_rows.get(rg).copied().unwrap_or(0))
+            .sum();
+        Self {
+            url: self.url.clone(),
+            meta: self.meta.clone(),
+            row_groups: self.row_groups,
+            rows,
+            row_group_rows: self.row_group_rows.clone(),
+            projection: self.projection.clone(),
+            id_projection: self.id_projection.clone(),
+            selected: Some(row_groups),
+        }
+    }
 }
 
 /// What planning learns from one footer.
@@ -184,6 +215,7 @@ pub async fn plan_columns(
             row_group_rows: checked.row_group_rows,
             projection: checked.projection,
             id_projection: checked.id_projection,
+            selected: None,
         }));
     }
     let id_kind = id_kinds.first().map(|(_, k)| *k).unwrap_or(IdKind::Int);

@@ -38,6 +38,8 @@ async fn two_runs_in_one_process_at_once_and_a_cancelled_one() {
         device: None,
         allow_row_drop: false,
         pin: None,
+        shard: None,
+        attempt_label: String::new(),
     };
     let (req_a, req_b) = (request(&a), request(&b));
     let (ra, rb) = tokio::join!(

@@ -29,5 +29,6 @@ mod registry;
 mod resume;
 mod schedule;
 mod secrets;
+mod shards;
 mod sqlite;
 mod vectors;

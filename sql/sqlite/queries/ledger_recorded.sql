@@ -2,6 +2,6 @@
 SELECT run_id, coalesce(model_name, ''), coalesce(model_version, ''),
        coalesce(model_sha256, ''), coalesce(inputs, '[]')
 FROM scorer_runs
-WHERE job = ?1 AND logical_date = ?2 AND status = 'succeeded'
+WHERE job = ?1 AND logical_date = ?2 AND status = 'succeeded' AND shard_count IS NULL
 ORDER BY started_at DESC
 LIMIT 1

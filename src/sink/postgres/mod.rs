@@ -6,6 +6,7 @@ mod copy_binary;
 mod copy_streams;
 pub mod ddl;
 pub mod quarantine;
+pub mod shards;
 
 use std::sync::Arc;
 
@@ -158,6 +159,37 @@ impl Sink for PgPartitionWriter {
                 Err(e)
             }
         }
+    }
+
+    async fn keep(self: Box<Self>) -> Result<super::Kept, SinkError> {
+        let t = &self.layout.table;
+        // A resumed run's staging also holds rows of the runs it adopted, under their ids.
+        let run_ids = if self.adopted_rows > 0 {
+            let sql = format!(
+                "SELECT DISTINCT {}::text FROM {}",
+                quote(super::RUN_ID_COLUMN),
+                t.pg_sibling(&self.staging)
+            );
+            let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(SinkError::db(t, "reading the staged rows' run ids"))?;
+            ids.iter()
+                .map(|id| {
+                    id.parse().map_err(|_| SinkError::Table {
+                        table: t.to_string(),
+                        message: format!("staged run id {id:?} is not a uuid"),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            vec![self.layout.run_id]
+        };
+        Ok(super::Kept {
+            staging: Some(self.staging.clone()),
+            files: Vec::new(),
+            run_ids,
+        })
     }
 
     async fn abort(mut self: Box<Self>) {

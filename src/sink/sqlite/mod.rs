@@ -248,6 +248,17 @@ impl Sink for SqlitePartitionWriter {
     async fn abort(self: Box<Self>) {
         drop_staging(&self.pool, &self.staging).await;
     }
+
+    /// SQLite tables are written by one process: a sharded run is refused before it starts, so
+    /// this only says why and removes the staging.
+    async fn keep(self: Box<Self>) -> Result<super::Kept, SinkError> {
+        let table = self.layout.table.to_string();
+        self.abort().await;
+        Err(SinkError::Table {
+            table,
+            message: "sharded runs write PostgreSQL tables or Parquet output, not SQLite".into(),
+        })
+    }
 }
 
 impl SqlitePartitionWriter {

@@ -1,0 +1,140 @@
+//! Publishing a sharded run's parts as one date: every shard's staging table becomes a partition
+//! (by `run_id`) of a new table, which replaces the date's partition in the same transaction as
+//! the usual swap. No row is copied; readers see the old rows or all shards' rows.
+
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+
+use super::{ddl, quarantine};
+use crate::lock::OutputLock;
+use crate::quarantine::RejectedRow;
+use crate::shard::coordination::Publication;
+use crate::sink::{OutputLayout, RUN_ID_COLUMN, SinkError};
+use crate::sql_ident::quote;
+
+/// One shard's staging table and the run ids its rows carry.
+#[derive(Debug, Clone)]
+pub struct StagedTable {
+    pub staging: String,
+    pub run_ids: Vec<uuid::Uuid>,
+}
+
+/// One transaction: the shards' staging tables attached under a table partitioned by `run_id`
+/// (each attach checks its rows' run ids, outside the readers' window), the ids checked unique
+/// across shards, then the date's quarantine replaced, the result table locked, `lock` verified,
+/// the old partition dropped and the new one attached and renamed, and `publication` recorded.
+/// `layout.run_id` is the publishing run's. On failure nothing changes: the staging tables stay
+/// as they were, for a retry.
+pub async fn publish_parts(
+    pool: &PgPool,
+    layout: &OutputLayout,
+    parts: &[StagedTable],
+    lock: &mut dyn OutputLock,
+    rejected: &[RejectedRow],
+    publication: &Publication<'_>,
+) -> Result<(), SinkError> {
+    let t = &layout.table;
+    let parent = t.pg_quoted();
+    let date_table = {
+        let hex = layout.run_id.simple().to_string();
+        format!("{}__shd_{}", t.table, &hex[hex.len() - 12..])
+    };
+    let date_q = t.pg_sibling(&date_table);
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(SinkError::db(t, "starting the shards' publication"))?;
+    let mut statements = vec![format!(
+        "CREATE TABLE {date_q} (LIKE {parent}) PARTITION BY LIST ({})",
+        quote(RUN_ID_COLUMN)
+    )];
+    for part in parts {
+        statements.push(ddl::drop_staging_defaults(layout, &part.staging));
+        let ids: Vec<String> = part.run_ids.iter().map(|id| format!("'{id}'")).collect();
+        statements.push(format!(
+            "ALTER TABLE {date_q} ATTACH PARTITION {} FOR VALUES IN ({})",
+            t.pg_sibling(&part.staging),
+            ids.join(", ")
+        ));
+    }
+    for s in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(s))
+            .execute(&mut *tx)
+            .await
+            .map_err(SinkError::db(t, "gathering the shards' staging tables"))?;
+    }
+    let duplicate: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {id}::text FROM {date_q} GROUP BY {id} HAVING count(*) > 1 LIMIT 1",
+        id = quote(&layout.id_column)
+    )))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "checking ids are unique across shards"))?;
+    if let Some(id) = duplicate {
+        return Err(SinkError::DuplicateId {
+            output: t.to_string(),
+            id,
+        });
+    }
+    // Before the result table is locked, so readers of the results do not wait for it.
+    quarantine::replace(&mut tx, t, layout.date, layout.run_id, rejected).await?;
+    sqlx::query(include_str!(
+        "../../../sql/postgres/queries/set_swap_timeouts.sql"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "setting lock timeout"))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "locking the result table for the swap"))?;
+    lock.verify().await?;
+    let bound = ddl::partition_bound(layout.date);
+    let existing: Option<String> = sqlx::query(include_str!(
+        "../../../sql/postgres/queries/find_partition.sql"
+    ))
+    .bind(t.pg_quoted())
+    .bind(&bound)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(SinkError::db(t, "looking up the date's partition"))?
+    .map(|row| row.get::<String, _>(0));
+    let mut statements = Vec::new();
+    if let Some(old) = &existing {
+        let old = t.pg_sibling(old);
+        statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));
+        statements.push(format!("DROP TABLE {old}"));
+    }
+    statements.push(format!(
+        "ALTER TABLE {parent} ATTACH PARTITION {date_q} {bound}"
+    ));
+    let partition = t.partition_name(layout.date);
+    statements.push(format!(
+        "ALTER TABLE {date_q} RENAME TO {}",
+        quote(&partition)
+    ));
+    // The shards' tables are the date's now: named after it, not after runs (a staging name
+    // is what clean-up code removes).
+    for (i, part) in parts.iter().enumerate() {
+        statements.push(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            t.pg_sibling(&part.staging),
+            quote(&format!("{partition}_s{i}"))
+        ));
+    }
+    for s in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(s))
+            .execute(&mut *tx)
+            .await
+            .map_err(SinkError::db(t, "swapping in the new partition"))?;
+    }
+    publication
+        .in_pg(&mut tx)
+        .await
+        .map_err(SinkError::db(t, "recording the attempt's publication"))?;
+    tx.commit()
+        .await
+        .map_err(SinkError::db(t, "committing the shards' publication"))
+}

@@ -1,0 +1,407 @@
+//! Sharded runs as separate processes (`scorer run JOB --date D --shard I/N`): the date is
+//! published once, by the last shard, and equals the unsharded run's rows; readers never see a
+//! part; a failed shard is retried alone; a shard rerun after success changes nothing; a newer
+//! attempt supersedes an unfinished one; PostgreSQL tables and Parquet output.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Float32Type, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use scorer::sink::objects::Manifest;
+use sqlx::PgPool;
+
+use crate::common::*;
+
+/// A project with 3 input files of `rows` rows in all, the model `m` and the job `daily` writing
+/// the PostgreSQL table `scores`.
+fn project(rows: u64) -> Project {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, rows, 8, None);
+    p.add_job("daily", "events", "m", "scores", "");
+    p
+}
+
+fn shard(p: &Project, db: Option<&str>, spec: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "daily", "--date", DATE, "--shard", spec];
+    args.extend_from_slice(extra);
+    p.scorer(&args, db)
+}
+
+/// The date's rows: id -> (score, run id).
+async fn table(pool: &PgPool) -> BTreeMap<i64, (f32, String)> {
+    sqlx::query_as::<_, (i64, f32, String)>(
+        "SELECT id, score, run_id::text FROM scores WHERE ds = $1::date",
+    )
+    .bind(DATE)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(id, s, r)| (id, (s, r)))
+    .collect()
+}
+
+fn scores(t: &BTreeMap<i64, (f32, String)>) -> BTreeMap<i64, f32> {
+    t.iter().map(|(id, (s, _))| (*id, *s)).collect()
+}
+
+fn run_ids(t: &BTreeMap<i64, (f32, String)>) -> std::collections::BTreeSet<String> {
+    t.values().map(|(_, r)| r.clone()).collect()
+}
+
+/// The ledger's shard rows of the date: (shard index, status, rows written, published rows).
+async fn shard_rows(pool: &PgPool) -> Vec<(i32, String, i64, Option<i64>)> {
+    sqlx::query_as(
+        "SELECT shard_index, status, coalesce(rows_written, 0), published_rows FROM scorer.runs \
+         WHERE shard_count IS NOT NULL ORDER BY started_at",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Polls the date's rows until `stop`: every look must be all of the previous run's rows (`old`
+/// run id, `rows` rows) or none of them, with `rows` rows; returns how many looks saw each.
+fn watch(
+    pool: PgPool,
+    old: String,
+    rows: i64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u32, u32)> {
+    tokio::spawn(async move {
+        let (mut saw_old, mut saw_new) = (0, 0);
+        while !stop.load(Ordering::Relaxed) {
+            let (n, from_old): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), count(*) FILTER (WHERE run_id = $2::uuid) FROM scores \
+                 WHERE ds = $1::date",
+            )
+            .bind(DATE)
+            .bind(&old)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(n, rows, "a reader saw {n} rows, not the date's {rows}");
+            match from_old {
+                x if x == rows => saw_old += 1,
+                0 => saw_new += 1,
+                x => panic!("a reader saw a mix: {x} of {rows} rows from the previous run"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        (saw_old, saw_new)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_shards_publish_once_the_unsharded_rows_and_readers_never_see_a_part() {
+    let p = project(30_000);
+    let (url, pool) = fresh_pg("shards").await;
+    // The unsharded run: the date's previous rows, and what the shards must reproduce.
+    assert_ok(&p.run("daily", Some(&url)));
+    let unsharded = table(&pool).await;
+    assert_eq!(unsharded.len(), 30_000);
+    let old = run_ids(&unsharded).into_iter().next().unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = watch(pool.clone(), old.clone(), 30_000, Arc::clone(&stop));
+    for (i, spec) in ["0/3", "1/3"].into_iter().enumerate() {
+        let out = shard(&p, Some(&url), spec, &[]);
+        assert_ok(&out);
+        assert!(
+            text(&out).contains(&format!("{} of 3 shards have staged theirs", i + 1)),
+            "{}",
+            text(&out)
+        );
+        // Nothing of the shards is visible yet.
+        assert_eq!(table(&pool).await, unsharded);
+    }
+    let out = shard(&p, Some(&url), "2/3", &[]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains("published the date: 30000 rows from 3 shards"),
+        "{}",
+        text(&out)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (saw_old, saw_new) = reader.await.unwrap();
+    assert!(saw_old > 0 && saw_new > 0, "{saw_old} {saw_new}");
+
+    let sharded = table(&pool).await;
+    assert_eq!(scores(&sharded), scores(&unsharded));
+    assert_eq!(run_ids(&sharded).len(), 3, "one run id per shard");
+    let ledger = shard_rows(&pool).await;
+    let shares: i64 = ledger.iter().map(|r| r.2).sum();
+    assert_eq!(shares, 30_000);
+    for (i, row) in ledger.iter().enumerate() {
+        assert_eq!(
+            (row.0, row.1.as_str(), row.3),
+            (i as i32, "succeeded", Some(30_000))
+        );
+        assert!(row.2 > 5_000, "shares are balanced: {ledger:?}");
+    }
+    // The shards' tables are the date's partition's, named after it; no staging is left.
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relname LIKE 'scores%' AND relkind IN ('r','p') \
+         ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        [
+            "scores",
+            "scores_20261124",
+            "scores_20261124_s0",
+            "scores_20261124_s1",
+            "scores_20261124_s2",
+            "scores_quarantine"
+        ]
+    );
+
+    // A shard rerun after success changes nothing.
+    let out = shard(&p, Some(&url), "1/3", &[]);
+    assert_ok(&out);
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    assert_eq!(table(&pool).await, sharded);
+    let last = shard_rows(&pool).await.pop().unwrap();
+    assert_eq!(last.1, "skipped");
+
+    // An unsharded run replaces the sharded date as any run does, and the row guard compares
+    // with the sharded publication's rows in all.
+    assert_ok(&p.run("daily", Some(&url)));
+    assert_eq!(scores(&table(&pool).await), scores(&unsharded));
+    // The row guards count the shards' rows together: the default guard passed above.
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_killed_mid_run_is_retried_alone() {
+    let p = project(300_000);
+    let (url, pool) = fresh_pg("shards_kill").await;
+    assert_ok(&p.run("daily", Some(&url)));
+    let unsharded = scores(&table(&pool).await);
+    assert_ok(&shard(&p, Some(&url), "0/3", &[]));
+    assert_ok(&shard(&p, Some(&url), "2/3", &[]));
+
+    // Shard 1 dies (kill -9) once it has started.
+    let child = p
+        .command(
+            &["run", "daily", "--date", DATE, "--shard", "1/3"],
+            Some(&url),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watcher = pool.clone();
+    wait_for("shard 1 to start", 60, || {
+        let pool = watcher.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM scorer.runs WHERE shard_index = 1 AND status = 'running'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                > 0
+        }
+    })
+    .await;
+    signal(child.id(), "KILL");
+    let killed = finish(child).await;
+    assert_eq!(killed.status.code(), None, "{}", text(&killed));
+    assert_eq!(
+        scores(&table(&pool).await),
+        unsharded,
+        "the date kept its rows"
+    );
+
+    // Retried alone, it stages its share and publishes the date.
+    let out = shard(&p, Some(&url), "1/3", &[]);
+    assert_ok(&out);
+    assert!(
+        text(&out).contains("published the date: 300000 rows"),
+        "{}",
+        text(&out)
+    );
+    let now = table(&pool).await;
+    assert_eq!(scores(&now), unsharded);
+    assert_eq!(run_ids(&now).len(), 3);
+    let statuses: Vec<String> = shard_rows(&pool).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        statuses,
+        ["succeeded", "succeeded", "abandoned", "succeeded"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_attempt_supersedes_an_unfinished_one() {
+    let p = project(12_000);
+    let (url, pool) = fresh_pg("shards_attempts").await;
+    assert_ok(&shard(&p, Some(&url), "0/3", &["--attempt", "a"]));
+    assert_ok(&shard(&p, Some(&url), "1/3", &["--attempt", "a"]));
+    let staging = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'scores__stg_%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(staging().await, 2);
+    // Attempt b: the same date with another label (a new Kubernetes Job, say), all shards.
+    for spec in ["2/3", "0/3", "1/3"] {
+        assert_ok(&shard(&p, Some(&url), spec, &["--attempt", "b"]));
+    }
+    assert_eq!(table(&pool).await.len(), 12_000);
+    assert_eq!(staging().await, 0, "attempt a's staged rows were removed");
+    let published = table(&pool).await;
+    // Attempt a's last shard cannot add its rows to b's: it fails, not retryable (exit 3).
+    let out = shard(&p, Some(&url), "2/3", &["--attempt", "a"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("is superseded"), "{}", text(&out));
+    assert_eq!(table(&pool).await, published);
+    let statuses: Vec<String> = shard_rows(&pool).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        statuses,
+        [
+            "superseded",
+            "superseded",
+            "succeeded",
+            "succeeded",
+            "succeeded",
+            "failed"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_in_two_shards_fails_the_publication() {
+    let p = project(12_000);
+    let dir = p.path().join(format!("data/events/dt={DATE}"));
+    let first = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    std::fs::copy(&first, dir.join("zz-copy.parquet")).unwrap();
+    let (url, pool) = fresh_pg("shards_dup").await;
+    for spec in ["0/4", "1/4", "2/4"] {
+        assert_ok(&shard(&p, Some(&url), spec, &[]));
+    }
+    let out = shard(&p, Some(&url), "3/4", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("appears more than once"),
+        "{}",
+        text(&out)
+    );
+    assert!(table(&pool).await.is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_tables_are_not_sharded() {
+    let p = project(1_000);
+    let out = shard(&p, None, "0/2", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("sharded runs write a PostgreSQL table"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Reads a manifest's files: id -> score, checking every row's run id is one of the manifest's.
+fn manifest_rows(dir: &std::path::Path, m: &Manifest) -> BTreeMap<i64, f32> {
+    let runs: Vec<String> = m.all_runs().iter().map(|r| r.to_string()).collect();
+    let mut rows = BTreeMap::new();
+    for f in &m.files {
+        let file = std::fs::File::open(dir.join(&f.path)).unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column_by_name("id")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let scores = batch
+                .column_by_name("score")
+                .unwrap()
+                .as_primitive::<Float32Type>();
+            let run = batch.column_by_name("run_id").unwrap().as_string::<i32>();
+            for r in 0..batch.num_rows() {
+                assert!(runs.contains(&run.value(r).to_string()));
+                assert!(rows.insert(ids.value(r), scores.value(r)).is_none());
+            }
+        }
+    }
+    rows
+}
+
+fn manifest(dir: &std::path::Path) -> Option<Manifest> {
+    let text = std::fs::read(dir.join("_manifest.json")).ok()?;
+    Some(serde_json::from_slice(&text).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_output_publishes_one_manifest_for_all_shards() {
+    let (url, _pool) = fresh_pg("shards_parquet").await;
+    parquet_shards(Some(&url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_output_with_a_sqlite_ledger_is_sharded_too() {
+    parquet_shards(None).await;
+}
+
+/// Two shards writing Parquet, with the ledger (and so the shards' meeting place) in `db`.
+async fn parquet_shards(db: Option<&str>) {
+    let p = project(20_000);
+    let job = p.path().join("jobs/daily.toml");
+    let text_ = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("table = \"scores\"", "url = \"out/dt={{ ds }}/\"");
+    std::fs::write(&job, text_).unwrap();
+    let out_dir = p.path().join(format!("out/dt={DATE}"));
+    assert_ok(&p.run("daily", db));
+    let unsharded = manifest(&out_dir).unwrap();
+    let expected = manifest_rows(&out_dir, &unsharded);
+    assert_eq!(expected.len(), 20_000);
+
+    assert_ok(&shard(&p, db, "0/2", &[]));
+    assert_eq!(
+        manifest(&out_dir).unwrap(),
+        unsharded,
+        "nothing visible yet"
+    );
+    let out = shard(&p, db, "1/2", &[]);
+    assert_ok(&out);
+    let sharded = manifest(&out_dir).unwrap();
+    assert_eq!(sharded.rows, 20_000);
+    assert_eq!(sharded.all_runs().len(), 2, "{sharded:?}");
+    assert_eq!(manifest_rows(&out_dir, &sharded), expected);
+    // The unsharded run's files stay for readers of the manifest before; the next commit
+    // deletes them, and the one after that the shards' directories.
+    let kept = |run: uuid::Uuid| out_dir.join("_runs").join(run.to_string()).exists();
+    assert!(kept(unsharded.run_id));
+    assert_ok(&p.run("daily", db));
+    assert!(!kept(unsharded.run_id));
+    assert!(sharded.all_runs().into_iter().all(kept));
+    assert_ok(&p.run("daily", db));
+    let left: Vec<String> = std::fs::read_dir(out_dir.join("_runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for run in sharded.all_runs() {
+        assert!(!left.contains(&run.to_string()), "{left:?}");
+    }
+    assert_eq!(left.len(), 2, "the last two runs' files: {left:?}");
+}
