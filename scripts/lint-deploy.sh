@@ -15,19 +15,29 @@ fi
 "$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/*.yaml
 "$VENV/bin/python" - <<'PY'
 import sys, tomllib, yaml
-docs = {}
-for path in ["deploy/k8s/cronjob.yaml", "deploy/k8s/jobs-configmap.yaml"]:
+with open("deploy/k8s/jobs-configmap.yaml") as f:
+    jobs = yaml.safe_load(f)
+for path in ["deploy/k8s/cronjob.yaml", "deploy/k8s/sharded-cronjob.yaml"]:
     with open(path) as f:
-        for d in yaml.safe_load_all(f):
-            docs[d["kind"]] = d
-cron, jobs = docs["CronJob"], docs["ConfigMap"]
-args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
-job = tomllib.loads(jobs["data"][f"{args[1]}.toml"])
-want = (cron["spec"]["schedule"], cron["spec"].get("timeZone", "UTC"))
-got = (job.get("schedule"), job.get("timezone", "UTC"))
-if want != got:
-    sys.exit(f"lint-deploy: the CronJob fires at {want} but job {args[1]} is scheduled at {got}")
-print(f"lint-deploy: Dockerfiles, deploy/k8s and job {args[1]}'s schedule agree")
+        cron = yaml.safe_load(f)
+    job_spec = cron["spec"]["jobTemplate"]["spec"]
+    container = job_spec["template"]["spec"]["containers"][0]
+    args = container["args"]
+    job = tomllib.loads(jobs["data"][f"{args[1]}.toml"])
+    want = (cron["spec"]["schedule"], cron["spec"].get("timeZone", "UTC"))
+    got = (job.get("schedule"), job.get("timezone", "UTC"))
+    if want != got:
+        sys.exit(f"lint-deploy: {path} fires at {want} but job {args[1]} is scheduled at {got}")
+    if job_spec.get("completionMode") == "Indexed":
+        env = {e["name"]: e for e in container["env"]}
+        shards = int(env["SCORER_SHARDS"]["value"])
+        if not shards == job_spec["completions"] == job_spec["parallelism"]:
+            sys.exit(f"lint-deploy: {path}: SCORER_SHARDS, completions and parallelism differ")
+        uid = env["SCORER_ATTEMPT"]["valueFrom"]["fieldRef"]["fieldPath"]
+        if "controller-uid" not in uid:
+            sys.exit(f"lint-deploy: {path}: SCORER_ATTEMPT should be the Job's uid, not {uid}")
+    print(f"lint-deploy: {path} and job {args[1]}'s schedule agree")
+print("lint-deploy: Dockerfiles and deploy/k8s pass")
 PY
 
 # The Airflow DAG, loaded by a real DagBag (Airflow from PyPI, cached) with no import errors; and
@@ -47,6 +57,10 @@ if bag.import_errors or "scorer_churn_daily" not in bag.dags:
     sys.exit(f"lint-deploy: the Airflow DAG does not load: {bag.import_errors or list(bag.dags)}")
 task = bag.dags["scorer_churn_daily"].get_task("score")
 assert task.retries == 3, task.retries
+if "scorer_churn_daily_sharded" not in bag.dags:
+    sys.exit(f"lint-deploy: the sharded DAG does not load: {list(bag.dags)}")
+shard_task = bag.dags["scorer_churn_daily_sharded"].get_task("score_shard")
+assert shard_task.retries == 3, shard_task.retries
 sys.path.insert(0, "deploy/airflow")
 import scorer_dag
 fake = tempfile.mkdtemp()
@@ -62,6 +76,18 @@ for code, want in [(0, None), (2, AirflowFailException), (3, AirflowFailExceptio
         got = type(e)
     if got is not want:
         sys.exit(f"lint-deploy: exit {code} raised {got}, expected {want}")
+# The sharded task passes its shard and the DAG run as the attempt.
+argv = os.path.join(fake, "argv")
+exe = os.path.join(fake, "record")
+with open(exe, "w") as f:
+    f.write(f"#!/bin/sh\necho \"$@\" > {argv}\n")
+os.chmod(exe, 0o755)
+scorer_dag.run_scorer("churn_daily", "2026-11-24", scorer=exe, extra=scorer_dag.shard_args(2, "manual__1"))
+with open(argv) as f:
+    got = f.read().split()
+want = ["run", "churn_daily", "--date", "2026-11-24", "--shard", f"2/{scorer_dag.SHARDS}", "--attempt", "manual__1"]
+if got != want:
+    sys.exit(f"lint-deploy: the sharded task runs {got}, expected {want}")
 shutil.rmtree(fake)
 print("lint-deploy: the Airflow DAG loads and maps scorer's exit codes to retries")
 PY

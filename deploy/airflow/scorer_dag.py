@@ -23,9 +23,13 @@ from airflow.sdk import DAG, task
 RETRYABLE = {4, 5, 6}
 
 
-def run_scorer(job: str, ds: str, scorer: str = "scorer") -> None:
-    """Runs ``scorer run JOB --date DS``; raises for Airflow by exit code (see module doc)."""
-    rc = subprocess.run([scorer, "run", job, "--date", ds], check=False).returncode
+#: Shards of the sharded DAG: one mapped task each.
+SHARDS = 4
+
+
+def run_scorer(job: str, ds: str, scorer: str = "scorer", extra: list[str] | None = None) -> None:
+    """Runs ``scorer run JOB --date DS [EXTRA]``; raises for Airflow by exit code (module doc)."""
+    rc = subprocess.run([scorer, "run", job, "--date", ds, *(extra or [])], check=False).returncode
     if rc == 0:
         return
     if rc in RETRYABLE:
@@ -51,3 +55,34 @@ with DAG(
         run_scorer("churn_daily", ds)
 
     score()
+
+
+def shard_args(index: int, run_id: str) -> list[str]:
+    """scorer's arguments for shard ``index`` of ``SHARDS`` of the DAG run ``run_id``."""
+    return ["--shard", f"{index}/{SHARDS}", "--attempt", run_id]
+
+
+# The sharded form: SHARDS mapped tasks, each scoring its share of the date's input. Each stages
+# its rows; the last to finish publishes the date, so readers see the previous rows until all
+# shards are done. The DAG run's id is the attempt: a retried task joins it (a shard that staged
+# already does nothing), and a cleared DAG run scores only what changed since. Run this DAG or
+# the one above, not both (it is created paused).
+with DAG(
+    dag_id="scorer_churn_daily_sharded",
+    description="Nightly churn scores in 4 shards, published at once when all are staged",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 11, 1),
+    catchup=True,
+    max_active_runs=2,
+    is_paused_upon_creation=True,
+    tags=["scorer"],
+) as sharded_dag:
+
+    @task(retries=3, retry_delay=timedelta(minutes=5), retry_exponential_backoff=True)
+    def score_shard(index: int, ds: str | None = None, run_id: str | None = None) -> None:
+        """Scores shard ``index`` of the DAG run's logical date."""
+        if ds is None or run_id is None:
+            raise AirflowFailException("no logical date or run id in the task context")
+        run_scorer("churn_daily", ds, extra=shard_args(index, run_id))
+
+    score_shard.expand(index=list(range(SHARDS)))

@@ -115,8 +115,17 @@ pub fn table(runs: &[Value]) -> Vec<String> {
         Some(v) => v.to_string(),
     };
     let mut lines = vec![format!(
-        "{:<36}  {:<20}  {:<10}  {:<9}  {:<24}  {:>8}  {:>10}  {:>8}  {}",
-        "run_id", "job", "date", "status", "started", "seconds", "rows", "rejected", "error"
+        "{:<36}  {:<20}  {:<10}  {:<10}  {:<7}  {:<24}  {:>8}  {:>10}  {:>8}  {}",
+        "run_id",
+        "job",
+        "date",
+        "status",
+        "shard",
+        "started",
+        "seconds",
+        "rows",
+        "rejected",
+        "error"
     )];
     for r in runs.iter().filter_map(Value::as_object) {
         let seconds = r
@@ -133,12 +142,17 @@ pub fn table(runs: &[Value]) -> Vec<String> {
             error.truncate(cut);
             error.push_str("...");
         }
+        let shard = match (text(r, "shard_index"), text(r, "shard_count")) {
+            (i, n) if !i.is_empty() && !n.is_empty() => format!("{i}/{n}"),
+            _ => String::new(),
+        };
         lines.push(format!(
-            "{:<36}  {:<20}  {:<10}  {:<9}  {:<24}  {:>8}  {:>10}  {:>8}  {}",
+            "{:<36}  {:<20}  {:<10}  {:<10}  {:<7}  {:<24}  {:>8}  {:>10}  {:>8}  {}",
             text(r, "run_id"),
             text(r, "job"),
             text(r, "logical_date"),
             text(r, "status"),
+            shard,
             text(r, "started_at"),
             seconds,
             text(r, "rows_written"),
