@@ -123,9 +123,102 @@ impl IdSet {
     }
 }
 
+/// Integer ids' bitmaps larger than this are not passed between shards; the publishing shard
+/// then checks the staged rows themselves.
+const MAX_DIGEST_BYTES: usize = 16 << 20;
+
+impl IdSet {
+    /// The ids as a compact digest (base64 of each 32-bit bucket's roaring bitmap) that another
+    /// process can check against other runs' (`first_shared`): how the shards of a sharded run
+    /// prove their ids unique across shards without reading each other's rows. `None` for
+    /// string ids, ids kept as a list, or a digest over 16 MiB.
+    pub fn digest(&self) -> Option<String> {
+        use base64::Engine;
+        if self.list.is_some() || !self.hashes.is_empty() {
+            return None;
+        }
+        let mut buckets: Vec<(&u32, &RoaringBitmap)> = self.buckets.iter().collect();
+        buckets.sort_unstable_by_key(|(hi, _)| **hi);
+        let mut bytes = Vec::new();
+        for (hi, bitmap) in buckets {
+            bytes.extend_from_slice(&hi.to_le_bytes());
+            bytes.extend_from_slice(&(bitmap.serialized_size() as u64).to_le_bytes());
+            bitmap.serialize_into(&mut bytes).ok()?;
+            if bytes.len() > MAX_DIGEST_BYTES {
+                return None;
+            }
+        }
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+/// An id that two of `digests` (from [`IdSet::digest`]) both hold, if any; `Err` for a digest
+/// that does not decode.
+pub fn first_shared(digests: &[&str]) -> Result<Option<String>, String> {
+    use base64::Engine;
+    let mut seen: HashMap<u32, RoaringBitmap> = HashMap::new();
+    for (i, digest) in digests.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(digest)
+            .map_err(|e| format!("id digest {i}: {e}"))?;
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let bad = || format!("id digest {i} is cut short");
+            let hi = u32::from_le_bytes(
+                rest.get(..4)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            );
+            let len = u64::from_le_bytes(
+                rest.get(4..12)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?,
+            );
+            let len = usize::try_from(len).map_err(|_| bad())?;
+            let body = rest.get(12..12 + len).ok_or_else(bad)?;
+            let bitmap =
+                RoaringBitmap::deserialize_from(body).map_err(|e| format!("id digest {i}: {e}"))?;
+            rest = &rest[12 + len..];
+            let into = seen.entry(hi).or_default();
+            if let Some(lo) = (&*into & &bitmap).min() {
+                let key = (u64::from(hi) << 32) | u64::from(lo);
+                return Ok(Some(((key ^ (1 << 63)) as i64).to_string()));
+            }
+            *into |= bitmap;
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_of_disjoint_sets_share_nothing_and_overlaps_are_named() {
+        let set = |ids: Vec<i64>| {
+            let mut s = IdSet::default();
+            s.add(&Int64Array::from(ids)).unwrap();
+            s.digest().unwrap()
+        };
+        let a = set((0..100_000).collect());
+        let b = set((100_000..200_000).chain([-7, i64::MAX]).collect());
+        let c = set(vec![5, 1 << 40, 150_000]);
+        assert_eq!(first_shared(&[&a, &b]), Ok(None));
+        assert_eq!(first_shared(&[&a, &b, &c]), Ok(Some("5".into())));
+        assert_eq!(
+            first_shared(&[&b, &set(vec![i64::MAX])]),
+            Ok(Some(i64::MAX.to_string()))
+        );
+        assert_eq!(first_shared(&[&set(vec![])]), Ok(None));
+        assert!(first_shared(&["!"]).is_err());
+        // String ids have no digest: the publisher checks the rows themselves.
+        let mut s = IdSet::default();
+        s.add(&StringArray::from(vec!["a"])).unwrap();
+        assert_eq!(s.digest(), None);
+    }
 
     #[test]
     fn a_repeated_integer_id_is_named_dense_or_scattered() {

@@ -44,6 +44,8 @@ pub struct Streamed {
     pub result: Result<(), Failure>,
     /// The rows left out, for the sink to publish as the date's quarantine.
     pub rejected: Vec<RejectedRow>,
+    /// The ids written, when the run went through (a shard passes their digest on).
+    pub ids: Option<IdSet>,
 }
 
 /// Streams every input row of `plan` through its model into `sink` (written, not yet finished).
@@ -71,6 +73,7 @@ pub async fn stream(
                 reports: StageReports::default(),
                 result: Err(f),
                 rejected: Vec::new(),
+                ids: None,
             };
         }
         resume_ids_seconds = Some(t.elapsed().as_secs_f64());
@@ -111,11 +114,22 @@ pub async fn stream(
         rows_done,
     )
     .await;
+    let mut written = None;
     if sink_result.is_ok() {
-        sink_result = tokio::task::spawn_blocking(move || ids.finish())
-            .await
-            .map_err(|e| Failure::Internal(format!("the duplicate-id check failed: {e}")))
-            .and_then(|r| r.map_err(|Duplicate(id)| Failure::DuplicateId { id }));
+        sink_result = match tokio::task::spawn_blocking(move || {
+            let r = ids.finish();
+            (ids, r)
+        })
+        .await
+        {
+            Ok((ids, r)) => {
+                written = Some(ids);
+                r.map_err(|Duplicate(id)| Failure::DuplicateId { id })
+            }
+            Err(e) => Err(Failure::Internal(format!(
+                "the duplicate-id check failed: {e}"
+            ))),
+        };
     }
     // Closing the queue stops the scoring stage, whose closed input then stops the source.
     drop(scored_rx);
@@ -135,6 +149,7 @@ pub async fn stream(
         .and(score_result.map(|_| ()))
         .and(source_result.map(|_| ()));
     Streamed {
+        ids: written.filter(|_| result.is_ok()),
         reports,
         result,
         rejected,

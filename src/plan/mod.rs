@@ -98,6 +98,7 @@ impl RunPlan {
             copy_streams: self.job.output.copy_streams,
             checkpoints: None,
             adopted_rows: None,
+            sharded: false,
         }
     }
 }

@@ -514,6 +514,7 @@ impl Work<'_> {
             spec.checkpoints = Some(crate::resume::CheckpointTarget::new(self.run_id, first));
         }
         spec.adopted_rows = adopted.as_ref().map(|a| a.rows_scored);
+        spec.sharded = attempt.is_some();
         let mut sink = sink::open(&plan.destination, self.db, spec).await?;
         let done = Arc::new(std::sync::atomic::AtomicU64::new(
             adopted.as_ref().map_or(0, |a| a.rows_read),
@@ -528,6 +529,10 @@ impl Work<'_> {
             pipeline::stream(&plan, sink.as_mut(), &self.cancel, adopted.as_ref(), &done).await;
         progress.finish().await;
         rec.streamed(&streamed.reports);
+        let ids = match (&attempt, &streamed.ids) {
+            (Some(_), Some(ids)) => ids.digest(),
+            _ => None,
+        };
         let mut rejected = streamed.rejected;
         if let Some(a) = adopted {
             rec.adopted(&a);
@@ -553,6 +558,7 @@ impl Work<'_> {
             let part = PartBody {
                 rows_read: rec.rows_read,
                 rejected,
+                ids,
                 ..PartBody::default()
             };
             let outcome = self

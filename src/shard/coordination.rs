@@ -40,6 +40,11 @@ pub struct PartBody {
     pub rows_read: u64,
     /// The rows it left out, for the date's quarantine.
     pub rejected: Vec<RejectedRow>,
+    /// Its ids' digest (`crate::ids::IdSet::digest`): the publishing shard checks the shards'
+    /// ids are disjoint from these, without reading the rows. `None` (string ids, say): it
+    /// reads the staged ids instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<String>,
 }
 
 /// One shard's staged part.

@@ -119,6 +119,17 @@ impl Publisher<'_> {
             .iter()
             .flat_map(|p| p.body.rejected.iter().cloned())
             .collect();
+        // The shards' id digests, when every shard has one: disjoint, or the duplicate named.
+        let digests: Option<Vec<&str>> = parts.iter().map(|p| p.body.ids.as_deref()).collect();
+        let ids_checked = match digests.map(|d| crate::ids::first_shared(&d)) {
+            Some(Ok(None)) => true,
+            Some(Ok(Some(id))) => return Err(Failure::DuplicateId { id }),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "a shard's id digest is unreadable; checking the staged ids");
+                false
+            }
+            None => false,
+        };
         let publication = Publication {
             attempt: self.attempt,
             run_id: self.spec.run_id,
@@ -126,21 +137,19 @@ impl Publisher<'_> {
             date: self.date,
             rows,
         };
-        sink::publish_shards(
-            self.destination,
-            self.db,
-            &self.spec,
-            &parts,
-            lock,
-            &rejected,
-            &publication,
-        )
-        .await
-        .map_err(|e| match e {
-            sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
-            sink::SinkError::DuplicateId { id, .. } => Failure::DuplicateId { id },
-            other => other.into(),
-        })?;
+        let shards = sink::ShardsToPublish {
+            parts: &parts,
+            rejected: &rejected,
+            publication: &publication,
+            ids_checked,
+        };
+        sink::publish_shards(self.destination, self.db, &self.spec, lock, &shards)
+            .await
+            .map_err(|e| match e {
+                sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
+                sink::SinkError::DuplicateId { id, .. } => Failure::DuplicateId { id },
+                other => other.into(),
+            })?;
         tracing::info!(
             attempt = self.attempt,
             shards = parts.len(),

@@ -216,6 +216,8 @@ pub struct SinkSpec {
     /// Rows a resumed run adopted: the staging table already exists (renamed to this run's) and
     /// holds them.
     pub adopted_rows: Option<u64>,
+    /// A shard of a sharded run (`crate::shard`): its staging is kept for the publishing shard.
+    pub sharded: bool,
 }
 
 /// Opens the sink for `destination`: the one place that picks a sink kind. A table goes to the
@@ -251,6 +253,7 @@ pub async fn open(
                 spec.copy_streams,
                 spec.checkpoints.clone(),
                 spec.adopted_rows,
+                spec.sharded,
             )
             .await?,
         ),
@@ -266,20 +269,38 @@ pub async fn open(
     })
 }
 
+/// What a sharded run's publishing shard makes the date's (`publish_shards`).
+#[derive(Clone, Copy)]
+pub struct ShardsToPublish<'a> {
+    /// Every shard's staged part.
+    pub parts: &'a [crate::shard::coordination::Part],
+    /// The date's quarantine: every shard's rejected rows.
+    pub rejected: &'a [RejectedRow],
+    /// The ledger statements recorded with the publication.
+    pub publication: &'a crate::shard::coordination::Publication<'a>,
+    /// Whether the parts' ids are known disjoint already (their digests were checked).
+    pub ids_checked: bool,
+}
+
 /// Publishes the parts a sharded run's shards staged as the date's rows (`crate::shard`), with
 /// `rejected` as the date's quarantine and `publication` recorded: in the swap transaction for a
 /// PostgreSQL table, right after the manifest's PUT for Parquet. `spec` is the publishing run's.
-/// On failure the parts stay staged, for a retry.
+/// `ids_checked`: the parts' ids are known disjoint (from their digests); else the staged ids
+/// are checked. On failure the parts stay staged, for a retry.
 pub async fn publish_shards(
     destination: &Destination,
     db: &crate::db::Database,
     spec: &SinkSpec,
-    parts: &[crate::shard::coordination::Part],
     lock: &mut dyn OutputLock,
-    rejected: &[RejectedRow],
-    publication: &crate::shard::coordination::Publication<'_>,
+    shards: &ShardsToPublish<'_>,
 ) -> Result<(), SinkError> {
     use crate::db::Database;
+    let ShardsToPublish {
+        parts,
+        rejected,
+        publication,
+        ids_checked,
+    } = *shards;
     match (destination, db) {
         (Destination::Table(table), Database::Postgres { pool, .. }) => {
             let layout = OutputLayout {
@@ -306,8 +327,16 @@ pub async fn publish_shards(
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            postgres::shards::publish_parts(pool, &layout, &staged, lock, rejected, publication)
-                .await
+            postgres::shards::publish_parts(
+                pool,
+                &layout,
+                &staged,
+                lock,
+                rejected,
+                publication,
+                ids_checked,
+            )
+            .await
         }
         (Destination::Table(table), Database::Sqlite { .. }) => Err(SinkError::Table {
             table: table.to_string(),
@@ -322,7 +351,7 @@ pub async fn publish_shards(
             };
             let files = parts.iter().flat_map(|p| p.body.files.clone()).collect();
             let runs = parts.iter().flat_map(|p| p.body.run_ids.clone()).collect();
-            objects::publish_parts(&layout, files, runs, lock, rejected).await?;
+            objects::publish_parts(&layout, files, runs, lock, rejected, ids_checked).await?;
             publication
                 .commit(db)
                 .await

@@ -113,6 +113,7 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
             copy_streams: 1,
             checkpoints: None,
             adopted_rows: None,
+            sharded: false,
         },
     }
 }

@@ -405,3 +405,75 @@ async fn parquet_shards(db: Option<&str>) {
     }
     assert_eq!(left.len(), 2, "the last two runs' files: {left:?}");
 }
+
+/// Writes 4 files of 10 rows with string ids `<file>-<row>` and features f0..f7; the last file
+/// repeats one id of the first.
+fn write_string_ids(p: &Project) {
+    use arrow::array::{ArrayRef, Float32Array, StringArray};
+    let dir = p.path().join(format!("data/events/dt={DATE}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in 0..4 {
+        let ids: Vec<String> = (0..10)
+            .map(|r| {
+                if file == 3 && r == 9 {
+                    "0-4".to_string()
+                } else {
+                    format!("{file}-{r}")
+                }
+            })
+            .collect();
+        let mut cols: Vec<(String, ArrayRef)> =
+            vec![("id".into(), Arc::new(StringArray::from(ids)) as ArrayRef)];
+        for f in 0..8 {
+            let v: Vec<f32> = (0..10).map(|r| (file * 10 + r + f) as f32 * 0.01).collect();
+            cols.push((format!("f{f}"), Arc::new(Float32Array::from(v))));
+        }
+        let batch = arrow::record_batch::RecordBatch::try_from_iter(cols).unwrap();
+        let out = std::fs::File::create(dir.join(format!("part-{file}.parquet"))).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn string_ids_in_two_shards_fail_the_publication_on_both_outputs() {
+    // String ids have no digest: the publishing shard checks the staged rows (PostgreSQL) or
+    // the shards' files (Parquet) itself.
+    let p = project(10);
+    write_string_ids(&p);
+    let (url, pool) = fresh_pg("shards_strings").await;
+    for spec in ["0/4", "1/4", "2/4"] {
+        assert_ok(&shard(&p, Some(&url), spec, &[]));
+    }
+    let out = shard(&p, Some(&url), "3/4", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("id 0-4 appears more than once"),
+        "{}",
+        text(&out)
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM scores")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+
+    let job = p.path().join("jobs/daily.toml");
+    let text_ = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("table = \"scores\"", "url = \"out/dt={{ ds }}/\"");
+    std::fs::write(&job, text_).unwrap();
+    for spec in ["0/4", "1/4", "2/4"] {
+        assert_ok(&shard(&p, Some(&url), spec, &[]));
+    }
+    let out = shard(&p, Some(&url), "3/4", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("id 0-4 appears more than once"),
+        "{}",
+        text(&out)
+    );
+    assert!(manifest(&p.path().join(format!("out/dt={DATE}"))).is_none());
+}

@@ -32,31 +32,48 @@ pub fn partition_bound(date: NaiveDate) -> String {
     format!("FOR VALUES IN ('{}')", date.format("%Y-%m-%d"))
 }
 
+/// Name of the CHECK that a shard's staging table holds only its run's rows.
+const RUN_CHECK: &str = "run_is_shard_run";
+
 /// `CREATE TABLE` for a staging table shaped like the result table, constrained to the run's date
 /// (so ATTACH PARTITION can skip its validation scan), with the run's date and id as the defaults
-/// of `ds` and `run_id` so COPY does not have to carry them on every row.
-pub fn create_staging(layout: &OutputLayout, staging: &str) -> String {
+/// of `ds` and `run_id` so COPY does not have to carry them on every row. A shard's staging
+/// (`run_check`) is also constrained to the run's id, so the publishing shard attaches it under
+/// the date's partition (listed by run id) without a scan.
+pub fn create_staging(layout: &OutputLayout, staging: &str, run_check: bool) -> String {
     let table = layout.table.pg_sibling(staging);
     let date = layout.date.format("%Y-%m-%d");
+    let run = quote(RUN_ID_COLUMN);
+    let run_constraint = if run_check {
+        format!(
+            ", CONSTRAINT {} CHECK ({run} = '{}'::uuid)",
+            quote(RUN_CHECK),
+            layout.run_id
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "CREATE TABLE {table} (LIKE {} INCLUDING DEFAULTS, CONSTRAINT {} CHECK ({ds} = DATE '{date}'));\n\
+        "CREATE TABLE {table} (LIKE {} INCLUDING DEFAULTS, CONSTRAINT {} CHECK ({ds} = DATE '{date}'){run_constraint});\n\
          ALTER TABLE {table} ALTER COLUMN {ds} SET DEFAULT DATE '{date}', \
          ALTER COLUMN {run} SET DEFAULT '{}'::uuid",
         layout.table.pg_quoted(),
         quote("ds_is_partition_date"),
         layout.run_id,
         ds = quote(DATE_COLUMN),
-        run = quote(RUN_ID_COLUMN),
     )
 }
 
-/// Points an adopted staging table's `run_id` default at the resuming run (`crate::resume`).
+/// Points an adopted staging table's `run_id` default at the resuming run (`crate::resume`); a
+/// shard's run-id CHECK goes, since the table now holds two runs' rows.
 pub fn set_staging_run(layout: &OutputLayout, staging: &str) -> String {
     format!(
-        "ALTER TABLE {} ALTER COLUMN {} SET DEFAULT '{}'::uuid",
-        layout.table.pg_sibling(staging),
+        "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {check};\n\
+         ALTER TABLE {table} ALTER COLUMN {} SET DEFAULT '{}'::uuid",
         quote(RUN_ID_COLUMN),
         layout.run_id,
+        table = layout.table.pg_sibling(staging),
+        check = quote(RUN_CHECK),
     )
 }
 

@@ -47,20 +47,21 @@ impl PgPartitionWriter {
     /// Creates the result table if needed, checks its columns, creates the staging table (or, for
     /// a resumed run, takes the adopted one, already renamed to this run's, holding
     /// `adopted_rows`) and opens `streams` COPY sessions into it, committing checkpoints to
-    /// `checkpoints` when given.
+    /// `checkpoints` when given. A shard's staging (`sharded`) holds only its run's rows.
     pub async fn begin(
         pool: PgPool,
         layout: OutputLayout,
         streams: usize,
         checkpoints: Option<CheckpointTarget>,
         adopted_rows: Option<u64>,
+        sharded: bool,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
         ddl::ensure_table(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
         let staging = t.staging_name(layout.run_id);
         let prepare = match adopted_rows {
-            None => ddl::create_staging(&layout, &staging),
+            None => ddl::create_staging(&layout, &staging, sharded),
             // Rows this run adds carry its own id; the adopted ones keep the id of the run that
             // staged them (the ledger's `resumed_from` links the two).
             Some(_) => ddl::set_staging_run(&layout, &staging),

@@ -20,8 +20,9 @@ pub struct StagedTable {
 }
 
 /// One transaction: the shards' staging tables attached under a table partitioned by `run_id`
-/// (each attach checks its rows' run ids, outside the readers' window), the ids checked unique
-/// across shards, then the date's quarantine replaced, the result table locked, `lock` verified,
+/// (a staging's run-id CHECK spares the attach its scan; a resumed shard's is scanned, outside
+/// the readers' window), the ids checked unique across shards (unless `ids_checked`: their
+/// digests were), then the date's quarantine replaced, the result table locked, `lock` verified,
 /// the old partition dropped and the new one attached and renamed, and `publication` recorded.
 /// `layout.run_id` is the publishing run's. On failure nothing changes: the staging tables stay
 /// as they were, for a retry.
@@ -32,6 +33,7 @@ pub async fn publish_parts(
     lock: &mut dyn OutputLock,
     rejected: &[RejectedRow],
     publication: &Publication<'_>,
+    ids_checked: bool,
 ) -> Result<(), SinkError> {
     let t = &layout.table;
     let parent = t.pg_quoted();
@@ -63,13 +65,17 @@ pub async fn publish_parts(
             .await
             .map_err(SinkError::db(t, "gathering the shards' staging tables"))?;
     }
-    let duplicate: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT {id}::text FROM {date_q} GROUP BY {id} HAVING count(*) > 1 LIMIT 1",
-        id = quote(&layout.id_column)
-    )))
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(SinkError::db(t, "checking ids are unique across shards"))?;
+    let duplicate: Option<String> = if ids_checked {
+        None
+    } else {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {id}::text FROM {date_q} GROUP BY {id} HAVING count(*) > 1 LIMIT 1",
+            id = quote(&layout.id_column)
+        )))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(SinkError::db(t, "checking ids are unique across shards"))?
+    };
     if let Some(id) = duplicate {
         return Err(SinkError::DuplicateId {
             output: t.to_string(),
