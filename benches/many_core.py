@@ -155,6 +155,20 @@ def job_file(streams, in_flight, source):
     return path
 
 
+def ensure_w1(bin_dir, rows):
+    """Generates W1 (`rows` rows in 8 files) into data/w1 unless it is there; returns the folder."""
+    w1 = f"data/w1/dt={DATE}"
+    if not os.path.exists(f"{w1}/part-00007.parquet"):
+        log(f"generating W1 ({rows} rows) into {w1}")
+        subprocess.run(
+            [f"{bin_dir}/scorer-datagen", "input", "--out", w1, "--date", DATE, "--rows", str(rows),
+             "--files", "8", "--row-group-rows", "131072", "--features", "32", "--null-feature", "0",
+             "--null-fraction", "0.01", "--seed", "1"],
+            check=True,
+        )
+    return w1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="directory with scorer and scorer-datagen")
@@ -168,15 +182,7 @@ def main():
     configs = [(i,) + tuple(int(x) for x in c.split(":")) for i in inputs for c in args.configs.split(",")]
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-    w1 = f"data/w1/dt={DATE}"
-    if not os.path.exists(f"{w1}/part-00007.parquet"):
-        log(f"generating W1 ({args.rows} rows) into {w1}")
-        subprocess.run(
-            [f"{args.bin}/scorer-datagen", "input", "--out", w1, "--date", DATE, "--rows", str(args.rows),
-             "--files", "8", "--row-group-rows", "131072", "--features", "32", "--null-feature", "0",
-             "--null-fraction", "0.01", "--seed", "1"],
-            check=True,
-        )
+    ensure_w1(args.bin, args.rows)
     for source in inputs:
         out = f"data/w1_{source}/dt={DATE}"
         if source != "native" and not os.path.exists(f"{out}/part-00007.parquet"):

@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from many_core import DATA, DATE, log, psql, server_cpu, settle, start_pg, stop_pg  # noqa: E402
+from many_core import DATA, DATE, ensure_w1, log, psql, server_cpu, settle, start_pg, stop_pg  # noqa: E402
 
 
 def job_file():
@@ -90,15 +90,7 @@ def main():
     counts = [int(x) for x in args.shards.split(",")]
     cpus = os.cpu_count() or 1
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    w1 = f"data/w1/dt={DATE}"
-    if not os.path.exists(f"{w1}/part-00007.parquet"):
-        log(f"generating W1 ({args.rows} rows) into {w1}")
-        subprocess.run(
-            [f"{args.bin}/scorer-datagen", "input", "--out", w1, "--date", DATE, "--rows", str(args.rows),
-             "--files", "8", "--row-group-rows", "131072", "--features", "32", "--null-feature", "0",
-             "--null-fraction", "0.01", "--seed", "1"],
-            check=True,
-        )
+    ensure_w1(args.bin, args.rows)
     url = start_pg(args.pg)
     job = job_file()
     try:

@@ -143,6 +143,33 @@ pub async fn part_of(db: &Database, attempt: &str, index: u32) -> Result<Option<
         .transpose()
 }
 
+/// The part's record and its run's attempt, in `$conn` (a transaction of either engine).
+macro_rules! part_statements {
+    ($dir:literal, $conn:expr, $attempt:expr, $index:expr, $run_id:expr, $rows:expr, $body:expr) => {
+        sqlx::query(include_str!(concat!(
+            "../../sql/",
+            $dir,
+            "/queries/shard_part_record.sql"
+        )))
+        .bind($attempt)
+        .bind(i64::from($index))
+        .bind($run_id)
+        .bind($rows)
+        .bind($body)
+        .execute(&mut *$conn)
+        .await?;
+        sqlx::query(include_str!(concat!(
+            "../../sql/",
+            $dir,
+            "/queries/shard_run_attempt.sql"
+        )))
+        .bind($run_id)
+        .bind($attempt)
+        .execute(&mut *$conn)
+        .await?;
+    };
+}
+
 /// Records that `part` is staged, and which attempt its run belongs to, in one transaction.
 pub async fn record(db: &Database, attempt: &str, part: &Part) -> Result<(), DbError> {
     let body = serde_json::to_string(&part.body).map_err(|e| DbError::Ledger {
@@ -151,64 +178,22 @@ pub async fn record(db: &Database, attempt: &str, part: &Part) -> Result<(), DbE
     })?;
     let run_id = part.run_id.to_string();
     let rows = i64::try_from(part.rows).unwrap_or(i64::MAX);
-    match db {
-        Database::Postgres { pool, .. } => {
-            let mut tx = pool
-                .begin()
-                .await
-                .map_err(err(db, "recording the shard's part"))?;
-            sqlx::query(include_str!(
-                "../../sql/postgres/queries/shard_part_record.sql"
-            ))
-            .bind(attempt)
-            .bind(i64::from(part.index))
-            .bind(&run_id)
-            .bind(rows)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await
-            .map_err(err(db, "recording the shard's part"))?;
-            sqlx::query(include_str!(
-                "../../sql/postgres/queries/shard_run_attempt.sql"
-            ))
-            .bind(&run_id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await
-            .map_err(err(db, "recording the shard run's attempt"))?;
-            tx.commit()
-                .await
-                .map_err(err(db, "recording the shard's part"))
-        }
-        Database::Sqlite { pool, .. } => {
-            let mut tx = pool
-                .begin()
-                .await
-                .map_err(err(db, "recording the shard's part"))?;
-            sqlx::query(include_str!(
-                "../../sql/sqlite/queries/shard_part_record.sql"
-            ))
-            .bind(attempt)
-            .bind(i64::from(part.index))
-            .bind(&run_id)
-            .bind(rows)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await
-            .map_err(err(db, "recording the shard's part"))?;
-            sqlx::query(include_str!(
-                "../../sql/sqlite/queries/shard_run_attempt.sql"
-            ))
-            .bind(&run_id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await
-            .map_err(err(db, "recording the shard run's attempt"))?;
-            tx.commit()
-                .await
-                .map_err(err(db, "recording the shard's part"))
+    let result: Result<(), sqlx::Error> = async {
+        match db {
+            Database::Postgres { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                part_statements!("postgres", tx, attempt, part.index, &run_id, rows, &body);
+                tx.commit().await
+            }
+            Database::Sqlite { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                part_statements!("sqlite", tx, attempt, part.index, &run_id, rows, &body);
+                tx.commit().await
+            }
         }
     }
+    .await;
+    result.map_err(err(db, "recording the shard's part"))
 }
 
 type PartRow = (i64, String, i64, String);

@@ -220,6 +220,20 @@ pub struct SinkSpec {
     pub sharded: bool,
 }
 
+impl SinkSpec {
+    /// The layout of this run's partition of `table`.
+    pub fn layout(&self, table: &TableName) -> OutputLayout {
+        OutputLayout {
+            table: table.clone(),
+            id_column: self.id_column.clone(),
+            id_kind: self.id_kind,
+            score_columns: self.score_columns.clone(),
+            date: self.date,
+            run_id: self.run_id,
+        }
+    }
+}
+
 /// Opens the sink for `destination`: the one place that picks a sink kind. A table goes to the
 /// run's database (PostgreSQL or SQLite); a URL to Parquet files and a manifest.
 pub async fn open(
@@ -228,14 +242,6 @@ pub async fn open(
     spec: SinkSpec,
 ) -> Result<Box<dyn Sink>, SinkError> {
     use crate::db::Database;
-    let table_layout = |table: &TableName| OutputLayout {
-        table: table.clone(),
-        id_column: spec.id_column.clone(),
-        id_kind: spec.id_kind,
-        score_columns: spec.score_columns.clone(),
-        date: spec.date,
-        run_id: spec.run_id,
-    };
     Ok(match (destination, db) {
         (Destination::Objects(location), _) => Box::new(
             objects::ObjectsPartitionWriter::begin(objects::ObjectsLayout {
@@ -249,7 +255,7 @@ pub async fn open(
         (Destination::Table(table), Database::Postgres { pool, .. }) => Box::new(
             postgres::PgPartitionWriter::begin(
                 pool.clone(),
-                table_layout(table),
+                spec.layout(table),
                 spec.copy_streams,
                 spec.checkpoints.clone(),
                 spec.adopted_rows,
@@ -260,7 +266,7 @@ pub async fn open(
         (Destination::Table(table), Database::Sqlite { pool, .. }) => Box::new(
             sqlite::SqlitePartitionWriter::begin(
                 pool.clone(),
-                table_layout(table),
+                spec.layout(table),
                 spec.checkpoints.clone(),
                 spec.adopted_rows.is_some(),
             )
@@ -303,14 +309,7 @@ pub async fn publish_shards(
     } = *shards;
     match (destination, db) {
         (Destination::Table(table), Database::Postgres { pool, .. }) => {
-            let layout = OutputLayout {
-                table: table.clone(),
-                id_column: spec.id_column.clone(),
-                id_kind: spec.id_kind,
-                score_columns: spec.score_columns.clone(),
-                date: spec.date,
-                run_id: spec.run_id,
-            };
+            let layout = spec.layout(table);
             let staged = parts
                 .iter()
                 .map(|p| {

@@ -346,6 +346,15 @@ fn manifest_rows(dir: &std::path::Path, m: &Manifest) -> BTreeMap<i64, f32> {
     rows
 }
 
+/// Points the job `daily` at Parquet output under `out/dt=<date>/` instead of its table.
+fn write_parquet_instead(p: &Project) {
+    let job = p.path().join("jobs/daily.toml");
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("table = \"scores\"", "url = \"out/dt={{ ds }}/\"");
+    std::fs::write(&job, text).unwrap();
+}
+
 fn manifest(dir: &std::path::Path) -> Option<Manifest> {
     let text = std::fs::read(dir.join("_manifest.json")).ok()?;
     Some(serde_json::from_slice(&text).unwrap())
@@ -365,11 +374,7 @@ async fn parquet_output_with_a_sqlite_ledger_is_sharded_too() {
 /// Two shards writing Parquet, with the ledger (and so the shards' meeting place) in `db`.
 async fn parquet_shards(db: Option<&str>) {
     let p = project(20_000);
-    let job = p.path().join("jobs/daily.toml");
-    let text_ = std::fs::read_to_string(&job)
-        .unwrap()
-        .replace("table = \"scores\"", "url = \"out/dt={{ ds }}/\"");
-    std::fs::write(&job, text_).unwrap();
+    write_parquet_instead(&p);
     let out_dir = p.path().join(format!("out/dt={DATE}"));
     assert_ok(&p.run("daily", db));
     let unsharded = manifest(&out_dir).unwrap();
@@ -460,11 +465,7 @@ async fn string_ids_in_two_shards_fail_the_publication_on_both_outputs() {
         .unwrap();
     assert_eq!(rows, 0);
 
-    let job = p.path().join("jobs/daily.toml");
-    let text_ = std::fs::read_to_string(&job)
-        .unwrap()
-        .replace("table = \"scores\"", "url = \"out/dt={{ ds }}/\"");
-    std::fs::write(&job, text_).unwrap();
+    write_parquet_instead(&p);
     for spec in ["0/4", "1/4", "2/4"] {
         assert_ok(&shard(&p, Some(&url), spec, &[]));
     }

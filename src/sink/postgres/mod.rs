@@ -201,6 +201,66 @@ impl Sink for PgPartitionWriter {
     }
 }
 
+/// Inside `tx`: replaces the date's quarantine with `rejected` (before the result table is
+/// locked, so its readers do not wait for that), locks the result table, checks `lock` is still
+/// held, detaches and drops the date's old partition (if any), and attaches `new_table` (a
+/// sibling of the result table) as the date's partition under the partition's name.
+pub(super) async fn swap_partition(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    layout: &OutputLayout,
+    new_table: &str,
+    lock: &mut dyn OutputLock,
+    rejected: &[RejectedRow],
+) -> Result<(), SinkError> {
+    let t = &layout.table;
+    quarantine::replace(tx, t, layout.date, layout.run_id, rejected).await?;
+    sqlx::query(include_str!(
+        "../../../sql/postgres/queries/set_swap_timeouts.sql"
+    ))
+    .execute(&mut **tx)
+    .await
+    .map_err(SinkError::db(t, "setting lock timeout"))?;
+    let parent = t.pg_quoted();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut **tx)
+    .await
+    .map_err(SinkError::db(t, "locking the result table for the swap"))?;
+    lock.verify().await?;
+    let bound = ddl::partition_bound(layout.date);
+    let existing: Option<String> = sqlx::query(include_str!(
+        "../../../sql/postgres/queries/find_partition.sql"
+    ))
+    .bind(t.pg_quoted())
+    .bind(&bound)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(SinkError::db(t, "looking up the date's partition"))?
+    .map(|row| row.get::<String, _>(0));
+    let mut statements = Vec::new();
+    if let Some(old) = &existing {
+        let old = t.pg_sibling(old);
+        statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));
+        statements.push(format!("DROP TABLE {old}"));
+    }
+    let new = t.pg_sibling(new_table);
+    statements.push(format!(
+        "ALTER TABLE {parent} ATTACH PARTITION {new} {bound}"
+    ));
+    statements.push(format!(
+        "ALTER TABLE {new} RENAME TO {}",
+        quote(&t.partition_name(layout.date))
+    ));
+    for s in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(s))
+            .execute(&mut **tx)
+            .await
+            .map_err(SinkError::db(t, "swapping in the new partition"))?;
+    }
+    Ok(())
+}
+
 /// Drops a run's staging table if it is there (best effort: a failure is logged).
 pub async fn drop_staging(pool: &PgPool, table: &TableName, staging: &str) {
     let sql = format!("DROP TABLE IF EXISTS {}", table.pg_sibling(staging));
@@ -227,53 +287,13 @@ async fn swap_in(
         .begin()
         .await
         .map_err(SinkError::db(t, "starting the partition swap"))?;
-    // Before the result table is locked, so readers of the results do not wait for it.
-    quarantine::replace(&mut tx, t, layout.date, layout.run_id, rejected).await?;
-    sqlx::query(include_str!(
-        "../../../sql/postgres/queries/set_swap_timeouts.sql"
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(SinkError::db(t, "setting lock timeout"))?;
-    let parent = t.pg_quoted();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl::drop_staging_defaults(
+        layout, staging,
     )))
     .execute(&mut *tx)
     .await
-    .map_err(SinkError::db(t, "locking the result table for the swap"))?;
-    lock.verify().await?;
-    let bound = ddl::partition_bound(layout.date);
-    let existing: Option<String> = sqlx::query(include_str!(
-        "../../../sql/postgres/queries/find_partition.sql"
-    ))
-    .bind(t.pg_quoted())
-    .bind(&bound)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(SinkError::db(t, "looking up the date's partition"))?
-    .map(|row| row.get::<String, _>(0));
-    let mut statements = vec![ddl::drop_staging_defaults(layout, staging)];
-    if let Some(old) = &existing {
-        let old = t.pg_sibling(old);
-        statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));
-        statements.push(format!("DROP TABLE {old}"));
-    }
-    statements.push(format!(
-        "ALTER TABLE {parent} ATTACH PARTITION {} {bound}",
-        t.pg_sibling(staging)
-    ));
-    statements.push(format!(
-        "ALTER TABLE {} RENAME TO {}",
-        t.pg_sibling(staging),
-        quote(&t.partition_name(layout.date))
-    ));
-    for s in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(s))
-            .execute(&mut *tx)
-            .await
-            .map_err(SinkError::db(t, "swapping in the new partition"))?;
-    }
+    .map_err(SinkError::db(t, "preparing the staging table for the swap"))?;
+    swap_partition(&mut tx, layout, staging, lock, rejected).await?;
     tx.commit()
         .await
         .map_err(SinkError::db(t, "committing the partition swap"))

@@ -2,10 +2,9 @@
 //! (by `run_id`) of a new table, which replaces the date's partition in the same transaction as
 //! the usual swap. No row is copied; readers see the old rows or all shards' rows.
 
-use sqlx::Row;
 use sqlx::postgres::PgPool;
 
-use super::{ddl, quarantine};
+use super::ddl;
 use crate::lock::OutputLock;
 use crate::quarantine::RejectedRow;
 use crate::shard::coordination::Publication;
@@ -82,59 +81,19 @@ pub async fn publish_parts(
             id,
         });
     }
-    // Before the result table is locked, so readers of the results do not wait for it.
-    quarantine::replace(&mut tx, t, layout.date, layout.run_id, rejected).await?;
-    sqlx::query(include_str!(
-        "../../../sql/postgres/queries/set_swap_timeouts.sql"
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(SinkError::db(t, "setting lock timeout"))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
-    )))
-    .execute(&mut *tx)
-    .await
-    .map_err(SinkError::db(t, "locking the result table for the swap"))?;
-    lock.verify().await?;
-    let bound = ddl::partition_bound(layout.date);
-    let existing: Option<String> = sqlx::query(include_str!(
-        "../../../sql/postgres/queries/find_partition.sql"
-    ))
-    .bind(t.pg_quoted())
-    .bind(&bound)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(SinkError::db(t, "looking up the date's partition"))?
-    .map(|row| row.get::<String, _>(0));
-    let mut statements = Vec::new();
-    if let Some(old) = &existing {
-        let old = t.pg_sibling(old);
-        statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));
-        statements.push(format!("DROP TABLE {old}"));
-    }
-    statements.push(format!(
-        "ALTER TABLE {parent} ATTACH PARTITION {date_q} {bound}"
-    ));
-    let partition = t.partition_name(layout.date);
-    statements.push(format!(
-        "ALTER TABLE {date_q} RENAME TO {}",
-        quote(&partition)
-    ));
+    super::swap_partition(&mut tx, layout, &date_table, lock, rejected).await?;
     // The shards' tables are the date's now: named after it, not after runs (a staging name
     // is what clean-up code removes).
+    let partition = t.partition_name(layout.date);
     for (i, part) in parts.iter().enumerate() {
-        statements.push(format!(
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "ALTER TABLE {} RENAME TO {}",
             t.pg_sibling(&part.staging),
             quote(&format!("{partition}_s{i}"))
-        ));
-    }
-    for s in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(s))
-            .execute(&mut *tx)
-            .await
-            .map_err(SinkError::db(t, "swapping in the new partition"))?;
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(SinkError::db(t, "naming the shards' tables after the date"))?;
     }
     publication
         .in_pg(&mut tx)
