@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::Failure;
 use crate::ids::{Duplicate, IdSet};
@@ -85,9 +86,10 @@ pub async fn stream(
 
     let source_task = {
         let input = plan.input.clone();
-        tokio::spawn(async move {
-            source::send_batches(&input, in_flight, batch_rows, src_tx, done).await
-        })
+        tokio::spawn(
+            async move { source::send_batches(&input, in_flight, batch_rows, src_tx, done).await }
+                .instrument(crate::run::stage_span("read")),
+        )
     };
     let score_task = {
         let stage = ScoreStage {
@@ -96,7 +98,8 @@ pub async fn stream(
             batch_size: batch_rows,
         };
         let cancel = cancel.clone();
-        tokio::task::spawn_blocking(move || stage.run(src_rx, scored_tx, &cancel))
+        let span = crate::run::stage_span("score");
+        tokio::task::spawn_blocking(move || span.in_scope(|| stage.run(src_rx, scored_tx, &cancel)))
     };
 
     let mut reports = StageReports {
@@ -113,6 +116,7 @@ pub async fn stream(
         &mut rejected,
         rows_done,
     )
+    .instrument(crate::run::stage_span("write"))
     .await;
     let mut written = None;
     if sink_result.is_ok() {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,15 +34,11 @@ impl Progress {
         let task = match mode {
             ProgressMode::Off => None,
             ProgressMode::Auto(_) if std::io::IsTerminal::is_terminal(&std::io::stderr()) => Some(
-                tokio::spawn(bar(label.to_string(), total, done, stop.clone())),
+                tokio::spawn(bar(label.to_string(), total, done, stop.clone()).in_current_span()),
             ),
-            ProgressMode::Auto(every) | ProgressMode::Log(every) => Some(tokio::spawn(lines(
-                label.to_string(),
-                total,
-                done,
-                every,
-                stop.clone(),
-            ))),
+            ProgressMode::Auto(every) | ProgressMode::Log(every) => Some(tokio::spawn(
+                lines(label.to_string(), total, done, every, stop.clone()).in_current_span(),
+            )),
         };
         Self { stop, task }
     }

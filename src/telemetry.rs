@@ -27,6 +27,10 @@ pub fn since_launch() -> Duration {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default (`scorer=info,warn`).
+///
+/// Every event inside a run carries the run's span (`run`: `job`, `date`, `run_id`, `shard`)
+/// and its stage's (`stage`: plan, read, score, write, commit): in text as the line's prefix,
+/// in JSON as `span` (the innermost) and `spans` (all, outermost first).
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("scorer=info,warn"));
@@ -36,7 +40,11 @@ pub fn init(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
     };
     if let Err(e) = result {
         eprintln!("scorer: logging already initialised: {e}");

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -52,7 +53,7 @@ impl Heartbeat {
                         return;
                     }
                 }
-            })
+            }.in_current_span())
         };
         Self { task, stop, lost }
     }

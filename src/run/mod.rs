@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::db::{Database, DbTarget};
@@ -119,7 +120,15 @@ pub async fn run(
         }
         None => req,
     };
+    let span = tracing::info_span!(
+        "run",
+        job = %req.job.name,
+        date = %req.date,
+        run_id = tracing::field::Empty,
+        shard = req.shard.map(|s| s.to_string()),
+    );
     lifecycle(ctx, req, cancel)
+        .instrument(span)
         .await
         .map_err(|f| f.in_job(&req.job.name))
 }
@@ -214,6 +223,7 @@ async fn lifecycle(
     clear_unfinished_cleanups(&db, ledger.as_ref(), req, &destination).await;
     let previous_rows = previous_rows(ledger.as_ref(), req).await;
     let run_id = Uuid::now_v7();
+    tracing::Span::current().record("run_id", tracing::field::display(run_id));
     if let Err(e) = ledger.start(&run_start(req, run_id, &output)).await {
         lock.release().await;
         return Err(e.into());
@@ -480,7 +490,7 @@ impl Work<'_> {
                 self.req.device,
                 self.destination.clone(),
                 input_counters,
-            ) => plan?,
+            ).instrument(stage_span("plan")) => plan?,
             () = self.cancel.cancelled() => return Err(Failure::Cancelled),
         };
         if let Some(pin) = &self.req.pin {
@@ -543,41 +553,45 @@ impl Work<'_> {
             return Err(f);
         }
         let t_commit = Instant::now();
-        let staged = match sink.finish().await {
-            Ok(n) => n,
-            Err(e) => {
-                sink.abort().await;
-                return Err(e.into());
-            }
-        };
-        if let Err(f) = self.check_before_publish(staged, rec) {
-            sink.abort().await;
-            return Err(f);
-        }
-        if let Some((shard, attempt)) = &attempt {
-            let part = PartBody {
-                rows_read: rec.rows_read,
-                rejected,
-                ids,
-                ..PartBody::default()
+        async {
+            let staged = match sink.finish().await {
+                Ok(n) => n,
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(e.into());
+                }
             };
-            let outcome = self
-                .stage_part(&plan, sink, *shard, attempt, staged, part, rec)
-                .await;
+            if let Err(f) = self.check_before_publish(staged, rec) {
+                sink.abort().await;
+                return Err(f);
+            }
+            if let Some((shard, attempt)) = &attempt {
+                let part = PartBody {
+                    rows_read: rec.rows_read,
+                    rejected,
+                    ids,
+                    ..PartBody::default()
+                };
+                let outcome = self
+                    .stage_part(&plan, sink, *shard, attempt, staged, part, rec)
+                    .await;
+                rec.stage("commit", t_commit);
+                return outcome;
+            }
+            // From here the swap (or manifest commit) runs to its end: a signal now lets it commit
+            // or roll back as a whole, never leaves half.
+            let mut lock = self.lock.lock().await;
+            sink.publish(lock.as_mut(), &rejected)
+                .await
+                .map_err(publish_failure)?;
+            drop(lock);
+            rec.rows_written = staged;
             rec.stage("commit", t_commit);
-            return outcome;
+            crate::resume::forget(self.db, self.run_id).await;
+            Ok(())
         }
-        // From here the swap (or manifest commit) runs to its end: a signal now lets it commit
-        // or roll back as a whole, never leaves half.
-        let mut lock = self.lock.lock().await;
-        sink.publish(lock.as_mut(), &rejected)
-            .await
-            .map_err(publish_failure)?;
-        drop(lock);
-        rec.rows_written = staged;
-        rec.stage("commit", t_commit);
-        crate::resume::forget(self.db, self.run_id).await;
-        Ok(())
+        .instrument(stage_span("commit"))
+        .await
     }
 
     /// For a table output: adopts the staged rows of an earlier run of this job and date that
@@ -797,6 +811,11 @@ impl Work<'_> {
             allow_row_drop: self.req.allow_row_drop,
         }
     }
+}
+
+/// The span of one stage of a run (plan, read, score, write, commit), inside the run's span.
+pub fn stage_span(stage: &'static str) -> tracing::Span {
+    tracing::info_span!("stage", stage)
 }
 
 /// A sink that found its lock gone while publishing reports the lost lock, not a sink error.

@@ -8,6 +8,7 @@ pub mod reader;
 pub mod store_metrics;
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use arrow::record_batch::RecordBatch;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,7 +205,7 @@ pub async fn send_batches(
         };
         let (url, tx) = (Arc::clone(&unit.url), tx.clone());
         // Once the scoring stage has stopped (done, failed or cancelled), start no more reads.
-        let task = (!tx.is_closed()).then(|| tokio::spawn(unit.run(tx)));
+        let task = (!tx.is_closed()).then(|| tokio::spawn(unit.run(tx).in_current_span()));
         async move {
             let Some(task) = task else {
                 return Ok(());

@@ -16,6 +16,7 @@ mod gpu;
 mod inputs;
 mod library;
 mod lifecycle;
+mod logs;
 mod manifest_faults;
 mod objects;
 mod onnx;

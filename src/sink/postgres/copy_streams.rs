@@ -19,6 +19,7 @@ use bytes::Bytes;
 use sqlx::postgres::PgPool;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::copy_binary::CopyEncoder;
 use crate::resume::{Checkpoint, CheckpointTarget};
@@ -76,7 +77,7 @@ impl CopyStreams {
                         table: table.clone(),
                         checkpoints: checkpoints.clone(),
                     };
-                    let task = tokio::spawn(session.run(conn, rx));
+                    let task = tokio::spawn(session.run(conn, rx).in_current_span());
                     opened.streams.push(Stream { tx, task });
                 }
                 Err(e) => {
