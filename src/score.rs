@@ -29,7 +29,13 @@ pub struct ScoreReport {
     pub seconds: f64,
     /// One per result column, in order.
     pub stats: Vec<ScoreStats>,
+    /// One per model input feature, in order, over every `FEATURE_SAMPLE_EVERY`th scored row:
+    /// enough for their distributions and drift at a sixteenth of the cost.
+    pub features: Vec<ScoreStats>,
 }
+
+/// Input features are summarised on one scored row in this many.
+pub const FEATURE_SAMPLE_EVERY: usize = 16;
 
 /// The features and the model, shared with the stage's worker threads.
 pub struct ScoreStage {
@@ -40,8 +46,8 @@ pub struct ScoreStage {
 }
 
 /// One slice of a source batch (its first row within the row group and its rows) with its
-/// features and result columns.
-type ScoredSlice = (usize, usize, FeatureBatch, Vec<ArrayRef>);
+/// features, result columns and sampled feature statistics.
+type ScoredSlice = (usize, usize, FeatureBatch, Vec<ArrayRef>, Vec<ScoreStats>);
 
 impl ScoreStage {
     /// Scores every batch from `rx` and sends the results to `tx`, until `rx` ends, `tx` closes
@@ -76,7 +82,15 @@ impl ScoreStage {
             // rather than while the sink is behind, so a stalled sink holds no decoded input.
             let batches: Vec<ScoredBatch> = scored
                 .into_iter()
-                .map(|(first_row, source_rows, mut fb, outputs)| {
+                .map(|(first_row, source_rows, mut fb, outputs, features)| {
+                    if report.features.len() < features.len() {
+                        report
+                            .features
+                            .resize(features.len(), ScoreStats::default());
+                    }
+                    for (total, part) in report.features.iter_mut().zip(&features) {
+                        total.merge(part);
+                    }
                     report.rows_rejected += fb.rejected as u64;
                     report.rows_scored += fb.rows as u64;
                     let stats: Vec<ScoreStats> = outputs
@@ -140,7 +154,14 @@ impl ScoreStage {
             .map(|slice| {
                 let fb = self.features.build(slice)?;
                 let outputs = self.model.model.score(&fb)?;
-                Ok((slice.first_row, slice.batch.num_rows(), fb, outputs))
+                let features = fb.sample_stats(FEATURE_SAMPLE_EVERY);
+                Ok((
+                    slice.first_row,
+                    slice.batch.num_rows(),
+                    fb,
+                    outputs,
+                    features,
+                ))
             })
             .collect()
     }

@@ -102,6 +102,9 @@ pub enum Failure {
         attempt: String,
         by: String,
     },
+    /// The scores or inputs drifted past `drift.max_psi` under `on_drift = "fail"`.
+    #[error("{0}; nothing was published and the date keeps its previous rows")]
+    Drift(String),
     #[error("{0}")]
     Internal(String),
     #[error("problems found:\n  - {}", problems.join("\n  - "))]
@@ -131,7 +134,8 @@ impl Failure {
             | Self::TooManyRejected(_)
             | Self::NotReproducible { .. }
             | Self::DuplicateId { .. }
-            | Self::Superseded { .. } => ErrorClass::Data,
+            | Self::Superseded { .. }
+            | Self::Drift(_) => ErrorClass::Data,
             Self::Sink(e) => e.class(),
             Self::Db(e) => e.class(),
             Self::LockLost(_) => ErrorClass::Transient,

@@ -41,6 +41,23 @@ pub struct FeatureBatch {
 }
 
 impl FeatureBatch {
+    /// Statistics of each feature over every `every`th row (nulls not counted, filled or not):
+    /// the inputs' distributions, for drift.
+    pub fn sample_stats(&self, every: usize) -> Vec<crate::ledger::ScoreStats> {
+        self.columns
+            .iter()
+            .map(|col| {
+                let mut s = crate::ledger::ScoreStats::default();
+                for r in (0..col.len()).step_by(every.max(1)) {
+                    if col.is_valid(r) {
+                        s.add(col.value(r));
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
     /// Number of features per row.
     pub fn width(&self) -> usize {
         self.columns.len()

@@ -62,12 +62,57 @@ pub struct Job {
     pub input: InputSpec,
     pub model: ModelRef,
     pub output: OutputSpec,
+    /// `[drift]`: how far the scores' and inputs' distributions may move from the job's previous
+    /// successful run (PSI) before the run warns or fails. PSI is recorded whatever this says.
+    #[serde(default)]
+    pub drift: DriftSpec,
     /// Where the job file was read from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
     /// sha256 of the job file's text as parsed, for the ledger's audit trail.
     #[serde(skip)]
     pub text_sha256: String,
+}
+
+/// `[drift]`: the population stability index (PSI) of each output and input feature against
+/// the job's previous successful run, checked before anything is published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// The largest PSI allowed; unset: recorded, never acted on. 0.1–0.25 is the usual range
+    /// (under 0.1 stable, over 0.25 a shift).
+    #[serde(default)]
+    pub max_psi: Option<f64>,
+    /// What a PSI over `max_psi` does: `warn` (publish, log a warning, ledger `drift.exceeded`)
+    /// or `fail` (publish nothing, exit 3).
+    #[serde(default)]
+    pub on_drift: DriftAction,
+    /// Check the input features too (inputs usually drift before scores do).
+    #[serde(default = "default_true")]
+    pub features: bool,
+}
+
+impl Default for DriftSpec {
+    fn default() -> Self {
+        Self {
+            max_psi: None,
+            on_drift: DriftAction::Warn,
+            features: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What a drift past `drift.max_psi` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    #[default]
+    Warn,
+    Fail,
 }
 
 /// `[input]`: which Parquet objects to read and which columns matter.
@@ -316,6 +361,11 @@ impl Job {
             && let Err(e) = crate::schedule::calendar::parse_zone(z)
         {
             p.push(e);
+        }
+        if let Some(m) = self.drift.max_psi
+            && !(m.is_finite() && m > 0.0)
+        {
+            p.push(format!("drift.max_psi must be a positive number, got {m}"));
         }
         if !(0.0..=1.0).contains(&self.input.max_rejected_fraction) {
             p.push(format!(

@@ -10,7 +10,14 @@ use crate::db::{Database, DbError};
 use crate::sql_ident::quote;
 
 /// Columns stored as JSON text in SQLite (jsonb in PostgreSQL): parsed back into JSON.
-const JSON_COLUMNS: [&str; 4] = ["stage_seconds", "inputs", "score_stats", "memory"];
+const JSON_COLUMNS: [&str; 6] = [
+    "stage_seconds",
+    "inputs",
+    "score_stats",
+    "memory",
+    "feature_stats",
+    "drift",
+];
 
 /// The newest runs, of `job` when given, at most `limit`.
 pub async fn recent(db: &Database, job: Option<&str>, limit: u32) -> Result<Vec<Value>, DbError> {
@@ -115,7 +122,7 @@ pub fn table(runs: &[Value]) -> Vec<String> {
         Some(v) => v.to_string(),
     };
     let mut lines = vec![format!(
-        "{:<36}  {:<20}  {:<10}  {:<10}  {:<7}  {:<24}  {:>8}  {:>10}  {:>8}  {}",
+        "{:<36}  {:<20}  {:<10}  {:<10}  {:<7}  {:<24}  {:>8}  {:>10}  {:>8}  {:>6}  {}",
         "run_id",
         "job",
         "date",
@@ -125,6 +132,7 @@ pub fn table(runs: &[Value]) -> Vec<String> {
         "seconds",
         "rows",
         "rejected",
+        "psi",
         "error"
     )];
     for r in runs.iter().filter_map(Value::as_object) {
@@ -146,8 +154,15 @@ pub fn table(runs: &[Value]) -> Vec<String> {
             (i, n) if !i.is_empty() && !n.is_empty() => format!("{i}/{n}"),
             _ => String::new(),
         };
+        // The largest PSI against the previous successful run (`crate::drift`).
+        let psi = r
+            .get("drift")
+            .and_then(|d| d.get("worst"))
+            .and_then(|w| w.get(1))
+            .and_then(Value::as_f64)
+            .map_or(String::new(), |p| format!("{p:.3}"));
         lines.push(format!(
-            "{:<36}  {:<20}  {:<10}  {:<10}  {:<7}  {:<24}  {:>8}  {:>10}  {:>8}  {}",
+            "{:<36}  {:<20}  {:<10}  {:<10}  {:<7}  {:<24}  {:>8}  {:>10}  {:>8}  {:>6}  {}",
             text(r, "run_id"),
             text(r, "job"),
             text(r, "logical_date"),
@@ -157,6 +172,7 @@ pub fn table(runs: &[Value]) -> Vec<String> {
             seconds,
             text(r, "rows_written"),
             text(r, "rows_rejected"),
+            psi,
             error
         ));
     }

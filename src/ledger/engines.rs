@@ -7,11 +7,12 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    FinishValues, Ledger, RecentQuery, RecordedRow, RecordedRun, RunFinish, RunStart, RunStatus,
-    RunSummary, RunningRow, RunningRun, StartValues, SummaryRow, bind_finish, bind_start,
-    recorded_run, run_summary, running_run, timestamp,
+    BaselineRow, FinishValues, Ledger, RecentQuery, RecordedRow, RecordedRun, RunFinish, RunStart,
+    RunStatus, RunSummary, RunningRow, RunningRun, StartValues, SummaryRow, baseline, bind_finish,
+    bind_start, recorded_run, run_summary, running_run, timestamp,
 };
 use crate::db::DbError;
+use crate::drift::Baseline;
 
 macro_rules! sql_ledger {
     ($(#[$doc:meta])* $name:ident, $pool:ty, $dir:literal) => {
@@ -112,6 +113,17 @@ macro_rules! sql_ledger {
                     .await
                     .map_err(self.err("reading what a past run used"))?;
                 row.map(|r| recorded_run(&self.target, r)).transpose()
+            }
+
+            async fn baseline(&self, job: &str) -> Result<Option<Baseline>, DbError> {
+                let sql =
+                    include_str!(concat!("../../sql/", $dir, "/queries/ledger_baseline.sql"));
+                let row: Option<BaselineRow> = sqlx::query_as(sql)
+                    .bind(job)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(self.err("reading the drift baseline"))?;
+                row.map(|r| baseline(&self.target, r)).transpose()
             }
 
             async fn recent(&self, q: &RecentQuery<'_>) -> Result<Vec<RunSummary>, DbError> {

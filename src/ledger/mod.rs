@@ -85,8 +85,9 @@ pub struct InputObject {
     pub last_modified: DateTime<Utc>,
 }
 
-/// Summary statistics of one output column over a run (or a part of it: parts merge exactly, so
-/// a resumed run's statistics cover the rows it adopted too).
+/// Summary statistics of one output column (or input feature) over a run, or a part of it: parts
+/// merge exactly, so a resumed run's statistics cover the rows it adopted too. The fixed-bin
+/// histogram gives the quantiles and the PSI against another run (`crate::histogram`).
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct ScoreStats {
     pub count: u64,
@@ -94,8 +95,18 @@ pub struct ScoreStats {
     pub mean: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// Standard deviation (population), set by [`ScoreStats::summarize`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// p01, p05, p25, p50, p75, p95, p99 (bin middles, within ±3.2 %), set by `summarize`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quantiles: BTreeMap<String, f32>,
+    #[serde(default)]
+    pub histogram: crate::histogram::Histogram,
     #[serde(default)]
     sum: f64,
+    #[serde(default)]
+    sum_sq: f64,
 }
 
 impl ScoreStats {
@@ -117,6 +128,8 @@ impl ScoreStats {
         self.count += other.count;
         self.nan += other.nan;
         self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+        self.histogram.merge(&other.histogram);
         let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
             (Some(x), Some(y)) => Some(f(x, y)),
             (x, y) => x.or(y),
@@ -132,12 +145,36 @@ impl ScoreStats {
             self.nan += 1;
             return;
         }
+        self.histogram.add(v);
         let v = f64::from(v);
         self.count += 1;
         self.sum += v;
+        self.sum_sq += v * v;
         self.min = Some(self.min.map_or(v, |m| m.min(v)));
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
         self.mean = Some(self.sum / self.count as f64);
+    }
+
+    /// Fills in the standard deviation and the quantiles, for the ledger.
+    pub fn summarize(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let n = self.count as f64;
+        let mean = self.sum / n;
+        self.std = Some((self.sum_sq / n - mean * mean).max(0.0).sqrt());
+        self.quantiles = [
+            ("p01", 0.01),
+            ("p05", 0.05),
+            ("p25", 0.25),
+            ("p50", 0.5),
+            ("p75", 0.75),
+            ("p95", 0.95),
+            ("p99", 0.99),
+        ]
+        .into_iter()
+        .filter_map(|(name, q)| Some((name.to_string(), self.histogram.quantile(q)?)))
+        .collect();
     }
 }
 
@@ -175,6 +212,10 @@ pub struct RunFinish {
     pub rows_resumed: u64,
     /// The process's memory at the end of the run (`null` where it cannot be read).
     pub memory: Option<MemoryUsed>,
+    /// Statistics of each input feature, sampled (`crate::score::FEATURE_SAMPLE_EVERY`).
+    pub feature_stats: BTreeMap<String, ScoreStats>,
+    /// PSI against the job's previous successful run (`crate::drift`), when there was one.
+    pub drift: Option<crate::drift::DriftReport>,
 }
 
 /// What the run's process held: its peak resident set (Linux's VmHWM: the process's, so in a
@@ -252,6 +293,8 @@ pub struct FinishValues {
     resumed_from: Option<String>,
     rows_resumed: i64,
     memory: Option<String>,
+    feature_stats: Option<String>,
+    drift: Option<String>,
 }
 
 impl FinishValues {
@@ -281,6 +324,8 @@ impl FinishValues {
             resumed_from: f.resumed_from.map(|u| u.to_string()),
             rows_resumed: count(f.rows_resumed),
             memory: f.memory.as_ref().map(json),
+            feature_stats: (!f.feature_stats.is_empty()).then(|| json(&f.feature_stats)),
+            drift: f.drift.as_ref().map(json),
         }
     }
 }
@@ -328,6 +373,8 @@ macro_rules! bind_finish {
             .bind(&$v.resumed_from)
             .bind($v.rows_resumed)
             .bind(&$v.memory)
+            .bind(&$v.feature_stats)
+            .bind(&$v.drift)
     };
 }
 pub(crate) use {bind_finish, bind_start};
@@ -510,6 +557,25 @@ pub trait Ledger: Send + Sync {
     }
     /// What the newest succeeded run of `job` for `date` used, if there is one.
     async fn recorded(&self, job: &str, date: NaiveDate) -> Result<Option<RecordedRun>, DbError>;
+    /// The statistics of `job`'s newest succeeded unsharded run, the drift baseline.
+    async fn baseline(&self, job: &str) -> Result<Option<crate::drift::Baseline>, DbError>;
+}
+
+/// The row the engines return for `ledger_baseline.sql`.
+type BaselineRow = (String, String, String);
+
+fn baseline(target: &str, row: BaselineRow) -> Result<crate::drift::Baseline, DbError> {
+    let (run_id, scores, features) = row;
+    let bad = |what: &str, value: &str| DbError::Ledger {
+        target: target.to_string(),
+        reason: format!("ledger row has an unreadable {what}: {value}"),
+    };
+    Ok(crate::drift::Baseline {
+        run_id: run_id.parse().map_err(|_| bad("run_id", &run_id))?,
+        scores: serde_json::from_str(&scores).map_err(|e| bad("score_stats", &e.to_string()))?,
+        features: serde_json::from_str(&features)
+            .map_err(|e| bad("feature_stats", &e.to_string()))?,
+    })
 }
 
 /// The ledger in `db`.

@@ -565,6 +565,10 @@ impl Work<'_> {
                 sink.abort().await;
                 return Err(f);
             }
+            if let Err(f) = self.check_drift(rec).await {
+                sink.abort().await;
+                return Err(f);
+            }
             if let Some((shard, attempt)) = &attempt {
                 let part = PartBody {
                     rows_read: rec.rows_read,
@@ -611,6 +615,43 @@ impl Work<'_> {
         let adopted = crate::resume::settle(self.db, table, self.run_id, &key).await?;
         crate::resume::register(self.db, table, self.run_id, &key).await?;
         Ok(adopted)
+    }
+
+    /// The scores' and inputs' PSI against the job's previous successful run, recorded; past
+    /// `drift.max_psi` a warning, or under `on_drift = "fail"` the run's failure. Shards are not
+    /// checked (each scores a share, not the date's distribution); a run with no baseline has
+    /// nothing to compare.
+    async fn check_drift(&self, rec: &mut Recorder) -> Result<(), Failure> {
+        if self.req.shard.is_some() || rec.rows_scored == 0 {
+            return Ok(());
+        }
+        let ledger = ledger::for_database(self.db);
+        let baseline = match ledger.baseline(&self.req.job.name).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the drift baseline; drift is not checked");
+                return Ok(());
+            }
+        };
+        let spec = &self.req.job.drift;
+        let report = crate::drift::compare(&rec.score_stats, &rec.feature_stats, &baseline, spec);
+        if let Some((name, psi)) = &report.worst {
+            tracing::info!(worst = %name, psi, baseline = %baseline.run_id, "drift against the previous successful run");
+        }
+        let verdict = match report.action {
+            Some(crate::job::DriftAction::Fail) => Err(Failure::Drift(report.describe())),
+            Some(crate::job::DriftAction::Warn) => {
+                tracing::warn!(
+                    "{}; publishing (drift.on_drift = \"warn\")",
+                    report.describe()
+                );
+                Ok(())
+            }
+            None => Ok(()),
+        };
+        rec.drift = Some(report);
+        verdict
     }
 
     /// The last checks before anything becomes visible: not cancelled, every scored row

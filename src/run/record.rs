@@ -23,7 +23,7 @@ pub struct Recorder {
     pub stage_seconds: BTreeMap<String, f64>,
     inputs: Vec<InputObject>,
     model: Option<ModelUsed>,
-    score_stats: BTreeMap<String, ScoreStats>,
+    pub score_stats: BTreeMap<String, ScoreStats>,
     score_columns: Vec<String>,
     /// The input's and (Parquet output) the output's store request counts.
     store_counters: Vec<Arc<StoreCounters>>,
@@ -37,6 +37,11 @@ pub struct Recorder {
     pub part_recorded: bool,
     /// A shard run's outcome when it did not fail.
     pub shard_outcome: Option<crate::shard::publish::ShardOutcome>,
+    /// The model's input features, by name (sampled).
+    pub feature_stats: BTreeMap<String, ScoreStats>,
+    feature_names: Vec<String>,
+    /// PSI against the job's previous successful run.
+    pub drift: Option<crate::drift::DriftReport>,
 }
 
 impl Recorder {
@@ -68,6 +73,7 @@ impl Recorder {
             })
             .collect();
         self.score_columns = plan.score_columns.iter().map(|c| c.name.clone()).collect();
+        self.feature_names = plan.features.features.clone();
     }
 
     /// Counts the requests of the stores the run uses: the input's (before planning, so a run
@@ -98,6 +104,12 @@ impl Recorder {
                 .iter()
                 .cloned()
                 .zip(score.stats.iter().cloned())
+                .collect();
+            self.feature_stats = self
+                .feature_names
+                .iter()
+                .cloned()
+                .zip(score.features.iter().cloned())
                 .collect();
         }
     }
@@ -149,7 +161,9 @@ impl Recorder {
             stage_seconds: self.stage_seconds.clone(),
             inputs: self.inputs.clone(),
             model: self.model.clone(),
-            score_stats: self.score_stats.clone(),
+            score_stats: summarized(&self.score_stats),
+            feature_stats: summarized(&self.feature_stats),
+            drift: self.drift.clone(),
             error,
             storage_requests: self.store_counters.iter().map(|c| c.requests()).sum(),
             storage_errors: self.store_counters.iter().map(|c| c.errors()).sum(),
@@ -161,6 +175,18 @@ impl Recorder {
             }),
         }
     }
+}
+
+/// The statistics with their standard deviations and quantiles filled in.
+fn summarized(stats: &BTreeMap<String, ScoreStats>) -> BTreeMap<String, ScoreStats> {
+    stats
+        .iter()
+        .map(|(name, s)| {
+            let mut s = s.clone();
+            s.summarize();
+            (name.clone(), s)
+        })
+        .collect()
 }
 
 /// The process's peak resident set so far (`VmHWM` in `/proc/self/status`; Linux only).

@@ -8,6 +8,7 @@ mod cloud;
 mod common;
 mod deploy;
 mod device;
+mod drift;
 mod exit_codes;
 mod faults;
 mod gbdt;

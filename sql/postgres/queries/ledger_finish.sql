@@ -6,5 +6,6 @@ UPDATE scorer.runs SET
     model_name = $10, model_version = $11, model_sha256 = $12, device = $13,
     score_stats = $14::jsonb, error = $15, gpu_name = $16,
     storage_requests = $17, storage_errors = $18,
-    resumed_from = $19::uuid, rows_resumed = $20, memory = $21::jsonb
+    resumed_from = $19::uuid, rows_resumed = $20, memory = $21::jsonb,
+    feature_stats = $22::jsonb, drift = $23::jsonb
 WHERE run_id = $1::uuid
