@@ -41,21 +41,21 @@ pub struct FeatureBatch {
 }
 
 impl FeatureBatch {
-    /// Statistics of each feature over every `every`th row (nulls not counted, filled or not):
-    /// the inputs' distributions, for drift.
-    pub fn sample_stats(&self, every: usize) -> Vec<crate::ledger::ScoreStats> {
-        self.columns
-            .iter()
-            .map(|col| {
-                let mut s = crate::ledger::ScoreStats::default();
-                for r in (0..col.len()).step_by(every.max(1)) {
-                    if col.is_valid(r) {
-                        s.add(col.value(r));
-                    }
+    /// Adds every `every`th row of each feature to its statistics in `stats` (one per feature,
+    /// grown to the width; nulls not counted, filled or not): the inputs' distributions, for
+    /// drift.
+    pub fn sample_into(&self, stats: &mut Vec<crate::ledger::ScoreStats>, every: usize) {
+        if stats.len() < self.columns.len() {
+            stats.resize(self.columns.len(), crate::ledger::ScoreStats::default());
+        }
+        for (col, s) in self.columns.iter().zip(stats.iter_mut()) {
+            for r in (0..col.len()).step_by(every.max(1)) {
+                if col.is_valid(r) {
+                    s.add(col.value(r));
                 }
-                s
-            })
-            .collect()
+            }
+            s.update_mean();
+        }
     }
 
     /// Number of features per row.

@@ -117,7 +117,13 @@ impl ScoreStats {
             for v in values {
                 self.add(*v);
             }
+            self.update_mean();
         }
+    }
+
+    /// Sets `mean` from the sums (`add` leaves it to whoever adds many values).
+    pub fn update_mean(&mut self) {
+        self.mean = (self.count > 0).then(|| self.sum / self.count as f64);
     }
 
     /// Folds in the statistics of other rows of the same column.
@@ -152,11 +158,11 @@ impl ScoreStats {
         self.sum_sq += v * v;
         self.min = Some(self.min.map_or(v, |m| m.min(v)));
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
-        self.mean = Some(self.sum / self.count as f64);
     }
 
-    /// Fills in the standard deviation and the quantiles, for the ledger.
+    /// Fills in the mean, the standard deviation and the quantiles, for the ledger.
     pub fn summarize(&mut self) {
+        self.update_mean();
         if self.count == 0 {
             return;
         }

@@ -95,8 +95,9 @@ async fn statistics_have_quantiles_and_a_stable_day_shows_no_drift() {
     }
     assert!(score["std"].as_f64().unwrap() > 0.0);
     assert!(score["histogram"].as_array().unwrap().len() > 1);
-    // Features are summarised on one row in 16.
-    assert_eq!(features["f3"]["count"], 1_250);
+    // Features are summarised on one row in 64 (of each scored slice).
+    let sampled = features["f3"]["count"].as_u64().unwrap();
+    assert!((300..=340).contains(&sampled), "{sampled}");
     let p50 = features["f3"]["quantiles"]["p50"].as_f64().unwrap();
     assert!((p50 - 0.5).abs() < 0.05, "{p50}");
     assert!(drift.is_null(), "no baseline for the first run");
@@ -113,7 +114,10 @@ async fn statistics_have_quantiles_and_a_stable_day_shows_no_drift() {
     let mut lines = listing.lines();
     assert!(lines.next().unwrap().contains("  psi  "), "{listing}");
     let worst = drift["worst"][1].as_f64().unwrap();
-    assert!(lines.next().unwrap().contains(&format!("{worst:.3}")), "{listing}");
+    assert!(
+        lines.next().unwrap().contains(&format!("{worst:.3}")),
+        "{listing}"
+    );
 }
 
 #[tokio::test]
