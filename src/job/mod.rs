@@ -193,6 +193,10 @@ pub struct OutputSpec {
     /// a single COPY is the bound (benches/README.md: not on a 2-core host shared with scorer).
     #[serde(default = "default_copy_streams")]
     pub copy_streams: usize,
+    /// PostgreSQL: index the id column of each date's partition, built on the staging table
+    /// before the swap (the swap stays short; the run takes longer, see benches/README.md).
+    #[serde(default)]
+    pub index: bool,
 }
 
 /// Most COPY sessions one run may open (the PostgreSQL pool holds 8 connections).

@@ -604,8 +604,23 @@ mod tests {
         }
         assert_eq!(s.count, 3);
         assert_eq!(s.nan, 1);
+        // `add` leaves the mean to the caller; `summarize` (or `update_mean`) sets it.
+        assert_eq!(s.mean, None);
+        s.summarize();
         assert_eq!(s.mean, Some(2.0));
         assert_eq!(s.min, Some(1.0));
         assert_eq!(s.max, Some(3.0));
+        let std = s.std.unwrap();
+        assert!((std - (2.0f64 / 3.0).sqrt()).abs() < 1e-9, "{std}");
+        assert_eq!(s.quantiles.len(), 7);
+        let p50 = s.quantiles["p50"];
+        assert!((p50 - 2.0).abs() < 0.01, "{p50}");
+        // Parts merge into the whole.
+        let (mut a, mut b) = (ScoreStats::default(), ScoreStats::default());
+        a.add(1.0);
+        b.add(3.0);
+        b.add(2.0);
+        a.merge(&b);
+        assert_eq!((a.count, a.mean, a.histogram.total()), (3, Some(2.0), 3));
     }
 }

@@ -99,6 +99,14 @@ impl RunPlan {
             checkpoints: None,
             adopted_rows: None,
             sharded: false,
+            produced_by: format!(
+                "job {}, model {} version {} (sha256 {})",
+                self.job.name,
+                self.model.name,
+                self.model.version,
+                self.model.sha256.get(..12).unwrap_or(&self.model.sha256)
+            ),
+            index: self.job.output.index,
         }
     }
 }

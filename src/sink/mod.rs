@@ -63,6 +63,10 @@ pub struct OutputLayout {
     pub score_columns: Vec<OutputColumn>,
     pub date: NaiveDate,
     pub run_id: Uuid,
+    /// Which job and model wrote the rows, for the table's comment.
+    pub produced_by: String,
+    /// Index the id column of each date's partition (`output.index`).
+    pub index: bool,
 }
 
 /// Name of the logical-date column in every result table.
@@ -218,6 +222,10 @@ pub struct SinkSpec {
     pub adopted_rows: Option<u64>,
     /// A shard of a sharded run (`crate::shard`): its staging is kept for the publishing shard.
     pub sharded: bool,
+    /// Which job and model write the rows (`job J, model M version V (sha256 …)`).
+    pub produced_by: String,
+    /// PostgreSQL: index the id column of each date's partition (`output.index`).
+    pub index: bool,
 }
 
 impl SinkSpec {
@@ -230,6 +238,8 @@ impl SinkSpec {
             score_columns: self.score_columns.clone(),
             date: self.date,
             run_id: self.run_id,
+            produced_by: self.produced_by.clone(),
+            index: self.index,
         }
     }
 }

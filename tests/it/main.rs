@@ -1,6 +1,7 @@
 //! Integration tests: the scorer binary against real Parquet files, real model files, a real
 //! PostgreSQL server (started by scripts/test.sh) and SQLite.
 
+mod analyst;
 mod bad_inputs;
 mod browse;
 mod cli;

@@ -114,6 +114,8 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
             checkpoints: None,
             adopted_rows: None,
             sharded: false,
+            produced_by: String::new(),
+            index: false,
         },
     }
 }

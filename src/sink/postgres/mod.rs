@@ -2,6 +2,7 @@
 //! transaction then swaps it in as the date's partition of a table partitioned by `ds`. A CHECK
 //! constraint on the staging table lets ATTACH PARTITION skip its validation scan.
 
+pub mod analyst;
 mod copy_binary;
 mod copy_streams;
 pub mod ddl;
@@ -59,6 +60,7 @@ impl PgPartitionWriter {
         let t = &layout.table;
         ddl::ensure_table(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
+        analyst::ensure_latest_view(&pool, &layout).await?;
         let staging = t.staging_name(layout.run_id);
         let prepare = match adopted_rows {
             None => ddl::create_staging(&layout, &staging, sharded),
@@ -145,7 +147,17 @@ impl Sink for PgPartitionWriter {
             table: self.layout.table.to_string(),
             message: "COPY stream already closed".into(),
         })?;
-        Ok(copy.finish().await? + self.adopted_rows)
+        let staged = copy.finish().await? + self.adopted_rows;
+        if self.layout.index {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(analyst::id_index(
+                &self.layout,
+                &self.staging,
+            )))
+            .execute(&self.pool)
+            .await
+            .map_err(SinkError::db(&self.layout.table, "indexing the staged ids"))?;
+        }
+        Ok(staged)
     }
 
     async fn publish(
@@ -238,7 +250,7 @@ pub(super) async fn swap_partition(
     .await
     .map_err(SinkError::db(t, "looking up the date's partition"))?
     .map(|row| row.get::<String, _>(0));
-    let mut statements = Vec::new();
+    let mut statements = analyst::comments(layout, &layout.produced_by);
     if let Some(old) = &existing {
         let old = t.pg_sibling(old);
         statements.push(format!("ALTER TABLE {parent} DETACH PARTITION {old}"));

@@ -67,11 +67,17 @@ impl SqlitePartitionWriter {
                 .map(|c| format!("{} {}", quote(&c.name), c.ty.sqlite_type())),
         );
         cols.push(format!("{} TEXT NOT NULL", quote(RUN_ID_COLUMN)));
+        // `<table>_latest`: the rows of the newest date a run of this output published.
         let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {name} ({});\nCREATE INDEX IF NOT EXISTS {} ON {name} ({});",
+            "CREATE TABLE IF NOT EXISTS {name} ({});\nCREATE INDEX IF NOT EXISTS {} ON {name} ({});\n\
+             CREATE VIEW IF NOT EXISTS {} AS SELECT * FROM {name} WHERE {ds} = (\
+             SELECT max(logical_date) FROM scorer_runs WHERE output_table = '{}' AND status = 'succeeded')",
             cols.join(", "),
             quote(&format!("{}__ds", t.sqlite_name())),
-            quote(DATE_COLUMN)
+            quote(DATE_COLUMN),
+            quote(&format!("{}_latest", t.sqlite_name())),
+            t.to_string().replace('\'', "''"),
+            ds = quote(DATE_COLUMN),
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
             .execute(&pool)
