@@ -194,7 +194,7 @@ pub struct OutputSpec {
     #[serde(default = "default_copy_streams")]
     pub copy_streams: usize,
     /// PostgreSQL: index the id column of each date's partition, built on the staging table
-    /// before the swap (the swap stays short; the run takes longer, see benches/README.md).
+    /// before the swap (the swap stays short; the run takes longer by the index build).
     #[serde(default)]
     pub index: bool,
 }
