@@ -11,14 +11,18 @@ source scripts/pg-env.sh
 source scripts/emulators.sh
 # shellcheck source=scripts/onnxruntime.sh
 source scripts/onnxruntime.sh
+# shellcheck source=scripts/pushgateway.sh
+source scripts/pushgateway.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
-trap 'pg_down; emulators_down' EXIT
+trap 'pg_down; emulators_down; pushgateway_down' EXIT
 if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
   pg_up
 fi
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
+# A Prometheus Pushgateway on loopback, for the metrics push test.
+pushgateway_up
 # ONNX Runtime's library for the onnx model kind (from the PyPI wheel, cached): ORT_DYLIB_PATH;
 # and an older one, for the test that a library older than 1.31 is refused with a clear message.
 onnxruntime_up

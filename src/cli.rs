@@ -41,6 +41,10 @@ pub struct Cli {
 /// Options every subcommand shares.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    /// A Prometheus Pushgateway (e.g. http://pushgateway:9091) every run pushes its metrics to
+    /// when it ends: the batch-job pattern, for `scorer run` under cron, Kubernetes or Airflow.
+    #[arg(long, global = true, env = "SCORER_PUSHGATEWAY_URL")]
+    pub pushgateway_url: Option<String>,
     /// Where job names are looked up (`NAME` -> DIR/NAME.toml).
     #[arg(long, global = true, env = "SCORER_JOBS_DIR", default_value = "jobs")]
     pub jobs_dir: PathBuf,
@@ -172,6 +176,10 @@ pub enum Command {
         /// Attempts of one firing before a retryable failure counts as failed.
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
+        /// Serve the finished runs' metrics on http://ADDR/metrics for Prometheus to scrape
+        /// (e.g. 0.0.0.0:9184).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Run a job for every date of a range; dates that already succeeded are skipped.
     #[command(

@@ -18,6 +18,7 @@ pub mod job;
 pub mod large_alloc;
 pub mod ledger;
 pub mod lock;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod plan;

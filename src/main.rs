@@ -124,8 +124,22 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             grace,
             retry_delay,
             max_attempts,
+            metrics_addr,
         } => {
-            let ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job("*"))?;
+            let mut ctx = context(&g, run::DEFAULT_STALE_AFTER).map_err(|f| f.in_job("*"))?;
+            let serving = tokio_util::sync::CancellationToken::new();
+            let _stop_serving = serving.clone().drop_guard();
+            if let Some(addr) = metrics_addr {
+                let exporter = std::sync::Arc::new(scorer::metrics::exporter::Exporter::new());
+                let bound = scorer::metrics::serve::serve(addr, exporter.clone(), serving.clone())
+                    .await
+                    .map_err(|e| {
+                        Failure::Config(format!("--metrics-addr {addr}: cannot listen: {e}"))
+                            .in_job("*")
+                    })?;
+                tracing::info!(%bound, "serving metrics on /metrics");
+                ctx.exporter = Some(exporter);
+            }
             let opts = daemon::Options {
                 max_concurrent,
                 lease,
@@ -325,6 +339,8 @@ fn context(g: &GlobalArgs, stale_after: std::time::Duration) -> Result<RunContex
         stale_after,
         // Backfills and the scheduler log a progress line per running job every minute.
         progress: ProgressMode::Log(std::time::Duration::from_secs(60)),
+        pushgateway: g.pushgateway_url.clone(),
+        exporter: None,
     })
 }
 

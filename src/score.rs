@@ -32,6 +32,8 @@ pub struct ScoreReport {
     /// One per model input feature, in order, over every `FEATURE_SAMPLE_EVERY`th scored row:
     /// enough for their distributions and drift (78k rows of W1's 5M) at a fraction of the cost.
     pub features: Vec<ScoreStats>,
+    /// Seconds to build features and score each source batch.
+    pub latency: crate::histogram::Histogram,
 }
 
 /// Input features are summarised on one scored row in this many.
@@ -71,6 +73,7 @@ impl ScoreStage {
             report.rows_read += src.batch.num_rows() as u64;
             let scored = self.score(&src)?;
             report.seconds += t.elapsed().as_secs_f64();
+            report.latency.add(t.elapsed().as_secs_f32());
             if std::mem::take(&mut first) {
                 tracing::info!(
                     since_launch_ms = crate::telemetry::since_launch().as_millis() as u64,

@@ -66,6 +66,9 @@ pub struct Job {
     /// successful run (PSI) before the run warns or fails. PSI is recorded whatever this says.
     #[serde(default)]
     pub drift: DriftSpec,
+    /// `[metrics]`: when a run counts as slow.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
     /// Where the job file was read from, for error messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -104,6 +107,27 @@ impl Default for DriftSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// `[metrics]`: a run slower than `slow_factor` × the median of the job's last 10 successful
+/// runs (at least 3) logs a performance-regression warning and is marked `metrics.slow`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpec {
+    #[serde(default = "default_slow_factor")]
+    pub slow_factor: f64,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        Self {
+            slow_factor: default_slow_factor(),
+        }
+    }
+}
+
+fn default_slow_factor() -> f64 {
+    3.0
 }
 
 /// What a drift past `drift.max_psi` does.
@@ -365,6 +389,12 @@ impl Job {
             && let Err(e) = crate::schedule::calendar::parse_zone(z)
         {
             p.push(e);
+        }
+        if !(self.metrics.slow_factor.is_finite() && self.metrics.slow_factor > 1.0) {
+            p.push(format!(
+                "metrics.slow_factor must be a number over 1, got {}",
+                self.metrics.slow_factor
+            ));
         }
         if let Some(m) = self.drift.max_psi
             && !(m.is_finite() && m > 0.0)

@@ -10,13 +10,14 @@ use crate::db::{Database, DbError};
 use crate::sql_ident::quote;
 
 /// Columns stored as JSON text in SQLite (jsonb in PostgreSQL): parsed back into JSON.
-const JSON_COLUMNS: [&str; 6] = [
+const JSON_COLUMNS: [&str; 7] = [
     "stage_seconds",
     "inputs",
     "score_stats",
     "memory",
     "feature_stats",
     "drift",
+    "metrics",
 ];
 
 /// The newest runs, of `job` when given, at most `limit`.

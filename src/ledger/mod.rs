@@ -222,6 +222,8 @@ pub struct RunFinish {
     pub feature_stats: BTreeMap<String, ScoreStats>,
     /// PSI against the job's previous successful run (`crate::drift`), when there was one.
     pub drift: Option<crate::drift::DriftReport>,
+    /// Latency percentiles, rows/s, CPU seconds, slowness (`crate::metrics`).
+    pub metrics: crate::metrics::RunMetrics,
 }
 
 /// What the run's process held: its peak resident set (Linux's VmHWM: the process's, so in a
@@ -301,6 +303,7 @@ pub struct FinishValues {
     memory: Option<String>,
     feature_stats: Option<String>,
     drift: Option<String>,
+    metrics: String,
 }
 
 impl FinishValues {
@@ -332,6 +335,7 @@ impl FinishValues {
             memory: f.memory.as_ref().map(json),
             feature_stats: (!f.feature_stats.is_empty()).then(|| json(&f.feature_stats)),
             drift: f.drift.as_ref().map(json),
+            metrics: json(&f.metrics),
         }
     }
 }
@@ -381,6 +385,7 @@ macro_rules! bind_finish {
             .bind(&$v.memory)
             .bind(&$v.feature_stats)
             .bind(&$v.drift)
+            .bind(&$v.metrics)
     };
 }
 pub(crate) use {bind_finish, bind_start};

@@ -60,6 +60,10 @@ pub struct RunContext {
     pub stale_after: Duration,
     /// How runs show their progress (a bar, log lines, or nothing).
     pub progress: crate::progress::ProgressMode,
+    /// A Prometheus Pushgateway each run pushes its metrics to when it ends.
+    pub pushgateway: Option<String>,
+    /// Where finished runs' metrics are kept for `/metrics` (the scheduler's).
+    pub exporter: Option<Arc<crate::metrics::exporter::Exporter>>,
 }
 
 /// One run to make: a job, a logical date and optionally another device than the job's.
@@ -244,6 +248,7 @@ async fn lifecycle(
         previous_rows,
     };
     let mut rec = Recorder::default();
+    rec.cpu_at_start = crate::metrics::process_cpu_seconds();
     let _active = ActiveRun::start();
     let outcome = work.supervised(&ledger, &mut rec).await;
     // A failed run whose staging is gone (the usual case) has nothing to resume.
@@ -256,6 +261,9 @@ async fn lifecycle(
         crate::resume::forget(&db, run_id).await;
     }
     rec.stage("total", started);
+    if outcome.is_ok() {
+        rec.slow = slow_against_recent(ledger.as_ref(), req, &rec).await;
+    }
     let finish = rec.finish_of(&outcome);
     let ledger_result = ledger.finish(run_id, &finish).await;
     // A shard that ended `staged` while another shard published: its row follows the attempt.
@@ -268,6 +276,7 @@ async fn lifecycle(
         Ok(lock) => lock.into_inner().release().await,
         Err(_) => tracing::warn!("the output lock is still shared; it ends with its connection"),
     }
+    export_metrics(ctx, &req.job.name, &finish).await;
     outcome?;
     ledger_result?;
     tracing::info!(%run_id, rows = rec.rows_written, seconds = started.elapsed().as_secs_f64(), "run succeeded");
@@ -288,6 +297,55 @@ async fn lifecycle(
             .zip(rec.shard_outcome.as_ref())
             .map(|(s, o)| format!("shard {s}: {}", o.describe())),
     })
+}
+
+/// A succeeded run's seconds against the median of the job's last 10 succeeded runs: over
+/// `metrics.slow_factor` times it, a performance-regression warning.
+async fn slow_against_recent(
+    ledger: &dyn Ledger,
+    req: &RunRequest,
+    rec: &Recorder,
+) -> Option<crate::metrics::SlowRun> {
+    let seconds = rec.stage_seconds.get("total").copied()?;
+    let q = RecentQuery {
+        job: &req.job.name,
+        date: None,
+        status: Some(ledger::RunStatus::Succeeded),
+        limit: 10,
+    };
+    let recent: Vec<f64> = match ledger.recent(&q).await {
+        Ok(runs) => runs
+            .iter()
+            .filter_map(|r| Some((r.finished_at? - r.started_at).as_seconds_f64()))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the job's recent runs; slowness not checked");
+            return None;
+        }
+    };
+    let slow = crate::metrics::slow_run(seconds, &recent, req.job.metrics.slow_factor)?;
+    tracing::warn!(
+        seconds = slow.seconds,
+        median_seconds = slow.median_seconds,
+        runs = slow.over_runs,
+        "performance regression: this run took more than metrics.slow_factor = {} times the \
+         median of the job's recent successful runs",
+        slow.factor
+    );
+    Some(slow)
+}
+
+/// Hands a finished run's metrics to the process's exporter (the scheduler's `/metrics`) and
+/// pushes them to the Pushgateway, if either is set up. Failures are logged, never the run's.
+async fn export_metrics(ctx: &RunContext, job: &str, finish: &ledger::RunFinish) {
+    if let Some(exporter) = &ctx.exporter {
+        exporter.record(job, finish);
+    }
+    if let Some(url) = &ctx.pushgateway
+        && let Err(e) = crate::metrics::exporter::push(url, job, finish).await
+    {
+        tracing::warn!(error = %e, "metrics not pushed");
+    }
 }
 
 /// Runs in progress in this process. The first to start begins a new peak of the large-block

@@ -42,6 +42,12 @@ pub struct Recorder {
     feature_names: Vec<String>,
     /// PSI against the job's previous successful run.
     pub drift: Option<crate::drift::DriftReport>,
+    /// Seconds per scored batch.
+    latency: crate::histogram::Histogram,
+    /// The process's CPU seconds when the run started.
+    pub cpu_at_start: Option<f64>,
+    /// Set when the run was slow against the job's recent runs.
+    pub slow: Option<crate::metrics::SlowRun>,
 }
 
 impl Recorder {
@@ -99,6 +105,7 @@ impl Recorder {
             self.rows_scored = score.rows_scored;
             self.rows_rejected = score.rows_rejected;
             self.stage_seconds.insert("score".into(), score.seconds);
+            self.latency = score.latency.clone();
             self.score_stats = self
                 .score_columns
                 .iter()
@@ -164,6 +171,7 @@ impl Recorder {
             score_stats: summarized(&self.score_stats),
             feature_stats: summarized(&self.feature_stats),
             drift: self.drift.clone(),
+            metrics: self.metrics(),
             error,
             storage_requests: self.store_counters.iter().map(|c| c.requests()).sum(),
             storage_errors: self.store_counters.iter().map(|c| c.errors()).sum(),
@@ -173,6 +181,23 @@ impl Recorder {
                 peak_rss_bytes: peak_rss_bytes(),
                 block_cache: crate::large_alloc::stats(),
             }),
+        }
+    }
+}
+
+impl Recorder {
+    /// The run's performance figures so far.
+    pub fn metrics(&self) -> crate::metrics::RunMetrics {
+        let total = self.stage_seconds.get("total").copied();
+        crate::metrics::RunMetrics {
+            batch_latency_ms: crate::metrics::latency_percentiles(&self.latency),
+            rows_per_second: total
+                .filter(|t| *t > 0.0)
+                .map(|t| self.rows_read as f64 / t),
+            cpu_seconds: crate::metrics::process_cpu_seconds()
+                .zip(self.cpu_at_start)
+                .map(|(now, then)| now - then),
+            slow: self.slow.clone(),
         }
     }
 }

@@ -31,6 +31,8 @@ async fn two_runs_in_one_process_at_once_and_a_cancelled_one() {
         heartbeat_every: run::HEARTBEAT_EVERY,
         stale_after: run::DEFAULT_STALE_AFTER,
         progress: scorer::progress::ProgressMode::Off,
+        pushgateway: None,
+        exporter: None,
     };
     let request = |job: &Job| RunRequest {
         job: job.clone(),

@@ -20,6 +20,7 @@ mod library;
 mod lifecycle;
 mod logs;
 mod manifest_faults;
+mod metrics;
 mod objects;
 mod onnx;
 mod postgres;
