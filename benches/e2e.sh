@@ -161,7 +161,7 @@ bench_input() {
   summarise "$rows" "$JOB ($layout)" "$TMP/scorer.tsv" "$TMP/copy.tsv"
   # The next input starts from the server state this one found: without its table, its
   # quarantine and their WAL (measured: a second input otherwise paid ~25% more server CPU).
-  psql_q -c "DROP TABLE $table" -c "DROP TABLE IF EXISTS ${table}_quarantine"
+  psql_q -c "DROP TABLE $table CASCADE" -c "DROP TABLE IF EXISTS ${table}_quarantine"
   settle
 }
 
