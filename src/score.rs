@@ -29,8 +29,9 @@ pub struct ScoreReport {
     pub seconds: f64,
     /// One per result column, in order.
     pub stats: Vec<ScoreStats>,
-    /// One per model input feature, in order, over every `FEATURE_SAMPLE_EVERY`th scored row:
-    /// enough for their distributions and drift (78k rows of W1's 5M) at a fraction of the cost.
+    /// One per model input feature, in order, over 1/`FEATURE_SAMPLE_EVERY` of the scored rows
+    /// (a block of each batch): enough for their distributions and drift (78k rows
+    /// of W1's 5M) at a fraction of the cost.
     pub features: Vec<ScoreStats>,
     /// Seconds to build features and score each source batch.
     pub latency: crate::histogram::Histogram,
@@ -87,7 +88,7 @@ impl ScoreStage {
                 .into_iter()
                 .map(|(first_row, source_rows, mut fb, outputs)| {
                     // Into the stage's own accumulators: no statistics allocated per slice.
-                    fb.sample_into(&mut report.features, FEATURE_SAMPLE_EVERY);
+                    fb.sample_into(&mut report.features, FEATURE_SAMPLE_EVERY, first_row);
                     report.rows_rejected += fb.rejected as u64;
                     report.rows_scored += fb.rows as u64;
                     let stats: Vec<ScoreStats> = outputs
