@@ -291,16 +291,7 @@ async fn an_id_in_two_shards_fails_the_publication() {
         .unwrap();
     std::fs::copy(&first, dir.join("zz-copy.parquet")).unwrap();
     let (url, pool) = fresh_pg("shards_dup").await;
-    for spec in ["0/4", "1/4", "2/4"] {
-        assert_ok(&shard(&p, Some(&url), spec, &[]));
-    }
-    let out = shard(&p, Some(&url), "3/4", &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("appears more than once"),
-        "{}",
-        text(&out)
-    );
+    four_shards_then_a_duplicate(&p, &url, "appears more than once");
     assert!(table(&pool).await.is_empty());
 }
 
@@ -411,6 +402,17 @@ async fn parquet_shards(db: Option<&str>) {
     assert_eq!(left.len(), 2, "the last two runs' files: {left:?}");
 }
 
+/// Runs shards 0 to 2 of 4 (each stages), then shard 3, whose publication finds an id in two
+/// shards: exit 3, naming it (`needle`).
+fn four_shards_then_a_duplicate(p: &Project, url: &str, needle: &str) {
+    for spec in ["0/4", "1/4", "2/4"] {
+        assert_ok(&shard(p, Some(url), spec, &[]));
+    }
+    let out = shard(p, Some(url), "3/4", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains(needle), "{}", text(&out));
+}
+
 /// Writes 4 files of 10 rows with string ids `<file>-<row>` and features f0..f7; the last file
 /// repeats one id of the first.
 fn write_string_ids(p: &Project) {
@@ -449,16 +451,7 @@ async fn string_ids_in_two_shards_fail_the_publication_on_both_outputs() {
     let p = project(10);
     write_string_ids(&p);
     let (url, pool) = fresh_pg("shards_strings").await;
-    for spec in ["0/4", "1/4", "2/4"] {
-        assert_ok(&shard(&p, Some(&url), spec, &[]));
-    }
-    let out = shard(&p, Some(&url), "3/4", &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("id 0-4 appears more than once"),
-        "{}",
-        text(&out)
-    );
+    four_shards_then_a_duplicate(&p, &url, "id 0-4 appears more than once");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM scores")
         .fetch_one(&pool)
         .await
@@ -466,15 +459,6 @@ async fn string_ids_in_two_shards_fail_the_publication_on_both_outputs() {
     assert_eq!(rows, 0);
 
     write_parquet_instead(&p);
-    for spec in ["0/4", "1/4", "2/4"] {
-        assert_ok(&shard(&p, Some(&url), spec, &[]));
-    }
-    let out = shard(&p, Some(&url), "3/4", &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("id 0-4 appears more than once"),
-        "{}",
-        text(&out)
-    );
+    four_shards_then_a_duplicate(&p, &url, "id 0-4 appears more than once");
     assert!(manifest(&p.path().join(format!("out/dt={DATE}"))).is_none());
 }
