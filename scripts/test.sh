@@ -13,6 +13,8 @@ source scripts/emulators.sh
 source scripts/onnxruntime.sh
 # shellcheck source=scripts/pushgateway.sh
 source scripts/pushgateway.sh
+# shellcheck source=scripts/browser.sh
+source scripts/browser.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
 trap 'pg_down; emulators_down; pushgateway_down' EXIT
@@ -21,8 +23,10 @@ if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
 fi
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
-# A Prometheus Pushgateway on loopback, for the metrics push test.
+# A Prometheus Pushgateway on loopback, for the metrics push test; headless Chromium, for the
+# test that renders `scorer report`'s page.
 pushgateway_up
+browser_up
 # ONNX Runtime's library for the onnx model kind (from the PyPI wheel, cached): ORT_DYLIB_PATH;
 # and an older one, for the test that a library older than 1.31 is refused with a clear message.
 onnxruntime_up

@@ -258,6 +258,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// An HTML page about a job's recent runs: score distribution per day, PSI, rows, durations.
+    #[command(
+        after_help = "Example:\n  scorer report churn_daily --days 30 -o churn_daily.html\n\n\
+        One self-contained file (charts as inline SVG, nothing fetched), from the ledger."
+    )]
+    Report {
+        /// The job's name, as the ledger records it.
+        job: String,
+        /// Runs whose logical date is within this many days of today.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Where to write the page.
+        #[arg(short = 'o', long, default_value = "report.html")]
+        output: PathBuf,
+    },
     /// One run in full: counts, stages, input objects and etags, model and sha256, score
     /// statistics, memory, storage requests, the run it resumed; as JSON.
     #[command(after_help = "Example:\n  scorer show 01a21780-4235-7297-a627-0f1fcde5793d")]

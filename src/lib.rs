@@ -25,6 +25,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod progress;
 pub mod quarantine;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod schedule;

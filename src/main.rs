@@ -216,6 +216,19 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 OutputFormat::Json => vec![serde_json::to_string_pretty(&runs).unwrap_or_default()],
             })
         }
+        Command::Report { job, days, output } => {
+            let db = open_ledger(&g).await.map_err(|f| f.in_job(&job))?;
+            let html = scorer::report::render(&db, &job, days)
+                .await
+                .map_err(|f| f.in_job(&job))?;
+            std::fs::write(&output, html).map_err(|e| {
+                Failure::Config(format!("cannot write {}: {e}", output.display())).in_job(&job)
+            })?;
+            Ok(vec![format!(
+                "scorer: report of job {job} ({days} days) written to {}",
+                output.display()
+            )])
+        }
         Command::Show { run_id } => {
             let db = open_ledger(&g).await.map_err(|f| f.in_job("*"))?;
             let run = ledger::browse::one(&db, run_id)

@@ -30,6 +30,7 @@ mod quarantine;
 mod recovery;
 mod reference;
 mod registry;
+mod report;
 mod resume;
 mod schedule;
 mod secrets;
