@@ -37,6 +37,10 @@ pub struct ScoreReport {
     pub latency: crate::histogram::Histogram,
 }
 
+/// Input features' histograms are kept in bins this many bits coarser than the outputs' (1/16
+/// of an octave instead of 1/128): a tenth of the size in the ledger, enough for drift.
+pub const FEATURE_BIN_BITS: u32 = 3;
+
 /// Input features are summarised on one scored row in this many.
 pub const FEATURE_SAMPLE_EVERY: usize = 64;
 

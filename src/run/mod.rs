@@ -538,6 +538,12 @@ impl Work<'_> {
     /// every step succeeds; on any failure or cancellation the sink's staging is removed.
     async fn execute(&self, rec: &mut Recorder) -> Result<(), Failure> {
         let t_plan = Instant::now();
+        // The drift baseline is read while the run goes, not on the way to publishing.
+        let baseline = self.req.shard.is_none().then(|| {
+            let ledger = ledger::for_database(self.db);
+            let job = self.req.job.name.clone();
+            tokio::spawn(async move { ledger.baseline(&job).await }.in_current_span())
+        });
         let input_counters = Arc::default();
         rec.watch_stores(&input_counters, &self.destination);
         let mut plan = tokio::select! {
@@ -623,7 +629,7 @@ impl Work<'_> {
                 sink.abort().await;
                 return Err(f);
             }
-            if let Err(f) = self.check_drift(rec).await {
+            if let Err(f) = self.check_drift(baseline, rec).await {
                 sink.abort().await;
                 return Err(f);
             }
@@ -679,16 +685,28 @@ impl Work<'_> {
     /// `drift.max_psi` a warning, or under `on_drift = "fail"` the run's failure. Shards are not
     /// checked (each scores a share, not the date's distribution); a run with no baseline has
     /// nothing to compare.
-    async fn check_drift(&self, rec: &mut Recorder) -> Result<(), Failure> {
-        if self.req.shard.is_some() || rec.rows_scored == 0 {
+    async fn check_drift(
+        &self,
+        baseline: Option<
+            tokio::task::JoinHandle<Result<Option<crate::drift::Baseline>, crate::db::DbError>>,
+        >,
+        rec: &mut Recorder,
+    ) -> Result<(), Failure> {
+        let Some(baseline) = baseline else {
+            return Ok(());
+        };
+        if rec.rows_scored == 0 {
             return Ok(());
         }
-        let ledger = ledger::for_database(self.db);
-        let baseline = match ledger.baseline(&self.req.job.name).await {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(()),
-            Err(e) => {
+        let baseline = match baseline.await {
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the drift baseline; drift is not checked");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the drift baseline failed; drift is not checked");
                 return Ok(());
             }
         };

@@ -116,7 +116,11 @@ impl Recorder {
                 .feature_names
                 .iter()
                 .cloned()
-                .zip(score.features.iter().cloned())
+                .zip(score.features.iter().map(|s| {
+                    let mut s = s.clone();
+                    s.histogram = s.histogram.coarsened(crate::score::FEATURE_BIN_BITS);
+                    s
+                }))
                 .collect();
         }
     }
