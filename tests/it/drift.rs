@@ -167,3 +167,50 @@ async fn a_shift_past_max_psi_only_warns_by_default() {
     let (_, _, _, drift) = newest(&p).await;
     assert!(drift["features"].as_object().unwrap().is_empty(), "{drift}");
 }
+
+/// The same on PostgreSQL: drift fails the run, the ledger's statistics, drift and metrics are
+/// there as jsonb, and `scorer report` draws its charts from them.
+#[tokio::test]
+async fn drift_metrics_and_the_report_on_postgres() {
+    let p = project("[drift]\nmax_psi = 0.2\non_drift = \"fail\"\n");
+    let (url, pool) = fresh_pg("drift").await;
+    let run_pg = |date: &str| p.scorer(&["run", "daily", "--date", date], Some(&url));
+    assert_ok(&run_pg("2026-11-20"));
+    assert_ok(&run_pg("2026-11-21"));
+    let out = run_pg("2026-11-22");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let (status, action, p50, latency): (String, String, f64, f64) = sqlx::query_as(
+        "SELECT status, drift->>'action', \
+                (score_stats->'score'->'quantiles'->>'p50')::float8, \
+                (metrics->'batch_latency_ms'->>'p50')::float8 \
+         FROM scorer.runs ORDER BY started_at DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), action.as_str()), ("failed", "fail"));
+    assert!(p50 > 0.0 && latency > 0.0);
+    let published: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM daily_scores WHERE ds = DATE '2026-11-22'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(published, 0);
+    // The report reads the same ledger (its dates are not recent: a wide window).
+    let page = p.path().join("r.html");
+    let out = p.scorer(
+        &[
+            "report",
+            "daily",
+            "--days",
+            "100000",
+            "-o",
+            page.to_str().unwrap(),
+        ],
+        Some(&url),
+    );
+    assert_ok(&out);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert_eq!(html.matches("class=\"failed\"").count(), 1);
+}
