@@ -343,10 +343,15 @@ async fn a_run_whose_lock_connection_is_terminated_fails_before_publishing() {
 async fn kill_9_at_twenty_points_never_leaves_a_partial_date() {
     use rand::{Rng, SeedableRng};
     let (p, url, pool, before) = with_previous_rows("kill9").await;
-    // How long an uninterrupted run takes here, process start to exit.
-    let started = std::time::Instant::now();
-    assert_ok(&p.run("jobs/daily.toml", Some(&url)));
-    let whole = started.elapsed().as_secs_f64();
+    // How long an uninterrupted run takes here, process start to exit: the shorter of two, so
+    // that a run slowed by other load on the machine does not stretch every kill point past
+    // the end of the runs that follow.
+    let mut whole = f64::INFINITY;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        assert_ok(&p.run("jobs/daily.toml", Some(&url)));
+        whole = whole.min(started.elapsed().as_secs_f64());
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
     let mut outcomes = Vec::new();
     for k in 0..20 {
