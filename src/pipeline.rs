@@ -96,6 +96,7 @@ pub async fn stream(
             features: plan.features.clone(),
             model: Arc::clone(&plan.model),
             batch_size: batch_rows,
+            feature_sample_every: crate::score::feature_sample_every(plan.input.total_rows),
         };
         let cancel = cancel.clone();
         let span = crate::run::stage_span("score");

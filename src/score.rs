@@ -29,7 +29,8 @@ pub struct ScoreReport {
     pub seconds: f64,
     /// One per result column, in order.
     pub stats: Vec<ScoreStats>,
-    /// One per model input feature, in order, over 1/`FEATURE_SAMPLE_EVERY` of the scored rows
+    /// One per model input feature, in order, over a sample of the scored rows
+    /// (`feature_sample_every`)
     /// (a block of each batch): enough for their distributions and drift (78k rows
     /// of W1's 5M) at a fraction of the cost.
     pub features: Vec<ScoreStats>,
@@ -41,8 +42,17 @@ pub struct ScoreReport {
 /// of an octave instead of 1/128): a tenth of the size in the ledger, enough for drift.
 pub const FEATURE_BIN_BITS: u32 = 3;
 
-/// Input features are summarised on one scored row in this many.
-pub const FEATURE_SAMPLE_EVERY: usize = 64;
+/// Rows of input features a run aims to summarise: enough that two samples of one distribution
+/// give a PSI near 0 (about 9 / rows for decile groups), few enough to cost little.
+pub const FEATURE_SAMPLE_ROWS: u64 = 80_000;
+/// The sparsest feature sample: one row in this many.
+pub const MAX_FEATURE_SAMPLE_EVERY: u64 = 256;
+
+/// One row in how many a run of `total_rows` input rows summarises for its features: every row
+/// of a small input, one in ~64 of W1's 5M, one in 256 at most.
+pub fn feature_sample_every(total_rows: u64) -> usize {
+    (total_rows / FEATURE_SAMPLE_ROWS).clamp(1, MAX_FEATURE_SAMPLE_EVERY) as usize
+}
 
 /// The features and the model, shared with the stage's worker threads.
 pub struct ScoreStage {
@@ -50,6 +60,8 @@ pub struct ScoreStage {
     pub model: Arc<LoadedModel>,
     /// Most rows per model call (the job's `model.batch_size`).
     pub batch_size: usize,
+    /// Input features are summarised on one scored row in this many (`feature_sample_every`).
+    pub feature_sample_every: usize,
 }
 
 /// One slice of a source batch (its first row within the row group and its rows) with its
@@ -92,7 +104,7 @@ impl ScoreStage {
                 .into_iter()
                 .map(|(first_row, source_rows, mut fb, outputs)| {
                     // Into the stage's own accumulators: no statistics allocated per slice.
-                    fb.sample_into(&mut report.features, FEATURE_SAMPLE_EVERY, first_row);
+                    fb.sample_into(&mut report.features, self.feature_sample_every, first_row);
                     report.rows_rejected += fb.rejected as u64;
                     report.rows_scored += fb.rows as u64;
                     let stats: Vec<ScoreStats> = outputs
@@ -159,5 +171,18 @@ impl ScoreStage {
                 Ok((slice.first_row, slice.batch.num_rows(), fb, outputs))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_inputs_summarise_every_feature_row_and_large_ones_a_sample() {
+        assert_eq!(feature_sample_every(20_000), 1);
+        assert_eq!(feature_sample_every(5_000_000), 62);
+        assert_eq!(feature_sample_every(50_000_000), 256);
+        assert_eq!(feature_sample_every(0), 1);
     }
 }

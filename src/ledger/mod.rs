@@ -218,7 +218,7 @@ pub struct RunFinish {
     pub rows_resumed: u64,
     /// The process's memory at the end of the run (`null` where it cannot be read).
     pub memory: Option<MemoryUsed>,
-    /// Statistics of each input feature, sampled (`crate::score::FEATURE_SAMPLE_EVERY`).
+    /// Statistics of each input feature, sampled (`crate::score::feature_sample_every`).
     pub feature_stats: BTreeMap<String, ScoreStats>,
     /// PSI against the job's previous successful run (`crate::drift`), when there was one.
     pub drift: Option<crate::drift::DriftReport>,

@@ -95,9 +95,8 @@ async fn statistics_have_quantiles_and_a_stable_day_shows_no_drift() {
     }
     assert!(score["std"].as_f64().unwrap() > 0.0);
     assert!(score["histogram"].as_array().unwrap().len() > 1);
-    // Features are summarised on one row in 64 (of each scored slice).
-    let sampled = features["f3"]["count"].as_u64().unwrap();
-    assert!((300..=340).contains(&sampled), "{sampled}");
+    // A small input's features are summarised on every row.
+    assert_eq!(features["f3"]["count"], 20_000);
     let p50 = features["f3"]["quantiles"]["p50"].as_f64().unwrap();
     assert!((p50 - 0.5).abs() < 0.05, "{p50}");
     assert!(drift.is_null(), "no baseline for the first run");
