@@ -87,7 +87,7 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
     )
     .unwrap();
     let log = p.path().join("s.log");
-    let mut child = p
+    let child = p
         .command(
             &[
                 "schedule",
@@ -102,6 +102,9 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    // Killed if the test fails before it stops the scheduler: a scheduler left behind would
+    // fire its every-second job for as long as the machine runs.
+    let mut child = KillOnDrop(Some(child));
     let mut addr = String::new();
     wait_for("the metrics endpoint", 30, || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -156,11 +159,24 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
     assert_eq!(latency, 4, "p50, p95, p99 and max");
     let missing = reqwest::get(format!("http://{addr}/other")).await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
+    let mut child = child.0.take().unwrap();
     signal(child.id(), "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// A child process killed when dropped, unless taken out first.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[tokio::test]
