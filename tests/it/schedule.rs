@@ -3,14 +3,14 @@
 //! backfill that resumes.
 
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-use crate::common::{ModelOpts, Project, assert_ok, fresh_pg, signal, sqlite_count, text};
+use crate::common::{ModelOpts, Project, Spawned, assert_ok, fresh_pg, signal, sqlite_count, text};
 
 /// A project with the test model and `rows` of input under data/<set>/ for each date.
 fn project_with(inputs: &[(&str, Vec<NaiveDate>)], rows: u64) -> Project {
@@ -46,11 +46,11 @@ fn days_before(today: NaiveDate, n: std::ops::RangeInclusive<i64>) -> Vec<NaiveD
 }
 
 /// Starts `scorer schedule` with a short lease and reload; its log goes to `<log>.log`.
-fn spawn_scheduler(p: &Project, db: Option<&str>, log: &str) -> Child {
+fn spawn_scheduler(p: &Project, db: Option<&str>, log: &str) -> Spawned {
     spawn_scheduler_with_grace(p, db, log, "20s")
 }
 
-fn spawn_scheduler_with_grace(p: &Project, db: Option<&str>, log: &str, grace: &str) -> Child {
+fn spawn_scheduler_with_grace(p: &Project, db: Option<&str>, log: &str, grace: &str) -> Spawned {
     let file = std::fs::File::create(p.path().join(format!("{log}.log"))).unwrap();
     p.command(
         &[
@@ -69,6 +69,7 @@ fn spawn_scheduler_with_grace(p: &Project, db: Option<&str>, log: &str, grace: &
     .stdout(Stdio::null())
     .stderr(file)
     .spawn()
+    .map(Spawned::new)
     .unwrap()
 }
 
@@ -96,7 +97,8 @@ fn log_of(p: &Project, log: &str) -> String {
 }
 
 /// Stops a scheduler as Kubernetes does and checks it exits cleanly.
-async fn stop(p: &Project, mut child: Child, log: &str) {
+async fn stop(p: &Project, child: Spawned, log: &str) {
+    let mut child = child.take();
     signal(child.id(), "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
