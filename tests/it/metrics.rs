@@ -166,3 +166,37 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_run_pushes_its_metrics_to_a_pushgateway() {
+    let gateway = std::env::var("SCORER_TEST_PUSHGATEWAY_URL").expect(
+        "SCORER_TEST_PUSHGATEWAY_URL is not set: run the suite with scripts/test.sh, which starts \
+         a Pushgateway",
+    );
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 3_000, 8, None);
+    // A job name of this test's own, so parallel tests and reruns do not meet in the gateway.
+    let name = format!("push_{}", uuid::Uuid::now_v7().simple());
+    p.add_job(&name, "events", "m", "pushed_scores", "");
+    let out = p.scorer_env(
+        &["run", &name, "--date", DATE],
+        None,
+        &[("SCORER_PUSHGATEWAY_URL", gateway.as_str())],
+    );
+    assert_ok(&out);
+    assert!(!text(&out).contains("metrics not pushed"), "{}", text(&out));
+    let text = reqwest::get(format!("{gateway}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = parse(&text);
+    assert_eq!(
+        value(&scrape, "scorer_last_run_rows_written", &name),
+        Some(3_000.0)
+    );
+    assert_eq!(value(&scrape, "scorer_last_run_success", &name), Some(1.0));
+    assert!(value(&scrape, "push_time_seconds", &name).unwrap() > 0.0);
+}
