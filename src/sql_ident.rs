@@ -51,6 +51,12 @@ pub fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// `text` as a SQL string literal (`'` doubled), for the few statements that cannot bind it
+/// (DDL such as a view's body or a comment).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// A validated result-table name, `table` or `schema.table`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableName {

@@ -92,7 +92,7 @@ async fn sqlite_json_object(pool: &sqlx::SqlitePool) -> Result<String, sqlx::Err
             .await?;
     let pairs: Vec<String> = columns
         .iter()
-        .map(|c| format!("'{}', {}", c.replace('\'', "''"), quote(c)))
+        .map(|c| format!("{}, {}", crate::sql_ident::literal(c), quote(c)))
         .collect();
     Ok(format!("json_object({})", pairs.join(", ")))
 }

@@ -35,7 +35,7 @@ use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::pipeline;
 use crate::plan::{self, RunPlan};
-use crate::shard::coordination::{self, AttemptInfo, AttemptState, Part, PartBody};
+use crate::shard::coordination::{self, AttemptState, Part, PartBody};
 use crate::shard::publish::{Published, Publisher, ShardOutcome};
 use crate::shard::{AttemptKey, ShardSpec};
 use crate::sink::{self, Destination};
@@ -779,7 +779,7 @@ impl Work<'_> {
         let job = &self.req.job;
         let output = self.destination.to_string();
         let inputs_digest = crate::resume::inputs_digest(&plan.input.objects);
-        let attempt = AttemptKey {
+        let key = AttemptKey {
             job: &job.name,
             job_sha256: &job.text_sha256,
             date: self.req.date,
@@ -788,19 +788,11 @@ impl Work<'_> {
             model_sha256: &plan.model.sha256,
             inputs_digest: &inputs_digest,
             label: &self.req.attempt_label,
-        }
-        .id();
+        };
+        let attempt = key.id();
         tracing::info!(%shard, attempt, "shard of a sharded run");
         rec.attempt = Some(attempt.clone());
-        let info = AttemptInfo {
-            attempt: &attempt,
-            job: &job.name,
-            date: self.req.date,
-            output: &output,
-            count: shard.count,
-            label: &self.req.attempt_label,
-        };
-        match coordination::open(self.db, &info).await? {
+        match coordination::open(self.db, &attempt, &key).await? {
             AttemptState::Open => {}
             AttemptState::Published(by) => {
                 rec.shard_outcome = Some(ShardOutcome::Skipped(format!(
@@ -935,8 +927,9 @@ pub fn stage_span(stage: &'static str) -> tracing::Span {
     tracing::info_span!("stage", stage)
 }
 
-/// A sink that found its lock gone while publishing reports the lost lock, not a sink error.
-fn publish_failure(e: sink::SinkError) -> Failure {
+/// A sink that found its lock gone while publishing reports the lost lock, not a sink error (and
+/// ids found twice across shards, the duplicate id).
+pub(crate) fn publish_failure(e: sink::SinkError) -> Failure {
     match e {
         sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
         sink::SinkError::DuplicateId { id, .. } => Failure::DuplicateId { id },

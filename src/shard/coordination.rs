@@ -67,17 +67,6 @@ pub enum AttemptState {
     Superseded(String),
 }
 
-/// What is recorded of an attempt when its first shard starts.
-#[derive(Debug, Clone)]
-pub struct AttemptInfo<'a> {
-    pub attempt: &'a str,
-    pub job: &'a str,
-    pub date: chrono::NaiveDate,
-    pub output: &'a str,
-    pub count: u32,
-    pub label: &'a str,
-}
-
 fn err<'a>(db: &'a Database, context: &'static str) -> impl FnOnce(sqlx::Error) -> DbError + 'a {
     move |source| DbError::Query {
         target: db.target().to_string(),
@@ -93,11 +82,15 @@ fn unreadable(db: &Database, what: &str, value: &str) -> DbError {
     }
 }
 
-/// Records the attempt if it is new; returns where it stands.
-pub async fn open(db: &Database, a: &AttemptInfo<'_>) -> Result<AttemptState, DbError> {
+/// Records attempt `attempt` (the id of `a`) if it is new; returns where it stands.
+pub async fn open(
+    db: &Database,
+    attempt: &str,
+    a: &super::AttemptKey<'_>,
+) -> Result<AttemptState, DbError> {
     let date = a.date.to_string();
     each_engine!(db, "shard_attempt_open.sql", |sql, pool| sqlx::query(sql)
-        .bind(a.attempt)
+        .bind(attempt)
         .bind(a.job)
         .bind(&date)
         .bind(a.output)
@@ -107,7 +100,7 @@ pub async fn open(db: &Database, a: &AttemptInfo<'_>) -> Result<AttemptState, Db
         .await
         .map(|_| ())
         .map_err(err(db, "recording the shard attempt"))?);
-    state(db, a.attempt).await
+    state(db, attempt).await
 }
 
 /// Where attempt `attempt` stands.

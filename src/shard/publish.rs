@@ -145,11 +145,7 @@ impl Publisher<'_> {
         };
         sink::publish_shards(self.destination, self.db, &self.spec, lock, &shards)
             .await
-            .map_err(|e| match e {
-                sink::SinkError::LockLost(lost) => Failure::LockLost(lost),
-                sink::SinkError::DuplicateId { id, .. } => Failure::DuplicateId { id },
-                other => other.into(),
-            })?;
+            .map_err(crate::run::publish_failure)?;
         tracing::info!(
             attempt = self.attempt,
             shards = parts.len(),

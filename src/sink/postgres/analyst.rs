@@ -5,12 +5,7 @@
 use sqlx::postgres::PgPool;
 
 use crate::sink::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, SinkError};
-use crate::sql_ident::quote;
-
-/// `'text'` as a SQL string literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+use crate::sql_ident::{literal, quote};
 
 /// The view's name: `<table>_latest` beside the table.
 pub fn latest_view(layout: &OutputLayout) -> String {

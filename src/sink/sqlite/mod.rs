@@ -71,12 +71,12 @@ impl SqlitePartitionWriter {
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {name} ({});\nCREATE INDEX IF NOT EXISTS {} ON {name} ({});\n\
              CREATE VIEW IF NOT EXISTS {} AS SELECT * FROM {name} WHERE {ds} = (\
-             SELECT max(logical_date) FROM scorer_runs WHERE output_table = '{}' AND status = 'succeeded')",
+             SELECT max(logical_date) FROM scorer_runs WHERE output_table = {} AND status = 'succeeded')",
             cols.join(", "),
             quote(&format!("{}__ds", t.sqlite_name())),
             quote(DATE_COLUMN),
             quote(&format!("{}_latest", t.sqlite_name())),
-            t.to_string().replace('\'', "''"),
+            crate::sql_ident::literal(&t.to_string()),
             ds = quote(DATE_COLUMN),
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
