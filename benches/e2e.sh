@@ -7,6 +7,7 @@
 #   benches/e2e.sh                   # W1 as scorer-datagen, pyarrow and Spark write it: 5M rows each
 #   benches/e2e.sh --input pyarrow   # one of native | pyarrow | spark
 #   benches/e2e.sh --x10             # 10 x W1: 50M rows (generated once; ~10 GB per layout)
+#   SCORER_BENCH_BIN_DIR=/tmp/old benches/e2e.sh --input native   # another build's binary
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg-env.sh
@@ -25,8 +26,14 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-cargo build --release --bins --quiet
-BIN="$CARGO_TARGET_DIR/release"
+# SCORER_BENCH_BIN_DIR: measure the scorer binary in that directory instead of building this tree
+# (an A/B against an older build: benches/README.md "Observability overhead").
+if [ -n "${SCORER_BENCH_BIN_DIR:-}" ]; then
+  BIN="$SCORER_BENCH_BIN_DIR"
+else
+  cargo build --release --bins --quiet
+  BIN="$CARGO_TARGET_DIR/release"
+fi
 
 # The input directory of one layout, generated if absent: scorer-datagen's W1, or W1 as pyarrow
 # and Spark lay it out (benches/w1_inputs.py, in the bench virtualenv); 50M rows with --x10 (ids

@@ -68,6 +68,7 @@ fn feature_batch(model: &LoadedModel, batch: RecordBatch) -> FeatureBatch {
         on_null: scorer::job::NullPolicy::Fill(f32::NAN),
         on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
+        passed: Default::default(),
     }
     .build(&SourceBatch {
         object: Arc::from("bench"),

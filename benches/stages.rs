@@ -100,6 +100,7 @@ fn stages(c: &mut Criterion) {
         on_null: NullPolicy::Fill(0.0),
         on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
+        passed: Default::default(),
     };
     g.bench_function("arrow_to_feature_batch", |b| {
         b.iter(|| black_box(spec.build(&src).expect("features")))
@@ -121,6 +122,7 @@ fn stages(c: &mut Criterion) {
     let with_prep = FeatureSpec {
         features: prepared.model.inputs().features.clone(),
         preprocess: prepared.preprocess.clone(),
+        passed: Default::default(),
         ..spec.clone()
     };
     g.bench_function(
@@ -179,6 +181,7 @@ fn cuda_forward(c: &mut Criterion) {
         on_null: NullPolicy::Fill(0.0),
         on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
+        passed: Default::default(),
     };
     let gpu = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cuda(0))
         .expect("the CUDA bench needs a visible GPU");

@@ -73,6 +73,7 @@ fn feature_spec(model: &LoadedModel) -> FeatureSpec {
         on_null: scorer::job::NullPolicy::Fill(f32::NAN),
         on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
+        passed: Default::default(),
     }
 }
 

@@ -43,7 +43,12 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// A Prometheus Pushgateway (e.g. http://pushgateway:9091) every run pushes its metrics to
     /// when it ends: the batch-job pattern, for `scorer run` under cron, Kubernetes or Airflow.
-    #[arg(long, global = true, env = "SCORER_PUSHGATEWAY_URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SCORER_PUSHGATEWAY_URL",
+        hide_env_values = true
+    )]
     pub pushgateway_url: Option<String>,
     /// Where job names are looked up (`NAME` -> DIR/NAME.toml).
     #[arg(long, global = true, env = "SCORER_JOBS_DIR", default_value = "jobs")]

@@ -18,8 +18,13 @@ pub enum OutputType {
     /// A fixed-length f32 vector per row (`FixedSizeList<Float32>`): class probabilities,
     /// embeddings.
     Float32Vector(usize),
-    /// An integer per row (`Int64`): a class label.
+    /// An integer per row (`Int64`): a class label, or an integer passthrough column (which may
+    /// hold nulls).
     Int64,
+    /// A 64-bit float per row: a passthrough column (`output.passthrough_columns`), may be null.
+    Float64,
+    /// Text per row: a passthrough column or a hashed one (`output.hash_columns`), may be null.
+    Text,
 }
 
 impl OutputType {
@@ -32,13 +37,15 @@ impl OutputType {
                 i32::try_from(n).unwrap_or(i32::MAX),
             ),
             Self::Int64 => DataType::Int64,
+            Self::Float64 => DataType::Float64,
+            Self::Text => DataType::Utf8,
         }
     }
 
     /// How many of a model's raw value columns this output takes.
     pub fn width(self) -> usize {
         match self {
-            Self::Float32 | Self::Int64 => 1,
+            Self::Float32 | Self::Int64 | Self::Float64 | Self::Text => 1,
             Self::Float32Vector(n) => n,
         }
     }
@@ -50,6 +57,8 @@ impl std::fmt::Display for OutputType {
             Self::Float32 => f.write_str("f32"),
             Self::Float32Vector(n) => write!(f, "f32[{n}]"),
             Self::Int64 => f.write_str("i64"),
+            Self::Float64 => f.write_str("f64"),
+            Self::Text => f.write_str("text"),
         }
     }
 }
@@ -147,6 +156,12 @@ pub fn pack_outputs(
                 return Err(format!(
                     "output `{}` is an integer label; it cannot be packed from f32 values",
                     output.name
+                ));
+            }
+            OutputType::Float64 | OutputType::Text => {
+                return Err(format!(
+                    "output `{}` is {}: a passthrough type, not a model output",
+                    output.name, output.ty
                 ));
             }
             OutputType::Float32Vector(n) => {

@@ -29,6 +29,10 @@ const LARGE_BLOCKS_HELD: usize = scorer::large_alloc::DEFAULT_CAP_MB << 20;
 
 fn main() -> ExitCode {
     telemetry::mark_launch();
+    // Before anything can print: every secret in the environment is known to the one
+    // redaction point every message passes through.
+    scorer::redact::register_environment();
+    scorer::redact::install_panic_hook();
     // polars (a model's derived columns) runs inside the scoring pool's threads, one row slice
     // per core already; its own pool would only add threads competing for the same cores.
     // Set before any thread exists, so no other thread can be reading the environment.
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
     match scorer::large_alloc::cap_from_env() {
         Ok(cap) => ALLOCATOR.set_cap(cap),
         Err(e) => {
-            eprintln!("scorer: error: {e}");
+            scorer::redact::eprint_line(&format!("scorer: error: {e}"));
             return ExitCode::from(exit::CONFIG);
         }
     }
@@ -56,11 +60,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(lines) => {
-            lines.iter().for_each(|l| println!("{l}"));
+            lines.iter().for_each(|l| scorer::redact::print_line(l));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("scorer: error: {e}");
+            scorer::redact::eprint_line(&format!("scorer: error: {e}"));
             ExitCode::from(e.exit_code())
         }
     }
@@ -250,7 +254,7 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
             if failed.is_empty() {
                 return Ok(lines);
             }
-            lines.iter().for_each(|l| println!("{l}"));
+            lines.iter().for_each(|l| scorer::redact::print_line(l));
             Err(in_registry(
                 &g,
                 Failure::Many {
@@ -283,7 +287,7 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
                 return Ok(lines);
             }
             // Say what was done, then fail: some dead runs still hold leftovers.
-            lines.iter().for_each(|l| println!("{l}"));
+            lines.iter().for_each(|l| scorer::redact::print_line(l));
             let problems = report
                 .failed
                 .iter()
@@ -314,7 +318,7 @@ async fn backfill_command(
     if code == exit::OK {
         return Ok(lines);
     }
-    lines.iter().for_each(|l| println!("{l}"));
+    lines.iter().for_each(|l| scorer::redact::print_line(l));
     Err(Failure::Many {
         problems: vec![format!(
             "{}..{} did not complete; run the same command again to retry the dates without a succeeded run",

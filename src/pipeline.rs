@@ -64,8 +64,21 @@ pub async fn stream(
     let mut resume_ids_seconds = None;
     if let Some(done) = &done {
         let t = Instant::now();
+        // Hashed ids (`output.hash_columns`) are checked as the run writes them.
+        let hasher = plan
+            .features
+            .passed
+            .hasher
+            .as_ref()
+            .filter(|h| h.hashes(&plan.features.id_column));
         let seeded = source::read_ids(&plan.input, done, plan.job.model.batch_size, |batch| {
-            ids.add(batch)
+            let hashed = match hasher {
+                Some(h) => Some(h.hash(batch).map_err(|e| {
+                    Failure::Internal(format!("hashing the adopted rows' ids: {e}"))
+                })?),
+                None => None,
+            };
+            ids.add(hashed.as_deref().unwrap_or(batch))
                 .map_err(|Duplicate(id)| Failure::DuplicateId { id })
         })
         .await;

@@ -118,6 +118,9 @@ impl ScoreStage {
                     for (total, part) in report.stats.iter_mut().zip(&stats) {
                         total.merge(part);
                     }
+                    // The passthrough columns follow the model's outputs, as in the layout.
+                    let mut outputs = outputs;
+                    outputs.append(&mut fb.passed);
                     ScoredBatch {
                         ids: fb.ids,
                         outputs,

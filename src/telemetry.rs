@@ -26,7 +26,7 @@ pub fn since_launch() -> Duration {
     LAUNCH.get_or_init(Instant::now).elapsed()
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default (`scorer=info,warn`).
+/// Installs the global subscriber, writing through [`crate::redact`]. `RUST_LOG` overrides the default (`scorer=info,warn`).
 ///
 /// Every event inside a run carries the run's span (`run`: `job`, `date`, `run_id`, `shard`)
 /// and its stage's (`stage`: plan, read, score, write, commit): in text as the line's prefix,
@@ -36,7 +36,7 @@ pub fn init(format: LogFormat) {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("scorer=info,warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::redact::RedactedStderr)
         .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -91,7 +91,14 @@ pub async fn validate(
     let mut input = None;
     if let Some(date) = date {
         match plan_input(job, date, &columns, Default::default()).await {
-            Ok(plan) => input = Some((plan.objects.len(), plan.total_rows)),
+            Ok(plan) => {
+                if let Err(e) =
+                    crate::plan::passed_columns(job, &plan, |name| std::env::var(name).ok())
+                {
+                    add(e);
+                }
+                input = Some((plan.objects.len(), plan.total_rows));
+            }
             Err(e) => add(e),
         }
     }

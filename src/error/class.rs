@@ -123,6 +123,9 @@ pub fn parquet_class(e: &ParquetError) -> ErrorClass {
 pub fn sqlx_class(e: &sqlx::Error) -> ErrorClass {
     use sqlx::Error as E;
     match e {
+        // A TLS handshake that refused the server's certificate (a wrong host name, an unknown
+        // CA): rustls reports it as invalid data, and retrying cannot help.
+        E::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => ErrorClass::Config,
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Protocol(_) => {
             ErrorClass::Transient
         }

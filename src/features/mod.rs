@@ -35,6 +35,8 @@ pub struct FeatureBatch {
     pub rejected: usize,
     /// Which rows those were and why, for the quarantine.
     pub rejected_rows: Vec<RejectedRow>,
+    /// The kept rows' passthrough columns ([`PassedColumns`]), hashed where the job says.
+    pub passed: Vec<ArrayRef>,
     columns: Vec<Float32Array>,
     /// Replaces nulls that remain (only under `fill:<v>`).
     fill: f32,
@@ -144,6 +146,24 @@ pub struct FeatureSpec {
     pub on_nan: NanPolicy,
     /// The model's declared preprocessing, applied first; it yields the `features` columns.
     pub preprocess: Option<Arc<Preprocessor>>,
+    /// Input columns written to the result, and the hashing of personal data.
+    pub passed: PassedColumns,
+}
+
+/// `output.passthrough_columns` and `output.hash_columns` as a batch sees them: which input
+/// columns go to the result (named as in the input, typed for the sinks) and which columns,
+/// the id among them, are replaced by their keyed hash before anything else reads them.
+#[derive(Debug, Clone, Default)]
+pub struct PassedColumns {
+    pub columns: Vec<crate::contract::OutputColumn>,
+    pub hasher: Option<Arc<crate::hashing::ColumnHasher>>,
+}
+
+impl PassedColumns {
+    /// Whether the id column is hashed (ids are then text).
+    pub fn hashes(&self, column: &str) -> bool {
+        self.hasher.as_ref().is_some_and(|h| h.hashes(column))
+    }
 }
 
 impl FeatureSpec {
@@ -174,8 +194,27 @@ impl FeatureSpec {
             IdKind::Int => DataType::Int64,
             IdKind::Text => DataType::Utf8,
         };
-        let ids = cast(column(&self.id_column)?, &id_type)
-            .map_err(|e| err(&self.id_column, format!("cannot read as {id_type}: {e}")))?;
+        let ids = match &self.passed.hasher {
+            Some(h) if h.hashes(&self.id_column) => h.hash(column(&self.id_column)?.as_ref()),
+            _ => cast(column(&self.id_column)?, &id_type),
+        }
+        .map_err(|e| err(&self.id_column, format!("cannot read as {id_type}: {e}")))?;
+        // Straight from the decoded input (a model's preprocessing does not carry them).
+        let passed = self
+            .passed
+            .columns
+            .iter()
+            .map(|c| {
+                let raw = src.batch.column_by_name(&c.name).ok_or_else(|| {
+                    err(&c.name, "column is missing from the decoded batch".into())
+                })?;
+                match &self.passed.hasher {
+                    Some(h) if h.hashes(&c.name) => h.hash(raw.as_ref()),
+                    _ => cast(raw, &c.ty.arrow()),
+                }
+                .map_err(|e| err(&c.name, format!("cannot write as {}: {e}", c.ty.arrow())))
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
         let mut cols: Vec<Float32Array> = Vec::with_capacity(self.features.len());
         for name in &self.features {
             let arr = cast(column(name)?, &DataType::Float32)
@@ -244,7 +283,7 @@ impl FeatureSpec {
             || !non_finite.is_empty()
             || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
         let mut rejected_rows = Vec::new();
-        let (ids, cols) = if any_drop {
+        let (ids, cols, passed) = if any_drop {
             // Why row `i` is left out, and for which column; `None` keeps it.
             let reject = |i: usize| -> Option<(RejectReason, &str)> {
                 if ids.is_null(i) {
@@ -293,9 +332,14 @@ impl FeatureSpec {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            (ids, cols)
+            let passed = passed
+                .iter()
+                .zip(&self.passed.columns)
+                .map(|(a, c)| filter(a.as_ref(), &keep).map_err(|e| err(&c.name, e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            (ids, cols, passed)
         } else {
-            (ids, cols)
+            (ids, cols, passed)
         };
         let fill = match self.on_null {
             NullPolicy::Fill(v) => v,
@@ -307,6 +351,7 @@ impl FeatureSpec {
             rows,
             rejected: n - rows,
             rejected_rows,
+            passed,
             columns: cols,
             fill,
         })
@@ -398,6 +443,7 @@ mod tests {
             on_null,
             on_nan: NanPolicy::Fail,
             preprocess: None,
+            passed: Default::default(),
         }
     }
 

@@ -221,6 +221,30 @@ pub struct OutputSpec {
     /// before the swap (the swap stays short; the run takes longer by the index build).
     #[serde(default)]
     pub index: bool,
+    /// Input columns written beside the scores (a segment to group by, an amount to weigh by):
+    /// only the id, the scores and these reach the result; features are never written.
+    #[serde(default)]
+    pub passthrough_columns: Vec<String>,
+    /// The id and/or passthrough columns that hold personal data: written, quarantined and
+    /// logged only as `hex(HMAC-SHA256(key, value))` (`scorer::hashing`).
+    #[serde(default)]
+    pub hash_columns: Vec<String>,
+    /// The environment variable holding the HMAC key of `hash_columns` (never in the job file).
+    #[serde(default = "default_hash_key_env")]
+    pub hash_key_env: String,
+    /// PostgreSQL: roles granted SELECT on the result table and its `_latest` view on every
+    /// run (e.g. `["scorer_analyst"]` from sql/postgres/roles.sql). The date partitions, staging
+    /// tables and the quarantine (raw input ids) get no grant: readers go through the table.
+    #[serde(default)]
+    pub readers: Vec<String>,
+    /// Days of results kept: after a run of date D publishes, dates before D - N + 1 are dropped
+    /// (partitions, rows or Parquet date directories), and the ledger records which.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+fn default_hash_key_env() -> String {
+    crate::hashing::DEFAULT_KEY_ENV.to_string()
 }
 
 /// Most COPY sessions one run may open (the PostgreSQL pool holds 8 connections).
@@ -232,6 +256,46 @@ pub const MAX_BATCH_SIZE: usize = 4 * 1024 * 1024;
 
 /// Missed firings a catch-up runs unless the job says otherwise: a week and a half of a daily job.
 pub const DEFAULT_MAX_CATCHUP: usize = 10;
+
+impl Job {
+    /// `output.passthrough_columns` and `output.hash_columns`: names once each, hashed columns
+    /// among those that reach the result, and the key's variable a valid name.
+    fn privacy_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let o = &self.output;
+        let id = &self.input.id_column;
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &o.passthrough_columns {
+            if c == id {
+                p.push(format!(
+                    "output.passthrough_columns: `{c}` is the id column, which is always written"
+                ));
+            }
+            if !seen.insert(c) {
+                p.push(format!("output.passthrough_columns: `{c}` is listed twice"));
+            }
+        }
+        let mut hashed = std::collections::BTreeSet::new();
+        for c in &o.hash_columns {
+            if c != id && !o.passthrough_columns.contains(c) {
+                p.push(format!(
+                    "output.hash_columns: `{c}` is neither the id column ({id}) nor in \
+                     output.passthrough_columns; only columns that reach the result are hashed"
+                ));
+            }
+            if !hashed.insert(c) {
+                p.push(format!("output.hash_columns: `{c}` is listed twice"));
+            }
+        }
+        if !storage::valid_name(&o.hash_key_env) {
+            p.push(format!(
+                "output.hash_key_env: `{}` is not an environment variable name",
+                o.hash_key_env
+            ));
+        }
+        p
+    }
+}
 
 fn default_catchup() -> bool {
     true
@@ -470,6 +534,18 @@ impl Job {
             && let Err(e) = crate::model::registry::check_name("version", &self.model.version)
         {
             p.push(format!("model.version: {e} (or `latest`)"));
+        }
+        p.extend(self.privacy_problems());
+        for role in &self.output.readers {
+            if let Err(e) = crate::sql_ident::check_column(role) {
+                p.push(format!("output.readers: {e}"));
+            }
+        }
+        if !self.output.readers.is_empty() && self.output.table.is_none() {
+            p.push("output.readers applies to output.table only".into());
+        }
+        if self.output.retention_days == Some(0) {
+            p.push("output.retention_days must be at least 1 (the run's own date is kept)".into());
         }
         match (&self.output.table, &self.output.url) {
             (Some(table), None) => {

@@ -52,7 +52,7 @@ pub struct StorageOptions {
 
 impl StorageOptions {
     /// The credential options, which must be `${ENV_VAR}` references.
-    fn secrets(&self) -> [(&'static str, &Option<String>); 6] {
+    pub fn secrets(&self) -> [(&'static str, &Option<String>); 6] {
         [
             ("access_key_id", &self.access_key_id),
             ("secret_access_key", &self.secret_access_key),
@@ -188,7 +188,8 @@ fn env_reference(value: &str) -> Option<&str> {
     valid_name(name).then_some(name)
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` is usable as an environment variable name (letters, digits, `_`, not a digit first).
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

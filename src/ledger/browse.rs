@@ -10,7 +10,7 @@ use crate::db::{Database, DbError};
 use crate::sql_ident::quote;
 
 /// Columns stored as JSON text in SQLite (jsonb in PostgreSQL): parsed back into JSON.
-const JSON_COLUMNS: [&str; 7] = [
+const JSON_COLUMNS: [&str; 8] = [
     "stage_seconds",
     "inputs",
     "score_stats",
@@ -18,6 +18,7 @@ const JSON_COLUMNS: [&str; 7] = [
     "feature_stats",
     "drift",
     "metrics",
+    "retention",
 ];
 
 /// The newest runs, of `job` when given, at most `limit`.

@@ -224,6 +224,8 @@ pub struct RunFinish {
     pub drift: Option<crate::drift::DriftReport>,
     /// Latency percentiles, rows/s, CPU seconds, slowness (`crate::metrics`).
     pub metrics: crate::metrics::RunMetrics,
+    /// What `output.retention_days` dropped after the run published (`crate::sink::retention`).
+    pub retention: Option<crate::sink::retention::Retention>,
 }
 
 /// What the run's process held: its peak resident set (Linux's VmHWM: the process's, so in a
@@ -304,6 +306,7 @@ pub struct FinishValues {
     feature_stats: Option<String>,
     drift: Option<String>,
     metrics: String,
+    retention: Option<String>,
 }
 
 impl FinishValues {
@@ -321,13 +324,17 @@ impl FinishValues {
                 count(f.rows_rejected),
             ],
             stage_seconds: json(&f.stage_seconds),
-            inputs: json(&f.inputs),
+            // Through the redaction point: an input URL or an error can quote a credential.
+            inputs: crate::redact::redact(&json(&f.inputs)).into_owned(),
             model_name: opt(model.name),
             model_version: opt(model.version),
             model_sha256: opt(model.sha256),
             device: opt(model.device),
             score_stats: json(&f.score_stats),
-            error: f.error.clone(),
+            error: f
+                .error
+                .as_deref()
+                .map(|e| crate::redact::redact(e).into_owned()),
             gpu_name: model.gpu_name,
             storage: [count(f.storage_requests), count(f.storage_errors)],
             resumed_from: f.resumed_from.map(|u| u.to_string()),
@@ -336,6 +343,7 @@ impl FinishValues {
             feature_stats: (!f.feature_stats.is_empty()).then(|| json(&f.feature_stats)),
             drift: f.drift.as_ref().map(json),
             metrics: json(&f.metrics),
+            retention: f.retention.as_ref().map(json),
         }
     }
 }
@@ -386,6 +394,7 @@ macro_rules! bind_finish {
             .bind(&$v.feature_stats)
             .bind(&$v.drift)
             .bind(&$v.metrics)
+            .bind(&$v.retention)
     };
 }
 pub(crate) use {bind_finish, bind_start};

@@ -61,7 +61,11 @@ impl RunPlan {
         let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &registry, device))
             .await
             .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
-        let input = plan_input(job, date, &binding.columns, counters).await?;
+        let mut input = plan_input(job, date, &binding.columns, counters).await?;
+        let passed = passed_columns(job, &input, |name| std::env::var(name).ok())?;
+        if passed.hashes(&job.input.id_column) {
+            input.id_kind = source::IdKind::Text;
+        }
         let (on_null, on_nan) = match binding.model.model.inputs().missing {
             MissingValues::JobPolicy => (job.input.on_null, job.input.on_nan),
             // The model handles missing values itself: they reach it as NaN, no row is dropped
@@ -76,6 +80,7 @@ impl RunPlan {
                 on_null,
                 on_nan,
                 preprocess: binding.model.preprocess.clone(),
+                passed,
             },
             job: job.clone(),
             date,
@@ -92,7 +97,12 @@ impl RunPlan {
             job: self.job.name.clone(),
             id_column: self.job.input.id_column.clone(),
             id_kind: self.input.id_kind,
-            score_columns: self.score_columns.clone(),
+            score_columns: self
+                .score_columns
+                .iter()
+                .chain(&self.features.passed.columns)
+                .cloned()
+                .collect(),
             date: self.date,
             run_id,
             copy_streams: self.job.output.copy_streams,
@@ -107,6 +117,8 @@ impl RunPlan {
                 self.model.sha256.get(..12).unwrap_or(&self.model.sha256)
             ),
             index: self.job.output.index,
+            readers: self.job.output.readers.clone(),
+            passthrough: self.job.output.passthrough_columns.clone(),
         }
     }
 }
@@ -147,6 +159,15 @@ pub fn bind_model(
             (features, columns)
         }
     };
+    let mut columns = columns;
+    for name in &job.output.passthrough_columns {
+        if !columns.iter().any(|c| &c.name == name) {
+            columns.push(RawColumn {
+                name: name.clone(),
+                kind: crate::contract::ColumnKind::Any,
+            });
+        }
+    }
     if features.len() != inputs.len() {
         problems.push(format!(
             "input.features lists {} columns but model {} version {} takes {} inputs ({})",
@@ -174,7 +195,17 @@ pub fn bind_model(
             ty: o.ty,
         })
         .collect();
-    problems.extend(column_problems(job, &score_columns));
+    // Passthrough columns share the table's names (their types are known once a file is read).
+    let passthrough = job
+        .output
+        .passthrough_columns
+        .iter()
+        .map(|name| OutputColumn {
+            name: name.clone(),
+            ty: crate::contract::OutputType::Text,
+        });
+    let all: Vec<OutputColumn> = score_columns.iter().cloned().chain(passthrough).collect();
+    problems.extend(column_problems(job, &all));
     if problems.is_empty() {
         Ok(ModelBinding {
             model,
@@ -213,6 +244,60 @@ fn column_problems(job: &Job, columns: &[OutputColumn]) -> Vec<String> {
         problems.push(format!("input.id_column becomes an output column: {e}"));
     }
     problems
+}
+
+/// The job's passthrough columns typed from the input's schema (integers and booleans as
+/// `Int64`, other numbers as `Float64`, strings as `Text`, hashed columns as `Text`), and the
+/// hasher of its `hash_columns` with the key from `env`.
+pub fn passed_columns(
+    job: &Job,
+    input: &InputPlan,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<crate::features::PassedColumns, Failure> {
+    use crate::contract::OutputType;
+    use arrow::datatypes::DataType;
+    let o = &job.output;
+    let hasher = crate::hashing::ColumnHasher::from_env(&o.hash_columns, &o.hash_key_env, env)
+        .map_err(Failure::Config)?;
+    let mut problems = Vec::new();
+    let mut columns = Vec::new();
+    for name in &o.passthrough_columns {
+        let hashed = hasher.as_ref().is_some_and(|h| h.hashes(name));
+        let dt = input
+            .schema
+            .as_ref()
+            .and_then(|s| s.field_with_name(name).ok())
+            .map(|f| f.data_type().clone());
+        let ty = match dt {
+            _ if hashed => OutputType::Text,
+            // No input object: no rows to write either; the row guards say so.
+            None => OutputType::Text,
+            Some(DataType::Float16 | DataType::Float32 | DataType::Float64) => OutputType::Float64,
+            Some(DataType::Decimal128(..) | DataType::Decimal256(..)) => OutputType::Float64,
+            Some(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => OutputType::Text,
+            Some(DataType::Dictionary(..)) => OutputType::Text,
+            Some(DataType::UInt64) => OutputType::Text,
+            Some(ref dt) if dt.is_integer() || *dt == DataType::Boolean => OutputType::Int64,
+            Some(other) => {
+                problems.push(format!(
+                    "output.passthrough_columns: `{name}` is {other}; a number or strings can be \
+                     passed through"
+                ));
+                continue;
+            }
+        };
+        columns.push(OutputColumn {
+            name: name.clone(),
+            ty,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Many {
+            problems,
+            code: exit::CONFIG,
+        });
+    }
+    Ok(crate::features::PassedColumns { columns, hasher })
 }
 
 /// Renders the input URL for `date`, lists the objects and checks their footers for `columns`;

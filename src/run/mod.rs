@@ -38,6 +38,7 @@ use crate::plan::{self, RunPlan};
 use crate::shard::coordination::{self, AttemptState, Part, PartBody};
 use crate::shard::publish::{Published, Publisher, ShardOutcome};
 use crate::shard::{AttemptKey, ShardSpec};
+use crate::sink::retention::{self, Retention};
 use crate::sink::{self, Destination};
 
 use heartbeat::Heartbeat;
@@ -263,6 +264,13 @@ async fn lifecycle(
     rec.stage("total", started);
     if outcome.is_ok() {
         rec.slow = slow_against_recent(ledger.as_ref(), req, &rec).await;
+        let published = matches!(
+            rec.shard_outcome,
+            None | Some(ShardOutcome::Published { .. })
+        );
+        if let (true, Some(days)) = (published, req.job.output.retention_days) {
+            rec.retention = Some(retain(ledger.as_ref(), &db, req, &destination, days).await);
+        }
     }
     let finish = rec.finish_of(&outcome);
     let ledger_result = ledger.finish(run_id, &finish).await;
@@ -297,6 +305,66 @@ async fn lifecycle(
             .zip(rec.shard_outcome.as_ref())
             .map(|(s, o)| format!("shard {s}: {}", o.describe())),
     })
+}
+
+/// `output.retention_days` after a publication: drops the output's dates before the window
+/// ending at the run's date. A failure is logged and recorded, never the run's: its results are
+/// published already.
+async fn retain(
+    ledger: &dyn Ledger,
+    db: &Database,
+    req: &RunRequest,
+    destination: &Destination,
+    days: u32,
+) -> Retention {
+    let before = retention::first_kept(req.date, days);
+    // Parquet output has no catalogue of its dates: the ledger's publications are it.
+    let published = match destination {
+        Destination::Objects(_) => {
+            let q = RecentQuery {
+                job: &req.job.name,
+                date: None,
+                status: Some(ledger::RunStatus::Succeeded),
+                limit: u32::MAX,
+            };
+            match ledger.recent(&q).await {
+                Ok(runs) => runs.iter().map(|r| r.logical_date).collect(),
+                Err(e) => {
+                    return Retention {
+                        before,
+                        dropped: Vec::new(),
+                        error: Some(format!("cannot read the job's published dates: {e}")),
+                    };
+                }
+            }
+        }
+        Destination::Table(_) => Vec::new(),
+    };
+    match retention::drop_before(&req.job, destination, db, before, &published).await {
+        Ok(dropped) => {
+            if !dropped.is_empty() {
+                let dates: Vec<String> = dropped.iter().map(|d| d.to_string()).collect();
+                tracing::info!(
+                    before = %before,
+                    dropped = %dates.join(","),
+                    "output.retention_days: dropped expired dates"
+                );
+            }
+            Retention {
+                before,
+                dropped,
+                error: None,
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "output.retention_days: could not drop the expired dates; the run's results are published");
+            Retention {
+                before,
+                dropped: Vec::new(),
+                error: Some(e.to_string()),
+            }
+        }
+    }
 }
 
 /// A succeeded run's seconds against the median of the job's last 10 succeeded runs: over

@@ -48,6 +48,8 @@ pub struct Recorder {
     pub cpu_at_start: Option<f64>,
     /// Set when the run was slow against the job's recent runs.
     pub slow: Option<crate::metrics::SlowRun>,
+    /// What `output.retention_days` dropped once the run published.
+    pub retention: Option<crate::sink::retention::Retention>,
 }
 
 impl Recorder {
@@ -176,6 +178,7 @@ impl Recorder {
             feature_stats: summarized(&self.feature_stats),
             drift: self.drift.clone(),
             metrics: self.metrics(),
+            retention: self.retention.clone(),
             error,
             storage_requests: self.store_counters.iter().map(|c| c.requests()).sum(),
             storage_errors: self.store_counters.iter().map(|c| c.errors()).sum(),

@@ -89,6 +89,7 @@ pub fn split(input: &InputPlan, shard: ShardSpec) -> InputPlan {
         total_rows: objects.iter().map(|o| o.rows).sum(),
         objects,
         id_kind: input.id_kind,
+        schema: input.schema.clone(),
         counters: Arc::clone(&input.counters),
     }
 }
@@ -129,6 +130,7 @@ mod tests {
             total_rows: objects.iter().map(|o| o.rows).sum(),
             objects,
             id_kind: IdKind::Int,
+            schema: None,
             counters: Arc::default(),
         }
     }

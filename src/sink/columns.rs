@@ -7,8 +7,14 @@
 //! | `Float32` | `Float32` | `real` | `REAL` | `FLOAT` |
 //! | `Float32Vector(n)` | `FixedSizeList<Float32>[n]` | `real[]` | `TEXT` (JSON array) | `LIST<FLOAT>` |
 //! | `Int64` | `Int64` | `bigint` | `INTEGER` | `INT64` |
+//! | `Float64` | `Float64` | `double precision` | `REAL` | `DOUBLE` |
+//! | `Text` | `Utf8` | `text` | `TEXT` | `BYTE_ARRAY` (UTF8) |
+//!
+//! Model outputs are never null; passthrough columns (`Int64`, `Float64`, `Text`) may be.
 
-use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array};
+use arrow::array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, StringArray,
+};
 use bytes::BufMut;
 
 use crate::contract::OutputType;
@@ -23,6 +29,8 @@ impl OutputType {
             Self::Float32 => "real",
             Self::Float32Vector(_) => "real[]",
             Self::Int64 => "bigint",
+            Self::Float64 => "double precision",
+            Self::Text => "text",
         }
     }
 
@@ -32,6 +40,8 @@ impl OutputType {
             Self::Float32 => "REAL",
             Self::Float32Vector(_) => "TEXT",
             Self::Int64 => "INTEGER",
+            Self::Float64 => "REAL",
+            Self::Text => "TEXT",
         }
     }
 }
@@ -46,6 +56,10 @@ pub enum ColumnValues<'a> {
         width: usize,
     },
     I64(&'a [i64]),
+    /// Passthrough columns, nulls allowed.
+    NullableI64(&'a Int64Array),
+    F64(&'a Float64Array),
+    Text(&'a StringArray),
 }
 
 /// A batch column that is not of its declared type: a programming error upstream, reported
@@ -71,11 +85,30 @@ impl<'a> ColumnValues<'a> {
             actual: array.data_type().to_string(),
             declared: ty,
         };
-        if array.len() < rows || array.null_count() > 0 {
+        if array.len() < rows {
             return Err(wrong());
         }
         let any = array.as_any();
+        let nullable = matches!(
+            ty,
+            OutputType::Int64 | OutputType::Float64 | OutputType::Text
+        );
+        if array.null_count() > 0 && !nullable {
+            return Err(wrong());
+        }
         match ty {
+            OutputType::Int64 if array.null_count() > 0 => any
+                .downcast_ref::<Int64Array>()
+                .map(Self::NullableI64)
+                .ok_or_else(wrong),
+            OutputType::Float64 => any
+                .downcast_ref::<Float64Array>()
+                .map(Self::F64)
+                .ok_or_else(wrong),
+            OutputType::Text => any
+                .downcast_ref::<StringArray>()
+                .map(Self::Text)
+                .ok_or_else(wrong),
             OutputType::Float32 => any
                 .downcast_ref::<Float32Array>()
                 .map(|a| Self::F32(a.values()))
@@ -107,6 +140,23 @@ impl<'a> ColumnValues<'a> {
                 buf.put_i32(8);
                 buf.put_i64(v[r]);
             }
+            // A null field is length -1 with no bytes.
+            Self::NullableI64(a) if a.is_null(r) => buf.put_i32(-1),
+            Self::F64(a) if a.is_null(r) => buf.put_i32(-1),
+            Self::Text(a) if a.is_null(r) => buf.put_i32(-1),
+            Self::NullableI64(a) => {
+                buf.put_i32(8);
+                buf.put_i64(a.value(r));
+            }
+            Self::F64(a) => {
+                buf.put_i32(8);
+                buf.put_f64(a.value(r));
+            }
+            Self::Text(a) => {
+                let v = a.value(r).as_bytes();
+                buf.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                buf.extend_from_slice(v);
+            }
             Self::F32Vector { values, width } => {
                 // One-dimensional array: ndim, has-nulls flag, element type, then the dimension's
                 // length and lower bound, then each element with its length.
@@ -129,8 +179,10 @@ impl<'a> ColumnValues<'a> {
     pub fn copy_bytes_per_row(&self) -> usize {
         match *self {
             Self::F32(_) => 8,
-            Self::I64(_) => 12,
+            Self::I64(_) | Self::NullableI64(_) | Self::F64(_) => 12,
             Self::F32Vector { width, .. } => 24 + 8 * width,
+            // An estimate (a hex HMAC is 64 bytes): the buffer grows if rows are longer.
+            Self::Text(_) => 4 + 64,
         }
     }
 
@@ -139,6 +191,12 @@ impl<'a> ColumnValues<'a> {
         match *self {
             Self::F32(v) => SqliteValue::Real(f64::from(v[r])),
             Self::I64(v) => SqliteValue::Integer(v[r]),
+            Self::NullableI64(a) if a.is_null(r) => SqliteValue::Null,
+            Self::F64(a) if a.is_null(r) => SqliteValue::Null,
+            Self::Text(a) if a.is_null(r) => SqliteValue::Null,
+            Self::NullableI64(a) => SqliteValue::Integer(a.value(r)),
+            Self::F64(a) => SqliteValue::Real(a.value(r)),
+            Self::Text(a) => SqliteValue::Text(a.value(r).to_string()),
             Self::F32Vector { values, width } => {
                 let row = &values[r * width..(r + 1) * width];
                 SqliteValue::Text(json_array(row))
@@ -150,6 +208,7 @@ impl<'a> ColumnValues<'a> {
 /// A value as SQLite stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqliteValue {
+    Null,
     Real(f64),
     Integer(i64),
     Text(String),

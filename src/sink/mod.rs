@@ -12,6 +12,7 @@ pub mod columns;
 pub mod leftovers;
 pub mod objects;
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 
 use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
@@ -67,6 +68,10 @@ pub struct OutputLayout {
     pub produced_by: String,
     /// Index the id column of each date's partition (`output.index`).
     pub index: bool,
+    /// PostgreSQL: roles granted SELECT on the table and its `_latest` view (`output.readers`).
+    pub readers: Vec<String>,
+    /// Which of `score_columns` are input columns passed through rather than model outputs.
+    pub passthrough: Vec<String>,
 }
 
 /// Name of the logical-date column in every result table.
@@ -226,6 +231,10 @@ pub struct SinkSpec {
     pub produced_by: String,
     /// PostgreSQL: index the id column of each date's partition (`output.index`).
     pub index: bool,
+    /// PostgreSQL: roles granted SELECT on the table and its `_latest` view (`output.readers`).
+    pub readers: Vec<String>,
+    /// Which of `score_columns` are input columns passed through rather than model outputs.
+    pub passthrough: Vec<String>,
 }
 
 impl SinkSpec {
@@ -240,6 +249,8 @@ impl SinkSpec {
             run_id: self.run_id,
             produced_by: self.produced_by.clone(),
             index: self.index,
+            readers: self.readers.clone(),
+            passthrough: self.passthrough.clone(),
         }
     }
 }

@@ -238,6 +238,12 @@ fn build_store(
         counters: Arc::clone(counters),
     };
     let o = storage.expand(section, |name| std::env::var(name).ok())?;
+    // The expanded credentials are secrets from here on, wherever a message might quote them.
+    for (_, value) in o.secrets() {
+        if let Some(v) = value {
+            crate::redact::register_value(v);
+        }
+    }
     let retry = retry_config(section, &o)?;
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => {

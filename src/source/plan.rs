@@ -89,6 +89,7 @@ struct CheckedFooter {
     projection: ProjectionMask,
     id_projection: ProjectionMask,
     id_kind: Option<IdKind>,
+    schema: arrow::datatypes::SchemaRef,
     problems: Vec<String>,
 }
 
@@ -129,6 +130,7 @@ fn check_footer(
         id_projection: ProjectionMask::roots(descr, roots.iter().take(1).copied()),
         projection: ProjectionMask::roots(descr, roots),
         id_kind,
+        schema: Arc::clone(schema),
         problems,
     }
 }
@@ -140,6 +142,8 @@ pub struct InputPlan {
     pub objects: Vec<Arc<PlannedObject>>,
     pub id_kind: IdKind,
     pub total_rows: u64,
+    /// The first object's arrow schema: the types of the columns a run passes through.
+    pub schema: Option<arrow::datatypes::SchemaRef>,
     /// The store's request counts, which the run's ledger row reports.
     pub counters: Arc<super::store_metrics::StoreCounters>,
 }
@@ -187,6 +191,7 @@ pub async fn plan_columns(
     let mut problems = Vec::new();
     let mut objects = Vec::new();
     let mut id_kinds = Vec::new();
+    let mut schema = None;
     for (url, meta, footer) in footers {
         let checked = match footer {
             Ok(c) => c,
@@ -204,6 +209,7 @@ pub async fn plan_columns(
             }
         };
         problems.extend(checked.problems);
+        schema.get_or_insert(checked.schema);
         if let Some(kind) = checked.id_kind {
             id_kinds.push((url.clone(), kind));
         }
@@ -236,6 +242,7 @@ pub async fn plan_columns(
         objects,
         id_kind,
         total_rows,
+        schema,
         counters: Arc::clone(&location.counters),
     })
 }

@@ -17,8 +17,8 @@ use sqlx::SqlitePool;
 use crate::common::*;
 
 /// Azurite's published development account and key.
-const AZ_ACCOUNT: &str = "devstoreaccount1";
-const AZ_KEY: &str =
+pub const AZ_ACCOUNT: &str = "devstoreaccount1";
+pub const AZ_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 fn endpoint(var: &str) -> String {
@@ -55,7 +55,7 @@ pub async fn create_s3_bucket(name: &str) {
 }
 
 /// Creates a container with a Shared Key-signed request, as Azure's own tools do.
-async fn create_az_container(name: &str) {
+pub async fn create_az_container(name: &str) {
     let date = chrono::Utc::now()
         .format("%a, %d %b %Y %H:%M:%S GMT")
         .to_string();
@@ -97,7 +97,7 @@ pub fn s3_store(bucket: &str) -> Arc<dyn ObjectStore> {
     )
 }
 
-fn az_store(container: &str) -> Arc<dyn ObjectStore> {
+pub fn az_store(container: &str) -> Arc<dyn ObjectStore> {
     Arc::new(
         MicrosoftAzureBuilder::new()
             .with_account(AZ_ACCOUNT)

@@ -66,6 +66,7 @@ fn feature_batch(name: &str, features: &[String]) -> FeatureBatch {
         on_null: scorer::job::NullPolicy::Fill(f32::NAN),
         on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
+        passed: Default::default(),
     }
     .build(&SourceBatch {
         object: Arc::from(name),

@@ -116,6 +116,8 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
             sharded: false,
             produced_by: String::new(),
             index: false,
+            readers: Vec::new(),
+            passthrough: Vec::new(),
         },
     }
 }

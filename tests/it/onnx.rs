@@ -291,6 +291,7 @@ fn onnx_and_native_mlp_agree_across_tiles() {
         on_null: scorer::job::NullPolicy::Fill(0.0),
         on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
+        passed: Default::default(),
     };
     let fb = spec
         .build(&SourceBatch {

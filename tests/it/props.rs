@@ -157,6 +157,7 @@ proptest! {
             on_null,
             on_nan,
             preprocess: None,
+            passed: Default::default(),
         };
         let src = SourceBatch { object: Arc::from("file:///fuzz.parquet"), row_group: 0, first_row: 0, batch };
         if let Ok(fb) = spec.build(&src) {

@@ -7,5 +7,6 @@ UPDATE scorer.runs SET
     score_stats = $14::jsonb, error = $15, gpu_name = $16,
     storage_requests = $17, storage_errors = $18,
     resumed_from = $19::uuid, rows_resumed = $20, memory = $21::jsonb,
-    feature_stats = $22::jsonb, drift = $23::jsonb, metrics = $24::jsonb
+    feature_stats = $22::jsonb, drift = $23::jsonb, metrics = $24::jsonb,
+    retention = $25::jsonb
 WHERE run_id = $1::uuid

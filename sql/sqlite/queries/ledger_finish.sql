@@ -7,5 +7,6 @@ UPDATE scorer_runs SET
     score_stats = ?14, error = ?15, gpu_name = ?16,
     storage_requests = ?17, storage_errors = ?18,
     resumed_from = ?19, rows_resumed = ?20, memory = ?21,
-    feature_stats = ?22, drift = ?23, metrics = ?24
+    feature_stats = ?22, drift = ?23, metrics = ?24,
+    retention = ?25
 WHERE run_id = ?1

@@ -261,6 +261,7 @@ mod tests {
             on_null: crate::job::NullPolicy::Fill(f32::NAN),
             on_nan: crate::job::NanPolicy::Pass,
             preprocess: None,
+            passed: Default::default(),
         }
         .build(&crate::source::SourceBatch {
             object: Arc::from("t"),

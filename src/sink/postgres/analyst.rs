@@ -43,6 +43,28 @@ pub async fn ensure_latest_view(pool: &PgPool, layout: &OutputLayout) -> Result<
     Ok(())
 }
 
+/// `GRANT SELECT` on the table and its `_latest` view to each of `output.readers`: every run,
+/// so a reader added to the job is granted at its next run. Only the parent: queries through it
+/// need no grant on its partitions, and the staging tables that become partitions get none.
+pub async fn grant_readers(pool: &PgPool, layout: &OutputLayout) -> Result<(), SinkError> {
+    for role in &layout.readers {
+        let sql = format!(
+            "GRANT SELECT ON {}, {} TO {}",
+            layout.table.pg_quoted(),
+            latest_view(layout),
+            quote(role)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .map_err(SinkError::db(
+                &layout.table,
+                "granting SELECT to output.readers",
+            ))?;
+    }
+    Ok(())
+}
+
 /// `COMMENT ON` the table and each column: what it holds and, on the table, which job and model
 /// wrote the newest date (`produced_by`). Run inside the swap, which holds the table's lock.
 pub fn comments(layout: &OutputLayout, produced_by: &str) -> Vec<String> {
@@ -83,7 +105,12 @@ pub fn comments(layout: &OutputLayout, produced_by: &str) -> Vec<String> {
         ),
     ];
     for c in &layout.score_columns {
-        out.push(column(&c.name, format!("A model output of {produced_by}")));
+        let text = if layout.passthrough.contains(&c.name) {
+            format!("The input column `{}`, passed through", c.name)
+        } else {
+            format!("A model output of {produced_by}")
+        };
+        out.push(column(&c.name, text));
     }
     out
 }

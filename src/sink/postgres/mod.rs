@@ -61,6 +61,7 @@ impl PgPartitionWriter {
         ddl::ensure_table(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
         analyst::ensure_latest_view(&pool, &layout).await?;
+        analyst::grant_readers(&pool, &layout).await?;
         let staging = t.staging_name(layout.run_id);
         let prepare = match adopted_rows {
             None => ddl::create_staging(&layout, &staging, sharded),

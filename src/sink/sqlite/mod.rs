@@ -197,6 +197,7 @@ impl Sink for SqlitePartitionWriter {
                 row.push_bind(self.date.clone());
                 for column in &values {
                     match column.sqlite_value(r) {
+                        SqliteValue::Null => row.push_bind(None::<i64>),
                         SqliteValue::Real(v) => row.push_bind(v),
                         SqliteValue::Integer(v) => row.push_bind(v),
                         SqliteValue::Text(v) => row.push_bind(v),
