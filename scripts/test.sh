@@ -35,6 +35,8 @@ export SCORER_TEST_OLD_ORT
 
 # The image and manifests a team deploys: hadolint, the Kubernetes schemas, schedules in step.
 bash scripts/lint-deploy.sh
+# Licences, crate sources and bans (deny.toml), offline; the advisories need GitHub (see the script).
+bash scripts/supply-chain.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast "$@"

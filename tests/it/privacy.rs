@@ -280,3 +280,103 @@ fn a_missing_or_short_key_stops_the_run_before_it_reads() {
         text(&out)
     );
 }
+
+/// The same job into SQLite and into Parquet files: the same hashed ids and customer numbers, the
+/// passthrough values with their nulls, and the columns in each.
+#[tokio::test]
+async fn sqlite_and_parquet_outputs_hold_the_same_hashed_and_passed_columns() {
+    use arrow::array::{Array, AsArray};
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    write_people(&p, "people", "part-0.parquet", 0, 100);
+    job(&p, "people", "people", "people_scores");
+    let path = p.path().join("jobs/people.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        p.path().join("jobs/people_files.toml"),
+        toml.replace("name = \"people\"", "name = \"people_files\"")
+            .replace("table = \"people_scores\"", "url = \"out/dt={{ ds }}/\""),
+    )
+    .unwrap();
+    let env = [("SCORER_HASH_KEY", KEY)];
+    for name in ["people", "people_files"] {
+        let out = p.scorer_env(&["run", name, "--date", DATE], None, &env);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_no_raw("the output", &text(&out));
+    }
+    let kept: Vec<usize> = (0..100usize).filter(|i| !i.is_multiple_of(50)).collect();
+    let emails: Vec<String> = kept.iter().map(|&i| email(i)).collect();
+    let numbers: Vec<String> = kept.iter().map(|&i| customer_no(i).to_string()).collect();
+    let (ids, hashed_numbers) = (python_hmac(&emails), python_hmac(&numbers));
+    let want: Vec<ResultRow> = kept
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            (
+                ids[k].clone(),
+                Some(hashed_numbers[k].clone()),
+                (!i.is_multiple_of(7)).then(|| format!("seg{}", i % 3)),
+                Some(i as f64 * 1.5),
+            )
+        })
+        .collect();
+
+    let pool = sqlx::SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let sqlite: Vec<ResultRow> = sqlx::query_as(
+        "SELECT id, customer_no, segment, amount FROM people_scores ORDER BY amount",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sqlite, want);
+
+    let day = p.path().join(format!("out/dt={DATE}"));
+    let manifest: scorer::sink::objects::Manifest =
+        serde_json::from_slice(&std::fs::read(day.join("_manifest.json")).unwrap()).unwrap();
+    let mut files: Vec<ResultRow> = Vec::new();
+    for f in &manifest.files {
+        let file = std::fs::File::open(day.join(&f.path)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let names: Vec<&str> = batch
+                .schema_ref()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    "id",
+                    "ds",
+                    "score",
+                    "customer_no",
+                    "segment",
+                    "amount",
+                    "run_id"
+                ]
+            );
+            let text = |c: &str| batch.column_by_name(c).unwrap().as_string::<i32>().clone();
+            let (id, number, segment) = (text("id"), text("customer_no"), text("segment"));
+            let amount = batch
+                .column_by_name("amount")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            for r in 0..batch.num_rows() {
+                files.push((
+                    id.value(r).to_string(),
+                    number.is_valid(r).then(|| number.value(r).to_string()),
+                    segment.is_valid(r).then(|| segment.value(r).to_string()),
+                    amount.is_valid(r).then(|| amount.value(r)),
+                ));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.3.partial_cmp(&b.3).unwrap());
+    assert_eq!(files, want);
+}
