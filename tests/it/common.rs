@@ -222,6 +222,30 @@ pub async fn fresh_pg(tag: &str) -> (String, PgPool) {
     (url, pool)
 }
 
+/// Every row of every table in the database behind `pool` (results, quarantines, the ledger), as
+/// text, one row per line; and the tables' names.
+pub async fn dump_database(pool: &PgPool) -> (String, Vec<String>) {
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema, table_name FROM information_schema.tables \
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut dumped = String::new();
+    for (schema, table) in &tables {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM \"{schema}\".\"{table}\" t"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        dumped.push_str(&rows.join("\n"));
+        dumped.push('\n');
+    }
+    (dumped, tables.into_iter().map(|(_, t)| t).collect())
+}
+
 /// Sends `signal` (TERM, KILL, STOP, CONT ...) to a process, as Kubernetes or a shell would.
 pub fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float32Array, Float64Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
-use crate::common::{DATE, ModelOpts, Project, fresh_pg, text};
+use crate::common::{DATE, ModelOpts, Project, dump_database, fresh_pg, text};
 
 const KEY: &str = "privacy-test-key-0123456789";
 const ROWS: usize = 300;
@@ -224,23 +224,7 @@ async fn hashed_columns_reach_no_table_log_or_quarantine_raw() {
     assert_no_raw("the output", &printed);
 
     // Nothing raw anywhere in the database: results, quarantine, ledger.
-    let tables: Vec<(String, String)> = sqlx::query_as(
-        "SELECT table_schema, table_name FROM information_schema.tables \
-         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let mut dumped = String::new();
-    for (schema, table) in &tables {
-        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT t::text FROM \"{schema}\".\"{table}\" t"
-        )))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        dumped.push_str(&rows.join("\n"));
-    }
+    let (dumped, _) = dump_database(&pool).await;
     assert!(dumped.contains(&want_ids[0]));
     assert_no_raw("the database", &dumped);
 }

@@ -106,15 +106,7 @@ async fn sqlite_rows_before_the_window_are_deleted() {
         .unwrap();
         assert_eq!(dates, ["2026-11-22", "2026-11-23"], "{table}");
     }
-    let last: String =
-        sqlx::query_scalar("SELECT retention FROM scorer_runs WHERE logical_date = '2026-11-23'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&last).unwrap(),
-        expected_last()
-    );
+    assert_eq!(last_retention(&pool).await, expected_last());
 }
 
 #[tokio::test]
@@ -135,15 +127,17 @@ async fn parquet_date_directories_before_the_window_are_removed() {
         }
     }
     let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    assert_eq!(last_retention(&pool).await, expected_last());
+}
+
+/// The SQLite ledger's `retention` of the last date's run.
+async fn last_retention(pool: &SqlitePool) -> serde_json::Value {
     let last: String =
         sqlx::query_scalar("SELECT retention FROM scorer_runs WHERE logical_date = '2026-11-23'")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&last).unwrap(),
-        expected_last()
-    );
+    serde_json::from_str(&last).unwrap()
 }
 
 /// Files under `dir` at any depth (0 when it is gone).

@@ -9,7 +9,7 @@ use crate::cloud::{
     AZ_KEY, az_store, cloud_job, create_az_container, create_s3_bucket, s3_endpoint, s3_store,
     unique, upload,
 };
-use crate::common::{DATE, Project, fresh_pg, text};
+use crate::common::{DATE, Project, dump_database, fresh_pg, text};
 
 const DB_PASSWORD: &str = "pg-pass-Xq81vR";
 const AWS_SECRET: &str = "aws-secret-Lm42Tz9w";
@@ -296,27 +296,13 @@ async fn no_secret_reaches_logs_help_the_ledger_or_the_tables() {
     assert_clean("the printed output", &printed);
 
     // Every row of every table: the ledger, results, quarantines.
-    let tables: Vec<(String, String)> = sqlx::query_as(
-        "SELECT table_schema, table_name FROM information_schema.tables \
-         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let (dumped, tables) = dump_database(&pool).await;
     assert!(
-        tables.iter().any(|(_, t)| t == "runs") && tables.iter().any(|(_, t)| t == "hashed_scores"),
+        ["runs", "hashed_scores", "s3_scores"]
+            .iter()
+            .all(|t| tables.iter().any(|n| n == t)),
         "{tables:?}"
     );
-    let mut dumped = String::new();
-    for (schema, table) in &tables {
-        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT t::text FROM \"{schema}\".\"{table}\" t"
-        )))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        dumped.push_str(&rows.join("\n"));
-    }
     assert!(
         dumped.contains("no Parquet objects found") || dumped.contains("s3://"),
         "the ledger holds the failures"
