@@ -69,6 +69,7 @@ fn feature_batch(model: &LoadedModel, batch: RecordBatch) -> FeatureBatch {
         on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
         passed: Default::default(),
+        text: false,
     }
     .build(&SourceBatch {
         object: Arc::from("bench"),

@@ -101,6 +101,7 @@ fn stages(c: &mut Criterion) {
         on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
+        text: false,
     };
     g.bench_function("arrow_to_feature_batch", |b| {
         b.iter(|| black_box(spec.build(&src).expect("features")))
@@ -123,6 +124,7 @@ fn stages(c: &mut Criterion) {
         features: prepared.model.inputs().features.clone(),
         preprocess: prepared.preprocess.clone(),
         passed: Default::default(),
+        text: false,
         ..spec.clone()
     };
     g.bench_function(
@@ -182,6 +184,7 @@ fn cuda_forward(c: &mut Criterion) {
         on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
+        text: false,
     };
     let gpu = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cuda(0))
         .expect("the CUDA bench needs a visible GPU");

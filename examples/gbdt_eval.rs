@@ -74,6 +74,7 @@ fn feature_spec(model: &LoadedModel) -> FeatureSpec {
         on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
         passed: Default::default(),
+        text: false,
     }
 }
 

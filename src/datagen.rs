@@ -216,6 +216,7 @@ pub fn write_model(g: &ModelGen) -> Result<ModelSpec, DatagenError> {
         preprocess: None,
         onnx: None,
         gbdt: None,
+        text_embedding: None,
     };
     let toml_path = g.out_dir.join("model.toml");
     let text = toml::to_string(&spec).map_err(|e| write_err(&toml_path)(e.to_string()))?;

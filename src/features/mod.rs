@@ -2,7 +2,7 @@
 //! matrix (the layout the model's matmul reads) plus the ids of the rows kept, applying the job's
 //! null policy and counting what it rejects.
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Float32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, Float32Array, StringArray};
 use arrow::compute::{cast, filter};
 use arrow::datatypes::DataType;
 use thiserror::Error;
@@ -38,11 +38,18 @@ pub struct FeatureBatch {
     /// The kept rows' passthrough columns ([`PassedColumns`]), hashed where the job says.
     pub passed: Vec<ArrayRef>,
     columns: Vec<Float32Array>,
+    /// A text model's input, one string per kept row (no nulls); `None` for numeric models.
+    text: Option<StringArray>,
     /// Replaces nulls that remain (only under `fill:<v>`).
     fill: f32,
 }
 
 impl FeatureBatch {
+    /// A text model's input strings, one per row.
+    pub fn text(&self) -> Option<&StringArray> {
+        self.text.as_ref()
+    }
+
     /// Adds 1/`every` of the rows of each feature to its statistics in `stats` (one per
     /// feature, grown to the width; nulls not counted, filled or not): the inputs'
     /// distributions, for drift. One contiguous block per batch, read in order rather than one
@@ -148,6 +155,8 @@ pub struct FeatureSpec {
     pub preprocess: Option<Arc<Preprocessor>>,
     /// Input columns written to the result, and the hashing of personal data.
     pub passed: PassedColumns,
+    /// The one feature is text for a text model (`InputContract::text`): kept as strings.
+    pub text: bool,
 }
 
 /// `output.passthrough_columns` and `output.hash_columns` as a batch sees them: which input
@@ -215,8 +224,29 @@ impl FeatureSpec {
                 .map_err(|e| err(&c.name, format!("cannot write as {}: {e}", c.ty.arrow())))
             })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
-        let mut cols: Vec<Float32Array> = Vec::with_capacity(self.features.len());
-        for name in &self.features {
+        // A text model's column: strings; a null is left out, fails or becomes "" by on_null.
+        let text = match (self.text, self.features.as_slice()) {
+            (true, [name]) => {
+                let arr = cast(column(name)?, &DataType::Utf8)
+                    .map_err(|e| err(name, format!("cannot read as text: {e}")))?;
+                let arr = arr
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| err(name, "cast did not give strings".into()))?
+                    .clone();
+                Some(arr)
+            }
+            (true, _) => {
+                return Err(err(
+                    &self.id_column,
+                    "a text model reads exactly one column".into(),
+                ));
+            }
+            (false, _) => None,
+        };
+        let numeric: &[String] = if self.text { &[] } else { &self.features };
+        let mut cols: Vec<Float32Array> = Vec::with_capacity(numeric.len());
+        for name in numeric {
             let arr = cast(column(name)?, &DataType::Float32)
                 .map_err(|e| err(name, format!("cannot convert to f32: {e}")))?;
             let arr = arr
@@ -234,6 +264,18 @@ impl FeatureSpec {
                     &self.id_column,
                     format!(
                         "null id at row {} of the row group (on_null = \"fail\")",
+                        src.first_row + row
+                    ),
+                ));
+            }
+            if let (Some(t), [name]) = (&text, self.features.as_slice())
+                && let Some(row) = first_null(t)
+            {
+                return Err(err(
+                    name,
+                    format!(
+                        "{} null text(s), first at row {} of the row group (on_null = \"fail\"; use \"skip\" to leave them out or \"fill:0\" to embed them as empty text)",
+                        t.null_count(),
                         src.first_row + row
                     ),
                 ));
@@ -279,11 +321,12 @@ impl FeatureSpec {
         }
         // Rows to keep: a null id is never usable; a null feature is dropped only under `skip`.
         let drop_feature_nulls = self.on_null == NullPolicy::Skip;
+        let text_nulls = text.as_ref().is_some_and(|t| t.null_count() > 0);
         let any_drop = ids.null_count() > 0
             || !non_finite.is_empty()
-            || (drop_feature_nulls && cols.iter().any(|c| c.null_count() > 0));
+            || (drop_feature_nulls && (text_nulls || cols.iter().any(|c| c.null_count() > 0)));
         let mut rejected_rows = Vec::new();
-        let (ids, cols, passed) = if any_drop {
+        let (ids, cols, passed, text) = if any_drop {
             // Why row `i` is left out, and for which column; `None` keeps it.
             let reject = |i: usize| -> Option<(RejectReason, &str)> {
                 if ids.is_null(i) {
@@ -297,6 +340,9 @@ impl FeatureSpec {
                 }
                 if drop_feature_nulls && let Some(j) = cols.iter().position(|c| c.is_null(i)) {
                     return Some((RejectReason::NullFeature, &self.features[j]));
+                }
+                if drop_feature_nulls && text.as_ref().is_some_and(|t| t.is_null(i)) {
+                    return Some((RejectReason::NullFeature, &self.features[0]));
                 }
                 None
             };
@@ -337,10 +383,31 @@ impl FeatureSpec {
                 .zip(&self.passed.columns)
                 .map(|(a, c)| filter(a.as_ref(), &keep).map_err(|e| err(&c.name, e.to_string())))
                 .collect::<Result<Vec<_>, _>>()?;
-            (ids, cols, passed)
+            let text = match &text {
+                Some(t) => Some(
+                    filter(t, &keep)
+                        .map_err(|e| err(&self.features[0], e.to_string()))?
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .cloned()
+                        .ok_or_else(|| err(&self.features[0], "filter changed the type".into()))?,
+                ),
+                None => None,
+            };
+            (ids, cols, passed, text)
         } else {
-            (ids, cols, passed)
+            (ids, cols, passed, text)
         };
+        // Under fill:<v>, a null text is embedded as the empty text.
+        let text = text.map(|t| {
+            if t.null_count() == 0 {
+                t
+            } else {
+                t.iter()
+                    .map(|v| Some(v.unwrap_or("")))
+                    .collect::<StringArray>()
+            }
+        });
         let fill = match self.on_null {
             NullPolicy::Fill(v) => v,
             _ => 0.0,
@@ -353,6 +420,7 @@ impl FeatureSpec {
             rejected_rows,
             passed,
             columns: cols,
+            text,
             fill,
         })
     }
@@ -444,6 +512,7 @@ mod tests {
             on_nan: NanPolicy::Fail,
             preprocess: None,
             passed: Default::default(),
+            text: false,
         }
     }
 

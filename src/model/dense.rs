@@ -142,6 +142,7 @@ impl DenseModel {
             inputs: InputContract {
                 features: inputs,
                 missing: MissingValues::JobPolicy,
+                text: false,
             },
             outputs,
             values,

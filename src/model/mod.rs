@@ -11,6 +11,7 @@ pub mod gbdt;
 pub mod onnx;
 pub mod registry;
 pub mod spec;
+pub mod text_embedding;
 pub mod threads;
 
 use std::path::PathBuf;
@@ -174,6 +175,12 @@ fn read_checked(
         problems.push("`outputs` must name at least one output".to_string());
     }
     problems.extend(spec.output_problems());
+    if spec.kind != ModelKind::TextEmbedding && spec.text_embedding.is_some() {
+        problems.push(format!(
+            "[text_embedding] applies to text_embedding models, not {:?}",
+            spec.kind
+        ));
+    }
     if spec.kind != ModelKind::Gbdt && spec.gbdt.is_some() {
         problems.push(format!(
             "[gbdt] applies to gbdt models, not {:?}",
@@ -202,6 +209,24 @@ fn read_checked(
         {
             problems
                 .push("a gbdt model has at most one integer output (the predicted class)".into());
+        }
+    } else if spec.kind == ModelKind::TextEmbedding {
+        if !spec.layers.is_empty() || spec.onnx.is_some() || spec.preprocess.is_some() {
+            problems
+                .push("a text_embedding model has no [[layers]], [onnx] or [preprocess]".into());
+        }
+        if spec.text_embedding.is_none() {
+            problems.push("a text_embedding model needs [text_embedding] with max_seq_len".into());
+        }
+        for role in ["config", "tokenizer"] {
+            if !spec.artifacts.contains_key(role) {
+                problems.push(format!(
+                    "a text_embedding model needs [artifacts.{role}] (config.json, tokenizer.json)"
+                ));
+            }
+        }
+        if spec.inputs.len() != 1 {
+            problems.push("a text_embedding model reads exactly one string input".into());
         }
     } else if spec.kind == ModelKind::Onnx {
         if !spec.layers.is_empty() {
@@ -299,6 +324,40 @@ pub fn load(
                     &main.bytes,
                     &main.path,
                     &gbdt,
+                    &spec.inputs,
+                    &outputs,
+                    &opened.device,
+                )?;
+                (Box::new(m), opened.spec, opened.gpu_name)
+            }
+            ModelKind::TextEmbedding => {
+                let te = spec
+                    .text_embedding
+                    .clone()
+                    .ok_or_else(|| ModelError::Spec {
+                        path: dir.join("model.toml"),
+                        message: "a text_embedding model needs [text_embedding] with max_seq_len"
+                            .into(),
+                    })?;
+                let file = |role: &str| -> Result<artifacts::Artifact, ModelError> {
+                    let a = spec.artifacts.get(role).ok_or_else(|| ModelError::Spec {
+                        path: dir.join("model.toml"),
+                        message: format!(
+                            "a text_embedding model needs [artifacts.{role}] (config.json, tokenizer.json)"
+                        ),
+                    })?;
+                    artifacts::load(registry, &dir, role, a)
+                };
+                let (config, tokenizer) = (file("config")?, file("tokenizer")?);
+                let opened = device.open()?;
+                let files = text_embedding::TextEmbeddingFiles {
+                    weights: (&main.bytes, &main.path),
+                    config: (&config.bytes, &config.path),
+                    tokenizer: (&tokenizer.bytes, &tokenizer.path),
+                };
+                let m = text_embedding::TextEmbeddingModel::build(
+                    &files,
+                    &te,
                     &spec.inputs,
                     &outputs,
                     &opened.device,

@@ -25,6 +25,11 @@ pub enum ModelKind {
     Onnx,
     /// Gradient-boosted trees from an XGBoost JSON or LightGBM text model file, scored natively.
     Gbdt,
+    /// A BERT-family encoder (safetensors, `config.json`, `tokenizer.json`) over one string
+    /// column, mean-pooled (and L2-normalised) into one embedding per row, as
+    /// sentence-transformers computes it.
+    #[serde(rename = "text_embedding")]
+    TextEmbedding,
 }
 
 impl ModelKind {
@@ -32,7 +37,7 @@ impl ModelKind {
     /// `graph` (an .onnx file) for ONNX.
     pub fn main_artifact(self) -> &'static str {
         match self {
-            Self::Linear | Self::Logistic | Self::Mlp => "weights",
+            Self::Linear | Self::Logistic | Self::Mlp | Self::TextEmbedding => "weights",
             Self::Onnx => "graph",
             Self::Gbdt => "model",
         }
@@ -176,6 +181,9 @@ pub struct ModelSpec {
     /// The tree model's file format and output (`gbdt` kind only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gbdt: Option<crate::model::gbdt::GbdtSpec>,
+    /// Sequence length, pooling and normalisation (`text_embedding` kind only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_embedding: Option<crate::model::text_embedding::TextEmbeddingSpec>,
 }
 
 /// `[onnx]`: which features feed which graph input and which declared outputs each graph output
@@ -298,6 +306,7 @@ impl ModelSpec {
             ModelKind::Mlp => Ok(self.layers.clone()),
             ModelKind::Onnx => Err("an onnx model has no dense layers".into()),
             ModelKind::Gbdt => Err("a gbdt model has no dense layers".into()),
+            ModelKind::TextEmbedding => Err("a text_embedding model has no dense layers".into()),
         }
     }
 }

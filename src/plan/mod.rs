@@ -81,6 +81,7 @@ impl RunPlan {
                 on_nan,
                 preprocess: binding.model.preprocess.clone(),
                 passed,
+                text: binding.model.model.inputs().text,
             },
             job: job.clone(),
             date,
@@ -155,7 +156,18 @@ pub fn bind_model(
         }
         (None, listed) => {
             let features = listed.clone().unwrap_or_else(|| inputs.clone());
-            let columns = features.iter().map(|f| RawColumn::number(f)).collect();
+            let kind = if model.model.inputs().text {
+                crate::contract::ColumnKind::Text
+            } else {
+                crate::contract::ColumnKind::Number
+            };
+            let columns = features
+                .iter()
+                .map(|f| RawColumn {
+                    name: f.clone(),
+                    kind,
+                })
+                .collect();
             (features, columns)
         }
     };

@@ -67,6 +67,7 @@ fn feature_batch(name: &str, features: &[String]) -> FeatureBatch {
         on_nan: scorer::job::NanPolicy::Pass,
         preprocess: None,
         passed: Default::default(),
+        text: false,
     }
     .build(&SourceBatch {
         object: Arc::from(name),

@@ -39,5 +39,6 @@ mod schedule;
 mod secrets;
 mod shards;
 mod sqlite;
+mod text_embedding;
 mod tls;
 mod vectors;

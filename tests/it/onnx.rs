@@ -292,6 +292,7 @@ fn onnx_and_native_mlp_agree_across_tiles() {
         on_nan: scorer::job::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
+        text: false,
     };
     let fb = spec
         .build(&SourceBatch {

@@ -158,6 +158,7 @@ proptest! {
             on_nan,
             preprocess: None,
             passed: Default::default(),
+            text: false,
         };
         let src = SourceBatch { object: Arc::from("file:///fuzz.parquet"), row_group: 0, first_row: 0, batch };
         if let Ok(fb) = spec.build(&src) {

@@ -176,6 +176,7 @@ impl GbdtModel {
             contract: InputContract {
                 features: inputs.to_vec(),
                 missing: MissingValues::NaN,
+                text: false,
             },
             outputs: outputs.to_vec(),
             groups: forest.groups,

@@ -262,6 +262,7 @@ mod tests {
             on_nan: crate::job::NanPolicy::Pass,
             preprocess: None,
             passed: Default::default(),
+            text: false,
         }
         .build(&crate::source::SourceBatch {
             object: Arc::from("t"),

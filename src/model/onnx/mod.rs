@@ -83,6 +83,7 @@ impl OnnxModel {
             contract: InputContract {
                 features: inputs.to_vec(),
                 missing: MissingValues::JobPolicy,
+                text: false,
             },
             outputs: outputs.to_vec(),
             feeds,

@@ -1,0 +1,271 @@
+//! The `text_embedding` kind: a BERT-family encoder over one string column, computing what
+//! sentence-transformers computes for such a model: the tokenizer's ids (with `[CLS]`/`[SEP]`,
+//! truncated to `max_seq_len`), the encoder's last hidden states, their mean over the real
+//! tokens (padding masked out), and, unless switched off, an L2 normalisation.
+//!
+//! A batch is encoded in chunks of rows of similar token length (sorted by length, so little
+//! of each chunk is padding), and the embeddings are written back in input order.
+//!
+//! ```toml
+//! kind = "text_embedding"
+//! inputs = ["text"]                          # the string column (a job maps it with input.features)
+//! outputs = [{ name = "embedding", size = 384 }]
+//! [text_embedding]
+//! max_seq_len = 256                          # sentence_bert_config.json's max_seq_length
+//! normalize = true                           # a Normalize module follows the pooling
+//! [artifacts.weights]   # model.safetensors
+//! [artifacts.config]    # config.json (the encoder's shape)
+//! [artifacts.tokenizer] # tokenizer.json
+//! ```
+
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArray};
+use arrow::datatypes::{DataType, Field};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+
+use crate::contract::{ExecutionPolicy, InputContract, MissingValues, OutputColumn, OutputType};
+use crate::features::FeatureBatch;
+use crate::model::{ModelError, ScoringModel};
+
+/// Rows encoded per forward pass: enough to keep the matrix products busy, few enough that a
+/// chunk of long texts stays small (32 × 256 tokens × 384 floats per layer output).
+pub const ROWS_PER_CHUNK: usize = 32;
+
+/// `[text_embedding]` in model.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextEmbeddingSpec {
+    /// Tokens per text at most, `[CLS]` and `[SEP]` included; longer texts are truncated.
+    pub max_seq_len: usize,
+    /// L2-normalise each embedding (sentence-transformers' `Normalize` module).
+    #[serde(default = "default_normalize")]
+    pub normalize: bool,
+}
+
+fn default_normalize() -> bool {
+    true
+}
+
+/// A loaded encoder with its tokenizer.
+pub struct TextEmbeddingModel {
+    encoder: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    spec: TextEmbeddingSpec,
+    hidden: usize,
+    contract: InputContract,
+    outputs: Vec<OutputColumn>,
+}
+
+/// The artifacts' bytes and the paths they came from (for messages).
+pub struct TextEmbeddingFiles<'a> {
+    pub weights: (&'a [u8], &'a Path),
+    pub config: (&'a [u8], &'a Path),
+    pub tokenizer: (&'a [u8], &'a Path),
+}
+
+impl TextEmbeddingModel {
+    /// Builds the encoder on `device` from the model's files, checking that the declared output
+    /// is one vector as wide as the encoder's hidden states.
+    pub fn build(
+        files: &TextEmbeddingFiles<'_>,
+        spec: &TextEmbeddingSpec,
+        inputs: &[String],
+        outputs: &[OutputColumn],
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let bad = |path: &Path, message: String| ModelError::Spec {
+            path: path.to_path_buf(),
+            message,
+        };
+        let config: Config = serde_json::from_slice(files.config.0)
+            .map_err(|e| bad(files.config.1, format!("not a BERT config.json: {e}")))?;
+        let hidden = config.hidden_size;
+        match (inputs, outputs) {
+            (
+                [_],
+                [
+                    OutputColumn {
+                        ty: OutputType::Float32Vector(n),
+                        ..
+                    },
+                ],
+            ) if *n == hidden => {}
+            _ => {
+                return Err(bad(
+                    files.weights.1,
+                    format!(
+                        "a text_embedding model reads one string input and writes one vector of \
+                         the encoder's width: inputs = [\"text\"], outputs = [{{ name = \
+                         \"embedding\", size = {hidden} }}]"
+                    ),
+                ));
+            }
+        }
+        if spec.max_seq_len < 2 || spec.max_seq_len > config.max_position_embeddings {
+            return Err(bad(
+                files.config.1,
+                format!(
+                    "text_embedding.max_seq_len must be between 2 and the encoder's \
+                     max_position_embeddings ({}), got {}",
+                    config.max_position_embeddings, spec.max_seq_len
+                ),
+            ));
+        }
+        let mut tokenizer = Tokenizer::from_bytes(files.tokenizer.0).map_err(|e| {
+            bad(
+                files.tokenizer.1,
+                format!("not a readable tokenizer.json: {e}"),
+            )
+        })?;
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: spec.max_seq_len,
+                ..Default::default()
+            }))
+            .map_err(|e| bad(files.tokenizer.1, format!("cannot set truncation: {e}")))?;
+        // Padding is this module's own, per chunk.
+        tokenizer.with_padding(None);
+        let vb =
+            VarBuilder::from_buffered_safetensors(files.weights.0.to_vec(), DType::F32, device)
+                .map_err(|e| {
+                    bad(
+                        files.weights.1,
+                        format!("not a readable safetensors file: {e}"),
+                    )
+                })?;
+        let encoder = BertModel::load(vb, &config)
+            .map_err(|e| bad(files.weights.1, format!("not a BERT encoder: {e}")))?;
+        Ok(Self {
+            encoder,
+            tokenizer,
+            device: device.clone(),
+            spec: spec.clone(),
+            hidden,
+            contract: InputContract {
+                features: inputs.to_vec(),
+                missing: MissingValues::JobPolicy,
+                text: true,
+            },
+            outputs: outputs.to_vec(),
+        })
+    }
+
+    /// Token ids of each text, truncated, special tokens added.
+    fn tokenize(&self, texts: &StringArray) -> Result<Vec<Vec<u32>>, ModelError> {
+        let inputs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| ModelError::Runtime(format!("tokenizing: {e}")))?;
+        Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Mean-pooled (and normalised) embeddings of `ids`, row-major `[ids.len(), hidden]`.
+    fn encode_chunk(&self, ids: &[&[u32]]) -> Result<Vec<f32>, ModelError> {
+        let candle = |e: candle_core::Error| ModelError::Candle(e.to_string());
+        let rows = ids.len();
+        let len = ids.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        let mut flat = vec![0u32; rows * len];
+        let mut mask = vec![0f32; rows * len];
+        for (r, t) in ids.iter().enumerate() {
+            flat[r * len..r * len + t.len()].copy_from_slice(t);
+            mask[r * len..r * len + t.len()].fill(1.0);
+        }
+        let input = Tensor::from_vec(flat, (rows, len), &self.device).map_err(candle)?;
+        let mask = Tensor::from_vec(mask, (rows, len), &self.device).map_err(candle)?;
+        let types = input.zeros_like().map_err(candle)?;
+        let hidden = self
+            .encoder
+            .forward(&input, &types, Some(&mask))
+            .map_err(candle)?;
+        // Mean over the real tokens: sum(h * mask) / count(mask).
+        let m = mask.unsqueeze(2).map_err(candle)?;
+        let summed = hidden
+            .broadcast_mul(&m)
+            .and_then(|t| t.sum(1))
+            .map_err(candle)?;
+        let counts = m
+            .sum(1)
+            .and_then(|c| c.clamp(1e-9, f64::MAX))
+            .map_err(candle)?;
+        let mut pooled = summed.broadcast_div(&counts).map_err(candle)?;
+        if self.spec.normalize {
+            let norm = pooled
+                .sqr()
+                .and_then(|t| t.sum_keepdim(1))
+                .and_then(|t| t.sqrt())
+                .and_then(|t| t.clamp(1e-12, f64::MAX))
+                .map_err(candle)?;
+            pooled = pooled.broadcast_div(&norm).map_err(candle)?;
+        }
+        pooled
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(candle)
+    }
+}
+
+impl ScoringModel for TextEmbeddingModel {
+    fn inputs(&self) -> &InputContract {
+        &self.contract
+    }
+
+    fn outputs(&self) -> &[OutputColumn] {
+        &self.outputs
+    }
+
+    fn execution(&self) -> ExecutionPolicy {
+        // The matrix products use every core of the pool themselves.
+        ExecutionPolicy::WholeBatches
+    }
+
+    fn score(&self, batch: &FeatureBatch) -> Result<Vec<ArrayRef>, ModelError> {
+        let texts = batch.text().ok_or_else(|| {
+            ModelError::Runtime("a text_embedding model was given no text column".into())
+        })?;
+        let ids = self.tokenize(texts)?;
+        // Longest first, so each chunk holds texts of about one length.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let mut out = vec![0f32; ids.len() * self.hidden];
+        for chunk in order.chunks(ROWS_PER_CHUNK) {
+            let chunk_ids: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let pooled = self.encode_chunk(&chunk_ids)?;
+            for (k, &row) in chunk.iter().enumerate() {
+                out[row * self.hidden..(row + 1) * self.hidden]
+                    .copy_from_slice(&pooled[k * self.hidden..(k + 1) * self.hidden]);
+            }
+        }
+        Ok(vec![vectors(out, self.hidden)?])
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(format!(
+            "BERT encoder, {} wide, max_seq_len {}, mean pooling{}",
+            self.hidden,
+            self.spec.max_seq_len,
+            if self.spec.normalize {
+                ", L2-normalised"
+            } else {
+                ""
+            }
+        ))
+    }
+}
+
+/// Row-major embeddings as a `FixedSizeList<Float32>[width]` column.
+fn vectors(flat: Vec<f32>, width: usize) -> Result<ArrayRef, ModelError> {
+    let size = i32::try_from(width)
+        .map_err(|_| ModelError::Runtime(format!("embedding width {width} is too large")))?;
+    let field = std::sync::Arc::new(Field::new_list_field(DataType::Float32, false));
+    let values = std::sync::Arc::new(Float32Array::from(flat));
+    FixedSizeListArray::try_new(field, size, values, None)
+        .map(|a| std::sync::Arc::new(a) as ArrayRef)
+        .map_err(|e| ModelError::Runtime(format!("packing embeddings: {e}")))
+}
