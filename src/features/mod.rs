@@ -719,4 +719,42 @@ mod tests {
         assert_eq!(fb.ids.data_type(), &DataType::Utf8);
         assert_eq!(fb.to_row_major(), vec![1.0, 3.0, 2.0, 4.0]);
     }
+
+    /// A text model's column under each null policy: skip quarantines the row, fill embeds "",
+    /// fail names the column and row.
+    #[test]
+    fn text_columns_follow_the_null_policy() {
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef),
+            (
+                "body",
+                Arc::new(StringArray::from(vec![Some("a b"), None, Some("c")])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let src = SourceBatch {
+            object: Arc::from("file:///t.parquet"),
+            row_group: 0,
+            first_row: 0,
+            batch,
+        };
+        let text_spec = |on_null| FeatureSpec {
+            features: vec!["body".into()],
+            text: true,
+            ..spec(on_null)
+        };
+        let skipped = text_spec(NullPolicy::Skip).build(&src).unwrap();
+        let texts: Vec<&str> = skipped.text().unwrap().iter().flatten().collect();
+        assert_eq!(texts, ["a b", "c"]);
+        assert_eq!(skipped.rejected_rows.len(), 1);
+        assert_eq!(skipped.rejected_rows[0].reason, RejectReason::NullFeature);
+        assert_eq!(&*skipped.rejected_rows[0].column, "body");
+        assert_eq!(skipped.width(), 0);
+        let filled = text_spec(NullPolicy::Fill(0.0)).build(&src).unwrap();
+        let texts: Vec<&str> = filled.text().unwrap().iter().flatten().collect();
+        assert_eq!(texts, ["a b", "", "c"]);
+        let e = text_spec(NullPolicy::Fail).build(&src).unwrap_err();
+        assert_eq!(e.column, "body");
+        assert!(e.message.contains("null text"), "{}", e.message);
+    }
 }

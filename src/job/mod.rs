@@ -232,6 +232,10 @@ pub struct OutputSpec {
     /// The environment variable holding the HMAC key of `hash_columns` (never in the job file).
     #[serde(default = "default_hash_key_env")]
     pub hash_key_env: String,
+    /// PostgreSQL: how vector outputs (embeddings, class probabilities) are stored: `real[]`
+    /// (default) or `pgvector`, the extension's `vector(n)` (searchable with its indexes).
+    #[serde(default)]
+    pub vector_type: VectorType,
     /// PostgreSQL: roles granted SELECT on the result table and its `_latest` view on every
     /// run (e.g. `["scorer_analyst"]` from sql/postgres/roles.sql). The date partitions, staging
     /// tables and the quarantine (raw input ids) get no grant: readers go through the table.
@@ -241,6 +245,18 @@ pub struct OutputSpec {
     /// (partitions, rows or Parquet date directories), and the ledger records which.
     #[serde(default)]
     pub retention_days: Option<u32>,
+}
+
+/// `output.vector_type`: the PostgreSQL type of vector columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum VectorType {
+    /// `real[]`: no extension needed.
+    #[default]
+    #[serde(rename = "real[]")]
+    RealArray,
+    /// pgvector's `vector(n)`; the extension must be installed in the database.
+    #[serde(rename = "pgvector")]
+    Pgvector,
 }
 
 fn default_hash_key_env() -> String {
@@ -540,6 +556,9 @@ impl Job {
             if let Err(e) = crate::sql_ident::check_column(role) {
                 p.push(format!("output.readers: {e}"));
             }
+        }
+        if self.output.vector_type == VectorType::Pgvector && self.output.table.is_none() {
+            p.push("output.vector_type applies to output.table only".into());
         }
         if !self.output.readers.is_empty() && self.output.table.is_none() {
             p.push("output.readers applies to output.table only".into());

@@ -56,6 +56,11 @@ pub enum ColumnValues<'a> {
         width: usize,
     },
     I64(&'a [i64]),
+    /// A vector as pgvector's `vector(n)` (PostgreSQL with `output.vector_type = "pgvector"`).
+    PgVector {
+        values: &'a [f32],
+        width: usize,
+    },
     /// Passthrough columns, nulls allowed.
     NullableI64(&'a Int64Array),
     F64(&'a Float64Array),
@@ -128,6 +133,14 @@ impl<'a> ColumnValues<'a> {
         }
     }
 
+    /// The same values written as pgvector's `vector(n)` when `pgvector` (vectors only).
+    pub fn with_pgvector(self, pgvector: bool) -> Self {
+        match self {
+            Self::F32Vector { values, width } if pgvector => Self::PgVector { values, width },
+            other => other,
+        }
+    }
+
     /// Appends row `r` as one binary COPY field (length, then the value).
     #[inline]
     pub fn encode_copy(&self, r: usize, buf: &mut Vec<u8>) {
@@ -139,6 +152,16 @@ impl<'a> ColumnValues<'a> {
             Self::I64(v) => {
                 buf.put_i32(8);
                 buf.put_i64(v[r]);
+            }
+            Self::PgVector { values, width } => {
+                // pgvector's binary form: dimensions (int16), unused (int16), float4 each.
+                let n = i16::try_from(width).unwrap_or(i16::MAX);
+                buf.put_i32(4 + 4 * i32::from(n));
+                buf.put_i16(n);
+                buf.put_i16(0);
+                for v in &values[r * width..(r + 1) * width] {
+                    buf.put_f32(*v);
+                }
             }
             // A null field is length -1 with no bytes.
             Self::NullableI64(a) if a.is_null(r) => buf.put_i32(-1),
@@ -181,6 +204,7 @@ impl<'a> ColumnValues<'a> {
             Self::F32(_) => 8,
             Self::I64(_) | Self::NullableI64(_) | Self::F64(_) => 12,
             Self::F32Vector { width, .. } => 24 + 8 * width,
+            Self::PgVector { width, .. } => 8 + 4 * width,
             // An estimate (a hex HMAC is 64 bytes): the buffer grows if rows are longer.
             Self::Text(_) => 4 + 64,
         }
@@ -197,7 +221,7 @@ impl<'a> ColumnValues<'a> {
             Self::NullableI64(a) => SqliteValue::Integer(a.value(r)),
             Self::F64(a) => SqliteValue::Real(a.value(r)),
             Self::Text(a) => SqliteValue::Text(a.value(r).to_string()),
-            Self::F32Vector { values, width } => {
+            Self::F32Vector { values, width } | Self::PgVector { values, width } => {
                 let row = &values[r * width..(r + 1) * width];
                 SqliteValue::Text(json_array(row))
             }

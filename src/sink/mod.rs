@@ -72,6 +72,8 @@ pub struct OutputLayout {
     pub readers: Vec<String>,
     /// Which of `score_columns` are input columns passed through rather than model outputs.
     pub passthrough: Vec<String>,
+    /// PostgreSQL: vectors as pgvector's `vector(n)` rather than `real[]` (`output.vector_type`).
+    pub pgvector: bool,
 }
 
 /// Name of the logical-date column in every result table.
@@ -235,6 +237,8 @@ pub struct SinkSpec {
     pub readers: Vec<String>,
     /// Which of `score_columns` are input columns passed through rather than model outputs.
     pub passthrough: Vec<String>,
+    /// PostgreSQL: vectors as pgvector's `vector(n)` rather than `real[]`.
+    pub pgvector: bool,
 }
 
 impl SinkSpec {
@@ -251,6 +255,7 @@ impl SinkSpec {
             index: self.index,
             readers: self.readers.clone(),
             passthrough: self.passthrough.clone(),
+            pgvector: self.pgvector,
         }
     }
 }

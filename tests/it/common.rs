@@ -208,7 +208,12 @@ pub fn admin_url() -> String {
 
 /// A new, empty database on the test server; returns its URL and a pool.
 pub async fn fresh_pg(tag: &str) -> (String, PgPool) {
-    let admin = admin_url();
+    fresh_pg_on(&admin_url(), tag).await
+}
+
+/// A new, empty database on the server at `admin` (a superuser's URL); its URL and a pool.
+pub async fn fresh_pg_on(admin: &str, tag: &str) -> (String, PgPool) {
+    let admin = admin.to_string();
     let name = format!("t_{tag}_{}", uuid::Uuid::now_v7().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))

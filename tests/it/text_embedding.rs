@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
-use crate::common::{DATE, Project, fresh_pg, text};
+use crate::common::{DATE, Project, fresh_pg, fresh_pg_on, text};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text_embedding")
@@ -99,13 +99,19 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-#[tokio::test]
-async fn embeddings_match_sentence_transformers_into_postgres() {
+/// The server with pgvector that scripts/test.sh starts (scripts/pgvector.sh).
+fn pgvector_admin() -> String {
+    std::env::var("SCORER_TEST_PGVECTOR_URL").unwrap_or_else(|_| {
+        panic!("SCORER_TEST_PGVECTOR_URL is not set: run the tests with scripts/test.sh")
+    })
+}
+
+/// A project with the model, the first `n` fixture sentences and the job `embed` (its output
+/// lines `output` appended).
+fn embed_project(n: usize, output: &str) -> Project {
     let p = Project::new();
     add_minilm(&p);
-    let texts = sentences();
-    assert!(texts.len() >= 200);
-    write_input(&p, "docs", &texts);
+    write_input(&p, "docs", &sentences()[..n]);
     let path = p.add_job(
         "embed",
         "docs",
@@ -116,7 +122,76 @@ async fn embeddings_match_sentence_transformers_into_postgres() {
     let toml = std::fs::read_to_string(&path)
         .unwrap()
         .replace("batch_size = 8192", "batch_size = 64");
-    std::fs::write(&path, toml).unwrap();
+    std::fs::write(&path, format!("{toml}{output}")).unwrap();
+    p
+}
+
+#[tokio::test]
+async fn embeddings_land_in_pgvector_and_answer_nearest_neighbour_queries() {
+    let p = embed_project(40, "vector_type = \"pgvector\"\n");
+    let (url, pool) = fresh_pg_on(&pgvector_admin(), "pgvector").await;
+
+    // Without the extension the run stops before writing, naming the fix.
+    let missing = p.scorer(&["run", "embed", "--date", DATE], Some(&url));
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("CREATE EXTENSION vector"),
+        "{}",
+        text(&missing)
+    );
+    // And SQLite has no vector type to give.
+    let sqlite = p.scorer(&["run", "embed", "--date", DATE], None);
+    assert_eq!(sqlite.status.code(), Some(2), "{}", text(&sqlite));
+    assert!(
+        text(&sqlite).contains("is for PostgreSQL"),
+        "{}",
+        text(&sqlite)
+    );
+
+    sqlx::raw_sql("CREATE EXTENSION vector")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = p.scorer(&["run", "embed", "--date", DATE], Some(&url));
+    assert!(out.status.success(), "{}", text(&out));
+    let ty: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'doc_embeddings'::regclass AND attname = 'embedding'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ty, "vector(384)");
+    let rows: Vec<(i64, Vec<f32>)> =
+        sqlx::query_as("SELECT id, embedding::real[] FROM doc_embeddings ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let want = expected();
+    assert_eq!(rows.len(), 40);
+    for (id, got) in &rows {
+        let c = cosine(got, &want[*id as usize]);
+        assert!(c >= 0.9999, "sentence {id}: cosine {c}");
+    }
+    // pgvector's own operators work on what scorer wrote: each text is its own nearest.
+    let nearest: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT a.id, (SELECT b.id FROM doc_embeddings b \
+         ORDER BY b.embedding <=> a.embedding, b.id LIMIT 1) FROM doc_embeddings a \
+         WHERE a.id BETWEEN 10 AND 20 ORDER BY a.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (id, nearest) in nearest {
+        assert_eq!(id, nearest);
+    }
+}
+
+#[tokio::test]
+async fn embeddings_match_sentence_transformers_into_postgres() {
+    let texts = sentences();
+    assert!(texts.len() >= 200);
+    let p = embed_project(texts.len(), "");
     let (url, pool) = fresh_pg("embed").await;
     let out = p.scorer(&["run", "embed", "--date", DATE], Some(&url));
     assert!(out.status.success(), "{}", text(&out));

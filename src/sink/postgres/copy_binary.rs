@@ -19,6 +19,8 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 #[derive(Debug, Clone)]
 pub struct CopyEncoder {
     columns: Vec<OutputColumn>,
+    /// Vectors as pgvector's `vector(n)`.
+    pgvector: bool,
 }
 
 /// A batch the encoder cannot write (ids of another type, or result columns that do not match the
@@ -28,9 +30,10 @@ pub struct CopyEncoder {
 pub struct UnsupportedBatch(pub String);
 
 impl CopyEncoder {
-    /// An encoder for rows with these result columns after the id.
-    pub fn new(columns: Vec<OutputColumn>) -> Self {
-        Self { columns }
+    /// An encoder for rows with these result columns after the id; vectors as `real[]`, or as
+    /// pgvector's `vector(n)` when `pgvector`.
+    pub fn new(columns: Vec<OutputColumn>, pgvector: bool) -> Self {
+        Self { columns, pgvector }
     }
 
     /// The file header: signature, flags, header-extension length.
@@ -59,7 +62,9 @@ impl CopyEncoder {
             .iter()
             .zip(&self.columns)
             .enumerate()
-            .map(|(i, (array, c))| ColumnValues::of(i, array, c.ty, batch.rows))
+            .map(|(i, (array, c))| {
+                ColumnValues::of(i, array, c.ty, batch.rows).map(|v| v.with_pgvector(self.pgvector))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| UnsupportedBatch(e.to_string()))?;
         let fields = i16::try_from(1 + columns.len()).unwrap_or(i16::MAX);
@@ -105,10 +110,13 @@ mod tests {
 
     #[test]
     fn encodes_one_row_byte_for_byte() {
-        let enc = CopyEncoder::new(vec![OutputColumn {
-            name: "score".into(),
-            ty: crate::contract::OutputType::Float32,
-        }]);
+        let enc = CopyEncoder::new(
+            vec![OutputColumn {
+                name: "score".into(),
+                ty: crate::contract::OutputType::Float32,
+            }],
+            false,
+        );
         let batch = ScoredBatch {
             ids: Arc::new(Int64Array::from(vec![7])),
             outputs: vec![Arc::new(arrow::array::Float32Array::from(vec![0.5]))],

@@ -3,28 +3,54 @@
 use chrono::NaiveDate;
 use sqlx::postgres::PgPool;
 
+use crate::contract::OutputType;
 use crate::sink::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, SinkError};
 use crate::source::IdKind;
 use crate::sql_ident::quote;
 
-/// The columns a result table must have, with PostgreSQL's names for their types.
-pub fn expected_columns(layout: &OutputLayout) -> Vec<(String, &'static str)> {
+/// The columns a result table must have, with PostgreSQL's names for their types (vectors as
+/// pgvector's `vector(n)` when the layout asks for it).
+pub fn expected_columns(layout: &OutputLayout) -> Vec<(String, String)> {
     let id_type = match layout.id_kind {
         IdKind::Int => "bigint",
         IdKind::Text => "text",
     };
     let mut cols = vec![
-        (layout.id_column.clone(), id_type),
-        (DATE_COLUMN.to_string(), "date"),
+        (layout.id_column.clone(), id_type.to_string()),
+        (DATE_COLUMN.to_string(), "date".to_string()),
     ];
-    cols.extend(
-        layout
-            .score_columns
-            .iter()
-            .map(|c| (c.name.clone(), c.ty.pg_type())),
-    );
-    cols.push((RUN_ID_COLUMN.to_string(), "uuid"));
+    cols.extend(layout.score_columns.iter().map(|c| {
+        let ty = match c.ty {
+            OutputType::Float32Vector(n) if layout.pgvector => format!("vector({n})"),
+            other => other.pg_type().to_string(),
+        };
+        (c.name.clone(), ty)
+    }));
+    cols.push((RUN_ID_COLUMN.to_string(), "uuid".to_string()));
     cols
+}
+
+/// The pgvector extension's version in the database, for `output.vector_type = "pgvector"`;
+/// a clear error naming the fix when it is not installed.
+pub async fn require_pgvector(pool: &PgPool, layout: &OutputLayout) -> Result<(), SinkError> {
+    let t = &layout.table;
+    let version: Option<String> =
+        sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            .fetch_optional(pool)
+            .await
+            .map_err(SinkError::db(t, "looking for the pgvector extension"))?;
+    match version {
+        Some(_) => Ok(()),
+        None => Err(SinkError::Mismatch {
+            table: t.to_string(),
+            message:
+                "output.vector_type = \"pgvector\" needs the pgvector extension, which is not \
+                      installed in this database: run `CREATE EXTENSION vector` (as its owner or \
+                      a superuser; the server needs pgvector's files), or set \
+                      vector_type = \"real[]\""
+                    .to_string(),
+        }),
+    }
 }
 
 /// The bound clause of a date's partition, in the form `pg_get_expr` prints it.
@@ -135,10 +161,7 @@ pub async fn ensure_table(pool: &PgPool, layout: &OutputLayout) -> Result<(), Si
     .fetch_one(pool)
     .await
     .map_err(SinkError::db(t, "reading the result table's partitioning"))?;
-    let want: Vec<(String, String)> = expected
-        .iter()
-        .map(|(n, ty)| (n.clone(), ty.to_string()))
-        .collect();
+    let want = expected;
     if actual != want || !partitioned {
         let show = |cols: &[(String, String)]| {
             cols.iter()

@@ -58,6 +58,9 @@ impl PgPartitionWriter {
         sharded: bool,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
+        if layout.pgvector {
+            ddl::require_pgvector(&pool, &layout).await?;
+        }
         ddl::ensure_table(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
         analyst::ensure_latest_view(&pool, &layout).await?;
@@ -96,7 +99,7 @@ impl PgPartitionWriter {
             SEND_THRESHOLD * 2,
             streams.max(1) * (copy_streams::QUEUE_PER_STREAM + 1) + 1,
         );
-        let encoder = CopyEncoder::new(layout.score_columns.clone());
+        let encoder = CopyEncoder::new(layout.score_columns.clone(), layout.pgvector);
         Ok(Self {
             pool,
             layout,

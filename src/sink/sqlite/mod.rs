@@ -51,6 +51,14 @@ impl SqlitePartitionWriter {
         adopted: bool,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
+        if layout.pgvector {
+            return Err(SinkError::Mismatch {
+                table: t.sqlite_name(),
+                message: "output.vector_type = \"pgvector\" is for PostgreSQL, and this run \
+                          writes to SQLite (set DATABASE_URL, or vector_type = \"real[]\")"
+                    .into(),
+            });
+        }
         let name = quote(&t.sqlite_name());
         let id_type = match layout.id_kind {
             IdKind::Int => "INTEGER",
