@@ -8,7 +8,8 @@
 # DIR holds `scorer` built with --features cuda (scripts/cuda-check.sh with
 # CARGO_PROFILE_FLAG=--release), all-MiniLM-L6-v2's model.safetensors, config.json and
 # tokenizer.json (scripts/minilm.sh), fixture.parquet (tests/fixtures/text_embedding's sentences
-# as `id`, `body`) and bench.parquet (`benches/embeddings.py --write-parquet`). Needs python3
+# as `id`, `body`), bench.parquet for the GPU and bench_cpu.parquet (fewer rows) for the CPU
+# cores (both `benches/embeddings.py --write-parquet`). Needs python3
 # (standard library only). Fails, never skips, when no GPU is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ for pair in weights:model.safetensors config:config.json tokenizer:tokenizer.jso
 done
 printf 'kind = "text_embedding"\ninputs = ["text"]\noutputs = [{ name = "embedding", size = 384 }]\n[text_embedding]\nmax_seq_len = 256\n%s' \
   "$artifacts" >"$work/models/minilm/1/model.toml"
-for set in fixture bench; do
+for set in fixture bench bench_cpu; do
   mkdir -p "$work/data/$set/dt=$DATE"
   ln -s "$d/$set.parquet" "$work/data/$set/dt=$DATE/part-0.parquet"
 done
@@ -38,7 +39,7 @@ job() { # name set device batch_size
 }
 job fixture_cuda fixture cuda 256
 job bench_cuda bench cuda 8192
-job bench_cpu bench cpu 1024
+job bench_cpu bench_cpu cpu 1024
 cd "$work"
 "$d/scorer" run fixture_cuda --date "$DATE" --quiet
 for j in bench_cuda bench_cpu; do
