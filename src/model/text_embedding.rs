@@ -4,7 +4,8 @@
 //! tokens (padding masked out), and, unless switched off, an L2 normalisation.
 //!
 //! A batch is encoded in chunks of rows of similar token length (sorted by length, so little
-//! of each chunk is padding), and the embeddings are written back in input order.
+//! of each chunk is padding: 32 rows on the CPU, 512 on a GPU), and the embeddings are written
+//! back in input order.
 //!
 //! ```toml
 //! kind = "text_embedding"
@@ -32,9 +33,11 @@ use crate::contract::{ExecutionPolicy, InputContract, MissingValues, OutputColum
 use crate::features::FeatureBatch;
 use crate::model::{ModelError, ScoringModel};
 
-/// Rows encoded per forward pass: enough to keep the matrix products busy, few enough that a
-/// chunk of long texts stays small (32 × 256 tokens × 384 floats per layer output).
-pub const ROWS_PER_CHUNK: usize = 32;
+/// Rows encoded per forward pass on the CPU: enough to keep the matrix products busy, few enough
+/// that a chunk of long texts stays in cache-sized pieces (32 × 256 tokens × 384 floats).
+pub const ROWS_PER_CHUNK_CPU: usize = 32;
+/// Rows per forward pass on a GPU: kernel launches are the cost there, so far larger chunks.
+pub const ROWS_PER_CHUNK_GPU: usize = 512;
 
 /// `[text_embedding]` in model.toml.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -234,7 +237,12 @@ impl ScoringModel for TextEmbeddingModel {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let mut out = vec![0f32; ids.len() * self.hidden];
-        for chunk in order.chunks(ROWS_PER_CHUNK) {
+        let rows_per_chunk = if self.device.is_cpu() {
+            ROWS_PER_CHUNK_CPU
+        } else {
+            ROWS_PER_CHUNK_GPU
+        };
+        for chunk in order.chunks(rows_per_chunk) {
             let chunk_ids: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let pooled = self.encode_chunk(&chunk_ids)?;
             for (k, &row) in chunk.iter().enumerate() {
