@@ -12,6 +12,7 @@ pub mod onnx;
 pub mod registry;
 pub mod spec;
 pub mod text_embedding;
+pub mod text_embedding_cpu;
 pub mod threads;
 
 use std::path::PathBuf;
