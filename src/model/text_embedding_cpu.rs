@@ -291,39 +291,96 @@ impl PackedBert {
         }
         parts.into_par_iter().for_each(|(start, out)| {
             let len = out.len() / h;
-            let mut scores = vec![0f32; len];
+            if len == 0 {
+                return;
+            }
+            let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
+            let mut scores = vec![0f32; len * len];
             for head in 0..self.heads {
                 let (qo, ko, vo) = (head * d, h + head * d, 2 * h + head * d);
-                for i in 0..len {
-                    let q = &qkv[(start + i) * 3 * h + qo..][..d];
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        let k = &qkv[(start + j) * 3 * h + ko..][..d];
-                        *s = dot(q, k) * scale;
-                        max = max.max(*s);
-                    }
+                // scores = Q Kᵀ (Q and K strided views of the text's packed rows)
+                strided_matmul(
+                    len,
+                    len,
+                    d,
+                    (&mut scores, len, 0),
+                    (&rows[qo..], 3 * h, 1),
+                    (&rows[ko..], 1, 3 * h),
+                );
+                for row in scores.chunks_mut(len) {
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v * scale));
                     let mut sum = 0.0;
-                    for s in scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        sum += *s;
+                    for v in row.iter_mut() {
+                        *v = (*v * scale - max).exp();
+                        sum += *v;
                     }
-                    let o = &mut out[i * h + head * d..][..d];
-                    o.fill(0.0);
-                    for (j, s) in scores.iter().enumerate() {
-                        let v = &qkv[(start + j) * 3 * h + vo..][..d];
-                        let p = s / sum;
-                        for (oo, vv) in o.iter_mut().zip(v) {
-                            *oo += p * vv;
-                        }
-                    }
+                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|v| *v *= inv);
                 }
+                // this head's columns of ctx = P V
+                strided_matmul(
+                    len,
+                    d,
+                    len,
+                    (out, h, head * d),
+                    (&scores, len, 1),
+                    (&rows[vo..], 3 * h, 1),
+                );
             }
         });
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// `dst[m×n] = lhs[m×k] · rhs[k×n]` on the calling thread, each operand given as (slice, row
+/// stride, column stride) — and `dst` as (slice, row stride, column offset), unit column stride:
+/// the per-head views of attention without copying them out.
+fn strided_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (&mut [f32], usize, usize),
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+) {
+    let (dst, dst_rs, dst_off) = dst;
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(
+        m > 0
+            && n > 0
+            && k > 0
+            && dst_off + last(m, n, dst_rs, 1) < dst.len()
+            && last(m, k, lhs.1, lhs.2) < lhs.0.len()
+            && last(k, n, rhs.1, rhs.2) < rhs.0.len(),
+        "strided matmul out of bounds: {m}×{k}·{k}×{n}"
+    );
+    // SAFETY: the assert above proves the largest index gemm forms from each operand's strides
+    // (row m-1 / k-1, column n-1 / k-1) lies inside its slice; `dst` is borrowed mutably and so
+    // aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().add(dst_off),
+            1,
+            dst_rs as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0.as_ptr(),
+            rhs.2 as isize,
+            rhs.1 as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// `[rows, cols]` row-major into `[cols, rows]`.
