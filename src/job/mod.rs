@@ -232,8 +232,9 @@ pub struct OutputSpec {
     /// The environment variable holding the HMAC key of `hash_columns` (never in the job file).
     #[serde(default = "default_hash_key_env")]
     pub hash_key_env: String,
-    /// PostgreSQL: how vector outputs (embeddings, class probabilities) are stored: `real[]`
-    /// (default) or `pgvector`, the extension's `vector(n)` (searchable with its indexes).
+    /// How vector outputs (embeddings, class probabilities) are stored: `real[]` (default:
+    /// PostgreSQL `real[]`, SQLite a JSON array), `pgvector` (PostgreSQL: the extension's
+    /// `vector(n)`, searchable with its indexes) or `blob` (SQLite: little-endian f32 bytes).
     #[serde(default)]
     pub vector_type: VectorType,
     /// PostgreSQL: roles granted SELECT on the result table and its `_latest` view on every
@@ -257,6 +258,9 @@ pub enum VectorType {
     /// pgvector's `vector(n)`; the extension must be installed in the database.
     #[serde(rename = "pgvector")]
     Pgvector,
+    /// SQLite: a BLOB of the little-endian f32 values (4 bytes each), instead of a JSON array.
+    #[serde(rename = "blob")]
+    Blob,
 }
 
 fn default_hash_key_env() -> String {
@@ -557,7 +561,7 @@ impl Job {
                 p.push(format!("output.readers: {e}"));
             }
         }
-        if self.output.vector_type == VectorType::Pgvector && self.output.table.is_none() {
+        if self.output.vector_type != VectorType::RealArray && self.output.table.is_none() {
             p.push("output.vector_type applies to output.table only".into());
         }
         if !self.output.readers.is_empty() && self.output.table.is_none() {

@@ -120,7 +120,7 @@ impl RunPlan {
             index: self.job.output.index,
             readers: self.job.output.readers.clone(),
             passthrough: self.job.output.passthrough_columns.clone(),
-            pgvector: self.job.output.vector_type == crate::job::VectorType::Pgvector,
+            vectors: self.job.output.vector_type,
         }
     }
 }

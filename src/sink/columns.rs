@@ -61,6 +61,11 @@ pub enum ColumnValues<'a> {
         values: &'a [f32],
         width: usize,
     },
+    /// A vector as a SQLite BLOB of little-endian f32 (`output.vector_type = "blob"`).
+    BlobVector {
+        values: &'a [f32],
+        width: usize,
+    },
     /// Passthrough columns, nulls allowed.
     NullableI64(&'a Int64Array),
     F64(&'a Float64Array),
@@ -141,6 +146,14 @@ impl<'a> ColumnValues<'a> {
         }
     }
 
+    /// The same values written as SQLite BLOBs of little-endian f32 when `blob` (vectors only).
+    pub fn with_blob(self, blob: bool) -> Self {
+        match self {
+            Self::F32Vector { values, width } if blob => Self::BlobVector { values, width },
+            other => other,
+        }
+    }
+
     /// Appends row `r` as one binary COPY field (length, then the value).
     #[inline]
     pub fn encode_copy(&self, r: usize, buf: &mut Vec<u8>) {
@@ -180,7 +193,7 @@ impl<'a> ColumnValues<'a> {
                 buf.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
                 buf.extend_from_slice(v);
             }
-            Self::F32Vector { values, width } => {
+            Self::F32Vector { values, width } | Self::BlobVector { values, width } => {
                 // One-dimensional array: ndim, has-nulls flag, element type, then the dimension's
                 // length and lower bound, then each element with its length.
                 let n = i32::try_from(width).unwrap_or(i32::MAX);
@@ -203,7 +216,7 @@ impl<'a> ColumnValues<'a> {
         match *self {
             Self::F32(_) => 8,
             Self::I64(_) | Self::NullableI64(_) | Self::F64(_) => 12,
-            Self::F32Vector { width, .. } => 24 + 8 * width,
+            Self::F32Vector { width, .. } | Self::BlobVector { width, .. } => 24 + 8 * width,
             Self::PgVector { width, .. } => 8 + 4 * width,
             // An estimate (a hex HMAC is 64 bytes): the buffer grows if rows are longer.
             Self::Text(_) => 4 + 64,
@@ -225,6 +238,12 @@ impl<'a> ColumnValues<'a> {
                 let row = &values[r * width..(r + 1) * width];
                 SqliteValue::Text(json_array(row))
             }
+            Self::BlobVector { values, width } => SqliteValue::Blob(
+                values[r * width..(r + 1) * width]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect(),
+            ),
         }
     }
 }
@@ -233,6 +252,7 @@ impl<'a> ColumnValues<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqliteValue {
     Null,
+    Blob(Vec<u8>),
     Real(f64),
     Integer(i64),
     Text(String),
@@ -295,6 +315,18 @@ mod tests {
         let values = ColumnValues::of(0, &col, OutputType::Float32Vector(2), 2).unwrap();
         assert_eq!(values.sqlite_value(0), SqliteValue::Text("[0.5,-2]".into()));
         assert_eq!(values.sqlite_value(1), SqliteValue::Text("[1,null]".into()));
+    }
+
+    #[test]
+    fn vectors_become_little_endian_blobs_when_asked() {
+        let col = vector_column();
+        let values = ColumnValues::of(0, &col, OutputType::Float32Vector(2), 2)
+            .unwrap()
+            .with_blob(true);
+        let mut want = Vec::new();
+        want.extend(1.0f32.to_le_bytes());
+        want.extend(f32::NAN.to_le_bytes());
+        assert_eq!(values.sqlite_value(1), SqliteValue::Blob(want));
     }
 
     #[test]

@@ -72,8 +72,8 @@ pub struct OutputLayout {
     pub readers: Vec<String>,
     /// Which of `score_columns` are input columns passed through rather than model outputs.
     pub passthrough: Vec<String>,
-    /// PostgreSQL: vectors as pgvector's `vector(n)` rather than `real[]` (`output.vector_type`).
-    pub pgvector: bool,
+    /// How vector columns are stored (`output.vector_type`).
+    pub vectors: crate::job::VectorType,
 }
 
 /// Name of the logical-date column in every result table.
@@ -237,8 +237,8 @@ pub struct SinkSpec {
     pub readers: Vec<String>,
     /// Which of `score_columns` are input columns passed through rather than model outputs.
     pub passthrough: Vec<String>,
-    /// PostgreSQL: vectors as pgvector's `vector(n)` rather than `real[]`.
-    pub pgvector: bool,
+    /// How vector columns are stored (`output.vector_type`).
+    pub vectors: crate::job::VectorType,
 }
 
 impl SinkSpec {
@@ -255,7 +255,7 @@ impl SinkSpec {
             index: self.index,
             readers: self.readers.clone(),
             passthrough: self.passthrough.clone(),
-            pgvector: self.pgvector,
+            vectors: self.vectors,
         }
     }
 }

@@ -118,7 +118,7 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
             index: false,
             readers: Vec::new(),
             passthrough: Vec::new(),
-            pgvector: false,
+            vectors: scorer::job::VectorType::RealArray,
         },
     }
 }

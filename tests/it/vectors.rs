@@ -1,7 +1,8 @@
 //! A vector output through every sink. The same weights are declared twice: once as three scalar
 //! outputs (`a`, `b`, `c`), once as one vector output `probs` of size 3. Every sink must store the
 //! vector as the three scalars in order: PostgreSQL as `real[]` (binary COPY of a float4 array),
-//! SQLite as a JSON array, Parquet as a list of floats.
+//! SQLite as a JSON array (or, with `output.vector_type = "blob"`, little-endian f32 bytes),
+//! Parquet as a list of floats.
 
 use std::collections::BTreeMap;
 
@@ -166,4 +167,57 @@ async fn a_vector_output_lands_in_sqlite_as_json_and_in_parquet_as_lists() {
         }
     }
     assert_same(&files, &scalars, "Parquet");
+}
+
+#[tokio::test]
+async fn a_vector_output_lands_in_sqlite_as_little_endian_floats_with_vector_type_blob() {
+    let p = project();
+    let job = std::fs::read_to_string(p.path().join("jobs/vectors.toml")).unwrap();
+    std::fs::write(
+        p.path().join("jobs/vector_blobs.toml"),
+        job.replace("name = \"vectors\"", "name = \"vector_blobs\"")
+            .replace(
+                "table = \"vector_scores\"",
+                "table = \"vector_blobs\"\nvector_type = \"blob\"",
+            ),
+    )
+    .unwrap();
+    assert_ok(&p.run("jobs/scalars.toml", None));
+    assert_ok(&p.run("jobs/vector_blobs.toml", None));
+    let pool = SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let declared: String = sqlx::query_scalar(
+        "SELECT type FROM pragma_table_info('vector_blobs') WHERE name = 'probs'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(declared, "BLOB");
+    let blobs: Rows = sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT id, probs FROM vector_blobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, bytes)| {
+            assert_eq!(bytes.len(), 12);
+            let values = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (id, values)
+        })
+        .collect();
+    assert_same(&blobs, &sqlite_scalars(&pool).await, "SQLite BLOB");
+
+    // PostgreSQL has no such storage: the run says which to use instead.
+    let (url, _) = fresh_pg("blobs").await;
+    let out = p.scorer(
+        &["run", "jobs/vector_blobs.toml", "--date", DATE],
+        Some(&url),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"blob\" is for SQLite"),
+        "{}",
+        text(&out)
+    );
 }

@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::PgPool;
 
 use crate::contract::OutputType;
+use crate::job::VectorType;
 use crate::sink::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, SinkError};
 use crate::source::IdKind;
 use crate::sql_ident::quote;
@@ -21,7 +22,9 @@ pub fn expected_columns(layout: &OutputLayout) -> Vec<(String, String)> {
     ];
     cols.extend(layout.score_columns.iter().map(|c| {
         let ty = match c.ty {
-            OutputType::Float32Vector(n) if layout.pgvector => format!("vector({n})"),
+            OutputType::Float32Vector(n) if layout.vectors == VectorType::Pgvector => {
+                format!("vector({n})")
+            }
             other => other.pg_type().to_string(),
         };
         (c.name.clone(), ty)

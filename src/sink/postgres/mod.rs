@@ -20,6 +20,7 @@ use copy_streams::CopyStreams;
 
 use super::{OutputLayout, ScoredBatch, Sink, SinkError};
 use crate::buffer_pool::{BufferPool, PooledBuffer};
+use crate::job::VectorType;
 use crate::lock::OutputLock;
 use crate::quarantine::RejectedRow;
 use crate::resume::{Checkpoint, CheckpointTarget};
@@ -58,8 +59,17 @@ impl PgPartitionWriter {
         sharded: bool,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
-        if layout.pgvector {
-            ddl::require_pgvector(&pool, &layout).await?;
+        match layout.vectors {
+            VectorType::Pgvector => ddl::require_pgvector(&pool, &layout).await?,
+            VectorType::Blob => {
+                return Err(SinkError::Mismatch {
+                    table: t.to_string(),
+                    message: "output.vector_type = \"blob\" is for SQLite; in PostgreSQL use \
+                              \"real[]\" or \"pgvector\""
+                        .into(),
+                });
+            }
+            VectorType::RealArray => {}
         }
         ddl::ensure_table(&pool, &layout).await?;
         quarantine::ensure(&pool, t).await?;
@@ -99,7 +109,10 @@ impl PgPartitionWriter {
             SEND_THRESHOLD * 2,
             streams.max(1) * (copy_streams::QUEUE_PER_STREAM + 1) + 1,
         );
-        let encoder = CopyEncoder::new(layout.score_columns.clone(), layout.pgvector);
+        let encoder = CopyEncoder::new(
+            layout.score_columns.clone(),
+            layout.vectors == VectorType::Pgvector,
+        );
         Ok(Self {
             pool,
             layout,

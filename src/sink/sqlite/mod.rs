@@ -51,7 +51,7 @@ impl SqlitePartitionWriter {
         adopted: bool,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
-        if layout.pgvector {
+        if layout.vectors == crate::job::VectorType::Pgvector {
             return Err(SinkError::Mismatch {
                 table: t.sqlite_name(),
                 message: "output.vector_type = \"pgvector\" is for PostgreSQL, and this run \
@@ -68,12 +68,14 @@ impl SqlitePartitionWriter {
             format!("{} {id_type} NOT NULL", quote(&layout.id_column)),
             format!("{} TEXT NOT NULL", quote(DATE_COLUMN)),
         ];
-        cols.extend(
-            layout
-                .score_columns
-                .iter()
-                .map(|c| format!("{} {}", quote(&c.name), c.ty.sqlite_type())),
-        );
+        let blob = layout.vectors == crate::job::VectorType::Blob;
+        cols.extend(layout.score_columns.iter().map(|c| {
+            let ty = match c.ty {
+                crate::contract::OutputType::Float32Vector(_) if blob => "BLOB",
+                other => other.sqlite_type(),
+            };
+            format!("{} {ty}", quote(&c.name))
+        }));
         cols.push(format!("{} TEXT NOT NULL", quote(RUN_ID_COLUMN)));
         // `<table>_latest`: the rows of the newest date a run of this output published.
         let ddl = format!(
@@ -175,7 +177,10 @@ impl Sink for SqlitePartitionWriter {
             .iter()
             .zip(&self.layout.score_columns)
             .enumerate()
-            .map(|(i, (array, c))| ColumnValues::of(i, array, c.ty, batch.rows))
+            .map(|(i, (array, c))| {
+                ColumnValues::of(i, array, c.ty, batch.rows)
+                    .map(|v| v.with_blob(self.layout.vectors == crate::job::VectorType::Blob))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SinkError::Table {
                 table: t.sqlite_name(),
@@ -206,6 +211,7 @@ impl Sink for SqlitePartitionWriter {
                 for column in &values {
                     match column.sqlite_value(r) {
                         SqliteValue::Null => row.push_bind(None::<i64>),
+                        SqliteValue::Blob(v) => row.push_bind(v),
                         SqliteValue::Real(v) => row.push_bind(v),
                         SqliteValue::Integer(v) => row.push_bind(v),
                         SqliteValue::Text(v) => row.push_bind(v),
