@@ -67,6 +67,15 @@ async fn the_writer_runs_scorer_and_the_analyst_only_reads() {
     let mut toml = std::fs::read_to_string(&path).unwrap();
     toml.push_str("readers = [\"scorer_analyst\"]\n");
     std::fs::write(&path, toml).unwrap();
+    // SQLite has no roles to grant: the job says so instead of ignoring the setting.
+    let sqlite = p.scorer(&["run", "daily", "--date", DATE], None);
+    assert_eq!(
+        sqlite.status.code(),
+        Some(2),
+        "{}",
+        crate::common::text(&sqlite)
+    );
+    assert!(crate::common::text(&sqlite).contains("output.readers grants PostgreSQL roles"));
     let writer = as_user(&url, "scorer_writer");
     assert_ok(&p.scorer(&["run", "daily", "--date", DATE], Some(&writer)));
     assert_ok(&p.scorer(&["run", "daily", "--date", DATE], Some(&writer)));

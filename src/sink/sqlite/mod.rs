@@ -51,6 +51,14 @@ impl SqlitePartitionWriter {
         adopted: bool,
     ) -> Result<Self, SinkError> {
         let t = &layout.table;
+        if !layout.readers.is_empty() {
+            return Err(SinkError::Mismatch {
+                table: t.sqlite_name(),
+                message: "output.readers grants PostgreSQL roles; SQLite has none (whoever can \
+                          read the file reads every table): remove it or set DATABASE_URL"
+                    .into(),
+            });
+        }
         if layout.vectors == crate::job::VectorType::Pgvector {
             return Err(SinkError::Mismatch {
                 table: t.sqlite_name(),
