@@ -62,9 +62,8 @@ impl CpuNetwork {
                 out,
                 &layer.weight,
                 &x[..layer.inputs * rows],
-                layer.outputs,
-                layer.inputs,
-                rows,
+                (layer.outputs, layer.inputs, rows),
+                gemm::Parallelism::None,
             );
             activate(layer.activation, out);
             std::mem::swap(&mut x, &mut y);
@@ -80,9 +79,16 @@ impl CpuNetwork {
     }
 }
 
-/// `dst[m×n] += lhs[m×k] · rhs[k×n]`, all row-major and contiguous, single-threaded (the
-/// pipeline already runs one tile per rayon task).
-fn accumulate_matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize) {
+/// `dst[m×n] += lhs[m×k] · rhs[k×n]`, all row-major and contiguous. The dense network runs it
+/// single-threaded (`Parallelism::None`: the pipeline already runs one tile per rayon task); the
+/// packed text encoder on the whole pool.
+pub(crate) fn accumulate_matmul(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, k, n): (usize, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
     assert!(
         dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n,
         "matmul shapes: dst {} lhs {} rhs {} for {m}×{k}·{k}×{n}",
@@ -116,7 +122,7 @@ fn accumulate_matmul(dst: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usi
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

@@ -420,49 +420,18 @@ fn concat_outputs(parts: &[Dense]) -> Dense {
 /// `out[rows, outputs] = x[rows, inputs] · Wᵀ + b`, one `gemm` call on every thread of the pool.
 fn linear(x: &[f32], rows: usize, dense: &Dense, out: &mut [f32]) {
     let (k, n) = (dense.inputs, dense.outputs);
-    assert!(
-        x.len() == rows * k && out.len() == rows * n && dense.weight_t.len() == k * n,
-        "linear shapes: x {} out {} weight {} for {rows}×{k}·{k}×{n}",
-        x.len(),
-        out.len(),
-        dense.weight_t.len()
-    );
     if rows == 0 {
         return;
     }
     out.par_chunks_mut(n * 64)
         .for_each(|c| c.chunks_mut(n).for_each(|r| r.copy_from_slice(&dense.bias)));
     let threads = rayon::current_num_threads().max(1);
-    // SAFETY: the assert above proves every index gemm forms from these strides lies inside the
-    // three slices: out (i, j) at i*n + j < rows*n, x (i, l) at i*k + l < rows*k, weight_t (l, j)
-    // at l*n + j < k*n. `out` is borrowed mutably and so aliases neither input.
-    unsafe {
-        gemm::gemm(
-            rows,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            dense.weight_t.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            if threads > 1 {
-                gemm::Parallelism::Rayon(threads)
-            } else {
-                gemm::Parallelism::None
-            },
-        );
-    }
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    super::dense_cpu::accumulate_matmul(out, x, &dense.weight_t, (rows, k, n), parallelism);
 }
 
 fn add_rows(y: &mut [f32], x: &[f32]) {
