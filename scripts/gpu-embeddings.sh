@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the text_embedding kind on CUDA against sentence-transformers'
 # embeddings of the fixture sentences (cosine >= 0.9999 each, the CI parity test's bar), then
-# throughput on cuda and on the CPU cores, into the embedded SQLite file.
+# throughput on cuda (f32 and bf16) and on the CPU cores, into the embedded SQLite file (vectors as
+# BLOBs).
 #
 #   scripts/gpu-embeddings.sh DIR
 #
@@ -29,20 +30,28 @@ for pair in weights:model.safetensors config:config.json tokenizer:tokenizer.jso
 done
 printf 'kind = "text_embedding"\ninputs = ["text"]\noutputs = [{ name = "embedding", size = 384 }]\n[text_embedding]\nmax_seq_len = 256\n%s' \
   "$artifacts" >"$work/models/minilm/1/model.toml"
+# The same files computed in bf16 on the GPU.
+mkdir -p "$work/models/minilm_bf16/1"
+ln -s "$work"/models/minilm/1/*.safetensors "$work"/models/minilm/1/*.json "$work/models/minilm_bf16/1/"
+sed 's/^max_seq_len = 256$/max_seq_len = 256\ndtype = "bf16"/' "$work/models/minilm/1/model.toml" \
+  >"$work/models/minilm_bf16/1/model.toml"
 for set in fixture bench bench_cpu; do
   mkdir -p "$work/data/$set/dt=$DATE"
   ln -s "$d/$set.parquet" "$work/data/$set/dt=$DATE/part-0.parquet"
 done
-job() { # name set device batch_size
-  printf 'name = "%s"\n[input]\nurl = "data/%s/dt={{ ds }}/*.parquet"\nid_column = "id"\nfeatures = ["body"]\n[model]\nname = "minilm"\nversion = "1"\ndevice = "%s"\nbatch_size = %s\n[output]\ntable = "%s"\n' \
-    "$1" "$2" "$3" "$4" "$1" >"$work/jobs/$1.toml"
+job() { # name set device batch_size [model]
+  printf 'name = "%s"\n[input]\nurl = "data/%s/dt={{ ds }}/*.parquet"\nid_column = "id"\nfeatures = ["body"]\n[model]\nname = "%s"\nversion = "1"\ndevice = "%s"\nbatch_size = %s\n[output]\ntable = "%s"\nvector_type = "blob"\n' \
+    "$1" "$2" "${5:-minilm}" "$3" "$4" "$1" >"$work/jobs/$1.toml"
 }
 job fixture_cuda fixture cuda 256
+job fixture_bf16 fixture cuda 256 minilm_bf16
 job bench_cuda bench cuda 8192
+job bench_bf16 bench cuda 8192 minilm_bf16
 job bench_cpu bench_cpu cpu 1024
 cd "$work"
 "$d/scorer" run fixture_cuda --date "$DATE" --quiet
-for j in bench_cuda bench_cpu; do
+"$d/scorer" run fixture_bf16 --date "$DATE" --quiet
+for j in bench_cuda bench_bf16 bench_cpu; do
   /usr/bin/time -f "$j wall %e s" "$d/scorer" run "$j" --date "$DATE" --quiet
 done
 python3 - "$work/scorer.db" "$fixtures" <<'PY'
@@ -52,14 +61,19 @@ meta = json.load(open(f"{sys.argv[2]}/expected.json"))
 dim = meta["dim"]
 raw = open(f"{sys.argv[2]}/expected_f32.bin", "rb").read()
 want = [struct.unpack_from(f"<{dim}f", raw, i * dim * 4) for i in range(meta["sentences"])]
-worst = (1.0, -1)
-for i, emb in db.execute("SELECT id, embedding FROM fixture_cuda ORDER BY id"):
-    got = json.loads(emb)
-    dot = sum(a * b for a, b in zip(got, want[i]))
-    na = math.sqrt(sum(a * a for a in got)); nb = math.sqrt(sum(b * b for b in want[i]))
-    worst = min(worst, (dot / (na * nb), i))
+def worst_cosine(table):
+    worst = (1.0, -1)
+    for i, emb in db.execute(f"SELECT id, embedding FROM {table} ORDER BY id"):
+        got = struct.unpack(f"<{dim}f", emb)
+        dot = sum(a * b for a, b in zip(got, want[i]))
+        na = math.sqrt(sum(a * a for a in got)); nb = math.sqrt(sum(b * b for b in want[i]))
+        worst = min(worst, (dot / (na * nb), i))
+    return worst
+worst = worst_cosine("fixture_cuda")
 n = db.execute("SELECT count(*) FROM fixture_cuda").fetchone()[0]
 print(f"parity on cuda: {n} sentences, worst cosine {worst[0]:.12f} (sentence {worst[1]})")
+bf16 = worst_cosine("fixture_bf16")
+print(f"bf16 on cuda: worst cosine {bf16[0]:.6f} (sentence {bf16[1]}) against sentence-transformers' f32")
 for job, device, gpu, rows, stages in db.execute(
     "SELECT job, device, gpu_name, rows_written, stage_seconds FROM scorer_runs WHERE job LIKE 'bench%' ORDER BY started_at"
 ):

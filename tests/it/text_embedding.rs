@@ -230,3 +230,44 @@ async fn embeddings_match_sentence_transformers_into_postgres() {
         texts[worst.1].chars().take(80).collect::<String>()
     );
 }
+
+/// `dtype = "bf16"` is for GPUs: on the CPU the model computes in f32, so the embeddings are the
+/// f32 ones, and the log says so.
+#[test]
+fn reduced_precision_falls_back_to_f32_on_the_cpu() {
+    let p = embed_project(12, "");
+    let toml = p.models_dir().join("minilm/1/model.toml");
+    let spec = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        spec.replace("max_seq_len = 256", "max_seq_len = 256\ndtype = \"bf16\""),
+    )
+    .unwrap();
+    let out = p.scorer(&["run", "embed", "--date", DATE], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("reduced precision is for GPUs"),
+        "{}",
+        text(&out)
+    );
+    let db = sqlite_embeddings(&p);
+    let want = expected();
+    for (id, got) in db {
+        assert!(cosine(&got, &want[id as usize]) >= 0.9999, "sentence {id}");
+    }
+}
+
+/// (id, embedding) rows of the SQLite result table `doc_embeddings` (JSON arrays).
+fn sqlite_embeddings(p: &Project) -> Vec<(i64, Vec<f32>)> {
+    let url = p.sqlite_url();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, embedding FROM doc_embeddings")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        rows.into_iter()
+            .map(|(id, json)| (id, serde_json::from_str(&json).unwrap()))
+            .collect()
+    })
+}
