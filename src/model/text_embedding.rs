@@ -14,7 +14,6 @@
 //! [text_embedding]
 //! max_seq_len = 256                          # sentence_bert_config.json's max_seq_length
 //! normalize = true                           # a Normalize module follows the pooling
-//! dtype = "f32"                              # or "bf16" on a GPU
 //! [artifacts.weights]   # model.safetensors
 //! [artifacts.config]    # config.json (the encoder's shape)
 //! [artifacts.tokenizer] # tokenizer.json
@@ -51,30 +50,6 @@ pub struct TextEmbeddingSpec {
     /// L2-normalise each embedding (sentence-transformers' `Normalize` module).
     #[serde(default = "default_normalize")]
     pub normalize: bool,
-    /// The encoder's arithmetic on a GPU: `f32` (default), `bf16` (half the memory traffic; the
-    /// embeddings are pooled and normalised in f32), or `f16`. The CPU always computes in f32.
-    #[serde(default)]
-    pub dtype: Precision,
-}
-
-/// `[text_embedding] dtype`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    #[default]
-    F32,
-    Bf16,
-    F16,
-}
-
-impl Precision {
-    fn candle(self) -> DType {
-        match self {
-            Self::F32 => DType::F32,
-            Self::Bf16 => DType::BF16,
-            Self::F16 => DType::F16,
-        }
-    }
 }
 
 fn default_normalize() -> bool {
@@ -94,8 +69,6 @@ pub struct TextEmbeddingModel {
     tokenizer: Tokenizer,
     device: Device,
     spec: TextEmbeddingSpec,
-    /// What the encoder computes in here (f32 on the CPU whatever `spec.dtype` says).
-    precision: Precision,
     hidden: usize,
     contract: InputContract,
     outputs: Vec<OutputColumn>,
@@ -170,24 +143,6 @@ impl TextEmbeddingModel {
             .map_err(|e| bad(files.tokenizer.1, format!("cannot set truncation: {e}")))?;
         // Padding is this module's own, per chunk.
         tokenizer.with_padding(None);
-        let precision = match (device.is_cpu(), spec.dtype) {
-            (true, Precision::F32) | (false, Precision::F32) => Precision::F32,
-            (true, other) => {
-                tracing::info!(dtype = ?other, "text_embedding: reduced precision is for GPUs; the CPU computes in f32");
-                Precision::F32
-            }
-            // candle-transformers' attention mask multiplies f32::MIN, which f16 cannot hold,
-            // by the mask: padded chunks would turn to NaN.
-            (false, Precision::F16) => {
-                return Err(bad(
-                    files.weights.1,
-                    "text_embedding.dtype = \"f16\" overflows the encoder's attention mask on \
-                     padded chunks; use \"bf16\" (same speed on current GPUs) or \"f32\""
-                        .into(),
-                ));
-            }
-            (false, Precision::Bf16) => Precision::Bf16,
-        };
         let packed = if device.is_cpu() {
             match PackedBert::load(files.weights.0, &config) {
                 Ok(p) => Some(p),
@@ -204,7 +159,7 @@ impl TextEmbeddingModel {
             None => {
                 let vb = VarBuilder::from_buffered_safetensors(
                     files.weights.0.to_vec(),
-                    precision.candle(),
+                    DType::F32,
                     device,
                 )
                 .map_err(|e| {
@@ -223,7 +178,6 @@ impl TextEmbeddingModel {
             tokenizer,
             device: device.clone(),
             spec: spec.clone(),
-            precision,
             hidden,
             contract: InputContract {
                 features: inputs.to_vec(),
@@ -271,10 +225,8 @@ impl TextEmbeddingModel {
         let input = Tensor::from_vec(flat, (rows, len), &self.device).map_err(candle)?;
         let mask = Tensor::from_vec(mask, (rows, len), &self.device).map_err(candle)?;
         let types = input.zeros_like().map_err(candle)?;
-        // Pooled and normalised in f32 whatever the encoder computed in.
         let hidden = encoder
             .forward(&input, &types, Some(&mask))
-            .and_then(|h| h.to_dtype(DType::F32))
             .map_err(candle)?;
         // Mean over the real tokens: sum(h * mask) / count(mask).
         let m = mask.unsqueeze(2).map_err(candle)?;
@@ -344,10 +296,9 @@ impl ScoringModel for TextEmbeddingModel {
 
     fn describe(&self) -> Option<String> {
         Some(format!(
-            "BERT encoder, {} wide, max_seq_len {}, {:?}, mean pooling{}",
+            "BERT encoder, {} wide, max_seq_len {}, mean pooling{}",
             self.hidden,
             self.spec.max_seq_len,
-            self.precision,
             if self.spec.normalize {
                 ", L2-normalised"
             } else {
