@@ -25,7 +25,7 @@ use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, StringArra
 use arrow::datatypes::{DataType, Field};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
@@ -50,17 +50,106 @@ pub struct TextEmbeddingSpec {
     /// L2-normalise each embedding (sentence-transformers' `Normalize` module).
     #[serde(default = "default_normalize")]
     pub normalize: bool,
+    /// The encoder's arithmetic on a GPU: `f32` (default), `bf16` or `f16` (half the memory
+    /// traffic; pooling and normalising stay in f32). The CPU always computes in f32.
+    #[serde(default)]
+    pub dtype: Precision,
+}
+
+/// `[text_embedding] dtype`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    fn candle(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::Bf16 => DType::BF16,
+            Self::F16 => DType::F16,
+        }
+    }
+}
+
+/// The encoder on a GPU: candle-transformers' BERT layers, with the embeddings and the
+/// attention mask built here. (Its `BertModel` builds the mask as (1 - mask) × f32::MIN in the
+/// encoder's dtype; f32::MIN is -inf in bf16 and f16, and 0 × -inf is NaN: measured on an H200,
+/// every bf16 embedding came out NaN. The mask here is (1 - mask) × -10,000, which every dtype
+/// holds and which softmax turns into 0 as surely.)
+pub struct GpuBert {
+    word: candle_nn::Embedding,
+    position: candle_nn::Embedding,
+    token_type: candle_nn::Embedding,
+    norm: candle_nn::LayerNorm,
+    encoder: candle_transformers::models::bert::BertEncoder,
+    dtype: DType,
+}
+
+impl GpuBert {
+    fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
+        let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            vb
+        };
+        let e = vb.pp("embeddings");
+        let h = config.hidden_size;
+        Ok(Self {
+            word: candle_nn::embedding(config.vocab_size, h, e.pp("word_embeddings"))?,
+            position: candle_nn::embedding(
+                config.max_position_embeddings,
+                h,
+                e.pp("position_embeddings"),
+            )?,
+            token_type: candle_nn::embedding(
+                config.type_vocab_size,
+                h,
+                e.pp("token_type_embeddings"),
+            )?,
+            norm: candle_nn::layer_norm(h, config.layer_norm_eps, e.pp("LayerNorm"))?,
+            encoder: candle_transformers::models::bert::BertEncoder::load(
+                vb.pp("encoder"),
+                config,
+            )?,
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// Last hidden states `[rows, len, hidden]` (in the encoder's dtype) of padded `ids`, with
+    /// `mask` 1 for real tokens and 0 for padding (f32, `[rows, len]`).
+    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        use candle_core::Module;
+        let (_, len) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, len as u32, ids.device())?;
+        let x = self
+            .word
+            .forward(ids)?
+            .broadcast_add(&self.position.forward(&positions)?)?
+            .broadcast_add(&self.token_type.forward(&ids.zeros_like()?)?)?;
+        let x = self.norm.forward(&x)?;
+        let extended = ((mask.ones_like()? - mask)? * -10_000.0)?
+            .unsqueeze(1)?
+            .unsqueeze(1)?
+            .to_dtype(self.dtype)?;
+        self.encoder.forward(&x, &extended)
+    }
 }
 
 fn default_normalize() -> bool {
     true
 }
 
-/// How the encoder runs: packed on the CPU (`text_embedding_cpu`), candle-transformers' padded
-/// batches on a GPU (or on the CPU for an encoder the packed form does not cover).
+/// How the encoder runs: packed on the CPU (`text_embedding_cpu`), padded batches through
+/// candle-transformers' layers on a GPU (or on the CPU for an encoder the packed form does not
+/// cover).
 enum Encoder {
     Packed(PackedBert),
-    Candle(Box<BertModel>),
+    Candle(Box<GpuBert>),
 }
 
 /// A loaded encoder with its tokenizer.
@@ -69,6 +158,8 @@ pub struct TextEmbeddingModel {
     tokenizer: Tokenizer,
     device: Device,
     spec: TextEmbeddingSpec,
+    /// What the encoder computes in here (f32 on the CPU whatever `spec.dtype` says).
+    precision: Precision,
     hidden: usize,
     contract: InputContract,
     outputs: Vec<OutputColumn>,
@@ -143,7 +234,17 @@ impl TextEmbeddingModel {
             .map_err(|e| bad(files.tokenizer.1, format!("cannot set truncation: {e}")))?;
         // Padding is this module's own, per chunk.
         tokenizer.with_padding(None);
-        let packed = if device.is_cpu() {
+        let precision = match spec.dtype {
+            Precision::F32 => Precision::F32,
+            other if device.is_cpu() => {
+                tracing::info!(dtype = ?other, "text_embedding: reduced precision is for GPUs; the CPU computes in f32");
+                Precision::F32
+            }
+            other => other,
+        };
+        // SCORER_TEXT_ENCODER=candle runs the GPU's encoder on the CPU too (tests and diagnosis).
+        let forced_candle = std::env::var("SCORER_TEXT_ENCODER").as_deref() == Ok("candle");
+        let packed = if device.is_cpu() && !forced_candle {
             match PackedBert::load(files.weights.0, &config) {
                 Ok(p) => Some(p),
                 Err(why) => {
@@ -159,7 +260,7 @@ impl TextEmbeddingModel {
             None => {
                 let vb = VarBuilder::from_buffered_safetensors(
                     files.weights.0.to_vec(),
-                    DType::F32,
+                    precision.candle(),
                     device,
                 )
                 .map_err(|e| {
@@ -168,7 +269,7 @@ impl TextEmbeddingModel {
                         format!("not a readable safetensors file: {e}"),
                     )
                 })?;
-                let model = BertModel::load(vb, &config)
+                let model = GpuBert::load(vb, &config)
                     .map_err(|e| bad(files.weights.1, format!("not a BERT encoder: {e}")))?;
                 Encoder::Candle(Box::new(model))
             }
@@ -178,6 +279,7 @@ impl TextEmbeddingModel {
             tokenizer,
             device: device.clone(),
             spec: spec.clone(),
+            precision,
             hidden,
             contract: InputContract {
                 features: inputs.to_vec(),
@@ -224,9 +326,10 @@ impl TextEmbeddingModel {
         }
         let input = Tensor::from_vec(flat, (rows, len), &self.device).map_err(candle)?;
         let mask = Tensor::from_vec(mask, (rows, len), &self.device).map_err(candle)?;
-        let types = input.zeros_like().map_err(candle)?;
+        // Pooled and normalised in f32 whatever the encoder computed in.
         let hidden = encoder
-            .forward(&input, &types, Some(&mask))
+            .forward(&input, &mask)
+            .and_then(|h| h.to_dtype(DType::F32))
             .map_err(candle)?;
         // Mean over the real tokens: sum(h * mask) / count(mask).
         let m = mask.unsqueeze(2).map_err(candle)?;
@@ -296,9 +399,10 @@ impl ScoringModel for TextEmbeddingModel {
 
     fn describe(&self) -> Option<String> {
         Some(format!(
-            "BERT encoder, {} wide, max_seq_len {}, mean pooling{}",
+            "BERT encoder, {} wide, max_seq_len {}, {:?}, mean pooling{}",
             self.hidden,
             self.spec.max_seq_len,
+            self.precision,
             if self.spec.normalize {
                 ", L2-normalised"
             } else {

@@ -230,3 +230,32 @@ async fn embeddings_match_sentence_transformers_into_postgres() {
         texts[worst.1].chars().take(80).collect::<String>()
     );
 }
+
+/// The GPU's encoder (candle-transformers' layers, the embeddings and attention mask built by
+/// scorer) run on the CPU with SCORER_TEXT_ENCODER=candle: the same parity on padded chunks of
+/// mixed lengths, so the mask is right before a GPU ever sees it.
+#[test]
+fn the_gpu_encoder_matches_sentence_transformers_on_the_cpu_too() {
+    let p = embed_project(60, "");
+    let out = p.scorer_env(
+        &["run", "embed", "--date", DATE],
+        None,
+        &[("SCORER_TEXT_ENCODER", "candle")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let url = p.sqlite_url();
+    let rows: Vec<(i64, String)> = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT id, embedding FROM doc_embeddings")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    });
+    let want = expected();
+    assert_eq!(rows.len(), 60);
+    for (id, json) in rows {
+        let got: Vec<f32> = serde_json::from_str(&json).unwrap();
+        let c = cosine(&got, &want[id as usize]);
+        assert!(c >= 0.9999, "sentence {id}: cosine {c}");
+    }
+}
