@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the text_embedding kind on CUDA against sentence-transformers'
 # embeddings of the fixture sentences (cosine >= 0.9999 each, the CI parity test's bar), then
-# throughput on cuda and on the CPU cores, into the embedded SQLite file (vectors as BLOBs).
+# throughput on cuda (f32, bf16, f16) and on the CPU cores, into the embedded SQLite file (vectors
+# as BLOBs).
 #
 #   scripts/gpu-embeddings.sh DIR
 #
@@ -29,6 +30,13 @@ for pair in weights:model.safetensors config:config.json tokenizer:tokenizer.jso
 done
 printf 'kind = "text_embedding"\ninputs = ["text"]\noutputs = [{ name = "embedding", size = 384 }]\n[text_embedding]\nmax_seq_len = 256\n%s' \
   "$artifacts" >"$work/models/minilm/1/model.toml"
+# The same files computed in bf16 and in f16 on the GPU.
+for dtype in bf16 f16; do
+  mkdir -p "$work/models/minilm_$dtype/1"
+  ln -s "$work"/models/minilm/1/*.safetensors "$work"/models/minilm/1/*.json "$work/models/minilm_$dtype/1/"
+  sed "s/^max_seq_len = 256\$/max_seq_len = 256\ndtype = \"$dtype\"/" "$work/models/minilm/1/model.toml" \
+    >"$work/models/minilm_$dtype/1/model.toml"
+done
 for set in fixture bench bench_cpu; do
   mkdir -p "$work/data/$set/dt=$DATE"
   ln -s "$d/$set.parquet" "$work/data/$set/dt=$DATE/part-0.parquet"
@@ -40,9 +48,15 @@ job() { # name set device batch_size [model]
 job fixture_cuda fixture cuda 256
 job bench_cuda bench cuda 8192
 job bench_cpu bench_cpu cpu 1024
+for dtype in bf16 f16; do
+  job "fixture_$dtype" fixture cuda 256 "minilm_$dtype"
+  job "bench_$dtype" bench cuda 8192 "minilm_$dtype"
+done
 cd "$work"
-"$d/scorer" run fixture_cuda --date "$DATE" --quiet
-for j in bench_cuda bench_cpu; do
+for j in fixture_cuda fixture_bf16 fixture_f16; do
+  "$d/scorer" run "$j" --date "$DATE" --quiet
+done
+for j in bench_cuda bench_bf16 bench_f16 bench_cpu; do
   /usr/bin/time -f "$j wall %e s" "$d/scorer" run "$j" --date "$DATE" --quiet
 done
 python3 - "$work/scorer.db" "$fixtures" <<'PY'
@@ -67,6 +81,9 @@ def worst_cosine(table):
 worst = worst_cosine("fixture_cuda")
 n = db.execute("SELECT count(*) FROM fixture_cuda").fetchone()[0]
 print(f"parity on cuda: {n} sentences, worst cosine {worst[0]:.12f} (sentence {worst[1]})")
+for dtype in ["bf16", "f16"]:
+    w = worst_cosine(f"fixture_{dtype}")
+    print(f"{dtype} on cuda: worst cosine {w[0]:.6f} (sentence {w[1]}) against sentence-transformers' f32")
 for job, device, gpu, rows, stages in db.execute(
     "SELECT job, device, gpu_name, rows_written, stage_seconds FROM scorer_runs WHERE job LIKE 'bench%' ORDER BY started_at"
 ):

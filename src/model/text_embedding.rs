@@ -14,6 +14,7 @@
 //! [text_embedding]
 //! max_seq_len = 256                          # sentence_bert_config.json's max_seq_length
 //! normalize = true                           # a Normalize module follows the pooling
+//! dtype = "f32"                              # or "bf16" / "f16" on a GPU
 //! [artifacts.weights]   # model.safetensors
 //! [artifacts.config]    # config.json (the encoder's shape)
 //! [artifacts.tokenizer] # tokenizer.json
