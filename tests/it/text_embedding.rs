@@ -243,6 +243,44 @@ fn the_gpu_encoder_matches_sentence_transformers_on_the_cpu_too() {
         &[("SCORER_TEXT_ENCODER", "candle")],
     );
     assert!(out.status.success(), "{}", text(&out));
+    let rows = sqlite_embeddings(&p);
+    let want = expected();
+    assert_eq!(rows.len(), 60);
+    for (id, got) in rows {
+        let c = cosine(&got, &want[id as usize]);
+        assert!(c >= 0.9999, "sentence {id}: cosine {c}");
+    }
+}
+
+/// `dtype = "f16"` is for GPUs: on the CPU the model computes in f32, so the embeddings are the
+/// f32 ones, and the log says so.
+#[test]
+fn reduced_precision_computes_in_f32_on_the_cpu() {
+    let p = embed_project(12, "");
+    let toml = p.models_dir().join("minilm/1/model.toml");
+    let spec = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        spec.replace("max_seq_len = 256", "max_seq_len = 256\ndtype = \"f16\""),
+    )
+    .unwrap();
+    let out = p.scorer(&["run", "embed", "--date", DATE], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("reduced precision is for GPUs"),
+        "{}",
+        text(&out)
+    );
+    let rows = sqlite_embeddings(&p);
+    let want = expected();
+    assert_eq!(rows.len(), 12);
+    for (id, got) in rows {
+        assert!(cosine(&got, &want[id as usize]) >= 0.9999, "sentence {id}");
+    }
+}
+
+/// (id, embedding) of every row of the SQLite result table `doc_embeddings` (JSON arrays).
+fn sqlite_embeddings(p: &Project) -> Vec<(i64, Vec<f32>)> {
     let url = p.sqlite_url();
     let rows: Vec<(i64, String)> = tokio::runtime::Runtime::new().unwrap().block_on(async {
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -251,11 +289,7 @@ fn the_gpu_encoder_matches_sentence_transformers_on_the_cpu_too() {
             .await
             .unwrap()
     });
-    let want = expected();
-    assert_eq!(rows.len(), 60);
-    for (id, json) in rows {
-        let got: Vec<f32> = serde_json::from_str(&json).unwrap();
-        let c = cosine(&got, &want[id as usize]);
-        assert!(c >= 0.9999, "sentence {id}: cosine {c}");
-    }
+    rows.into_iter()
+        .map(|(id, json)| (id, serde_json::from_str(&json).unwrap()))
+        .collect()
 }
