@@ -152,7 +152,10 @@ fn stages(c: &mut Criterion) {
         rows: features.rows,
         origin: None,
     };
-    let encoder = CopyEncoder::new(model.model.outputs().to_vec(), false);
+    let encoder = CopyEncoder::new(
+        model.model.outputs().to_vec(),
+        scorer::job::VectorType::RealArray,
+    );
     let mut buf = Vec::with_capacity(ROWS * 64);
     g.bench_function("copy_binary_encode", |b| {
         b.iter(|| {

@@ -18,6 +18,7 @@ use arrow::array::{
 use bytes::BufMut;
 
 use crate::contract::OutputType;
+use crate::job::VectorType;
 
 /// PostgreSQL's OID of `float4`, the element type of a `real[]` in binary COPY.
 const FLOAT4_OID: u32 = 700;
@@ -138,19 +139,17 @@ impl<'a> ColumnValues<'a> {
         }
     }
 
-    /// The same values written as pgvector's `vector(n)` when `pgvector` (vectors only).
-    pub fn with_pgvector(self, pgvector: bool) -> Self {
-        match self {
-            Self::F32Vector { values, width } if pgvector => Self::PgVector { values, width },
-            other => other,
-        }
-    }
-
-    /// The same values written as SQLite BLOBs of little-endian f32 when `blob` (vectors only).
-    pub fn with_blob(self, blob: bool) -> Self {
-        match self {
-            Self::F32Vector { values, width } if blob => Self::BlobVector { values, width },
-            other => other,
+    /// The same values, a vector stored as `output.vector_type` says: pgvector's `vector(n)`,
+    /// a SQLite BLOB of little-endian f32, or (`real[]`) as it is. Other columns are unchanged.
+    pub fn stored_as(self, vectors: VectorType) -> Self {
+        match (self, vectors) {
+            (Self::F32Vector { values, width }, VectorType::Pgvector) => {
+                Self::PgVector { values, width }
+            }
+            (Self::F32Vector { values, width }, VectorType::Blob) => {
+                Self::BlobVector { values, width }
+            }
+            (other, _) => other,
         }
     }
 
@@ -322,7 +321,7 @@ mod tests {
         let col = vector_column();
         let values = ColumnValues::of(0, &col, OutputType::Float32Vector(2), 2)
             .unwrap()
-            .with_blob(true);
+            .stored_as(VectorType::Blob);
         let mut want = Vec::new();
         want.extend(1.0f32.to_le_bytes());
         want.extend(f32::NAN.to_le_bytes());

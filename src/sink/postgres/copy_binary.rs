@@ -10,6 +10,7 @@ use arrow::array::{Array, Int64Array, StringArray};
 use bytes::BufMut;
 
 use crate::contract::OutputColumn;
+use crate::job::VectorType;
 use crate::sink::ScoredBatch;
 use crate::sink::columns::ColumnValues;
 
@@ -19,8 +20,8 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 #[derive(Debug, Clone)]
 pub struct CopyEncoder {
     columns: Vec<OutputColumn>,
-    /// Vectors as pgvector's `vector(n)`.
-    pgvector: bool,
+    /// How vectors are stored (`output.vector_type`).
+    vectors: VectorType,
 }
 
 /// A batch the encoder cannot write (ids of another type, or result columns that do not match the
@@ -30,10 +31,10 @@ pub struct CopyEncoder {
 pub struct UnsupportedBatch(pub String);
 
 impl CopyEncoder {
-    /// An encoder for rows with these result columns after the id; vectors as `real[]`, or as
-    /// pgvector's `vector(n)` when `pgvector`.
-    pub fn new(columns: Vec<OutputColumn>, pgvector: bool) -> Self {
-        Self { columns, pgvector }
+    /// An encoder for rows with these result columns after the id, vectors stored as `vectors`
+    /// says (`real[]` or pgvector's `vector(n)`).
+    pub fn new(columns: Vec<OutputColumn>, vectors: VectorType) -> Self {
+        Self { columns, vectors }
     }
 
     /// The file header: signature, flags, header-extension length.
@@ -63,7 +64,7 @@ impl CopyEncoder {
             .zip(&self.columns)
             .enumerate()
             .map(|(i, (array, c))| {
-                ColumnValues::of(i, array, c.ty, batch.rows).map(|v| v.with_pgvector(self.pgvector))
+                ColumnValues::of(i, array, c.ty, batch.rows).map(|v| v.stored_as(self.vectors))
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| UnsupportedBatch(e.to_string()))?;
@@ -115,7 +116,7 @@ mod tests {
                 name: "score".into(),
                 ty: crate::contract::OutputType::Float32,
             }],
-            false,
+            VectorType::RealArray,
         );
         let batch = ScoredBatch {
             ids: Arc::new(Int64Array::from(vec![7])),

@@ -109,10 +109,7 @@ impl PgPartitionWriter {
             SEND_THRESHOLD * 2,
             streams.max(1) * (copy_streams::QUEUE_PER_STREAM + 1) + 1,
         );
-        let encoder = CopyEncoder::new(
-            layout.score_columns.clone(),
-            layout.vectors == VectorType::Pgvector,
-        );
+        let encoder = CopyEncoder::new(layout.score_columns.clone(), layout.vectors);
         Ok(Self {
             pool,
             layout,

@@ -187,7 +187,7 @@ impl Sink for SqlitePartitionWriter {
             .enumerate()
             .map(|(i, (array, c))| {
                 ColumnValues::of(i, array, c.ty, batch.rows)
-                    .map(|v| v.with_blob(self.layout.vectors == crate::job::VectorType::Blob))
+                    .map(|v| v.stored_as(self.layout.vectors))
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SinkError::Table {
