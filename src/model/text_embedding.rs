@@ -301,21 +301,30 @@ impl TextEmbeddingModel {
         Ok(encodings.iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
-    /// Mean-pooled (and normalised) embeddings of `ids`, row-major `[ids.len(), hidden]`.
+    /// Mean-pooled (and, unless switched off, L2-normalised) embeddings of `ids`, row-major
+    /// `[ids.len(), hidden]`.
     fn encode_chunk(&self, ids: &[&[u32]]) -> Result<Vec<f32>, ModelError> {
-        let encoder = match &self.encoder {
-            Encoder::Packed(p) => {
-                let mut pooled = p.mean_pooled(ids).map_err(ModelError::Runtime)?;
-                if self.spec.normalize {
-                    pooled.chunks_mut(self.hidden).for_each(|row| {
-                        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                        row.iter_mut().for_each(|v| *v /= norm);
-                    });
-                }
-                return Ok(pooled);
-            }
-            Encoder::Candle(m) => m,
+        let mut pooled = match &self.encoder {
+            Encoder::Packed(p) => p.mean_pooled(ids).map_err(ModelError::Runtime)?,
+            Encoder::Candle(m) => self.padded_mean_pooled(m, ids)?,
         };
+        if self.spec.normalize {
+            pooled.chunks_mut(self.hidden).for_each(|row| {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                row.iter_mut().for_each(|v| *v /= norm);
+            });
+        }
+        Ok(pooled)
+    }
+
+    /// Mean-pooled last hidden states of `ids` through the GPU's encoder: padded to the longest
+    /// text of the chunk, the padding masked out of attention and of the mean (pooled in f32
+    /// whatever the encoder computed in).
+    fn padded_mean_pooled(
+        &self,
+        encoder: &GpuBert,
+        ids: &[&[u32]],
+    ) -> Result<Vec<f32>, ModelError> {
         let candle = |e: candle_core::Error| ModelError::Candle(e.to_string());
         let rows = ids.len();
         let len = ids.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
@@ -327,7 +336,6 @@ impl TextEmbeddingModel {
         }
         let input = Tensor::from_vec(flat, (rows, len), &self.device).map_err(candle)?;
         let mask = Tensor::from_vec(mask, (rows, len), &self.device).map_err(candle)?;
-        // Pooled and normalised in f32 whatever the encoder computed in.
         let hidden = encoder
             .forward(&input, &mask)
             .and_then(|h| h.to_dtype(DType::F32))
@@ -342,18 +350,9 @@ impl TextEmbeddingModel {
             .sum(1)
             .and_then(|c| c.clamp(1e-9, f64::MAX))
             .map_err(candle)?;
-        let mut pooled = summed.broadcast_div(&counts).map_err(candle)?;
-        if self.spec.normalize {
-            let norm = pooled
-                .sqr()
-                .and_then(|t| t.sum_keepdim(1))
-                .and_then(|t| t.sqrt())
-                .and_then(|t| t.clamp(1e-12, f64::MAX))
-                .map_err(candle)?;
-            pooled = pooled.broadcast_div(&norm).map_err(candle)?;
-        }
-        pooled
-            .flatten_all()
+        summed
+            .broadcast_div(&counts)
+            .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(candle)
     }
