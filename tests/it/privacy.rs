@@ -13,6 +13,17 @@ use crate::common::{DATE, ModelOpts, Project, dump_database, fresh_pg, text};
 
 const KEY: &str = "privacy-test-key-0123456789";
 const ROWS: usize = 300;
+/// The result table's columns, in order: the id, the date, the score, the declared passthrough
+/// columns and the run id; no feature.
+const RESULT_COLUMNS: [&str; 7] = [
+    "id",
+    "ds",
+    "score",
+    "customer_no",
+    "segment",
+    "amount",
+    "run_id",
+];
 
 fn email(i: usize) -> String {
     format!("person{i}@example.org")
@@ -162,18 +173,7 @@ async fn hashed_columns_reach_no_table_log_or_quarantine_raw() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(
-        columns,
-        [
-            "id",
-            "ds",
-            "score",
-            "customer_no",
-            "segment",
-            "amount",
-            "run_id"
-        ]
-    );
+    assert_eq!(columns, RESULT_COLUMNS);
 
     // Every kept row's id and customer number are Python's HMAC of the raw value.
     let rows: Vec<ResultRow> = sqlx::query_as(
@@ -332,18 +332,7 @@ async fn sqlite_and_parquet_outputs_hold_the_same_hashed_and_passed_columns() {
                 .iter()
                 .map(|f| f.name().as_str())
                 .collect();
-            assert_eq!(
-                names,
-                [
-                    "id",
-                    "ds",
-                    "score",
-                    "customer_no",
-                    "segment",
-                    "amount",
-                    "run_id"
-                ]
-            );
+            assert_eq!(names, RESULT_COLUMNS);
             let text = |c: &str| batch.column_by_name(c).unwrap().as_string::<i32>().clone();
             let (id, number, segment) = (text("id"), text("customer_no"), text("segment"));
             let amount = batch
