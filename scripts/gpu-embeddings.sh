@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: the text_embedding kind on CUDA against sentence-transformers'
 # embeddings of the fixture sentences (cosine >= 0.9999 each, the CI parity test's bar), then
+# `scorer models verify` of the 16-bit models (speed-up and worst cosine against f32), then
 # throughput on cuda (f32, bf16, f16) and on the CPU cores, into the embedded SQLite file (vectors
 # as BLOBs).
 #
@@ -55,6 +56,11 @@ done
 cd "$work"
 for j in fixture_cuda fixture_bf16 fixture_f16; do
   "$d/scorer" run "$j" --date "$DATE" --quiet
+done
+# `scorer models verify` on the card: each 16-bit model against its own weights in f32 on the
+# fixture sentences (speed-up and worst cosine).
+for dtype in bf16 f16; do
+  "$d/scorer" models verify "minilm_$dtype" --device cuda
 done
 for j in bench_cuda bench_bf16 bench_f16 bench_cpu; do
   /usr/bin/time -f "$j wall %e s" "$d/scorer" run "$j" --date "$DATE" --quiet

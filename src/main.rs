@@ -247,10 +247,20 @@ async fn dispatch(cli: Cli) -> Result<Vec<String>, RunError> {
         Command::Models(ModelsCommand::List) => {
             summary::models_list(&registry(&g)).map_err(|e| in_registry(&g, e.into()))
         }
-        Command::Models(ModelsCommand::Verify { name, version }) => {
-            let (lines, failed) =
-                summary::models_verify(&registry(&g), name.as_deref(), version.as_deref())
-                    .map_err(|e| in_registry(&g, e.into()))?;
+        Command::Models(ModelsCommand::Verify {
+            name,
+            version,
+            device,
+            texts,
+        }) => {
+            let (lines, failed) = summary::models_verify(
+                &registry(&g),
+                name.as_deref(),
+                version.as_deref(),
+                device,
+                texts.as_deref(),
+            )
+            .map_err(|e| in_registry(&g, e.into()))?;
             if failed.is_empty() {
                 return Ok(lines);
             }

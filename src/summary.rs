@@ -140,11 +140,15 @@ pub fn models_list(
 }
 
 /// `scorer models verify`: checks the artifacts of the chosen versions and loads each model on
-/// the CPU. Returns the report lines and one problem per version that failed.
+/// `device`; a text encoder also encodes `texts` (the fixture sentences when `None`), timed,
+/// and in bf16/f16 against its own weights in f32 (`precision_check`). Returns the report lines
+/// and one problem per version that failed.
 pub fn models_verify(
     registry: &crate::model::registry::Registry,
     name: Option<&str>,
     version: Option<&str>,
+    device: crate::model::device::DeviceSpec,
+    texts: Option<&std::path::Path>,
 ) -> Result<(Vec<String>, Vec<String>), crate::model::ModelError> {
     let entries: Vec<(String, String)> = match (name, version) {
         (Some(n), Some(v)) => vec![(n.to_string(), registry.resolve_version(n, v)?)],
@@ -170,13 +174,65 @@ pub fn models_verify(
     for (n, v) in entries {
         // Loading checks every artifact against its sha256 (fetching remote ones) and opens the
         // model, so each file is read and hashed once.
-        let checked = crate::model::load(registry, &n, &v, crate::model::device::DeviceSpec::Cpu)
-            .map(|m| (m.sha256, m.model.describe()));
+        let checked = crate::model::load(registry, &n, &v, device).and_then(|m| {
+            let encoder = text_encoder_line(registry, &m, texts)?;
+            Ok((m.sha256, m.model.describe(), encoder))
+        });
         match checked {
-            Ok((sha, None)) => lines.push(format!("{n} {v}: OK (sha256 {sha})")),
-            Ok((sha, Some(about))) => lines.push(format!("{n} {v}: OK (sha256 {sha}); {about}")),
+            Ok((sha, about, encoder)) => {
+                let mut line = format!("{n} {v}: OK (sha256 {sha})");
+                for part in about.iter().chain(encoder.iter()) {
+                    line.push_str("; ");
+                    line.push_str(part);
+                }
+                lines.push(line);
+            }
             Err(e) => failed.push(format!("{n} {v}: {e}")),
         }
     }
     Ok((lines, failed))
+}
+
+/// For a text encoder, its speed on the sample texts and, when it computes in bf16 or f16,
+/// the speed-up and worst cosine against the same weights in f32 on the same device; `None` for
+/// other kinds.
+fn text_encoder_line(
+    registry: &crate::model::registry::Registry,
+    loaded: &crate::model::LoadedModel,
+    texts: Option<&std::path::Path>,
+) -> Result<Option<String>, crate::model::ModelError> {
+    use crate::model::device::DeviceSpec;
+    use crate::model::precision_check as check;
+    use crate::model::text_embedding::Precision;
+    let Some(spec) = &loaded.spec.text_embedding else {
+        return Ok(None);
+    };
+    let texts = match texts {
+        Some(path) => check::read_texts(path)?,
+        None => check::fixture_texts(),
+    };
+    let on_gpu = loaded.device != DeviceSpec::Cpu;
+    // The CPU computes in f32 whatever model.toml asks (`TextEmbeddingModel::build`).
+    let precision = if on_gpu { spec.dtype } else { Precision::F32 };
+    let timed = check::time_encoder(loaded.model.as_ref(), &texts, on_gpu)?;
+    let reference = if precision == Precision::F32 {
+        None
+    } else {
+        let f32s = crate::model::load_as(
+            registry,
+            &loaded.name,
+            &loaded.version,
+            loaded.device,
+            Some(Precision::F32),
+        )?;
+        Some(check::time_encoder(f32s.model.as_ref(), &texts, on_gpu)?)
+    };
+    let mut line = check::report(precision, texts.len(), &timed, reference.as_ref());
+    if !on_gpu && spec.dtype != Precision::F32 {
+        line.push_str(&format!(
+            " (dtype {} applies on a GPU; the CPU computes in f32)",
+            spec.dtype.name()
+        ));
+    }
+    Ok(Some(line))
 }

@@ -15,7 +15,8 @@ use scorer::model::spec::{Activation, ModelKind};
     name = "scorer-datagen",
     after_help = "Examples:\n  \
     scorer-datagen input --out data/quickstart/dt=2026-11-24 --date 2026-11-24 --rows 100000 --files 4 --features 8\n  \
-    scorer-datagen model --out models/quickstart_mlp/1 --kind mlp --inputs 8 --hidden 16"
+    scorer-datagen model --out models/quickstart_mlp/1 --kind mlp --inputs 8 --hidden 16\n  \
+    scorer-datagen texts --from tests/fixtures/text_embedding/sentences.jsonl --out data/tickets/dt=2026-11-24/part-0.parquet --id-column ticket_id"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,6 +82,20 @@ enum Command {
         output_activation: OutAct,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+    },
+    /// One Parquet file of (id, text) from a file of texts, one per line (a JSON string per
+    /// line for texts with newlines): the input of a text_embedding job.
+    Texts {
+        /// The texts, one per line.
+        #[arg(long)]
+        from: PathBuf,
+        /// The Parquet file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "id")]
+        id_column: String,
+        #[arg(long, default_value = "body")]
+        text_column: String,
     },
 }
 
@@ -158,6 +173,17 @@ fn main() -> ExitCode {
                 )
             })
         }
+        Command::Texts {
+            from,
+            out,
+            id_column,
+            text_column,
+        } => scorer::model::precision_check::read_texts(&from)
+            .map_err(|e| scorer::datagen::DatagenError::Invalid(e.to_string()))
+            .and_then(|texts| {
+                scorer::datagen::write_texts(&texts, &out, &id_column, &text_column)
+                    .map(|()| format!("wrote {} texts to {}", texts.len(), out.display()))
+            }),
     };
     match result {
         Ok(msg) => {

@@ -45,6 +45,23 @@ pub struct FeatureBatch {
 }
 
 impl FeatureBatch {
+    /// A batch of `texts` alone (ids 0, 1, …), for scoring a text model outside a run:
+    /// `scorer models verify` encodes its sample sentences this way.
+    pub fn from_texts(texts: StringArray) -> Self {
+        let rows = texts.len();
+        let ids = (0..rows as i64).collect::<arrow::array::Int64Array>();
+        Self {
+            ids: std::sync::Arc::new(ids),
+            rows,
+            rejected: 0,
+            rejected_rows: Vec::new(),
+            passed: Vec::new(),
+            columns: Vec::new(),
+            text: Some(texts),
+            fill: 0.0,
+        }
+    }
+
     /// A text model's input strings, one per row.
     pub fn text(&self) -> Option<&StringArray> {
         self.text.as_ref()

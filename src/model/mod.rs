@@ -9,6 +9,7 @@ mod dense_cpu;
 pub mod device;
 pub mod gbdt;
 pub mod onnx;
+pub mod precision_check;
 pub mod registry;
 pub mod spec;
 pub mod text_embedding;
@@ -283,6 +284,19 @@ pub fn load(
     version: &str,
     device: DeviceSpec,
 ) -> Result<LoadedModel, ModelError> {
+    load_as(registry, name, version, device, None)
+}
+
+/// [`load`], with a text encoder's `[text_embedding] dtype` replaced by `dtype` (`None`: as
+/// model.toml says). `scorer models verify` loads a reduced-precision encoder a second time in
+/// f32 this way, to measure what the reduction costs and gains.
+pub fn load_as(
+    registry: &Registry,
+    name: &str,
+    version: &str,
+    device: DeviceSpec,
+    dtype: Option<text_embedding::Precision>,
+) -> Result<LoadedModel, ModelError> {
     let version = registry.resolve_version(name, version)?;
     let (spec, preprocess) = read_checked(registry, name, &version)?;
     let dir = registry.dir(name, &version)?;
@@ -332,7 +346,7 @@ pub fn load(
                 (Box::new(m), opened.spec, opened.gpu_name)
             }
             ModelKind::TextEmbedding => {
-                let te = spec
+                let mut te = spec
                     .text_embedding
                     .clone()
                     .ok_or_else(|| ModelError::Spec {
@@ -340,6 +354,7 @@ pub fn load(
                         message: "a text_embedding model needs [text_embedding] with max_seq_len"
                             .into(),
                     })?;
+                te.dtype = dtype.unwrap_or(te.dtype);
                 let file = |role: &str| -> Result<artifacts::Artifact, ModelError> {
                     let a = spec.artifacts.get(role).ok_or_else(|| ModelError::Spec {
                         path: dir.join("model.toml"),

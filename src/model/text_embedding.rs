@@ -68,6 +68,15 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// As written in model.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        }
+    }
+
     fn candle(self) -> DType {
         match self {
             Self::F32 => DType::F32,
@@ -399,10 +408,10 @@ impl ScoringModel for TextEmbeddingModel {
 
     fn describe(&self) -> Option<String> {
         Some(format!(
-            "BERT encoder, {} wide, max_seq_len {}, {:?}, mean pooling{}",
+            "BERT encoder, {} wide, max_seq_len {}, {}, mean pooling{}",
             self.hidden,
             self.spec.max_seq_len,
-            self.precision,
+            self.precision.name(),
             if self.spec.normalize {
                 ", L2-normalised"
             } else {

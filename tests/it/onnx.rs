@@ -13,7 +13,7 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::common::{DATE, assert_ok, text};
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 

@@ -279,6 +279,113 @@ fn reduced_precision_computes_in_f32_on_the_cpu() {
     }
 }
 
+/// jobs/ticket_embeddings.toml as committed, from the repository root: the fixture tickets
+/// into pgvector with models/minilm/1 (whose pinned sha256s must be the real files'), every
+/// embedding within cosine 0.9999 of sentence-transformers', and each ticket its own nearest.
+#[tokio::test]
+async fn the_example_job_embeds_tickets_into_pgvector() {
+    let (url, pool) = fresh_pg_on(&pgvector_admin(), "example").await;
+    sqlx::raw_sql("CREATE EXTENSION vector")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scorer"))
+        .current_dir(crate::onnx::repo())
+        .args(["run", "jobs/ticket_embeddings.toml", "--date", DATE])
+        .env("DATABASE_URL", &url)
+        .env("SCORER_MODEL_CACHE", cache.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let ty: String = sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = 'support.ticket_embeddings'::regclass AND attname = 'embedding'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ty, "vector(384)");
+    let rows: Vec<(i64, Vec<f32>)> = sqlx::query_as(
+        "SELECT ticket_id, embedding::real[] FROM support.ticket_embeddings ORDER BY ticket_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let want = expected();
+    assert_eq!(rows.len(), want.len());
+    for (id, got) in &rows {
+        let c = cosine(got, &want[*id as usize]);
+        assert!(c >= 0.9999, "ticket {id}: cosine {c}");
+    }
+    let misplaced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM support.ticket_embeddings a WHERE a.ticket_id >= 4 AND a.ticket_id <> \
+         (SELECT b.ticket_id FROM support.ticket_embeddings b \
+          ORDER BY b.embedding <=> a.embedding, b.ticket_id LIMIT 1)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(misplaced, 0);
+}
+
+/// `scorer models verify` encodes the texts it is given and reports the encoder's speed; a
+/// `dtype = "bf16"` model verified on the CPU says it computes in f32 there (on a GPU the line
+/// adds the speed-up and worst cosine against f32: scripts/gpu-embeddings.sh). A missing
+/// texts file fails the model with exit 2.
+#[test]
+fn models_verify_times_the_encoder_on_the_given_texts() {
+    let p = Project::new();
+    add_minilm(&p);
+    let toml = p.models_dir().join("minilm/1/model.toml");
+    let spec = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        spec.replace("max_seq_len = 256", "max_seq_len = 256\ndtype = \"bf16\""),
+    )
+    .unwrap();
+    let texts = p.path().join("texts.txt");
+    std::fs::write(
+        &texts,
+        "Where is my parcel?\n\"two\\nlines\"\nRéclamation sur la facture\n",
+    )
+    .unwrap();
+    let texts_arg = texts.to_str().unwrap();
+    let out = p.scorer(&["models", "verify", "minilm", "--texts", texts_arg], None);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("minilm 1: OK"))
+        .unwrap_or_else(|| panic!("no verify line: {said}"));
+    assert!(line.contains("3 texts: f32 "), "{line}");
+    let rate: f64 = line
+        .split("3 texts: f32 ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {line}"));
+    assert!(rate > 0.0, "{line}");
+    assert!(
+        line.contains("(dtype bf16 applies on a GPU; the CPU computes in f32)"),
+        "{line}"
+    );
+
+    let missing = p.path().join("absent.txt");
+    let out = p.scorer(
+        &[
+            "models",
+            "verify",
+            "minilm",
+            "--texts",
+            missing.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("absent.txt"), "{}", text(&out));
+}
+
 /// (id, embedding) of every row of the SQLite result table `doc_embeddings` (JSON arrays).
 fn sqlite_embeddings(p: &Project) -> Vec<(i64, Vec<f32>)> {
     let url = p.sqlite_url();
