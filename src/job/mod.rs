@@ -143,8 +143,20 @@ pub enum DriftAction {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    /// URL or path with date templating and globs, e.g. `data/dt={{ ds }}/*.parquet`.
+    /// URL or path with date templating and globs, e.g. `data/dt={{ ds }}/*.parquet`. Either
+    /// this or `delta`.
+    #[serde(default)]
     pub url: String,
+    /// A Delta Lake table instead (`s3://lake/events`, or a local path): the run reads the
+    /// files of its date's partition from the table's log (`crate::delta::input`).
+    #[serde(default)]
+    pub delta: Option<String>,
+    /// The Delta table's version to read; the latest when unset.
+    #[serde(default)]
+    pub delta_version: Option<i64>,
+    /// The Delta table's date partition column, whose value the run's date selects.
+    #[serde(default = "default_delta_date_column")]
+    pub delta_date_column: String,
     /// Column that identifies a row in the output (integer or string).
     pub id_column: String,
     /// Feature columns in the model's input order; defaults to the model's declared inputs.
@@ -198,6 +210,11 @@ pub struct OutputSpec {
     /// templating, e.g. `s3://lake/scores/dt={{ ds }}/`. Committed through a manifest.
     #[serde(default)]
     pub url: Option<String>,
+    /// A Delta Lake table instead (`s3://lake/scores/churn_daily`, `gs://…`, `az://…` or a
+    /// local path), partitioned by `ds`: each run replaces its date's files in one Delta commit
+    /// (`crate::delta`). Not templated: the table holds every date.
+    #[serde(default)]
+    pub delta: Option<String>,
     /// Fewest rows a run may publish: a run giving fewer fails before anything is replaced
     /// (an input that yields no rows must not empty a full date).
     #[serde(default = "default_min_rows")]
@@ -261,6 +278,10 @@ pub enum VectorType {
     /// SQLite: a BLOB of the little-endian f32 values (4 bytes each), instead of a JSON array.
     #[serde(rename = "blob")]
     Blob,
+}
+
+fn default_delta_date_column() -> String {
+    "ds".into()
 }
 
 fn default_hash_key_env() -> String {
@@ -503,8 +524,33 @@ impl Job {
         if self.schedule.is_none() && (self.timezone.is_some() || self.start_date.is_some()) {
             p.push("timezone and start_date apply to a job with a schedule; add `schedule`".into());
         }
-        if let Err(e) = template::check(&self.input.url) {
-            p.push(format!("input.url: {e}"));
+        match (&self.input.delta, self.input.url.is_empty()) {
+            (None, true) => {
+                p.push("input: set `url` (Parquet files) or `delta` (a Delta table)".into())
+            }
+            (None, false) => {
+                if let Err(e) = template::check(&self.input.url) {
+                    p.push(format!("input.url: {e}"));
+                }
+                if self.input.delta_version.is_some() {
+                    p.push("input.delta_version applies to input.delta only".into());
+                }
+            }
+            (Some(_), false) => {
+                p.push("input: set either `url` (Parquet files) or `delta`, not both".into())
+            }
+            (Some(delta), true) => {
+                if delta.contains("{{") {
+                    p.push(
+                        "input.delta names the whole table; the run's date selects its \
+                         partition (input.delta_date_column): no date template"
+                            .into(),
+                    );
+                }
+                if self.input.delta_version.is_some_and(|v| v < 0) {
+                    p.push("input.delta_version must be 0 or more".into());
+                }
+            }
         }
         if self.input.id_column.is_empty() {
             p.push("input.id_column must not be empty".into());
@@ -570,7 +616,33 @@ impl Job {
         if self.output.retention_days == Some(0) {
             p.push("output.retention_days must be at least 1 (the run's own date is kept)".into());
         }
+        if let Some(delta) = &self.output.delta {
+            if self.output.table.is_some() || self.output.url.is_some() {
+                p.push(
+                    "output: set one of `table`, `url` (Parquet files) or `delta` (a Delta table)"
+                        .into(),
+                );
+            }
+            if delta.contains("{{") {
+                p.push(
+                    "output.delta names the whole table, which holds every date as a `ds` \
+                     partition: no date template"
+                        .into(),
+                );
+            }
+            if self.output.retention_days.is_some() {
+                p.push(
+                    "output.retention_days does not apply to Delta tables yet; remove old dates \
+                     with a Delta DELETE and VACUUM"
+                        .into(),
+                );
+            }
+            if self.output.copy_streams != default_copy_streams() {
+                p.push("output.copy_streams applies to output.table only".into());
+            }
+        }
         match (&self.output.table, &self.output.url) {
+            (None, None) if self.output.delta.is_some() => {}
             (Some(table), None) => {
                 if let Err(e) = TableName::parse(table) {
                     p.push(format!("output.table: {e}"));
@@ -603,7 +675,9 @@ impl Job {
                     .into(),
             ),
             (None, None) => p.push(
-                "output: set `table` (a database table) or `url` (Parquet files in a store)".into(),
+                "output: set `table` (a database table), `url` (Parquet files in a store) or \
+                 `delta` (a Delta table)"
+                    .into(),
             ),
         }
         for (output, column) in &self.output.columns {

@@ -83,6 +83,9 @@ pub struct InputObject {
     pub size: u64,
     pub etag: Option<String>,
     pub last_modified: DateTime<Utc>,
+    /// The Delta table version the object was read at, when the input is a Delta table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<i64>,
 }
 
 /// Summary statistics of one output column (or input feature) over a run, or a part of it: parts

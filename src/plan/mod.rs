@@ -321,6 +321,26 @@ pub async fn plan_input(
     columns: &[RawColumn],
     counters: Arc<StoreCounters>,
 ) -> Result<InputPlan, Failure> {
+    if let Some(delta) = &job.input.delta {
+        let target = crate::delta::DeltaTarget::resolve_input(delta, &job.input.storage, counters)
+            .map_err(Failure::Config)?;
+        let (files, version) = crate::delta::input::files_for_date(
+            &target,
+            job.input.delta_version,
+            &job.input.delta_date_column,
+            date,
+        )
+        .await
+        .map_err(|e| match e.class() {
+            crate::error::ErrorClass::Config => Failure::Config(e.to_string()),
+            _ => Failure::from(crate::sink::SinkError::from(e)),
+        })?;
+        let mut plan =
+            source::plan::plan_objects(&target.location, files, &job.input.id_column, columns)
+                .await?;
+        plan.delta_version = Some(version);
+        return Ok(plan);
+    }
     let url = template::render(&job.input.url, date)
         .map_err(|e| Failure::Config(format!("input.url: {e}")))?;
     let location = source::resolve_counted(&url, &job.input.storage, counters)?;
@@ -334,11 +354,16 @@ pub fn destination(job: &Job, date: NaiveDate) -> Result<Destination, Failure> {
             .map(Destination::Table)
             .map_err(|e| Failure::Config(format!("output.table: {e}")));
     }
+    if let Some(delta) = &job.output.delta {
+        return crate::delta::DeltaTarget::resolve(delta, &job.output.storage)
+            .map(|t| Destination::Delta(Box::new(t)))
+            .map_err(Failure::Config);
+    }
     let url = job
         .output
         .url
         .as_deref()
-        .ok_or_else(|| Failure::Config("output: set `table` or `url`".into()))?;
+        .ok_or_else(|| Failure::Config("output: set `table`, `url` or `delta`".into()))?;
     let rendered =
         template::render(url, date).map_err(|e| Failure::Config(format!("output.url: {e}")))?;
     source::resolve_output(&rendered, &job.output.storage)

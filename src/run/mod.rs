@@ -205,6 +205,12 @@ async fn lifecycle(
             db.target()
         )));
     }
+    if req.shard.is_some() && matches!(destination, Destination::Delta(_)) {
+        return Err(Failure::Config(format!(
+            "--shard: sharded runs write a PostgreSQL table or Parquet output (output.url), not \
+             yet a Delta table ({output}); run it unsharded"
+        )));
+    }
     // A shard locks its own share: the N shards of a date run side by side, and each is
     // exclusive with its own retry. Publishing takes the date's lock.
     let subject = crate::shard::lock_subject(&output, req.shard);
@@ -338,7 +344,7 @@ async fn retain(
                 }
             }
         }
-        Destination::Table(_) => Vec::new(),
+        Destination::Table(_) | Destination::Delta(_) => Vec::new(),
     };
     match retention::drop_before(&req.job, destination, db, before, &published).await {
         Ok(dropped) => {
@@ -464,7 +470,7 @@ async fn clear_unfinished_cleanups(
         if crate::resume::is_registered(db, r.run_id).await {
             continue;
         }
-        match crate::sink::leftovers::remove(db, destination, r.run_id).await {
+        match crate::sink::leftovers::remove(db, destination, r.run_id, r.logical_date).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::warn!(run_id = %r.run_id, removed = %removed.join(", "), "removed what a failed run could not");
             }

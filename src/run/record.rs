@@ -78,6 +78,7 @@ impl Recorder {
                 size: o.meta.size,
                 etag: o.meta.e_tag.clone(),
                 last_modified: o.meta.last_modified,
+                delta_version: plan.input.delta_version,
             })
             .collect();
         self.score_columns = plan.score_columns.iter().map(|c| c.name.clone()).collect();
@@ -88,8 +89,14 @@ impl Recorder {
     /// whose listing failed reports them too) and a Parquet output's.
     pub fn watch_stores(&mut self, input: &Arc<StoreCounters>, destination: &Destination) {
         self.store_counters = vec![Arc::clone(input)];
-        if let Destination::Objects(location) = destination {
-            self.store_counters.push(Arc::clone(&location.counters));
+        match destination {
+            Destination::Objects(location) => {
+                self.store_counters.push(Arc::clone(&location.counters))
+            }
+            Destination::Delta(target) => self
+                .store_counters
+                .push(Arc::clone(&target.location.counters)),
+            Destination::Table(_) => {}
         }
     }
 

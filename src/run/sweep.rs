@@ -132,11 +132,18 @@ async fn clear(db: &Database, run: &RunningRun, jobs_dir: &Path) -> Result<Vec<S
                     run.run_id, run.output
                 ))
             })?;
-            let location = source::resolve_output(&run.output, &job.output.storage)?;
-            Destination::Objects(location)
+            match &job.output.delta {
+                Some(delta) => Destination::Delta(Box::new(
+                    crate::delta::DeltaTarget::resolve(delta, &job.output.storage)
+                        .map_err(Failure::Config)?,
+                )),
+                None => {
+                    Destination::Objects(source::resolve_output(&run.output, &job.output.storage)?)
+                }
+            }
         }
     };
-    Ok(leftovers::remove(db, &destination, run.run_id).await?)
+    Ok(leftovers::remove(db, &destination, run.run_id, run.logical_date).await?)
 }
 
 /// Marks `run` abandoned in the ledger and logs what was removed.

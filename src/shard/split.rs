@@ -91,6 +91,7 @@ pub fn split(input: &InputPlan, shard: ShardSpec) -> InputPlan {
         id_kind: input.id_kind,
         schema: input.schema.clone(),
         counters: Arc::clone(&input.counters),
+        delta_version: input.delta_version,
     }
 }
 
@@ -132,6 +133,7 @@ mod tests {
             id_kind: IdKind::Int,
             schema: None,
             counters: Arc::default(),
+            delta_version: None,
         }
     }
 

@@ -13,9 +13,13 @@ pub async fn remove(
     db: &Database,
     destination: &Destination,
     run_id: Uuid,
+    date: chrono::NaiveDate,
 ) -> Result<Vec<String>, SinkError> {
     let mut removed = Vec::new();
     match (destination, db) {
+        (Destination::Delta(target), _) => {
+            removed = crate::delta::sink::remove_leftovers(target, date, run_id).await?;
+        }
         (Destination::Table(table), Database::Postgres { pool, .. }) => {
             let staging = table.staging_name(run_id);
             let qualified = table.pg_sibling(&staging);

@@ -125,6 +125,9 @@ pub enum SinkError {
     /// The run's lock was gone when the sink was about to publish; nothing was published.
     #[error(transparent)]
     LockLost(#[from] LockLost),
+    /// The Delta table's log or commit failed, or the table does not fit the run.
+    #[error(transparent)]
+    Delta(#[from] crate::delta::commit::DeltaError),
     /// Two shards of a sharded run staged the same id; nothing was published.
     #[error("output {output}: id {id} appears in more than one shard's rows")]
     DuplicateId { output: String, id: String },
@@ -142,6 +145,7 @@ impl SinkError {
             Self::Parquet { source, .. } => parquet_class(source),
             Self::LockLost(_) => ErrorClass::Transient,
             Self::DuplicateId { .. } => ErrorClass::Data,
+            Self::Delta(e) => e.class(),
             Self::Table { .. } | Self::Objects { .. } => ErrorClass::Internal,
         }
     }
@@ -200,6 +204,8 @@ pub enum Destination {
     Table(TableName),
     /// The date's directory (`output.url` rendered for the run's date).
     Objects(crate::source::InputLocation),
+    /// A Delta table partitioned by the date (`output.delta`).
+    Delta(Box<crate::delta::DeltaTarget>),
 }
 
 impl std::fmt::Display for Destination {
@@ -207,6 +213,7 @@ impl std::fmt::Display for Destination {
         match self {
             Self::Table(t) => write!(f, "{t}"),
             Self::Objects(l) => f.write_str(&l.url),
+            Self::Delta(t) => f.write_str(t.shown()),
         }
     }
 }
@@ -269,12 +276,16 @@ pub async fn open(
 ) -> Result<Box<dyn Sink>, SinkError> {
     use crate::db::Database;
     Ok(match (destination, db) {
+        (Destination::Delta(target), _) => {
+            Box::new(crate::delta::sink::DeltaPartitionWriter::begin(target, spec).await?)
+        }
         (Destination::Objects(location), _) => Box::new(
             objects::ObjectsPartitionWriter::begin(objects::ObjectsLayout {
                 store: std::sync::Arc::clone(&location.store),
                 prefix: location.prefix.clone(),
                 url: location.url.clone(),
                 spec: spec.clone(),
+                files: objects::FileLayout::RunDirectory,
             })
             .await?,
         ),
@@ -367,12 +378,17 @@ pub async fn publish_shards(
             table: table.to_string(),
             message: "sharded runs write PostgreSQL tables or Parquet output, not SQLite".into(),
         }),
+        (Destination::Delta(target), _) => Err(SinkError::Objects {
+            url: target.shown().to_string(),
+            message: "sharded runs do not write Delta tables yet; run it unsharded".into(),
+        }),
         (Destination::Objects(location), _) => {
             let layout = objects::ObjectsLayout {
                 store: std::sync::Arc::clone(&location.store),
                 prefix: location.prefix.clone(),
                 url: location.url.clone(),
                 spec: spec.clone(),
+                files: objects::FileLayout::RunDirectory,
             };
             let files = parts.iter().flat_map(|p| p.body.files.clone()).collect();
             let runs = parts.iter().flat_map(|p| p.body.run_ids.clone()).collect();
@@ -404,7 +420,7 @@ pub async fn remove_part(
                 postgres::drop_staging(pool, table, staging).await;
             }
         }
-        (Destination::Table(_), Database::Sqlite { .. }) => {}
+        (Destination::Table(_), Database::Sqlite { .. }) | (Destination::Delta(_), _) => {}
         (Destination::Objects(location), _) => {
             for run in &part.body.run_ids {
                 objects::delete_dir(&location.store, &objects::run_dir(&location.prefix, *run))

@@ -113,6 +113,19 @@ pub struct ObjectsLayout {
     pub url: String,
     /// The job, columns, date and run.
     pub spec: SinkSpec,
+    /// How the run's files are named and whether they hold the date column.
+    pub files: FileLayout,
+}
+
+/// Where a run's Parquet files go under the output URL, and what they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileLayout {
+    /// `_runs/<run_id>/part-NNNNN.parquet`, with the date column: the manifest protocol, where
+    /// the URL is the date's directory.
+    RunDirectory,
+    /// `ds=<date>/part-NNNNN-<run_id>.zstd.parquet` under a Delta table's root, without the
+    /// date column: the table keeps it as each file's partition value (`crate::delta`).
+    DatePartition,
 }
 
 /// The Parquet file a run is writing.
@@ -139,18 +152,20 @@ impl ObjectsPartitionWriter {
     /// Checks the output location is writable by reading its current manifest (if any); nothing
     /// is written until the first batch.
     pub async fn begin(layout: ObjectsLayout) -> Result<Self, SinkError> {
-        read_manifest(&layout.store, &layout.prefix, &layout.url).await?;
-        let mut fields = vec![
-            Field::new(
-                &layout.spec.id_column,
-                match layout.spec.id_kind {
-                    IdKind::Int => DataType::Int64,
-                    IdKind::Text => DataType::Utf8,
-                },
-                false,
-            ),
-            Field::new(DATE_COLUMN, DataType::Date32, false),
-        ];
+        if layout.files == FileLayout::RunDirectory {
+            read_manifest(&layout.store, &layout.prefix, &layout.url).await?;
+        }
+        let mut fields = vec![Field::new(
+            &layout.spec.id_column,
+            match layout.spec.id_kind {
+                IdKind::Int => DataType::Int64,
+                IdKind::Text => DataType::Utf8,
+            },
+            false,
+        )];
+        if layout.files == FileLayout::RunDirectory {
+            fields.push(Field::new(DATE_COLUMN, DataType::Date32, false));
+        }
         fields.extend(
             layout
                 .spec
@@ -189,9 +204,19 @@ impl ObjectsPartitionWriter {
         run_dir(&self.layout.prefix, self.layout.spec.run_id)
     }
 
-    /// Starts the run's next file: `_runs/<run_id>/part-NNNNN.parquet` under the output URL.
+    /// Starts the run's next file, named as the layout's [`FileLayout`] says.
     fn open_file(&self) -> Result<OpenFile, SinkError> {
-        let relative = format!("_runs/{}/part-{:05}.parquet", self.run_id, self.done.len());
+        let relative = match self.layout.files {
+            FileLayout::RunDirectory => {
+                format!("_runs/{}/part-{:05}.parquet", self.run_id, self.done.len())
+            }
+            FileLayout::DatePartition => format!(
+                "{DATE_COLUMN}={}/part-{:05}-{}.zstd.parquet",
+                self.layout.spec.date.format("%Y-%m-%d"),
+                self.done.len(),
+                self.run_id
+            ),
+        };
         let path = Path::from_iter(
             self.layout
                 .prefix
@@ -227,13 +252,23 @@ impl ObjectsPartitionWriter {
         Ok(())
     }
 
+    /// The finished files, relative to the output URL (after `finish`).
+    pub fn files(&self) -> &[ManifestFile] {
+        &self.done
+    }
+
+    /// The layout the files were written under.
+    pub fn layout(&self) -> &ObjectsLayout {
+        &self.layout
+    }
+
     fn record_batch(&self, batch: &ScoredBatch) -> Result<RecordBatch, SinkError> {
         let rows = batch.rows;
         // The date and run id are constant columns; Parquet dictionary-encodes them to nothing.
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::clone(&batch.ids),
-            Arc::new(Date32Array::from(vec![self.date; rows])),
-        ];
+        let mut columns: Vec<ArrayRef> = vec![Arc::clone(&batch.ids)];
+        if self.layout.files == FileLayout::RunDirectory {
+            columns.push(Arc::new(Date32Array::from(vec![self.date; rows])));
+        }
         columns.extend(batch.outputs.iter().cloned());
         columns.push(Arc::new(StringArray::from(vec![
             self.run_id.as_str();
@@ -352,8 +387,7 @@ pub async fn publish_parts(
     if !ids_checked {
         check_unique_ids(layout, &files).await?;
     }
-    let date = Date32Type::from_naive_date(layout.spec.date);
-    let quarantine = write_quarantine(layout, date, rejected).await?;
+    let quarantine = write_quarantine(layout, rejected).await?;
     let rows = files.iter().map(|f| f.rows).sum();
     let mut all = vec![layout.spec.run_id];
     all.extend(runs.into_iter().filter(|r| *r != layout.spec.run_id));
@@ -408,11 +442,11 @@ async fn check_unique_ids(layout: &ObjectsLayout, files: &[ManifestFile]) -> Res
 
 /// Writes `rejected` to `_runs/<run_id>/quarantine.parquet` under the layout's URL; `None` when
 /// there are none. `date` is the logical date as days since the epoch.
-async fn write_quarantine(
+pub(crate) async fn write_quarantine(
     layout: &ObjectsLayout,
-    date: i32,
     rejected: &[RejectedRow],
 ) -> Result<Option<ManifestFile>, SinkError> {
+    let date = Date32Type::from_naive_date(layout.spec.date);
     if rejected.is_empty() {
         return Ok(None);
     }
@@ -501,6 +535,22 @@ fn quarantine_batch(
 }
 
 /// Where a run's files go under the output directory `prefix`: `_runs/<run_id>/`.
+/// Deletes `files` (relative to the layout's URL) one by one (a date partition's directory holds
+/// other runs' files too); failures are logged.
+pub async fn delete_files(layout: &ObjectsLayout, files: &[ManifestFile]) {
+    for file in files {
+        let path = under(&layout.prefix, &file.path);
+        if let Err(e) = layout.store.delete(&path).await {
+            tracing::warn!(object = %path, error = %e, "could not delete");
+        }
+    }
+}
+
+/// `relative` (slash-separated) under `prefix`.
+pub fn under(prefix: &Path, relative: &str) -> Path {
+    Path::from_iter(prefix.parts().chain(Path::from(relative).parts()))
+}
+
 pub fn run_dir(prefix: &Path, run_id: Uuid) -> Path {
     prefix
         .clone()
@@ -598,7 +648,7 @@ impl Sink for ObjectsPartitionWriter {
         lock: &mut dyn OutputLock,
         rejected: &[RejectedRow],
     ) -> Result<(), SinkError> {
-        let quarantine = match write_quarantine(&self.layout, self.date, rejected).await {
+        let quarantine = match write_quarantine(&self.layout, rejected).await {
             Ok(q) => q,
             Err(e) => {
                 self.abort().await;
@@ -630,6 +680,9 @@ impl Sink for ObjectsPartitionWriter {
         // An unfinished multipart upload is dropped here; object stores expire those by their
         // lifecycle rules. Finished files of this run are deleted.
         self.current = None;
-        delete_dir(&self.layout.store, &self.run_dir()).await;
+        match self.layout.files {
+            FileLayout::RunDirectory => delete_dir(&self.layout.store, &self.run_dir()).await,
+            FileLayout::DatePartition => delete_files(&self.layout, &self.done).await,
+        }
     }
 }

@@ -55,6 +55,11 @@ pub async fn drop_before(
             delete_sqlite_rows(pool, t, before).await
         }
         (Destination::Objects(_), _) => drop_directories(job, before, published).await,
+        // The job file is refused with both (`Job::validate`).
+        (Destination::Delta(target), _) => Err(SinkError::Objects {
+            url: target.shown().to_string(),
+            message: "output.retention_days does not apply to Delta tables yet".into(),
+        }),
     }
 }
 

@@ -146,6 +146,8 @@ pub struct InputPlan {
     pub schema: Option<arrow::datatypes::SchemaRef>,
     /// The store's request counts, which the run's ledger row reports.
     pub counters: Arc<super::store_metrics::StoreCounters>,
+    /// The version of the Delta table read, when the input is one (`crate::delta::input`).
+    pub delta_version: Option<i64>,
 }
 
 /// Lists the input and checks every footer for `id_column` and the numeric `features`.
@@ -165,6 +167,17 @@ pub async fn plan_columns(
     columns: &[RawColumn],
 ) -> Result<InputPlan, SourceError> {
     let metas = list(location).await?;
+    plan_objects(location, metas, id_column, columns).await
+}
+
+/// Checks the footers of `metas` (objects of `location`'s store, listed or named by a Delta
+/// log) for `id_column` and `columns`.
+pub async fn plan_objects(
+    location: &InputLocation,
+    metas: Vec<ObjectMeta>,
+    id_column: &str,
+    columns: &[RawColumn],
+) -> Result<InputPlan, SourceError> {
     // Footer reads are small; the pool only saves their allocations.
     let buffers = BufferPool::new(0, FOOTERS_IN_FLIGHT);
     let footers: Vec<_> = futures::stream::iter(metas)
@@ -244,6 +257,7 @@ pub async fn plan_columns(
         total_rows,
         schema,
         counters: Arc::clone(&location.counters),
+        delta_version: None,
     })
 }
 

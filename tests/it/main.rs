@@ -7,6 +7,7 @@ mod browse;
 mod cli;
 mod cloud;
 mod common;
+mod delta;
 mod deploy;
 mod device;
 mod drift;

@@ -100,6 +100,7 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
         store: Arc::clone(store) as Arc<dyn ObjectStore>,
         prefix: Path::from(PREFIX),
         url: format!("memory:///{PREFIX}/"),
+        files: scorer::sink::objects::FileLayout::RunDirectory,
         spec: SinkSpec {
             job: "faults".into(),
             id_column: "id".into(),

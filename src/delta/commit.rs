@@ -1,0 +1,210 @@
+//! The Delta side of a run: opening (or creating) the table with the run's schema, and the one
+//! commit that replaces a date's files with the run's.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use deltalake_core::kernel::transaction::CommitBuilder;
+use deltalake_core::kernel::{Action, Add};
+use deltalake_core::logstore::LogStoreRef;
+use deltalake_core::operations::create::CreateBuilder;
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::{DeltaTable, DeltaTableError, FilterOp, FilterValue};
+use futures::TryStreamExt;
+use serde_json::json;
+
+use crate::sink::objects::ManifestFile;
+use crate::sink::{DATE_COLUMN, SinkSpec};
+
+/// A failure of the table or its commit, with the table's URL.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    /// delta-rs failed reading or committing.
+    #[error("Delta table {url}: {context}: {source}")]
+    Log {
+        url: String,
+        context: String,
+        source: Box<DeltaTableError>,
+    },
+    /// The table exists with other columns than the run writes.
+    #[error("Delta table {url}: {message}")]
+    Mismatch { url: String, message: String },
+    /// The table's location or options cannot be used.
+    #[error("Delta table {url}: {message}")]
+    Config { url: String, message: String },
+}
+
+impl DeltaError {
+    /// A store that failed or a commit race lost after retries is transient; a schema that does
+    /// not fit or a location that cannot be used is configuration.
+    pub fn class(&self) -> crate::error::ErrorClass {
+        use crate::error::ErrorClass;
+        match self {
+            Self::Mismatch { .. } | Self::Config { .. } => ErrorClass::Config,
+            Self::Log { source, .. } => match source.as_ref() {
+                DeltaTableError::InvalidTableLocation(_) => ErrorClass::Config,
+                _ => ErrorClass::Transient,
+            },
+        }
+    }
+}
+
+/// The loaded table, or `None` when nothing is at the location yet.
+pub async fn load(log_store: &LogStoreRef, url: &str) -> Result<Option<DeltaTable>, DeltaError> {
+    let mut table = DeltaTable::new(log_store.clone());
+    match table.load().await {
+        Ok(()) => Ok(Some(table)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(source) => Err(DeltaError::Log {
+            url: url.to_string(),
+            context: "cannot read the table's log".into(),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// The table, created partitioned by `ds` with the run's columns when absent; checks an existing
+/// table's columns are the run's.
+pub async fn open_or_create(
+    log_store: &LogStoreRef,
+    url: &str,
+    spec: &SinkSpec,
+) -> Result<DeltaTable, DeltaError> {
+    let wanted = super::schema::fields(spec);
+    let table = match load(log_store, url).await? {
+        Some(table) => table,
+        None => {
+            let created = CreateBuilder::new()
+                .with_log_store(log_store.clone())
+                .with_columns(wanted.clone())
+                .with_partition_columns([DATE_COLUMN])
+                .with_comment(format!("scores written by scorer: {}", spec.produced_by))
+                .with_save_mode(SaveMode::Ignore)
+                .await;
+            match created {
+                Ok(table) => table,
+                // Another run created it first: read what it made.
+                Err(_) => load(log_store, url)
+                    .await?
+                    .ok_or_else(|| DeltaError::Config {
+                        url: url.to_string(),
+                        message: "the table could not be created".into(),
+                    })?,
+            }
+        }
+    };
+    let log = |context: &str| {
+        let url = url.to_string();
+        let context = context.to_string();
+        move |source| DeltaError::Log {
+            url,
+            context,
+            source: Box::new(source),
+        }
+    };
+    let snapshot = table.snapshot().map_err(log("cannot read the table"))?;
+    let existing: Vec<_> = snapshot.schema().fields().cloned().collect();
+    if let Some(message) = super::schema::mismatch(&existing, &wanted) {
+        return Err(DeltaError::Mismatch {
+            url: url.to_string(),
+            message,
+        });
+    }
+    let partitions = snapshot.metadata().partition_columns();
+    if partitions.len() != 1 || partitions[0] != DATE_COLUMN {
+        return Err(DeltaError::Mismatch {
+            url: url.to_string(),
+            message: format!(
+                "the table is partitioned by ({}); scorer writes tables partitioned by {DATE_COLUMN}",
+                partitions.join(", ")
+            ),
+        });
+    }
+    Ok(table)
+}
+
+/// Commits one transaction that removes every file of `date` and adds `files` (relative to the
+/// table's root, under `ds=<date>/`), with the run in the commit info. Returns the new version.
+pub async fn replace_date(
+    table: &DeltaTable,
+    url: &str,
+    spec: &SinkSpec,
+    files: &[ManifestFile],
+) -> Result<i64, DeltaError> {
+    let log = |context: &str| {
+        let url = url.to_string();
+        let context = context.to_string();
+        move |source| DeltaError::Log {
+            url,
+            context,
+            source: Box::new(source),
+        }
+    };
+    let day = spec.date.format("%Y-%m-%d").to_string();
+    let mut actions: Vec<Action> = table
+        .get_active_add_actions_by_partitions(&[(
+            DATE_COLUMN,
+            FilterOp::Eq,
+            FilterValue::Scalar(&day),
+        )])
+        .map_ok(|file| Action::Remove(file.remove_action(true)))
+        .try_collect()
+        .await
+        .map_err(log("cannot list the date's files"))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    actions.extend(files.iter().map(|f| {
+        Action::Add(Add {
+            path: f.path.clone(),
+            partition_values: HashMap::from([(DATE_COLUMN.to_string(), Some(day.clone()))]),
+            size: i64::try_from(f.size).unwrap_or(i64::MAX),
+            modification_time: now,
+            data_change: true,
+            stats: Some(json!({ "numRecords": f.rows }).to_string()),
+            ..Default::default()
+        })
+    }));
+    let metadata = HashMap::from([(
+        "scorer".to_string(),
+        json!({
+            "job": spec.job,
+            "run_id": spec.run_id.to_string(),
+            "logical_date": day,
+            "produced_by": spec.produced_by,
+            "rows": files.iter().map(|f| f.rows).sum::<u64>(),
+        }),
+    )]);
+    let snapshot = table.snapshot().map_err(log("cannot read the table"))?;
+    let committed = CommitBuilder::default()
+        .with_actions(actions)
+        .with_app_metadata(metadata)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: Some(vec![DATE_COLUMN.to_string()]),
+                predicate: Some(format!("{DATE_COLUMN} = '{day}'")),
+            },
+        )
+        .await
+        .map_err(log("cannot commit the date's files"))?;
+    Ok(i64::try_from(committed.version()).unwrap_or(i64::MAX))
+}
+
+/// Whether the table's current version holds a file written by the run `run_id` for `date`:
+/// after a commit that reported an error, whether it took effect. `None` when the table cannot
+/// be read.
+pub async fn holds_run(log_store: &LogStoreRef, date: NaiveDate, run_id: &str) -> Option<bool> {
+    let table = load(log_store, "").await.ok()??;
+    let day = date.format("%Y-%m-%d").to_string();
+    let files: Vec<_> = table
+        .get_active_add_actions_by_partitions(&[(
+            DATE_COLUMN,
+            FilterOp::Eq,
+            FilterValue::Scalar(&day),
+        )])
+        .try_collect()
+        .await
+        .ok()?;
+    Some(files.iter().any(|f| f.path().contains(run_id)))
+}

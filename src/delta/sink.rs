@@ -1,0 +1,194 @@
+//! The Delta sink: the run's Parquet files under `ds=<date>/` (written as the Parquet output
+//! writes them), published by one Delta commit (`commit::replace_date`).
+
+use async_trait::async_trait;
+use deltalake_core::DeltaTable;
+use deltalake_core::logstore::LogStoreRef;
+
+use super::DeltaTarget;
+use super::commit::{self, DeltaError};
+use crate::lock::OutputLock;
+use crate::quarantine::RejectedRow;
+use crate::sink::objects::{FileLayout, ObjectsLayout, ObjectsPartitionWriter, delete_files};
+use crate::sink::{Kept, ScoredBatch, Sink, SinkError, SinkSpec};
+
+/// Writes one run's files into a Delta table and commits them as the date's.
+pub struct DeltaPartitionWriter {
+    files: ObjectsPartitionWriter,
+    log_store: LogStoreRef,
+    /// The table as it was when the run began (created if absent); re-read at the commit.
+    table: DeltaTable,
+    url: String,
+    spec: SinkSpec,
+}
+
+impl DeltaPartitionWriter {
+    /// Opens the table (creating it, partitioned by `ds`, when absent) and checks its columns
+    /// are the run's, so a table that does not fit fails the run before anything is scored.
+    pub async fn begin(target: &DeltaTarget, spec: SinkSpec) -> Result<Self, SinkError> {
+        let url = target.shown().to_string();
+        let log_store = super::log_store::open(target).map_err(|message| DeltaError::Config {
+            url: url.clone(),
+            message,
+        })?;
+        if target.url.scheme() == "file"
+            && let Ok(path) = target.url.to_file_path()
+        {
+            std::fs::create_dir_all(&path).map_err(|e| DeltaError::Config {
+                url: url.clone(),
+                message: format!("cannot create the table's directory: {e}"),
+            })?;
+        }
+        let table = commit::open_or_create(&log_store, &url, &spec).await?;
+        let files = ObjectsPartitionWriter::begin(ObjectsLayout {
+            store: std::sync::Arc::clone(&target.location.store),
+            prefix: target.location.prefix.clone(),
+            url: url.clone(),
+            spec: spec.clone(),
+            files: FileLayout::DatePartition,
+        })
+        .await?;
+        Ok(Self {
+            files,
+            log_store,
+            table,
+            url,
+            spec,
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for DeltaPartitionWriter {
+    async fn write(&mut self, batch: &ScoredBatch) -> Result<(), SinkError> {
+        self.files.write(batch).await
+    }
+
+    async fn finish(&mut self) -> Result<u64, SinkError> {
+        self.files.finish().await
+    }
+
+    async fn publish(
+        self: Box<Self>,
+        lock: &mut dyn OutputLock,
+        rejected: &[RejectedRow],
+    ) -> Result<(), SinkError> {
+        let Self {
+            files,
+            log_store,
+            mut table,
+            url,
+            spec,
+        } = *self;
+        let layout = files.layout().clone();
+        let written = files.files().to_vec();
+        drop(files);
+        let prepared = async {
+            crate::sink::objects::write_quarantine(&layout, rejected).await?;
+            lock.verify().await?;
+            // The latest version: runs of other dates may have committed since the run began.
+            table
+                .update_state()
+                .await
+                .map_err(|source| DeltaError::Log {
+                    url: url.clone(),
+                    context: "cannot read the table's log".into(),
+                    source: Box::new(source),
+                })?;
+            Ok::<(), SinkError>(())
+        }
+        .await;
+        if let Err(e) = prepared {
+            delete_files(&layout, &written).await;
+            return Err(e);
+        }
+        match commit::replace_date(&table, &url, &spec, &written).await {
+            Ok(version) => {
+                tracing::info!(table = %url, version, "Delta commit");
+                Ok(())
+            }
+            Err(e) => {
+                let run_id = spec.run_id.to_string();
+                match commit::holds_run(&log_store, spec.date, &run_id).await {
+                    Some(true) => {
+                        tracing::warn!(error = %e, "the Delta commit reported an error, but the table holds this run's files: committed");
+                        Ok(())
+                    }
+                    Some(false) => {
+                        delete_files(&layout, &written).await;
+                        Err(e.into())
+                    }
+                    // Whether it committed is unknown: the files stay, as a committed version
+                    // may name them.
+                    None => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    async fn abort(self: Box<Self>) {
+        let layout = self.files.layout().clone();
+        let written = self.files.files().to_vec();
+        drop(self);
+        delete_files(&layout, &written).await;
+    }
+
+    async fn keep(self: Box<Self>) -> Result<Kept, SinkError> {
+        let url = self.url.clone();
+        Sink::abort(self).await;
+        Err(SinkError::Objects {
+            url,
+            message: "sharded runs do not write Delta tables yet; run it unsharded".into(),
+        })
+    }
+}
+
+/// What a run that died before its Delta commit left in the table (`scorer gc`): its data files
+/// (named with its run id) and its quarantine, unless the table's current version names them
+/// (the run committed and died before the ledger heard). Returns what was removed.
+pub async fn remove_leftovers(
+    target: &DeltaTarget,
+    date: chrono::NaiveDate,
+    run_id: uuid::Uuid,
+) -> Result<Vec<String>, SinkError> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let url = target.shown().to_string();
+    let log_store = super::log_store::open(target).map_err(|message| DeltaError::Config {
+        url: url.clone(),
+        message,
+    })?;
+    let run = run_id.to_string();
+    if commit::holds_run(&log_store, date, &run).await != Some(false) {
+        // Committed, or the table cannot be read: nothing may be deleted.
+        return Ok(Vec::new());
+    }
+    let store = &target.location.store;
+    let dir = crate::sink::objects::under(
+        &target.location.prefix,
+        &format!("{}={}", crate::sink::DATE_COLUMN, date.format("%Y-%m-%d")),
+    );
+    let suffix = format!("-{run}.zstd.parquet");
+    let listed: Vec<_> = store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|source| SinkError::Store {
+            url: url.clone(),
+            context: format!("listing {dir}"),
+            source,
+        })?;
+    let mut removed = Vec::new();
+    for object in listed
+        .iter()
+        .filter(|o| o.location.as_ref().ends_with(&suffix))
+    {
+        match store.delete(&object.location).await {
+            Ok(()) => removed.push(format!("uncommitted Delta file {}", object.location)),
+            Err(e) => tracing::warn!(object = %object.location, error = %e, "could not delete"),
+        }
+    }
+    let quarantine = crate::sink::objects::run_dir(&target.location.prefix, run_id);
+    crate::sink::objects::delete_dir(store, &quarantine).await;
+    Ok(removed)
+}

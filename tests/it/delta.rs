@@ -1,0 +1,321 @@
+//! Delta Lake output (`[output] delta`), read back by readers nobody here wrote: the `deltalake`
+//! Python package and Polars' `read_delta` (scripts/delta-readers.sh installs them;
+//! tests/delta/read_table.py reads). After a rerun of a date they see exactly that date's rows
+//! once and the other dates untouched; a run that fails leaves the table at its version. Locally,
+//! on S3 (moto) and on Azure Blob (Azurite).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::cloud::{AZ_ACCOUNT, AZ_KEY, create_az_container, create_s3_bucket, unique};
+use crate::common::*;
+
+const DATE2: &str = "2026-11-25";
+
+/// The Python with `deltalake` and `polars` that scripts/test.sh sets up.
+fn python() -> String {
+    std::env::var("SCORER_TEST_DELTA_PYTHON").unwrap_or_else(|_| {
+        panic!("SCORER_TEST_DELTA_PYTHON is not set: run the tests with scripts/test.sh")
+    })
+}
+
+/// The table as `deltalake` and Polars read it (tests/delta/read_table.py's JSON).
+fn read_table(url: &str, options: &Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/read_table.py");
+    let out = Command::new(python())
+        .args([script, url, &options.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A project with the model, 6,000 rows for DATE and 4,000 for DATE2, and the job `lake` writing
+/// the Delta table `table` (with `[output.storage]` lines `storage`).
+fn project(table: &str, storage: &str) -> Project {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 6_000, 8, Some((3, 0.01)));
+    p.add_input("events", DATE2, 4_000, 8, None);
+    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
+    std::fs::write(
+        p.path().join("jobs/lake.toml"),
+        format!(
+            "name = \"lake\"\n[input]\nurl = \"data/events/dt={{{{ ds }}}}/*.parquet\"\n\
+             id_column = \"id\"\non_null = \"fill:0\"\n[model]\nname = \"m\"\nversion = \"1\"\n\
+             [output]\ndelta = \"{table}\"\n{storage}\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Runs `lake` for `date`, asserting success.
+fn run(p: &Project, date: &str, env: &[(&str, &str)]) -> String {
+    let out = p.scorer_env(&["run", "lake", "--date", date], None, env);
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+}
+
+/// The run id scorer printed.
+fn run_id(said: &str) -> String {
+    said.split("(run ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no run id in {said}"))
+        .to_string()
+}
+
+/// Both readers see `rows` rows of `date`, each id once, all from `run`.
+fn assert_date(table: &Value, date: &str, rows: u64, run: &str) {
+    for reader in ["deltalake", "polars"] {
+        let day = &table[reader][date];
+        assert_eq!(day["rows"], rows, "{reader} {date}: {table}");
+        assert_eq!(day["ids"], rows, "{reader} {date}: {table}");
+        assert_eq!(day["run_ids"], serde_json::json!([run]), "{reader} {date}");
+    }
+}
+
+/// Two dates, a rerun of the first with fewer rows, then a failing run of it: the readers see
+/// each date's last run's rows once, the failed run changes nothing, and the history carries
+/// each commit's run.
+fn reruns_replace_one_date(p: &Project, url: &str, options: &Value, env: &[(&str, &str)]) {
+    let first = run_id(&run(p, DATE, env));
+    let second = run_id(&run(p, DATE2, env));
+    let t = read_table(url, options);
+    assert_eq!(
+        t["columns"],
+        serde_json::json!(["id", "score", "run_id", "ds"])
+    );
+    assert_eq!(t["partition_columns"], serde_json::json!(["ds"]));
+    assert_date(&t, DATE, 6_000, &first);
+    assert_date(&t, DATE2, 4_000, &second);
+
+    // The date's input shrinks to 3,500 rows and the date is rerun.
+    std::fs::remove_dir_all(p.path().join(format!("data/events/dt={DATE}"))).unwrap();
+    p.add_input("events", DATE, 3_500, 8, None);
+    let rerun = run_id(&run(p, DATE, env));
+    let t = read_table(url, options);
+    assert_date(&t, DATE, 3_500, &rerun);
+    assert_date(&t, DATE2, 4_000, &second);
+    let version = t["version"].clone();
+    let history = t["history"].as_array().unwrap();
+    let newest = &history[0];
+    assert_eq!(newest["operation"], "WRITE", "{newest}");
+    assert_eq!(newest["scorer"]["run_id"], rerun.as_str(), "{newest}");
+    assert_eq!(newest["scorer"]["logical_date"], DATE, "{newest}");
+
+    // A run that fails after writing its files (fewer rows than output.min_rows allows)
+    // leaves the table at its version, with the same rows.
+    let job = p.path().join("jobs/lake.toml");
+    let spec = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        spec.replace("[output]\n", "[output]\nmin_rows = 1000000\n"),
+    )
+    .unwrap();
+    let failed = p.scorer_env(&["run", "lake", "--date", DATE], None, env);
+    assert!(!failed.status.success(), "{}", text(&failed));
+    std::fs::write(&job, spec).unwrap();
+    let t = read_table(url, options);
+    assert_eq!(t["version"], version);
+    assert_date(&t, DATE, 3_500, &rerun);
+    assert_date(&t, DATE2, 4_000, &second);
+}
+
+#[test]
+fn a_local_delta_table_is_read_by_deltalake_and_polars() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("scores");
+    let p = project(table.to_str().unwrap(), "");
+    let url = format!("file://{}", table.display());
+    reruns_replace_one_date(&p, &url, &serde_json::json!({}), &[]);
+    // Only the committed files remain in the date's directory: the failed run's were deleted
+    // and the replaced ones are Delta's to vacuum (the previous versions still name them).
+    let day: Vec<_> = std::fs::read_dir(table.join(format!("ds={DATE}")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(day.len(), 2, "{day:?}");
+}
+
+#[test]
+fn a_delta_table_on_s3_is_read_by_deltalake_and_polars() {
+    let bucket = unique("scorerdelta");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(create_s3_bucket(&bucket));
+    let endpoint = crate::cloud::s3_endpoint();
+    let storage = "[output.storage]\nendpoint = \"${SCORER_TEST_S3_ENDPOINT}\"\nallow_http = true\nregion = \"us-east-1\"\nmax_retries = 1";
+    let url = format!("s3://{bucket}/lake/scores");
+    let p = project(&url, storage);
+    let options = serde_json::json!({
+        "aws_endpoint_url": endpoint,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+        "aws_region": "us-east-1",
+        "allow_http": "true",
+    });
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    reruns_replace_one_date(&p, &url, &options, &env);
+}
+
+#[test]
+fn a_delta_table_on_azure_is_read_by_deltalake_and_polars() {
+    let container = unique("scorerdelta");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(create_az_container(&container));
+    let endpoint = std::env::var("SCORER_TEST_AZURITE_ENDPOINT").unwrap();
+    let storage = "[output.storage]\nendpoint = \"${SCORER_TEST_AZURITE_ENDPOINT}\"\nallow_http = true\naccount = \"devstoreaccount1\"\naccount_key = \"${TEST_AZURE_KEY}\"\nmax_retries = 1";
+    let url = format!("az://{container}/lake/scores");
+    let p = project(&url, storage);
+    let options = serde_json::json!({
+        "azure_storage_account_name": AZ_ACCOUNT,
+        "azure_storage_account_key": AZ_KEY,
+        "azure_storage_endpoint": endpoint,
+        "allow_http": "true",
+    });
+    // Azurite has no list-from (`startFrom`), which reading the Delta log uses: object_store
+    // filters client-side in its emulator mode, which these two variables select.
+    let emulator = endpoint.trim_end_matches(&format!("/{AZ_ACCOUNT}"));
+    let env = [
+        ("TEST_AZURE_KEY", AZ_KEY),
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", emulator),
+    ];
+    reruns_replace_one_date(&p, &url, &options, &env);
+}
+
+/// A job whose input is `input` (lines of `[input]` after the id column) and whose output is the
+/// SQLite table `table`.
+fn input_job(p: &Project, name: &str, input: &str, table: &str) {
+    std::fs::write(
+        p.path().join(format!("jobs/{name}.toml")),
+        format!(
+            "name = \"{name}\"\n[input]\n{input}\nid_column = \"id\"\n[model]\nname = \"m\"\n\
+             version = \"1\"\n[output]\ntable = \"{table}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// (id, score) of every row of the SQLite table `table` for DATE.
+fn sqlite_scores(p: &Project, table: &str) -> Vec<(i64, f64)> {
+    let url = p.sqlite_url();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, score FROM {table} WHERE ds = '{DATE}' ORDER BY id"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    })
+}
+
+/// A Delta table written by the `deltalake` package (partitioned by ds; an overwrite of one
+/// date's partition and an append after it, so four versions) scores exactly as the same rows
+/// given as plain Parquet; `delta_version` reads an older version; the ledger records the
+/// version read with each input object.
+#[test]
+fn a_delta_table_from_deltalake_scores_as_the_same_rows_in_parquet() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/write_input.py");
+    let out = Command::new(python())
+        .args([script, p.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    input_job(
+        &p,
+        "from_delta",
+        "delta = \"data/events_delta\"",
+        "from_delta",
+    );
+    input_job(
+        &p,
+        "from_parquet",
+        "url = \"data/events_parquet/dt={{ ds }}/*.parquet\"",
+        "from_parquet",
+    );
+    input_job(
+        &p,
+        "from_delta_v1",
+        "delta = \"data/events_delta\"\ndelta_version = 1",
+        "from_delta_v1",
+    );
+    input_job(
+        &p,
+        "from_parquet_v1",
+        "url = \"data/events_parquet_v1/dt={{ ds }}/*.parquet\"",
+        "from_parquet_v1",
+    );
+    let mut run_ids = Vec::new();
+    for job in [
+        "from_delta",
+        "from_parquet",
+        "from_delta_v1",
+        "from_parquet_v1",
+    ] {
+        let out = p.scorer(&["run", job, "--date", DATE], None);
+        assert_ok(&out);
+        run_ids.push(run_id(&text(&out)));
+    }
+    let latest = sqlite_scores(&p, "from_delta");
+    assert_eq!(latest.len(), 2_500);
+    assert_eq!(latest, sqlite_scores(&p, "from_parquet"));
+    let v1 = sqlite_scores(&p, "from_delta_v1");
+    assert_eq!(v1.len(), 3_000);
+    assert_eq!(v1, sqlite_scores(&p, "from_parquet_v1"));
+    assert_ne!(
+        &v1[..2_000],
+        &latest[..2_000],
+        "version 1's rows were overwritten"
+    );
+
+    let shown = p.scorer(&["show", &run_ids[0]], None);
+    assert_ok(&shown);
+    let run: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let inputs = &run["inputs"];
+    let objects = inputs.as_array().unwrap_or_else(|| panic!("{run}"));
+    assert_eq!(objects.len(), 2, "{inputs}");
+    for o in objects {
+        assert_eq!(o["delta_version"], 3, "{o}");
+        assert!(o["url"].as_str().unwrap().contains("ds=2026-11-24/"), "{o}");
+    }
+}
+
+/// A table not partitioned by the date column is refused before reading, naming its partition
+/// columns and the setting.
+#[test]
+fn a_delta_input_not_partitioned_by_the_date_column_is_refused() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/write_input.py");
+    let out = Command::new(python())
+        .args([script, p.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    input_job(
+        &p,
+        "wrong",
+        "delta = \"data/events_delta\"\ndelta_date_column = \"day\"",
+        "wrong",
+    );
+    let out = p.scorer(&["run", "wrong", "--date", DATE], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("partitioned by (ds), not by `day`"),
+        "{}",
+        text(&out)
+    );
+}
