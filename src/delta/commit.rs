@@ -191,6 +191,43 @@ pub async fn replace_date(
     Ok(i64::try_from(committed.version()).unwrap_or(i64::MAX))
 }
 
+/// Deletes the data files that versions removed longer than `retention` ago (a Delta VACUUM,
+/// lite mode: only files the log's `remove` actions name; never a file of the current version,
+/// nor one no commit names yet). Returns how many were deleted.
+pub async fn vacuum(
+    log_store: &LogStoreRef,
+    url: &str,
+    retention: std::time::Duration,
+) -> Result<usize, DeltaError> {
+    let log = |context: &str| {
+        let url = url.to_string();
+        let context = context.to_string();
+        move |source| DeltaError::Log {
+            url,
+            context,
+            source: Box::new(source),
+        }
+    };
+    let table = load(log_store, url).await?.ok_or_else(|| DeltaError::Config {
+        url: url.to_string(),
+        message: "no table to vacuum".into(),
+    })?;
+    let retention = chrono::Duration::from_std(retention).map_err(|e| DeltaError::Config {
+        url: url.to_string(),
+        message: format!("output.delta_vacuum: {e}"),
+    })?;
+    let (_, metrics) = table
+        .vacuum()
+        .with_retention_period(retention)
+        // The job's own setting is the user's decision, shorter than the table's default
+        // (delta.deletedFileRetentionDuration, 7 days) included.
+        .with_enforce_retention_duration(false)
+        .with_mode(deltalake_core::operations::vacuum::VacuumMode::Lite)
+        .await
+        .map_err(log("cannot vacuum"))?;
+    Ok(metrics.files_deleted.len())
+}
+
 /// Whether the table's current version holds a file written by the run `run_id` for `date`:
 /// after a commit that reported an error, whether it took effect. `None` when the table cannot
 /// be read.

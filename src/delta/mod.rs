@@ -41,6 +41,8 @@ pub struct DeltaTarget {
     pub storage: StorageOptions,
     /// Which of the two, for messages.
     pub section: &'static str,
+    /// Output only: vacuum files removed longer ago than this after each commit.
+    pub vacuum: Option<std::time::Duration>,
 }
 
 impl DeltaTarget {
@@ -98,6 +100,7 @@ impl DeltaTarget {
             },
             url,
             storage: storage.clone(),
+            vacuum: None,
             section: if side == "input" {
                 "input.storage"
             } else {

@@ -15,6 +15,8 @@ use crate::sink::{Kept, ScoredBatch, Sink, SinkError, SinkSpec};
 /// Writes one run's files into a Delta table and commits them as the date's.
 pub struct DeltaPartitionWriter {
     files: ObjectsPartitionWriter,
+    /// Vacuum after the commit (`output.delta_vacuum`).
+    vacuum: Option<std::time::Duration>,
     log_store: LogStoreRef,
     /// The table as it was when the run began (created if absent); re-read at the commit.
     table: DeltaTable,
@@ -50,6 +52,7 @@ impl DeltaPartitionWriter {
         .await?;
         Ok(Self {
             files,
+            vacuum: target.vacuum,
             log_store,
             table,
             url,
@@ -75,6 +78,7 @@ impl Sink for DeltaPartitionWriter {
     ) -> Result<(), SinkError> {
         let Self {
             files,
+            vacuum,
             log_store,
             mut table,
             url,
@@ -105,6 +109,13 @@ impl Sink for DeltaPartitionWriter {
         match commit::replace_date(&table, &url, &spec, &written).await {
             Ok(version) => {
                 tracing::info!(table = %url, version, "Delta commit");
+                // The date is published; a vacuum that fails only leaves old files for the next.
+                if let Some(retention) = vacuum {
+                    match commit::vacuum(&log_store, &url, retention).await {
+                        Ok(deleted) => tracing::info!(table = %url, deleted, "Delta vacuum"),
+                        Err(e) => tracing::warn!(error = %e, "Delta vacuum failed; the next run tries again"),
+                    }
+                }
                 Ok(())
             }
             Err(e) => {

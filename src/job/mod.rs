@@ -215,6 +215,11 @@ pub struct OutputSpec {
     /// (`crate::delta`). Not templated: the table holds every date.
     #[serde(default)]
     pub delta: Option<String>,
+    /// After each commit, delete the data files that Delta versions older than this removed
+    /// (`"7d"`, `"168h"`): a Delta VACUUM in lite mode. Files of the current version, and files
+    /// no commit names yet (another run still writing), are never deleted. Unset: never.
+    #[serde(default)]
+    pub delta_vacuum: Option<String>,
     /// Fewest rows a run may publish: a run giving fewer fails before anything is replaced
     /// (an input that yields no rows must not empty a full date).
     #[serde(default = "default_min_rows")]
@@ -640,6 +645,12 @@ impl Job {
             if self.output.copy_streams != default_copy_streams() {
                 p.push("output.copy_streams applies to output.table only".into());
             }
+            if let Some(Err(e)) = self.output.delta_vacuum.as_deref().map(humantime::parse_duration)
+            {
+                p.push(format!("output.delta_vacuum: {e} (write e.g. \"7d\" or \"168h\")"));
+            }
+        } else if self.output.delta_vacuum.is_some() {
+            p.push("output.delta_vacuum applies to output.delta only".into());
         }
         match (&self.output.table, &self.output.url) {
             (None, None) if self.output.delta.is_some() => {}

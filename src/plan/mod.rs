@@ -355,8 +355,15 @@ pub fn destination(job: &Job, date: NaiveDate) -> Result<Destination, Failure> {
             .map_err(|e| Failure::Config(format!("output.table: {e}")));
     }
     if let Some(delta) = &job.output.delta {
+        let vacuum = job
+            .output
+            .delta_vacuum
+            .as_deref()
+            .map(humantime::parse_duration)
+            .transpose()
+            .map_err(|e| Failure::Config(format!("output.delta_vacuum: {e}")))?;
         return crate::delta::DeltaTarget::resolve(delta, &job.output.storage)
-            .map(|t| Destination::Delta(Box::new(t)))
+            .map(|t| Destination::Delta(Box::new(crate::delta::DeltaTarget { vacuum, ..t })))
             .map_err(Failure::Config);
     }
     let url = job

@@ -138,6 +138,26 @@ fn a_local_delta_table_is_read_by_deltalake_and_polars() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert_eq!(day.len(), 2, "{day:?}");
+
+    // With output.delta_vacuum, the next commit's vacuum deletes the files older versions
+    // removed, and only those: each date keeps the one file its current version names.
+    let job = p.path().join("jobs/lake.toml");
+    let spec = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        spec.replace("[output]\n", "[output]\ndelta_vacuum = \"0s\"\n"),
+    )
+    .unwrap();
+    let latest = run_id(&run(&p, DATE2, &[]));
+    for date in [DATE, DATE2] {
+        let files = std::fs::read_dir(table.join(format!("ds={date}")))
+            .unwrap()
+            .count();
+        assert_eq!(files, 1, "{date}");
+    }
+    let t = read_table(&url, &serde_json::json!({}));
+    assert_eq!(t["deltalake"][DATE]["rows"], 3_500);
+    assert_date(&t, DATE2, 4_000, &latest);
 }
 
 #[test]
