@@ -35,6 +35,25 @@ pub enum DeltaError {
 }
 
 impl DeltaError {
+    /// Whether delta-rs refused the commit for a concurrent one it judged in conflict. Without
+    /// its DataFusion feature delta-rs takes a write to have read every file of the table, so a
+    /// concurrent rerun of another date (which removes that date's files) conflicts with every
+    /// commit in flight; the date's files are listed afresh and the commit tried again
+    /// ([`commit_date`]).
+    pub fn is_conflict(&self) -> bool {
+        use deltalake_core::kernel::transaction::TransactionError;
+        matches!(
+            self,
+            Self::Log { source, .. } if matches!(
+                source.as_ref(),
+                DeltaTableError::Transaction {
+                    source: TransactionError::CommitConflict(_)
+                        | TransactionError::MaxCommitAttempts(_)
+                }
+            )
+        )
+    }
+
     /// A store that failed or a commit race lost after retries is transient; a schema that does
     /// not fit or a location that cannot be used is configuration.
     pub fn class(&self) -> crate::error::ErrorClass {
@@ -123,6 +142,43 @@ pub async fn open_or_create(
     Ok(table)
 }
 
+/// Attempts at [`replace_date`] when commits of other dates keep conflicting.
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// [`replace_date`] on the table's latest version, again on a conflict with a concurrent
+/// commit (after a short, growing wait), up to [`CONFLICT_ATTEMPTS`] times.
+pub async fn commit_date(
+    table: &mut DeltaTable,
+    url: &str,
+    spec: &SinkSpec,
+    files: &[ManifestFile],
+) -> Result<i64, DeltaError> {
+    let mut attempt = 1;
+    loop {
+        // The latest version: runs of other dates may have committed since the run began.
+        table
+            .update_state()
+            .await
+            .map_err(|source| DeltaError::Log {
+                url: url.to_string(),
+                context: "cannot read the table's log".into(),
+                source: Box::new(source),
+            })?;
+        match replace_date(table, url, spec, files).await {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tracing::info!(attempt, error = %e, "Delta commit conflicted with another date's; retrying on the latest version");
+                let jitter = u64::from(spec.run_id.as_u128() as u8);
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    50 * u64::from(attempt) + jitter,
+                ))
+                .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Commits one transaction that removes every file of `date` and adds `files` (relative to the
 /// table's root, under `ds=<date>/`), with the run in the commit info. Returns the new version.
 pub async fn replace_date(
@@ -208,10 +264,12 @@ pub async fn vacuum(
             source: Box::new(source),
         }
     };
-    let table = load(log_store, url).await?.ok_or_else(|| DeltaError::Config {
-        url: url.to_string(),
-        message: "no table to vacuum".into(),
-    })?;
+    let table = load(log_store, url)
+        .await?
+        .ok_or_else(|| DeltaError::Config {
+            url: url.to_string(),
+            message: "no table to vacuum".into(),
+        })?;
     let retention = chrono::Duration::from_std(retention).map_err(|e| DeltaError::Config {
         url: url.to_string(),
         message: format!("output.delta_vacuum: {e}"),

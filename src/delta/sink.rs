@@ -90,15 +90,6 @@ impl Sink for DeltaPartitionWriter {
         let prepared = async {
             crate::sink::objects::write_quarantine(&layout, rejected).await?;
             lock.verify().await?;
-            // The latest version: runs of other dates may have committed since the run began.
-            table
-                .update_state()
-                .await
-                .map_err(|source| DeltaError::Log {
-                    url: url.clone(),
-                    context: "cannot read the table's log".into(),
-                    source: Box::new(source),
-                })?;
             Ok::<(), SinkError>(())
         }
         .await;
@@ -106,14 +97,16 @@ impl Sink for DeltaPartitionWriter {
             delete_files(&layout, &written).await;
             return Err(e);
         }
-        match commit::replace_date(&table, &url, &spec, &written).await {
+        match commit::commit_date(&mut table, &url, &spec, &written).await {
             Ok(version) => {
                 tracing::info!(table = %url, version, "Delta commit");
                 // The date is published; a vacuum that fails only leaves old files for the next.
                 if let Some(retention) = vacuum {
                     match commit::vacuum(&log_store, &url, retention).await {
                         Ok(deleted) => tracing::info!(table = %url, deleted, "Delta vacuum"),
-                        Err(e) => tracing::warn!(error = %e, "Delta vacuum failed; the next run tries again"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Delta vacuum failed; the next run tries again")
+                        }
                     }
                 }
                 Ok(())

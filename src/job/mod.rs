@@ -645,9 +645,15 @@ impl Job {
             if self.output.copy_streams != default_copy_streams() {
                 p.push("output.copy_streams applies to output.table only".into());
             }
-            if let Some(Err(e)) = self.output.delta_vacuum.as_deref().map(humantime::parse_duration)
+            if let Some(Err(e)) = self
+                .output
+                .delta_vacuum
+                .as_deref()
+                .map(humantime::parse_duration)
             {
-                p.push(format!("output.delta_vacuum: {e} (write e.g. \"7d\" or \"168h\")"));
+                p.push(format!(
+                    "output.delta_vacuum: {e} (write e.g. \"7d\" or \"168h\")"
+                ));
             }
         } else if self.output.delta_vacuum.is_some() {
             p.push("output.delta_vacuum applies to output.delta only".into());
