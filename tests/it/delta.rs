@@ -383,3 +383,45 @@ fn concurrent_runs_of_different_dates_all_land() {
         "the creation, four first runs, four reruns"
     );
 }
+
+/// A rerun cancelled with SIGTERM while it scores exits 6 and leaves the table at its version,
+/// with no file of its own left in the date's directory.
+#[tokio::test]
+async fn a_cancelled_run_leaves_the_table_at_its_version() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("scores");
+    let p = project(table.to_str().unwrap(), "");
+    let first = run_id(&run(&p, DATE, &[]));
+    let url = format!("file://{}", table.display());
+    let before = read_table(&url, &serde_json::json!({}));
+    std::fs::remove_dir_all(p.path().join(format!("data/events/dt={DATE}"))).unwrap();
+    p.add_input("events", DATE, 400_000, 8, None);
+    let child = p
+        .command(&["run", "lake", "--date", DATE], None)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for("the rerun to start", 60, || async {
+        sqlite_count(
+            &p,
+            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
+        )
+        .await
+            == Some(1)
+    })
+    .await;
+    signal(pid, "STOP");
+    signal(pid, "TERM");
+    signal(pid, "CONT");
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let after = read_table(&url, &serde_json::json!({}));
+    assert_eq!(after["version"], before["version"]);
+    assert_date(&after, DATE, 6_000, &first);
+    let files = std::fs::read_dir(table.join(format!("ds={DATE}")))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1, "the cancelled run's files are gone");
+}
