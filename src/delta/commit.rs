@@ -68,17 +68,38 @@ impl DeltaError {
     }
 }
 
+/// Wraps a delta-rs failure with the table and what was being done.
+pub(crate) fn log_error(
+    url: &str,
+    context: &str,
+) -> impl FnOnce(DeltaTableError) -> DeltaError + use<> {
+    let (url, context) = (url.to_string(), context.to_string());
+    move |source| DeltaError::Log {
+        url,
+        context,
+        source: Box::new(source),
+    }
+}
+
+/// The files of the table's loaded version in partition `column` = `day`.
+pub(crate) async fn partition_files(
+    table: &DeltaTable,
+    column: &str,
+    day: &str,
+) -> Result<Vec<deltalake_core::kernel::LogicalFileView>, DeltaTableError> {
+    table
+        .get_active_add_actions_by_partitions(&[(column, FilterOp::Eq, FilterValue::Scalar(day))])
+        .try_collect()
+        .await
+}
+
 /// The loaded table, or `None` when nothing is at the location yet.
 pub async fn load(log_store: &LogStoreRef, url: &str) -> Result<Option<DeltaTable>, DeltaError> {
     let mut table = DeltaTable::new(log_store.clone());
     match table.load().await {
         Ok(()) => Ok(Some(table)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
-        Err(source) => Err(DeltaError::Log {
-            url: url.to_string(),
-            context: "cannot read the table's log".into(),
-            source: Box::new(source),
-        }),
+        Err(source) => Err(log_error(url, "cannot read the table's log")(source)),
     }
 }
 
@@ -102,25 +123,14 @@ pub async fn open_or_create(
                 .await;
             match created {
                 Ok(table) => table,
-                // Another run created it first: read what it made.
-                Err(_) => load(log_store, url)
+                // Another run created it first: read what it made; else the failure is real.
+                Err(e) => load(log_store, url)
                     .await?
-                    .ok_or_else(|| DeltaError::Config {
-                        url: url.to_string(),
-                        message: "the table could not be created".into(),
-                    })?,
+                    .ok_or_else(|| log_error(url, "cannot create the table")(e))?,
             }
         }
     };
-    let log = |context: &str| {
-        let url = url.to_string();
-        let context = context.to_string();
-        move |source| DeltaError::Log {
-            url,
-            context,
-            source: Box::new(source),
-        }
-    };
+    let log = |context: &str| log_error(url, context);
     let snapshot = table.snapshot().map_err(log("cannot read the table"))?;
     let existing: Vec<_> = snapshot.schema().fields().cloned().collect();
     if let Some(message) = super::schema::mismatch(&existing, &wanted) {
@@ -159,11 +169,7 @@ pub async fn commit_date(
         table
             .update_state()
             .await
-            .map_err(|source| DeltaError::Log {
-                url: url.to_string(),
-                context: "cannot read the table's log".into(),
-                source: Box::new(source),
-            })?;
+            .map_err(log_error(url, "cannot read the table's log"))?;
         match replace_date(table, url, spec, files).await {
             Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
                 tracing::info!(attempt, error = %e, "Delta commit conflicted with another date's; retrying on the latest version");
@@ -187,26 +193,14 @@ pub async fn replace_date(
     spec: &SinkSpec,
     files: &[ManifestFile],
 ) -> Result<i64, DeltaError> {
-    let log = |context: &str| {
-        let url = url.to_string();
-        let context = context.to_string();
-        move |source| DeltaError::Log {
-            url,
-            context,
-            source: Box::new(source),
-        }
-    };
+    let log = |context: &str| log_error(url, context);
     let day = spec.date.format("%Y-%m-%d").to_string();
-    let mut actions: Vec<Action> = table
-        .get_active_add_actions_by_partitions(&[(
-            DATE_COLUMN,
-            FilterOp::Eq,
-            FilterValue::Scalar(&day),
-        )])
-        .map_ok(|file| Action::Remove(file.remove_action(true)))
-        .try_collect()
+    let mut actions: Vec<Action> = partition_files(table, DATE_COLUMN, &day)
         .await
-        .map_err(log("cannot list the date's files"))?;
+        .map_err(log("cannot list the date's files"))?
+        .iter()
+        .map(|file| Action::Remove(file.remove_action(true)))
+        .collect();
     let now = chrono::Utc::now().timestamp_millis();
     actions.extend(files.iter().map(|f| {
         Action::Add(Add {
@@ -255,15 +249,7 @@ pub async fn vacuum(
     url: &str,
     retention: std::time::Duration,
 ) -> Result<usize, DeltaError> {
-    let log = |context: &str| {
-        let url = url.to_string();
-        let context = context.to_string();
-        move |source| DeltaError::Log {
-            url,
-            context,
-            source: Box::new(source),
-        }
-    };
+    let log = |context: &str| log_error(url, context);
     let table = load(log_store, url)
         .await?
         .ok_or_else(|| DeltaError::Config {
@@ -292,14 +278,6 @@ pub async fn vacuum(
 pub async fn holds_run(log_store: &LogStoreRef, date: NaiveDate, run_id: &str) -> Option<bool> {
     let table = load(log_store, "").await.ok()??;
     let day = date.format("%Y-%m-%d").to_string();
-    let files: Vec<_> = table
-        .get_active_add_actions_by_partitions(&[(
-            DATE_COLUMN,
-            FilterOp::Eq,
-            FilterValue::Scalar(&day),
-        )])
-        .try_collect()
-        .await
-        .ok()?;
+    let files = partition_files(&table, DATE_COLUMN, &day).await.ok()?;
     Some(files.iter().any(|f| f.path().contains(run_id)))
 }

@@ -7,8 +7,7 @@
 //! bounded memory), and the version read goes into the ledger with each object.
 
 use chrono::NaiveDate;
-use deltalake_core::{DeltaTable, FilterOp, FilterValue};
-use futures::TryStreamExt;
+use deltalake_core::DeltaTable;
 use object_store::ObjectMeta;
 
 use super::DeltaTarget;
@@ -27,15 +26,7 @@ pub async fn files_for_date(
         url: url.clone(),
         message,
     };
-    let log = |context: &str| {
-        let url = url.clone();
-        let context = context.to_string();
-        move |source| DeltaError::Log {
-            url,
-            context,
-            source: Box::new(source),
-        }
-    };
+    let log = |context: &str| super::commit::log_error(&url, context);
     let log_store = super::log_store::open(target).map_err(&config)?;
     let mut table = DeltaTable::new(log_store);
     match version {
@@ -74,13 +65,7 @@ pub async fn files_for_date(
         )));
     }
     let day = date.format("%Y-%m-%d").to_string();
-    let files: Vec<_> = table
-        .get_active_add_actions_by_partitions(&[(
-            date_column,
-            FilterOp::Eq,
-            FilterValue::Scalar(&day),
-        )])
-        .try_collect()
+    let files = super::commit::partition_files(&table, date_column, &day)
         .await
         .map_err(log("cannot list the date's files"))?;
     let mut metas = Vec::with_capacity(files.len());

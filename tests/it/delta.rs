@@ -211,6 +211,20 @@ fn a_delta_table_on_azure_is_read_by_deltalake_and_polars() {
     reruns_replace_one_date(&p, &url, &options, &env);
 }
 
+/// A project with the model and tests/delta/write_input.py's tables and files under data/.
+fn deltalake_input() -> Project {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/write_input.py");
+    let out = Command::new(python())
+        .args([script, p.path().join("data").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    p
+}
+
 /// A job whose input is `input` (lines of `[input]` after the id column) and whose output is the
 /// SQLite table `table`.
 fn input_job(p: &Project, name: &str, input: &str, table: &str) {
@@ -244,15 +258,7 @@ fn sqlite_scores(p: &Project, table: &str) -> Vec<(i64, f64)> {
 /// version read with each input object.
 #[test]
 fn a_delta_table_from_deltalake_scores_as_the_same_rows_in_parquet() {
-    let p = Project::new();
-    p.add_model(&ModelOpts::mlp(8));
-    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/write_input.py");
-    let out = Command::new(python())
-        .args([script, p.path().join("data").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let p = deltalake_input();
     input_job(
         &p,
         "from_delta",
@@ -316,15 +322,7 @@ fn a_delta_table_from_deltalake_scores_as_the_same_rows_in_parquet() {
 /// columns and the setting.
 #[test]
 fn a_delta_input_not_partitioned_by_the_date_column_is_refused() {
-    let p = Project::new();
-    p.add_model(&ModelOpts::mlp(8));
-    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/write_input.py");
-    let out = Command::new(python())
-        .args([script, p.path().join("data").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    let p = deltalake_input();
     input_job(
         &p,
         "wrong",
