@@ -138,13 +138,46 @@ impl Sink for DeltaPartitionWriter {
     }
 
     async fn keep(self: Box<Self>) -> Result<Kept, SinkError> {
-        let url = self.url.clone();
-        Sink::abort(self).await;
-        Err(SinkError::Objects {
-            url,
-            message: "sharded runs do not write Delta tables yet; run it unsharded".into(),
+        Ok(Kept {
+            staging: None,
+            files: self.files.files().to_vec(),
+            run_ids: vec![self.spec.run_id],
         })
     }
+}
+
+/// Publishes a sharded run's parts (`crate::shard`) as the date: checks their ids are unique
+/// across shards (unless `ids_checked`), writes the date's quarantine, and commits every shard's
+/// `files` in one Delta commit. On failure the files stay, for a retry.
+pub async fn publish_parts(
+    target: &DeltaTarget,
+    spec: &SinkSpec,
+    lock: &mut dyn OutputLock,
+    files: &[crate::sink::objects::ManifestFile],
+    rejected: &[RejectedRow],
+    ids_checked: bool,
+) -> Result<(), SinkError> {
+    let url = target.shown().to_string();
+    let layout = ObjectsLayout {
+        store: std::sync::Arc::clone(&target.location.store),
+        prefix: target.location.prefix.clone(),
+        url: url.clone(),
+        spec: spec.clone(),
+        files: FileLayout::DatePartition,
+    };
+    if !ids_checked {
+        crate::sink::objects::check_unique_ids(&layout, files).await?;
+    }
+    crate::sink::objects::write_quarantine(&layout, rejected).await?;
+    let log_store = super::log_store::open(target).map_err(|message| DeltaError::Config {
+        url: url.clone(),
+        message,
+    })?;
+    let mut table = commit::open_or_create(&log_store, &url, spec).await?;
+    lock.verify().await?;
+    let version = commit::commit_date(&mut table, &url, spec, files).await?;
+    tracing::info!(table = %url, version, shards_files = files.len(), "Delta commit of every shard's files");
+    Ok(())
 }
 
 /// What a run that died before its Delta commit left in the table (`scorer gc`): its data files

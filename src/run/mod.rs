@@ -205,12 +205,6 @@ async fn lifecycle(
             db.target()
         )));
     }
-    if req.shard.is_some() && matches!(destination, Destination::Delta(_)) {
-        return Err(Failure::Config(format!(
-            "--shard: sharded runs write a PostgreSQL table or Parquet output (output.url), not \
-             yet a Delta table ({output}); run it unsharded"
-        )));
-    }
     // A shard locks its own share: the N shards of a date run side by side, and each is
     // exclusive with its own retry. Publishing takes the date's lock.
     let subject = crate::shard::lock_subject(&output, req.shard);

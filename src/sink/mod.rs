@@ -378,10 +378,21 @@ pub async fn publish_shards(
             table: table.to_string(),
             message: "sharded runs write PostgreSQL tables or Parquet output, not SQLite".into(),
         }),
-        (Destination::Delta(target), _) => Err(SinkError::Objects {
-            url: target.shown().to_string(),
-            message: "sharded runs do not write Delta tables yet; run it unsharded".into(),
-        }),
+        (Destination::Delta(target), _) => {
+            let files: Vec<_> = parts.iter().flat_map(|p| p.body.files.clone()).collect();
+            crate::delta::sink::publish_parts(target, spec, lock, &files, rejected, ids_checked)
+                .await?;
+            publication
+                .commit(db)
+                .await
+                .map_err(|e| SinkError::Objects {
+                    url: target.shown().to_string(),
+                    message: format!(
+                        "the Delta commit is done, but recording the attempt's publication failed \
+                         (a retried shard publishes it again, the same rows): {e}"
+                    ),
+                })
+        }
         (Destination::Objects(location), _) => {
             let layout = objects::ObjectsLayout {
                 store: std::sync::Arc::clone(&location.store),
@@ -420,7 +431,15 @@ pub async fn remove_part(
                 postgres::drop_staging(pool, table, staging).await;
             }
         }
-        (Destination::Table(_), Database::Sqlite { .. }) | (Destination::Delta(_), _) => {}
+        (Destination::Table(_), Database::Sqlite { .. }) => {}
+        (Destination::Delta(target), _) => {
+            objects::delete_relative(
+                &target.location.store,
+                &target.location.prefix,
+                &part.body.files,
+            )
+            .await
+        }
         (Destination::Objects(location), _) => {
             for run in &part.body.run_ids {
                 objects::delete_dir(&location.store, &objects::run_dir(&location.prefix, *run))

@@ -397,7 +397,10 @@ pub async fn publish_parts(
 }
 
 /// Reads the id column (the first) of every file and fails on an id seen twice.
-async fn check_unique_ids(layout: &ObjectsLayout, files: &[ManifestFile]) -> Result<(), SinkError> {
+pub(crate) async fn check_unique_ids(
+    layout: &ObjectsLayout,
+    files: &[ManifestFile],
+) -> Result<(), SinkError> {
     use parquet::arrow::ParquetRecordBatchStreamBuilder;
     let mut ids = crate::ids::IdSet::default();
     let buffers = crate::buffer_pool::BufferPool::new(0, 4);
@@ -538,9 +541,14 @@ fn quarantine_batch(
 /// Deletes `files` (relative to the layout's URL) one by one (a date partition's directory holds
 /// other runs' files too); failures are logged.
 pub async fn delete_files(layout: &ObjectsLayout, files: &[ManifestFile]) {
+    delete_relative(&layout.store, &layout.prefix, files).await
+}
+
+/// Deletes `files` (relative to `prefix`) from `store`, one by one; failures are logged.
+pub async fn delete_relative(store: &Arc<dyn ObjectStore>, prefix: &Path, files: &[ManifestFile]) {
     for file in files {
-        let path = under(&layout.prefix, &file.path);
-        if let Err(e) = layout.store.delete(&path).await {
+        let path = under(prefix, &file.path);
+        if let Err(e) = store.delete(&path).await {
             tracing::warn!(object = %path, error = %e, "could not delete");
         }
     }

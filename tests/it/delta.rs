@@ -423,3 +423,33 @@ async fn a_cancelled_run_leaves_the_table_at_its_version() {
         .count();
     assert_eq!(files, 1, "the cancelled run's files are gone");
 }
+
+/// A date scored as two shards (`--shard 0/2`, then `1/2`): nothing of it is visible until the
+/// last shard commits every shard's files in one Delta version; the readers then see each id
+/// once, from the two shards' runs.
+#[test]
+fn sharded_runs_commit_every_shard_in_one_version() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("scores");
+    let p = project(table.to_str().unwrap(), "");
+    let url = format!("file://{}", table.display());
+    let shard = |spec: &str| {
+        let out = p.scorer(&["run", "lake", "--date", DATE, "--shard", spec], None);
+        assert!(out.status.success(), "{}", text(&out));
+        run_id(&text(&out))
+    };
+    let first = shard("0/2");
+    let before = read_table(&url, &serde_json::json!({}));
+    assert!(before["deltalake"].get(DATE).is_none(), "{before}");
+    let second = shard("1/2");
+    let t = read_table(&url, &serde_json::json!({}));
+    assert_eq!(t["version"], 1, "the creation, then one commit of both shards");
+    for reader in ["deltalake", "polars"] {
+        let day = &t[reader][DATE];
+        assert_eq!(day["rows"], 6_000, "{reader}: {t}");
+        assert_eq!(day["ids"], 6_000, "{reader}: {t}");
+        let mut runs = vec![first.clone(), second.clone()];
+        runs.sort();
+        assert_eq!(day["run_ids"], serde_json::json!(runs), "{reader}");
+    }
+}
