@@ -241,6 +241,76 @@ pub async fn replace_date(
     Ok(i64::try_from(committed.version()).unwrap_or(i64::MAX))
 }
 
+/// Removes every date before `before` from the table's current version in one commit (a Delta
+/// DELETE by partition: the files stay on storage for time travel until a vacuum), retried on
+/// a conflict with a concurrent commit as [`commit_date`] is. Returns the dates removed.
+pub async fn drop_dates_before(
+    log_store: &LogStoreRef,
+    url: &str,
+    before: NaiveDate,
+) -> Result<Vec<NaiveDate>, DeltaError> {
+    let log = |context: &str| log_error(url, context);
+    let Some(mut table) = load(log_store, url).await? else {
+        return Ok(Vec::new());
+    };
+    let cutoff = before.format("%Y-%m-%d").to_string();
+    let mut attempt = 1;
+    loop {
+        table
+            .update_state()
+            .await
+            .map_err(log("cannot read the table's log"))?;
+        let files: Vec<_> = table
+            .get_active_add_actions_by_partitions(&[(
+                DATE_COLUMN,
+                FilterOp::Lt,
+                FilterValue::Scalar(&cutoff),
+            )])
+            .try_collect()
+            .await
+            .map_err(log("cannot list the expired dates' files"))?;
+        let mut dates: Vec<NaiveDate> = files
+            .iter()
+            .filter_map(|f| {
+                f.partition_values_map()
+                    .get(DATE_COLUMN)
+                    .cloned()
+                    .flatten()
+                    .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            })
+            .collect();
+        dates.sort();
+        dates.dedup();
+        if files.is_empty() {
+            return Ok(dates);
+        }
+        let actions = files
+            .iter()
+            .map(|f| Action::Remove(f.remove_action(true)))
+            .collect();
+        let snapshot = table.snapshot().map_err(log("cannot read the table"))?;
+        let committed = CommitBuilder::default()
+            .with_actions(actions)
+            .build(
+                Some(snapshot),
+                table.log_store(),
+                DeltaOperation::Delete {
+                    predicate: Some(format!("{DATE_COLUMN} < '{cutoff}'")),
+                },
+            )
+            .await
+            .map_err(log("cannot commit the removal of expired dates"));
+        match committed {
+            Ok(_) => return Ok(dates),
+            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Deletes the data files that versions removed longer than `retention` ago (a Delta VACUUM,
 /// lite mode: only files the log's `remove` actions name; never a file of the current version,
 /// nor one no commit names yet). Returns how many were deleted.

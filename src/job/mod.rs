@@ -635,13 +635,6 @@ impl Job {
                         .into(),
                 );
             }
-            if self.output.retention_days.is_some() {
-                p.push(
-                    "output.retention_days does not apply to Delta tables yet; remove old dates \
-                     with a Delta DELETE and VACUUM"
-                        .into(),
-                );
-            }
             if self.output.copy_streams != default_copy_streams() {
                 p.push("output.copy_streams applies to output.table only".into());
             }

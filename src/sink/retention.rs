@@ -7,6 +7,7 @@
 //! | PostgreSQL table | the dates' partitions, and their rows of the quarantine table |
 //! | SQLite table | the dates' rows, and their rows of the quarantine table |
 //! | Parquet at `url` | each date directory a run of the job published: manifest first, then files |
+//! | Delta table | the dates' files, removed from the current version in one commit (a vacuum deletes them) |
 //!
 //! The run records the dates it dropped in the ledger (`retention`); a failure to drop is
 //! recorded there too and logged, and does not undo the publication it followed.
@@ -55,11 +56,16 @@ pub async fn drop_before(
             delete_sqlite_rows(pool, t, before).await
         }
         (Destination::Objects(_), _) => drop_directories(job, before, published).await,
-        // The job file is refused with both (`Job::validate`).
-        (Destination::Delta(target), _) => Err(SinkError::Objects {
-            url: target.shown().to_string(),
-            message: "output.retention_days does not apply to Delta tables yet".into(),
-        }),
+        (Destination::Delta(target), _) => {
+            let url = target.shown().to_string();
+            let log_store = crate::delta::log_store::open(target).map_err(|message| {
+                crate::delta::commit::DeltaError::Config {
+                    url: url.clone(),
+                    message,
+                }
+            })?;
+            Ok(crate::delta::commit::drop_dates_before(&log_store, &url, before).await?)
+        }
     }
 }
 

@@ -443,7 +443,10 @@ fn sharded_runs_commit_every_shard_in_one_version() {
     assert!(before["deltalake"].get(DATE).is_none(), "{before}");
     let second = shard("1/2");
     let t = read_table(&url, &serde_json::json!({}));
-    assert_eq!(t["version"], 1, "the creation, then one commit of both shards");
+    assert_eq!(
+        t["version"], 1,
+        "the creation, then one commit of both shards"
+    );
     for reader in ["deltalake", "polars"] {
         let day = &t[reader][DATE];
         assert_eq!(day["rows"], 6_000, "{reader}: {t}");
@@ -452,4 +455,29 @@ fn sharded_runs_commit_every_shard_in_one_version() {
         runs.sort();
         assert_eq!(day["run_ids"], serde_json::json!(runs), "{reader}");
     }
+}
+
+/// `output.retention_days = 2`: the run of the third date removes the first from the table's
+/// current version in one commit, and the ledger records the date dropped.
+#[test]
+fn retention_removes_expired_dates_from_the_table() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("scores");
+    let p = project(table.to_str().unwrap(), "retention_days = 2");
+    let third = "2026-11-26";
+    p.add_input("events", third, 3_000, 8, None);
+    run(&p, DATE, &[]);
+    run(&p, DATE2, &[]);
+    let last = run_id(&run(&p, third, &[]));
+    let url = format!("file://{}", table.display());
+    let t = read_table(&url, &serde_json::json!({}));
+    for reader in ["deltalake", "polars"] {
+        let dates: Vec<&String> = t[reader].as_object().unwrap().keys().collect();
+        assert_eq!(dates, vec![DATE2, third], "{reader}: {t}");
+    }
+    assert_eq!(t["history"][0]["operation"], "DELETE", "{t}");
+    let shown = p.scorer(&["show", &last], None);
+    assert_ok(&shown);
+    let run: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(run["retention"]["dropped"], serde_json::json!([DATE]), "{run}");
 }
