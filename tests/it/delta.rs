@@ -479,5 +479,9 @@ fn retention_removes_expired_dates_from_the_table() {
     let shown = p.scorer(&["show", &last], None);
     assert_ok(&shown);
     let run: Value = serde_json::from_slice(&shown.stdout).unwrap();
-    assert_eq!(run["retention"]["dropped"], serde_json::json!([DATE]), "{run}");
+    assert_eq!(
+        run["retention"]["dropped"],
+        serde_json::json!([DATE]),
+        "{run}"
+    );
 }
