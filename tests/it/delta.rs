@@ -485,3 +485,57 @@ fn retention_removes_expired_dates_from_the_table() {
         "{run}"
     );
 }
+
+/// A run killed with SIGKILL leaves files no version names; `scorer gc` marks it abandoned and
+/// deletes those files (found by its run id), never the committed ones.
+#[tokio::test]
+async fn gc_removes_a_killed_runs_uncommitted_files() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("scores");
+    let p = project(table.to_str().unwrap(), "");
+    let first = run_id(&run(&p, DATE, &[]));
+    let day = table.join(format!("ds={DATE}"));
+    let committed: Vec<_> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(committed.len(), 1);
+    std::fs::remove_dir_all(p.path().join(format!("data/events/dt={DATE}"))).unwrap();
+    p.add_input("events", DATE, 400_000, 8, None);
+    let child = p.spawn_run("lake", None);
+    wait_for("the rerun to start", 60, || async {
+        sqlite_count(
+            &p,
+            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
+        )
+        .await
+            == Some(1)
+    })
+    .await;
+    signal(child.id(), "KILL");
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), None, "{}", text(&out));
+    // What the killed run had written, or would have: a data file named with its run id.
+    let pool = sqlx::SqlitePool::connect(&p.sqlite_url()).await.unwrap();
+    let killed: String =
+        sqlx::query_scalar("SELECT run_id FROM scorer_runs WHERE status = 'running'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let leftover = day.join(format!("part-00000-{killed}.zstd.parquet"));
+    if !leftover.exists() {
+        std::fs::copy(&committed[0], &leftover).unwrap();
+    }
+
+    let gc = p.scorer(&["gc", "lake", "--stale-after", "0s"], None);
+    assert_ok(&gc);
+    let said = String::from_utf8_lossy(&gc.stdout);
+    assert!(said.contains("1 dead run(s) marked abandoned"), "{said}");
+    assert!(!leftover.exists(), "gc left {}", leftover.display());
+    assert!(committed[0].exists(), "gc deleted a committed file");
+    let t = read_table(
+        &format!("file://{}", table.display()),
+        &serde_json::json!({}),
+    );
+    assert_date(&t, DATE, 6_000, &first);
+}
