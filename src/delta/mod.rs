@@ -11,7 +11,9 @@
 //!
 //! The transaction log is delta-rs's (`deltalake-core`): it reads the snapshot (checkpoints and
 //! JSON commits), writes the commit with put-if-absent, and on a lost race re-reads and retries
-//! if the winner's changes do not overlap (another date's run never does). delta-rs is built on
+//! if the winner's changes do not overlap. Built without DataFusion, delta-rs takes a commit to
+//! have read every file, so another date's rerun (which removes files) reads as a conflict;
+//! scorer then lists its date afresh and commits again (`commit::commit_date`). delta-rs is built on
 //! arrow/parquet 59 and object_store 0.13 while scorer's data path is on 60 and 0.14; only log
 //! actions (paths, sizes, partition values, statistics as JSON) cross between them, never arrow
 //! data. See `log_store` for what each store needs for safe concurrent commits.

@@ -1,5 +1,6 @@
 //! The Delta sink: the run's Parquet files under `ds=<date>/` (written as the Parquet output
-//! writes them), published by one Delta commit (`commit::replace_date`).
+//! writes them), published by one Delta commit (`commit::commit_date`); a sharded run's
+//! publishing shard commits every shard's files at once (`publish_parts`).
 
 use async_trait::async_trait;
 use deltalake_core::DeltaTable;
