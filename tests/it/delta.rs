@@ -382,25 +382,14 @@ fn concurrent_runs_of_different_dates_all_land() {
     );
 }
 
-/// A rerun cancelled with SIGTERM while it scores exits 6 and leaves the table at its version,
-/// with no file of its own left in the date's directory.
-#[tokio::test]
-async fn a_cancelled_run_leaves_the_table_at_its_version() {
-    let lake = tempfile::tempdir().unwrap();
-    let table = lake.path().join("scores");
+/// A local table with DATE's first run committed, then a rerun of DATE over 400,000 rows,
+/// started and running (its ledger row written): the project, the first run's id, the rerun.
+async fn rerun_in_flight(table: &std::path::Path) -> (Project, String, std::process::Child) {
     let p = project(table.to_str().unwrap(), "");
     let first = run_id(&run(&p, DATE, &[]));
-    let url = format!("file://{}", table.display());
-    let before = read_table(&url, &serde_json::json!({}));
     std::fs::remove_dir_all(p.path().join(format!("data/events/dt={DATE}"))).unwrap();
     p.add_input("events", DATE, 400_000, 8, None);
-    let child = p
-        .command(&["run", "lake", "--date", DATE], None)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let child = p.spawn_run("lake", None);
     wait_for("the rerun to start", 60, || async {
         sqlite_count(
             &p,
@@ -410,13 +399,25 @@ async fn a_cancelled_run_leaves_the_table_at_its_version() {
             == Some(1)
     })
     .await;
+    (p, first, child)
+}
+
+/// A rerun cancelled with SIGTERM while it scores exits 6 and leaves the table at its version,
+/// with no file of its own left in the date's directory.
+#[tokio::test]
+async fn a_cancelled_run_leaves_the_table_at_its_version() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("scores");
+    let url = format!("file://{}", table.display());
+    let (_p, first, child) = rerun_in_flight(&table).await;
+    let pid = child.id();
     signal(pid, "STOP");
     signal(pid, "TERM");
     signal(pid, "CONT");
     let out = finish(child).await;
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
     let after = read_table(&url, &serde_json::json!({}));
-    assert_eq!(after["version"], before["version"]);
+    assert_eq!(after["version"], 1, "the creation and the first run only");
     assert_date(&after, DATE, 6_000, &first);
     let files = std::fs::read_dir(table.join(format!("ds={DATE}")))
         .unwrap()
@@ -492,26 +493,13 @@ fn retention_removes_expired_dates_from_the_table() {
 async fn gc_removes_a_killed_runs_uncommitted_files() {
     let lake = tempfile::tempdir().unwrap();
     let table = lake.path().join("scores");
-    let p = project(table.to_str().unwrap(), "");
-    let first = run_id(&run(&p, DATE, &[]));
     let day = table.join(format!("ds={DATE}"));
+    let (p, first, child) = rerun_in_flight(&table).await;
     let committed: Vec<_> = std::fs::read_dir(&day)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(committed.len(), 1);
-    std::fs::remove_dir_all(p.path().join(format!("data/events/dt={DATE}"))).unwrap();
-    p.add_input("events", DATE, 400_000, 8, None);
-    let child = p.spawn_run("lake", None);
-    wait_for("the rerun to start", 60, || async {
-        sqlite_count(
-            &p,
-            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
-        )
-        .await
-            == Some(1)
-    })
-    .await;
     signal(child.id(), "KILL");
     let out = finish(child).await;
     assert_eq!(out.status.code(), None, "{}", text(&out));
