@@ -81,14 +81,15 @@ pub(crate) fn log_error(
     }
 }
 
-/// The files of the table's loaded version in partition `column` = `day`.
+/// The files of the table's loaded version whose partition `column` compares to `day` by `op`.
 pub(crate) async fn partition_files(
     table: &DeltaTable,
     column: &str,
+    op: FilterOp,
     day: &str,
 ) -> Result<Vec<deltalake_core::kernel::LogicalFileView>, DeltaTableError> {
     table
-        .get_active_add_actions_by_partitions(&[(column, FilterOp::Eq, FilterValue::Scalar(day))])
+        .get_active_add_actions_by_partitions(&[(column, op, FilterValue::Scalar(day))])
         .try_collect()
         .await
 }
@@ -152,37 +153,86 @@ pub async fn open_or_create(
     Ok(table)
 }
 
-/// Attempts at [`replace_date`] when commits of other dates keep conflicting.
+/// Attempts at a commit when commits of other dates keep conflicting.
 const CONFLICT_ATTEMPTS: u32 = 10;
 
+/// When a commit that failed for a concurrent one delta-rs judged in conflict
+/// ([`DeltaError::is_conflict`]) is tried again, on the latest version: after a short, growing
+/// wait, up to [`CONFLICT_ATTEMPTS`] attempts in all.
+struct ConflictRetries {
+    attempt: u32,
+    /// Concurrent runs are separate processes: their ids keep their waits apart.
+    jitter: u64,
+}
+
+impl ConflictRetries {
+    fn new() -> Self {
+        Self {
+            attempt: 1,
+            jitter: u64::from(std::process::id() % 64),
+        }
+    }
+
+    /// After the attempt failed with `e`: whether to try again (having waited).
+    async fn again(&mut self, e: &DeltaError) -> bool {
+        if !e.is_conflict() || self.attempt >= CONFLICT_ATTEMPTS {
+            return false;
+        }
+        tracing::info!(attempt = self.attempt, error = %e, "Delta commit conflicted with another date's; retrying on the latest version");
+        tokio::time::sleep(std::time::Duration::from_millis(
+            50 * u64::from(self.attempt) + self.jitter,
+        ))
+        .await;
+        self.attempt += 1;
+        true
+    }
+}
+
+/// Brings `table` to the latest version: runs of other dates may have committed since.
+async fn to_latest(table: &mut DeltaTable, url: &str) -> Result<(), DeltaError> {
+    table
+        .update_state()
+        .await
+        .map_err(log_error(url, "cannot read the table's log"))
+}
+
 /// [`replace_date`] on the table's latest version, again on a conflict with a concurrent
-/// commit (after a short, growing wait), up to [`CONFLICT_ATTEMPTS`] times.
+/// commit ([`ConflictRetries`]).
 pub async fn commit_date(
     table: &mut DeltaTable,
     url: &str,
     spec: &SinkSpec,
     files: &[ManifestFile],
 ) -> Result<i64, DeltaError> {
-    let mut attempt = 1;
+    let mut retries = ConflictRetries::new();
     loop {
-        // The latest version: runs of other dates may have committed since the run began.
-        table
-            .update_state()
-            .await
-            .map_err(log_error(url, "cannot read the table's log"))?;
+        to_latest(table, url).await?;
         match replace_date(table, url, spec, files).await {
-            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
-                tracing::info!(attempt, error = %e, "Delta commit conflicted with another date's; retrying on the latest version");
-                let jitter = u64::from(spec.run_id.as_u128() as u8);
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    50 * u64::from(attempt) + jitter,
-                ))
-                .await;
-                attempt += 1;
-            }
+            Err(e) if retries.again(&e).await => {}
             other => return other,
         }
     }
+}
+
+/// Commits `actions` as `operation` on the table's loaded version; returns the new version.
+async fn commit_actions(
+    table: &DeltaTable,
+    url: &str,
+    actions: Vec<Action>,
+    metadata: HashMap<String, serde_json::Value>,
+    operation: DeltaOperation,
+    context: &str,
+) -> Result<i64, DeltaError> {
+    let snapshot = table
+        .snapshot()
+        .map_err(log_error(url, "cannot read the table"))?;
+    let committed = CommitBuilder::default()
+        .with_actions(actions)
+        .with_app_metadata(metadata)
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(log_error(url, context))?;
+    Ok(i64::try_from(committed.version()).unwrap_or(i64::MAX))
 }
 
 /// Commits one transaction that removes every file of `date` and adds `files` (relative to the
@@ -193,11 +243,10 @@ pub async fn replace_date(
     spec: &SinkSpec,
     files: &[ManifestFile],
 ) -> Result<i64, DeltaError> {
-    let log = |context: &str| log_error(url, context);
     let day = spec.date.format("%Y-%m-%d").to_string();
-    let mut actions: Vec<Action> = partition_files(table, DATE_COLUMN, &day)
+    let mut actions: Vec<Action> = partition_files(table, DATE_COLUMN, FilterOp::Eq, &day)
         .await
-        .map_err(log("cannot list the date's files"))?
+        .map_err(log_error(url, "cannot list the date's files"))?
         .iter()
         .map(|file| Action::Remove(file.remove_action(true)))
         .collect();
@@ -223,92 +272,85 @@ pub async fn replace_date(
             "rows": files.iter().map(|f| f.rows).sum::<u64>(),
         }),
     )]);
-    let snapshot = table.snapshot().map_err(log("cannot read the table"))?;
-    let committed = CommitBuilder::default()
-        .with_actions(actions)
-        .with_app_metadata(metadata)
-        .build(
-            Some(snapshot),
-            table.log_store(),
-            DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
-                partition_by: Some(vec![DATE_COLUMN.to_string()]),
-                predicate: Some(format!("{DATE_COLUMN} = '{day}'")),
-            },
-        )
-        .await
-        .map_err(log("cannot commit the date's files"))?;
-    Ok(i64::try_from(committed.version()).unwrap_or(i64::MAX))
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: Some(vec![DATE_COLUMN.to_string()]),
+        predicate: Some(format!("{DATE_COLUMN} = '{day}'")),
+    };
+    commit_actions(
+        table,
+        url,
+        actions,
+        metadata,
+        operation,
+        "cannot commit the date's files",
+    )
+    .await
 }
 
 /// Removes every date before `before` from the table's current version in one commit (a Delta
 /// DELETE by partition: the files stay on storage for time travel until a vacuum), retried on
-/// a conflict with a concurrent commit as [`commit_date`] is. Returns the dates removed.
+/// a conflict with a concurrent commit ([`ConflictRetries`]). Returns the dates removed.
 pub async fn drop_dates_before(
     log_store: &LogStoreRef,
     url: &str,
     before: NaiveDate,
 ) -> Result<Vec<NaiveDate>, DeltaError> {
-    let log = |context: &str| log_error(url, context);
     let Some(mut table) = load(log_store, url).await? else {
         return Ok(Vec::new());
     };
-    let cutoff = before.format("%Y-%m-%d").to_string();
-    let mut attempt = 1;
+    let mut retries = ConflictRetries::new();
     loop {
-        table
-            .update_state()
-            .await
-            .map_err(log("cannot read the table's log"))?;
-        let files: Vec<_> = table
-            .get_active_add_actions_by_partitions(&[(
-                DATE_COLUMN,
-                FilterOp::Lt,
-                FilterValue::Scalar(&cutoff),
-            )])
-            .try_collect()
-            .await
-            .map_err(log("cannot list the expired dates' files"))?;
-        let mut dates: Vec<NaiveDate> = files
-            .iter()
-            .filter_map(|f| {
-                f.partition_values_map()
-                    .get(DATE_COLUMN)
-                    .cloned()
-                    .flatten()
-                    .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-            })
-            .collect();
-        dates.sort();
-        dates.dedup();
-        if files.is_empty() {
-            return Ok(dates);
-        }
-        let actions = files
-            .iter()
-            .map(|f| Action::Remove(f.remove_action(true)))
-            .collect();
-        let snapshot = table.snapshot().map_err(log("cannot read the table"))?;
-        let committed = CommitBuilder::default()
-            .with_actions(actions)
-            .build(
-                Some(snapshot),
-                table.log_store(),
-                DeltaOperation::Delete {
-                    predicate: Some(format!("{DATE_COLUMN} < '{cutoff}'")),
-                },
-            )
-            .await
-            .map_err(log("cannot commit the removal of expired dates"));
-        match committed {
-            Ok(_) => return Ok(dates),
-            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
+        to_latest(&mut table, url).await?;
+        match drop_dates_once(&table, url, before).await {
+            Err(e) if retries.again(&e).await => {}
+            other => return other,
         }
     }
+}
+
+/// One attempt of [`drop_dates_before`] on the table's loaded version.
+async fn drop_dates_once(
+    table: &DeltaTable,
+    url: &str,
+    before: NaiveDate,
+) -> Result<Vec<NaiveDate>, DeltaError> {
+    let cutoff = before.format("%Y-%m-%d").to_string();
+    let files = partition_files(table, DATE_COLUMN, FilterOp::Lt, &cutoff)
+        .await
+        .map_err(log_error(url, "cannot list the expired dates' files"))?;
+    let mut dates: Vec<NaiveDate> = files
+        .iter()
+        .filter_map(|f| {
+            f.partition_values_map()
+                .get(DATE_COLUMN)
+                .cloned()
+                .flatten()
+                .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        })
+        .collect();
+    dates.sort();
+    dates.dedup();
+    if files.is_empty() {
+        return Ok(dates);
+    }
+    let actions = files
+        .iter()
+        .map(|f| Action::Remove(f.remove_action(true)))
+        .collect();
+    let operation = DeltaOperation::Delete {
+        predicate: Some(format!("{DATE_COLUMN} < '{cutoff}'")),
+    };
+    commit_actions(
+        table,
+        url,
+        actions,
+        HashMap::new(),
+        operation,
+        "cannot commit the removal of expired dates",
+    )
+    .await?;
+    Ok(dates)
 }
 
 /// Deletes the data files that versions removed longer than `retention` ago (a Delta VACUUM,
@@ -348,6 +390,8 @@ pub async fn vacuum(
 pub async fn holds_run(log_store: &LogStoreRef, date: NaiveDate, run_id: &str) -> Option<bool> {
     let table = load(log_store, "").await.ok()??;
     let day = date.format("%Y-%m-%d").to_string();
-    let files = partition_files(&table, DATE_COLUMN, &day).await.ok()?;
+    let files = partition_files(&table, DATE_COLUMN, FilterOp::Eq, &day)
+        .await
+        .ok()?;
     Some(files.iter().any(|f| f.path().contains(run_id)))
 }

@@ -65,9 +65,10 @@ pub async fn files_for_date(
         )));
     }
     let day = date.format("%Y-%m-%d").to_string();
-    let files = super::commit::partition_files(&table, date_column, &day)
-        .await
-        .map_err(log("cannot list the date's files"))?;
+    let files =
+        super::commit::partition_files(&table, date_column, deltalake_core::FilterOp::Eq, &day)
+            .await
+            .map_err(log("cannot list the date's files"))?;
     let mut metas = Vec::with_capacity(files.len());
     for file in &files {
         if file.deletion_vector_descriptor().is_some() {

@@ -331,10 +331,9 @@ pub async fn plan_input(
             date,
         )
         .await
-        .map_err(|e| match e.class() {
-            crate::error::ErrorClass::Config => Failure::Config(e.to_string()),
-            _ => Failure::from(crate::sink::SinkError::from(e)),
-        })?;
+        // A Delta error carries its class (a table that cannot be read as asked is
+        // configuration, exit 2), whichever side of the run it comes from.
+        .map_err(|e| Failure::from(crate::sink::SinkError::from(e)))?;
         let mut plan =
             source::plan::plan_objects(&target.location, files, &job.input.id_column, columns)
                 .await?;

@@ -217,12 +217,7 @@ impl ObjectsPartitionWriter {
                 self.run_id
             ),
         };
-        let path = Path::from_iter(
-            self.layout
-                .prefix
-                .parts()
-                .chain(Path::from(relative.as_str()).parts()),
-        );
+        let path = under(&self.layout.prefix, &relative);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
@@ -405,12 +400,7 @@ pub(crate) async fn check_unique_ids(
     let mut ids = crate::ids::IdSet::default();
     let buffers = crate::buffer_pool::BufferPool::new(0, 4);
     for file in files {
-        let path = Path::from_iter(
-            layout
-                .prefix
-                .parts()
-                .chain(Path::from(file.path.as_str()).parts()),
-        );
+        let path = under(&layout.prefix, &file.path);
         let parquet_err = |source| SinkError::Parquet {
             url: layout.url.clone(),
             context: format!("reading the ids of {}", file.path),
@@ -455,12 +445,7 @@ pub(crate) async fn write_quarantine(
     }
     let run_id = layout.spec.run_id.to_string();
     let relative = format!("_runs/{run_id}/quarantine.parquet");
-    let path = Path::from_iter(
-        layout
-            .prefix
-            .parts()
-            .chain(Path::from(relative.as_str()).parts()),
-    );
+    let path = under(&layout.prefix, &relative);
     let parquet_err = |context: String| {
         let url = layout.url.clone();
         move |source| SinkError::Parquet {
