@@ -33,8 +33,8 @@ pub fn expected_columns(layout: &OutputLayout) -> Vec<(String, String)> {
     cols
 }
 
-/// The pgvector extension's version in the database, for `output.vector_type = "pgvector"`;
-/// a clear error naming the fix when it is not installed.
+/// Checks the pgvector extension is installed in the database, for `output.vector_type =
+/// "pgvector"`; a clear error naming the fix when it is not.
 pub async fn require_pgvector(pool: &PgPool, layout: &OutputLayout) -> Result<(), SinkError> {
     let t = &layout.table;
     let version: Option<String> =
