@@ -7,7 +7,13 @@
 #   benches/e2e.sh                   # W1 as scorer-datagen, pyarrow and Spark write it: 5M rows each
 #   benches/e2e.sh --input pyarrow   # one of native | pyarrow | spark
 #   benches/e2e.sh --x10             # 10 x W1: 50M rows (generated once; ~10 GB per layout)
+#   benches/e2e.sh --tls             # the scorer connects with sslmode=require (default: disable)
 #   SCORER_BENCH_BIN_DIR=/tmp/old benches/e2e.sh --input native   # another build's binary
+#
+# COPY-only reads its file inside the server, with no connection at all; the scorer's rows cross
+# a loopback connection. Unless --tls, that connection is plain TCP (`sslmode=disable` added to the
+# URL), so the ratio compares the data paths; --tls measures what encryption adds (the test
+# server speaks TLS, and sqlx's default `sslmode=prefer` would use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/pg-env.sh
@@ -15,13 +21,15 @@ source scripts/pg-env.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 DATE=2026-11-24
 X10=""
+SSLMODE=disable
 INPUTS="native pyarrow spark"
 while [ $# -gt 0 ]; do
   case "$1" in
     --x10) X10=1 ;;
+    --tls) SSLMODE=require ;;
     --input) INPUTS="$2"; shift ;;
     --input=*) INPUTS="${1#--input=}" ;;
-    *) echo "e2e: unknown argument $1 (use --input native|pyarrow|spark, --x10)" >&2; exit 2 ;;
+    *) echo "e2e: unknown argument $1 (use --input native|pyarrow|spark, --x10, --tls)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -61,7 +69,7 @@ input_dir() {
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q numpy pyarrow
       fi
-      "$venv/bin/python" benches/w1_inputs.py "$layout" "$dir" --rows "$rows" >&2
+      "$venv/bin/python" benches/w1_inputs.py "$layout" "$dir" --rows "$rows" --files "$files" >&2
     fi
     # Hidden from the run (a `_` name), marks a generation that finished.
     touch "$dir/_complete"
@@ -76,6 +84,11 @@ if [ -z "${SCORER_BENCH_DATABASE_URL:-}" ]; then
   SCORER_BENCH_DATABASE_URL="$SCORER_TEST_DATABASE_URL"
 fi
 URL="$SCORER_BENCH_DATABASE_URL"
+case "$URL" in
+  *sslmode=*) SCORER_URL="$URL" ;;
+  *\?*) SCORER_URL="$URL&sslmode=$SSLMODE" ;;
+  *) SCORER_URL="$URL?sslmode=$SSLMODE" ;;
+esac
 psql_q() { psql "$URL" -XqAt -v ON_ERROR_STOP=1 "$@"; }
 postmaster_pid=$(head -1 "$(psql_q -c 'SHOW data_directory')/postmaster.pid")
 
@@ -104,7 +117,7 @@ PY
 
 run_scorer() {
   local out="$1"
-  /usr/bin/time -f '%e %U %S %M' -o "$out.time" env DATABASE_URL="$URL" RUST_LOG=scorer=info \
+  /usr/bin/time -f '%e %U %S %M' -o "$out.time" env DATABASE_URL="$SCORER_URL" RUST_LOG=scorer=info \
     "$BIN/scorer" run "$JOB_FILE" --date "$DATE" >"$out.stdout" 2>"$out.stderr" || {
     local rc=$?
     echo "e2e: the scorer run failed (exit $rc); the end of its log ($out.stderr):" >&2
@@ -165,7 +178,7 @@ bench_input() {
   rm -f "$copy_file"
   local rows
   rows=$(psql_q -c "SELECT rows_written FROM scorer.runs WHERE job = '$JOB' ORDER BY started_at DESC LIMIT 1")
-  summarise "$rows" "$JOB ($layout)" "$TMP/scorer.tsv" "$TMP/copy.tsv"
+  summarise "$rows" "$JOB ($layout, sslmode=$SSLMODE)" "$TMP/scorer.tsv" "$TMP/copy.tsv"
   # The next input starts from the server state this one found: without its table, its
   # quarantine and their WAL (measured: a second input otherwise paid ~25% more server CPU).
   psql_q -c "DROP TABLE $table CASCADE" -c "DROP TABLE IF EXISTS ${table}_quarantine"

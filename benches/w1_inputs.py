@@ -4,11 +4,14 @@
 read, written with another writer's defaults:
 
   pyarrow  pyarrow.parquet.write_table's defaults (dictionary tried on every column, snappy, 1 MB
-           pages), plus a date and a string column; 8 files, 131,072-row row groups
+           pages), plus a date and a string column; 131,072-row row groups
   spark    Spark's parquet-mr defaults emulated: dictionary on, snappy, 1 MB pages, 128 MB row
            groups (~700k rows here), plus the date, the string and three wide text columns
 
-  python3 benches/w1_inputs.py pyarrow data/w1_pyarrow/dt=2026-11-24 [--rows 5000000]
+  python3 benches/w1_inputs.py pyarrow data/w1_pyarrow/dt=2026-11-24 [--rows 5000000] [--files 8]
+
+Rows are spread evenly over the files. 10 x W1 (benches/e2e.sh --x10) is 50M rows in 80 files: the
+same files as W1, ten times as many, as a writer that writes one file per task would produce.
 
 Needs numpy and pyarrow (the bench virtualenv of benches/models.sh, or any Python that has them).
 """
@@ -21,7 +24,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FILES = 8
 FEATURES = 32
 
 
@@ -48,12 +50,13 @@ def main():
     ap.add_argument("layout", choices=["pyarrow", "spark"])
     ap.add_argument("out")
     ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    per_file = -(-args.rows // FILES)
-    for i in range(FILES):
+    per_file = -(-args.rows // args.files)
+    for i in range(args.files):
         start = i * per_file
         rows = min(per_file, args.rows - start)
         if rows <= 0:
@@ -74,7 +77,7 @@ def main():
                 data_page_size=1 << 20,
                 dictionary_pagesize_limit=1 << 20,
             )
-    print(f"w1_inputs: {args.rows} rows in {FILES} files ({args.layout} layout) under {args.out}")
+    print(f"w1_inputs: {args.rows} rows in {args.files} files ({args.layout} layout) under {args.out}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 /// The key of the file lock that serialises opening a SQLite file (WAL switch, migrations).
 const MIGRATIONS_LOCK: &str = "scorer migrations";
 
+/// The most PostgreSQL connections one process's pool opens: a run's ledger and lock, and up to
+/// `MAX_COPY_STREAMS` COPY streams.
+pub const MAX_SESSIONS: usize = 8;
+
 /// Where results and the ledger go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbTarget {
@@ -142,6 +146,15 @@ pub enum Database {
 impl Database {
     /// Connects and applies the ledger migrations in `sql/<engine>/migrations`.
     pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
+        Self::open_with_sessions(target, 1).await
+    }
+
+    /// [`Database::open`], with `sessions` PostgreSQL connections opened side by side (at most
+    /// [`MAX_SESSIONS`]); SQLite ignores it. A run needs several at once (its ledger's, its
+    /// lock's, one per COPY stream): opened one after another, each pays the connection set-up
+    /// in turn. With TLS that is ~40–120 ms each here, since sqlx 0.9.0 leaves Nagle's algorithm
+    /// on during the handshake (sqlx issue 4335); side by side the run pays it once.
+    pub async fn open_with_sessions(target: &DbTarget, sessions: usize) -> Result<Self, DbError> {
         let described = target.describe();
         match target {
             DbTarget::Postgres(url) => {
@@ -151,14 +164,29 @@ impl Database {
                         source,
                     })?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(MAX_SESSIONS as u32)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options.log_statements(tracing::log::LevelFilter::Debug))
-                    .await
-                    .map_err(|source| DbError::Connect {
-                        target: described.clone(),
-                        source,
-                    })?;
+                    .connect_lazy_with(options.log_statements(tracing::log::LevelFilter::Debug));
+                // Opened and handed back to the pool; the first error is the connection's.
+                let opened = futures::future::try_join_all(
+                    (0..sessions.clamp(1, MAX_SESSIONS)).map(|_| pool.acquire()),
+                )
+                .await
+                .map_err(|source| DbError::Connect {
+                    target: described.clone(),
+                    source,
+                })?;
+                let count = opened.len();
+                drop(opened);
+                // Dropped connections go back to the pool through tasks of their own; the next
+                // acquire before they are back would open one more. A connection that fails its
+                // return is closed instead, so the wait is bounded.
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while pool.num_idle() < count {
+                        tokio::task::yield_now().await;
+                    }
+                })
+                .await;
                 let mut migrator = sqlx::migrate!("sql/postgres/migrations");
                 migrator.create_schema("scorer");
                 migrator.dangerous_set_table_name("scorer._sqlx_migrations");

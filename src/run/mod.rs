@@ -193,7 +193,13 @@ async fn lifecycle(
     let started = Instant::now();
     let destination = plan::destination(&req.job, req.date)?;
     let output = destination.to_string();
-    let db = Database::open(&ctx.db).await?;
+    // Opened side by side: the lock's connection, the ledger's, the drift baseline's read
+    // (while the input streams), and one per COPY stream.
+    let copy_streams = match destination {
+        Destination::Table(_) => req.job.output.copy_streams,
+        _ => 0,
+    };
+    let db = Database::open_with_sessions(&ctx.db, 3 + copy_streams).await?;
     if req.shard.is_some()
         && matches!(destination, Destination::Table(_))
         && matches!(db, Database::Sqlite { .. })

@@ -425,3 +425,33 @@ async fn an_existing_table_with_other_columns_is_refused() {
         "{stderr}"
     );
 }
+
+/// A run's connections (lock, ledger, drift baseline, COPY) are opened side by side and kept in
+/// the pool, so later acquires find them instead of opening more one after another.
+#[tokio::test]
+async fn sessions_are_opened_at_once_and_kept_for_the_run() {
+    use scorer::db::{Database, DbTarget};
+    let (url, admin) = fresh_pg("sessions").await;
+    let db = Database::open_with_sessions(&DbTarget::Postgres(url.clone()), 4)
+        .await
+        .unwrap();
+    let Database::Postgres { pool, .. } = &db else {
+        panic!("a postgres:// target opens PostgreSQL")
+    };
+    assert_eq!(pool.size(), 4);
+    let name = url.rsplit_once('/').unwrap().1;
+    let backends: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+            .bind(name)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    // The four, and the test's own pool.
+    assert_eq!(backends, 4 + i64::from(admin.size()));
+    // Acquiring them again opens nothing new.
+    let held: Vec<_> = futures::future::try_join_all((0..4).map(|_| pool.acquire()))
+        .await
+        .unwrap();
+    assert_eq!(pool.size(), 4);
+    drop(held);
+}
