@@ -16,9 +16,10 @@ use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 /// The key of the file lock that serialises opening a SQLite file (WAL switch, migrations).
 const MIGRATIONS_LOCK: &str = "scorer migrations";
 
-/// The most PostgreSQL connections one process's pool opens: a run's ledger and lock, and up to
-/// `MAX_COPY_STREAMS` COPY streams.
-pub const MAX_SESSIONS: usize = 8;
+/// The most PostgreSQL connections one process's pool opens: a run's ledger's and drift baseline
+/// read's, and one per COPY stream, up to `MAX_COPY_STREAMS` (the lock's connection leaves the
+/// pool).
+pub const MAX_SESSIONS: usize = crate::job::MAX_COPY_STREAMS + 2;
 
 /// Where results and the ledger go.
 #[derive(Debug, Clone, PartialEq, Eq)]

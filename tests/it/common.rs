@@ -285,6 +285,39 @@ pub async fn finish(child: std::process::Child) -> Output {
 
 /// A count from the project's SQLite file, read on a read-only connection (so watching a run
 /// never contends for its locks); `None` while the file or its tables do not exist yet.
+/// Runs marked `running` in the project's SQLite ledger (`None` while the file cannot be read):
+/// what a test waits on to know a spawned run has taken its lock and started.
+pub async fn running_runs(p: &Project) -> Option<i64> {
+    sqlite_count(
+        p,
+        "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
+    )
+    .await
+}
+
+/// `table.column`'s type as PostgreSQL prints it (`vector(384)`, `real[]`).
+pub async fn column_type(pool: &PgPool, table: &str, column: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = $1::regclass AND attname = $2",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A job file named `name` that scores `data/events/` with model `m` (nulls filled with 0) into
+/// `output`, the lines of its `[output]` section.
+pub fn events_job_toml(name: &str, output: &str) -> String {
+    format!(
+        "name = \"{name}\"\n[input]\nurl = \"data/events/dt={{{{ ds }}}}/*.parquet\"\n\
+         id_column = \"id\"\non_null = \"fill:0\"\n[model]\nname = \"m\"\nversion = \"1\"\n\
+         [output]\n{output}\n"
+    )
+}
+
 pub async fn sqlite_count(p: &Project, sql: &str) -> Option<i64> {
     let url = format!("{}?mode=ro", p.sqlite_url());
     let pool = sqlx::sqlite::SqlitePool::connect(&url).await.ok()?;

@@ -41,11 +41,7 @@ fn project(table: &str, storage: &str) -> Project {
     std::fs::create_dir_all(p.path().join("jobs")).unwrap();
     std::fs::write(
         p.path().join("jobs/lake.toml"),
-        format!(
-            "name = \"lake\"\n[input]\nurl = \"data/events/dt={{{{ ds }}}}/*.parquet\"\n\
-             id_column = \"id\"\non_null = \"fill:0\"\n[model]\nname = \"m\"\nversion = \"1\"\n\
-             [output]\ndelta = \"{table}\"\n{storage}\n"
-        ),
+        events_job_toml("lake", &format!("delta = \"{table}\"\n{storage}")),
     )
     .unwrap();
     p
@@ -391,12 +387,7 @@ async fn rerun_in_flight(table: &std::path::Path) -> (Project, String, std::proc
     p.add_input("events", DATE, 400_000, 8, None);
     let child = p.spawn_run("lake", None);
     wait_for("the rerun to start", 60, || async {
-        sqlite_count(
-            &p,
-            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
-        )
-        .await
-            == Some(1)
+        running_runs(&p).await == Some(1)
     })
     .await;
     (p, first, child)

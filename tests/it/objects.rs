@@ -22,11 +22,7 @@ fn project(output_url: &str, storage: &str) -> (Project, std::path::PathBuf) {
     let (p, dir) = crate::cloud::project();
     std::fs::write(
         p.path().join("jobs/files.toml"),
-        format!(
-            "name = \"files\"\n[input]\nurl = \"data/events/dt={{{{ ds }}}}/*.parquet\"\n\
-             id_column = \"id\"\non_null = \"fill:0\"\n[model]\nname = \"m\"\nversion = \"1\"\n\
-             [output]\nurl = \"{output_url}\"\n{storage}\n"
-        ),
+        events_job_toml("files", &format!("url = \"{output_url}\"\n{storage}")),
     )
     .unwrap();
     (p, dir)

@@ -10,7 +10,9 @@ use chrono::{NaiveDate, Utc};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-use crate::common::{ModelOpts, Project, Spawned, assert_ok, fresh_pg, signal, sqlite_count, text};
+use crate::common::{
+    ModelOpts, Project, Spawned, assert_ok, fresh_pg, running_runs, signal, sqlite_count, text,
+};
 
 /// A project with the test model and `rows` of input under data/<set>/ for each date.
 fn project_with(inputs: &[(&str, Vec<NaiveDate>)], rows: u64) -> Project {
@@ -437,12 +439,7 @@ async fn sigterm_cancels_a_run_past_the_grace_and_gives_its_firing_to_the_next_s
     );
     let a = spawn_scheduler_with_grace(&p, None, "a", "100ms");
     wait_logged(&p, &["a"], "the run to start", 60, || async {
-        sqlite_count(
-            &p,
-            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
-        )
-        .await
-            == Some(1)
+        running_runs(&p).await == Some(1)
     })
     .await;
     stop(&p, a, "a").await;

@@ -97,12 +97,7 @@ async fn a_second_run_on_the_same_sqlite_file_exits_5_within_a_second() {
     // The first run writes its `running` ledger row after taking the output's lock. Watched
     // read-only: probing the lock itself would contend for it (and could take it first).
     wait_for("the first run's ledger row", 60, || async {
-        sqlite_count(
-            &p,
-            "SELECT count(*) FROM scorer_runs WHERE status = 'running'",
-        )
-        .await
-            == Some(1)
+        running_runs(&p).await == Some(1)
     })
     .await;
     signal(first.id(), "STOP");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
-use crate::common::{DATE, Project, fresh_pg, fresh_pg_on, text};
+use crate::common::{DATE, Project, column_type, fresh_pg, fresh_pg_on, text};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text_embedding")
@@ -154,14 +154,10 @@ async fn embeddings_land_in_pgvector_and_answer_nearest_neighbour_queries() {
         .unwrap();
     let out = p.scorer(&["run", "embed", "--date", DATE], Some(&url));
     assert!(out.status.success(), "{}", text(&out));
-    let ty: String = sqlx::query_scalar(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
-         WHERE attrelid = 'doc_embeddings'::regclass AND attname = 'embedding'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(ty, "vector(384)");
+    assert_eq!(
+        column_type(&pool, "doc_embeddings", "embedding").await,
+        "vector(384)"
+    );
     let rows: Vec<(i64, Vec<f32>)> =
         sqlx::query_as("SELECT id, embedding::real[] FROM doc_embeddings ORDER BY id")
             .fetch_all(&pool)
@@ -298,14 +294,10 @@ async fn the_example_job_embeds_tickets_into_pgvector() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let ty: String = sqlx::query_scalar(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
-         WHERE attrelid = 'support.ticket_embeddings'::regclass AND attname = 'embedding'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(ty, "vector(384)");
+    assert_eq!(
+        column_type(&pool, "support.ticket_embeddings", "embedding").await,
+        "vector(384)"
+    );
     let rows: Vec<(i64, Vec<f32>)> = sqlx::query_as(
         "SELECT ticket_id, embedding::real[] FROM support.ticket_embeddings ORDER BY ticket_id",
     )

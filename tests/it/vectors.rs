@@ -90,14 +90,7 @@ async fn a_vector_output_lands_in_postgres_as_real_arrays() {
         .into_iter()
         .collect();
     assert_same(&vectors, &scalars, "PostgreSQL");
-    let ty: String = sqlx::query_scalar(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
-         WHERE attrelid = 'vector_scores'::regclass AND attname = 'probs'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(ty, "real[]");
+    assert_eq!(column_type(&pool, "vector_scores", "probs").await, "real[]");
     // The ledger's statistics cover every element of the vector.
     let count: i64 = sqlx::query_scalar(
         "SELECT (score_stats->'probs'->>'count')::bigint FROM scorer.runs WHERE job = 'vectors'",
