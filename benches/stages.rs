@@ -11,7 +11,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use scorer::datagen::{InputGen, ModelGen, feature_names, write_input, write_model};
 use scorer::features::FeatureSpec;
-use scorer::job::NullPolicy;
+use scorer::features::NullPolicy;
 use scorer::model::device::DeviceSpec;
 use scorer::model::spec::{Activation, ModelKind};
 use scorer::sink::ScoredBatch;
@@ -98,7 +98,7 @@ fn stages(c: &mut Criterion) {
         id_kind: IdKind::Int,
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
-        on_nan: scorer::job::NanPolicy::Fail,
+        on_nan: scorer::features::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
         text: false,
@@ -154,7 +154,7 @@ fn stages(c: &mut Criterion) {
     };
     let encoder = CopyEncoder::new(
         model.model.outputs().to_vec(),
-        scorer::job::VectorType::RealArray,
+        scorer::sink::VectorType::RealArray,
     );
     let mut buf = Vec::with_capacity(ROWS * 64);
     g.bench_function("copy_binary_encode", |b| {
@@ -184,7 +184,7 @@ fn cuda_forward(c: &mut Criterion) {
         id_kind: IdKind::Int,
         features: feature_names(FEATURES),
         on_null: NullPolicy::Fill(0.0),
-        on_nan: scorer::job::NanPolicy::Fail,
+        on_nan: scorer::features::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
         text: false,

@@ -1,4 +1,4 @@
-//! Command-line definitions (clap only; behaviour lives in the library).
+//! Command-line definitions (clap only; behaviour lives in `crate::commands` and the library).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,56 +95,14 @@ pub enum Command {
         input; the last shard to finish publishes all of them at once. A shard retried after it\n\
         staged does nothing; one retried after a failure scores its share again."
     )]
-    Run {
-        /// Job file path, or a job name in --jobs-dir.
-        job: String,
-        /// Logical date (YYYY-MM-DD), as Airflow's `ds`; or `scheduled`: the date the job's
-        /// latest firing (its `schedule`, in its `timezone`) scores, as a Kubernetes CronJob on
-        /// the same schedule needs.
-        #[arg(long)]
-        date: DateArg,
-        /// Run the model here instead of the job's `model.device` (cpu, cuda, cuda:N, auto).
-        #[arg(long)]
-        device: Option<DeviceSpec>,
-        /// After SIGTERM/SIGINT, how long the clean-up may take before scorer exits anyway.
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-        grace: Duration,
-        /// No progress display (on a terminal a bar, otherwise a log line every --progress-every).
-        #[arg(long)]
-        quiet: bool,
-        /// How often a run whose stderr is not a terminal logs its progress (rows done of the
-        /// input's total, rows/s, time left).
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-        progress_every: Duration,
-        /// Publish even if the run gives fewer rows than `output.min_rows`, or fewer than the
-        /// date's previous run allows (`output.max_row_drop_fraction`).
-        #[arg(long)]
-        allow_row_drop: bool,
-        /// Score shard I of N (from 0) of the date's input; the date is published once, by the
-        /// last of the N shards to stage its rows.
-        #[arg(long, value_name = "I/N")]
-        shard: Option<ShardSpec>,
-        /// The shard count, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
-        #[arg(long, env = "SCORER_SHARDS", value_name = "N")]
-        shards: Option<u32>,
-        /// A label that makes this a separate attempt of a sharded run (e.g. the Kubernetes
-        /// Job's uid, or Airflow's run_id): shards of one attempt publish together.
-        #[arg(long, env = "SCORER_ATTEMPT", value_name = "LABEL")]
-        attempt: Option<String>,
-    },
+    Run(RunArgs),
     /// Remove what dead runs left behind (staging tables, run files) and mark them `abandoned`.
     #[command(
         after_help = "Examples:\n  scorer gc\n  scorer gc churn_daily --stale-after 5m\n\n\
         A `running` ledger row is a dead run when its heartbeat is older than --stale-after and\n\
         no process holds the lock of its output and date. Every run also does this when it starts."
     )]
-    Gc {
-        /// Only this job's runs (a job file path or a name in --jobs-dir); all jobs without it.
-        job: Option<String>,
-        /// A run whose heartbeat is older than this may be dead (its lock then decides).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        stale_after: Duration,
-    },
+    Gc(GcArgs),
     /// Run every job file with a `schedule` in --jobs-dir, as a long-running cron daemon.
     #[command(after_help = "Examples:\n  scorer schedule --jobs-dir jobs\n  \
         DATABASE_URL=postgres://scorer@db/analytics scorer schedule --max-concurrent 4\n\n\
@@ -161,31 +119,7 @@ pub enum Command {
         Retryable failures (exit 4, 5) are retried after --retry-delay, up to --max-attempts.\n\n\
         SIGTERM/SIGINT: stop firing, let running runs finish within --grace, then cancel them\n\
         (ledger `cancelled`, nothing half-published); a second signal cancels at once. Exits 0.")]
-    Schedule {
-        /// Most runs at once in this process.
-        #[arg(long, default_value_t = 2)]
-        max_concurrent: usize,
-        /// How long a claim lives without renewal (renewed every third of it); a dead
-        /// scheduler's firing is taken over after it.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        lease: Duration,
-        /// How often the jobs directory is read again.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        reload_every: Duration,
-        /// After SIGTERM/SIGINT, how long running runs may take before they are cancelled.
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-        grace: Duration,
-        /// Wait before a run that failed for a retryable reason (exit 4 or 5) is tried again.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-        retry_delay: Duration,
-        /// Attempts of one firing before a retryable failure counts as failed.
-        #[arg(long, default_value_t = 3)]
-        max_attempts: u32,
-        /// Serve the finished runs' metrics on http://ADDR/metrics for Prometheus to scrape
-        /// (e.g. 0.0.0.0:9184).
-        #[arg(long, value_name = "ADDR")]
-        metrics_addr: Option<std::net::SocketAddr>,
-    },
+    Schedule(ScheduleArgs),
     /// Run a job for every date of a range; dates that already succeeded are skipped.
     #[command(
         after_help = "Examples:\n  scorer backfill churn_daily --from 2026-11-01 --to 2026-11-24\n  \
@@ -196,28 +130,7 @@ pub enum Command {
         every date succeeded or was skipped, else the code of the failure least likely to go away\n\
         by retrying (2, then 3, 1, 4, 5)."
     )]
-    Backfill {
-        /// Job file path, or a job name in --jobs-dir.
-        job: String,
-        /// First logical date (YYYY-MM-DD).
-        #[arg(long)]
-        from: NaiveDate,
-        /// Last logical date, included.
-        #[arg(long)]
-        to: NaiveDate,
-        /// Dates run at once.
-        #[arg(long, default_value_t = 1)]
-        parallel: usize,
-        /// Run dates that already succeeded, too (their rows are replaced).
-        #[arg(long)]
-        force: bool,
-        /// Run the model here instead of the job's `model.device`.
-        #[arg(long)]
-        device: Option<DeviceSpec>,
-        /// Publish dates whose rows fail the row guards (as `scorer run --allow-row-drop`).
-        #[arg(long)]
-        allow_row_drop: bool,
-    },
+    Backfill(BackfillArgs),
     /// Score past dates again; with --from-ledger, exactly as their last succeeded run did.
     #[command(
         after_help = "Examples:\n  scorer rerun churn_daily --from 2026-11-01 --to 2026-11-24 --from-ledger\n  \
@@ -229,22 +142,7 @@ pub enum Command {
         changed, and keeps its rows. Without it, every date is run again as it is now (as\n\
         `scorer backfill --force`). Prints the same table as `scorer backfill`."
     )]
-    Rerun {
-        /// Job file path, or a job name in --jobs-dir.
-        job: String,
-        /// First logical date (YYYY-MM-DD).
-        #[arg(long)]
-        from: NaiveDate,
-        /// Last logical date, included.
-        #[arg(long)]
-        to: NaiveDate,
-        /// Reproduce each date's last succeeded run (model version, input objects) from the ledger.
-        #[arg(long)]
-        from_ledger: bool,
-        /// Dates run at once.
-        #[arg(long, default_value_t = 1)]
-        parallel: usize,
-    },
+    Rerun(RerunArgs),
     /// The jobs `scorer schedule` sees: next firing, the date it scores, last run and outcome.
     #[command(after_help = "Example:\n  scorer status --jobs-dir jobs")]
     Status,
@@ -253,50 +151,23 @@ pub enum Command {
         after_help = "Examples:\n  scorer runs\n  scorer runs churn_daily --last 30\n  \
         scorer runs churn_daily --format json | jq '.[0].score_stats'"
     )]
-    Runs {
-        /// Only this job's runs (a job name, as the ledger records it).
-        job: Option<String>,
-        /// How many runs.
-        #[arg(long, default_value_t = 20)]
-        last: u32,
-        /// `table` for people, `json` (an array of ledger rows) for tools.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
+    Runs(RunsArgs),
     /// An HTML page about a job's recent runs: score distribution per day, PSI, rows, durations.
     #[command(
         after_help = "Example:\n  scorer report churn_daily --days 30 -o churn_daily.html\n\n\
         One self-contained file (charts as inline SVG, nothing fetched), from the ledger."
     )]
-    Report {
-        /// The job's name, as the ledger records it.
-        job: String,
-        /// Runs whose logical date is within this many days of today.
-        #[arg(long, default_value_t = 30)]
-        days: u32,
-        /// Where to write the page.
-        #[arg(short = 'o', long, default_value = "report.html")]
-        output: PathBuf,
-    },
+    Report(ReportArgs),
     /// One run in full: counts, stages, input objects and etags, model and sha256, score
     /// statistics, memory, storage requests, the run it resumed; as JSON.
     #[command(after_help = "Example:\n  scorer show 01a21780-4235-7297-a627-0f1fcde5793d")]
-    Show {
-        /// The run's id (`scorer runs` lists them).
-        run_id: uuid::Uuid,
-    },
+    Show(ShowArgs),
     /// The model registry: list model versions, or check their artifacts against their sha256.
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Check a job file and its model; with --date, also list the input and check every footer.
     #[command(after_help = "Example:\n  scorer validate jobs/quickstart.toml --date 2026-11-24")]
-    Validate {
-        /// Job file path, or a job name in --jobs-dir.
-        job: String,
-        /// Also check the input objects for this logical date.
-        #[arg(long)]
-        date: Option<NaiveDate>,
-    },
+    Validate(ValidateArgs),
 }
 
 /// `scorer models …`.
@@ -312,19 +183,7 @@ pub enum ModelsCommand {
     #[command(
         after_help = "Examples:\n  scorer models verify\n  scorer models verify churn_pipeline\n  scorer models verify churn_pipeline latest\n  scorer models verify minilm --device cuda --texts my_sentences.txt"
     )]
-    Verify {
-        /// Only this model.
-        name: Option<String>,
-        /// Only this version of NAME (`latest` for the highest).
-        version: Option<String>,
-        /// Load the models here (cpu, cuda, cuda:N, auto).
-        #[arg(long, default_value = "cpu")]
-        device: DeviceSpec,
-        /// Texts a text_embedding model is checked with, one per line (a JSON string per line
-        /// for texts with newlines); default: the 210 fixture sentences of the parity test.
-        #[arg(long)]
-        texts: Option<std::path::PathBuf>,
-    },
+    Verify(VerifyArgs),
 }
 
 /// `scorer run --date`: a logical date, or the one the job's schedule names now.
@@ -348,65 +207,185 @@ impl std::str::FromStr for DateArg {
     }
 }
 
-impl DateArg {
-    /// The logical date to run: the given day, or the one the latest firing of `schedule` (in
-    /// `zone`) at or before `now` scores.
-    pub fn resolve(
-        self,
-        schedule: Option<&str>,
-        zone: Option<&str>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<NaiveDate, String> {
-        match self {
-            Self::Day(d) => Ok(d),
-            Self::Scheduled => {
-                let expr = schedule
-                    .ok_or("--date scheduled needs the job's `schedule`; this job has none")?;
-                let calendar = crate::schedule::calendar::Calendar::new(expr, zone)?;
-                let fire = calendar
-                    .prev_before(now + chrono::Duration::seconds(1))
-                    .ok_or_else(|| format!("schedule `{expr}` has no firing before now"))?;
-                Ok(calendar.logical_date(fire))
-            }
-        }
-    }
+/// The arguments of `scorer run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Job file path, or a job name in --jobs-dir.
+    pub job: String,
+    /// Logical date (YYYY-MM-DD), as Airflow's `ds`; or `scheduled`: the date the job's
+    /// latest firing (its `schedule`, in its `timezone`) scores, as a Kubernetes CronJob on
+    /// the same schedule needs.
+    #[arg(long)]
+    pub date: DateArg,
+    /// Run the model here instead of the job's `model.device` (cpu, cuda, cuda:N, auto).
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
+    /// After SIGTERM/SIGINT, how long the clean-up may take before scorer exits anyway.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// No progress display (on a terminal a bar, otherwise a log line every --progress-every).
+    #[arg(long)]
+    pub quiet: bool,
+    /// How often a run whose stderr is not a terminal logs its progress (rows done of the
+    /// input's total, rows/s, time left).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub progress_every: Duration,
+    /// Publish even if the run gives fewer rows than `output.min_rows`, or fewer than the
+    /// date's previous run allows (`output.max_row_drop_fraction`).
+    #[arg(long)]
+    pub allow_row_drop: bool,
+    /// Score shard I of N (from 0) of the date's input; the date is published once, by the
+    /// last of the N shards to stage its rows.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardSpec>,
+    /// The shard count, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    #[arg(long, env = "SCORER_SHARDS", value_name = "N")]
+    pub shards: Option<u32>,
+    /// A label that makes this a separate attempt of a sharded run (e.g. the Kubernetes
+    /// Job's uid, or Airflow's run_id): shards of one attempt publish together.
+    #[arg(long, env = "SCORER_ATTEMPT", value_name = "LABEL")]
+    pub attempt: Option<String>,
 }
 
-#[cfg(test)]
-mod date_arg_tests {
-    use super::*;
-    use chrono::TimeZone;
+/// The arguments of `scorer gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only this job's runs (a job file path or a name in --jobs-dir); all jobs without it.
+    pub job: Option<String>,
+    /// A run whose heartbeat is older than this may be dead (its lock then decides).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub stale_after: Duration,
+}
 
-    #[test]
-    fn scheduled_names_the_date_the_latest_firing_scores() {
-        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 7).unwrap();
-        let d: DateArg = "scheduled".parse().unwrap();
-        // A daily 02:00 firing on the 25th scores the 24th, as `scorer schedule` would.
-        assert_eq!(
-            d.resolve(Some("0 2 * * *"), None, now).unwrap().to_string(),
-            "2026-11-24"
-        );
-        // Just before it, the latest firing is the 24th's: it scores the 23rd.
-        let before = now - chrono::Duration::seconds(10);
-        assert_eq!(
-            d.resolve(Some("0 2 * * *"), None, before)
-                .unwrap()
-                .to_string(),
-            "2026-11-23"
-        );
-        assert!(d.resolve(None, None, now).unwrap_err().contains("schedule"));
-        let day: DateArg = "2026-01-02".parse().unwrap();
-        assert_eq!(
-            day.resolve(None, None, now).unwrap().to_string(),
-            "2026-01-02"
-        );
-        assert!(
-            "tomorrow"
-                .parse::<DateArg>()
-                .unwrap_err()
-                .contains("scheduled")
-        );
-    }
+/// The arguments of `scorer schedule`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Most runs at once in this process.
+    #[arg(long, default_value_t = 2)]
+    pub max_concurrent: usize,
+    /// How long a claim lives without renewal (renewed every third of it); a dead
+    /// scheduler's firing is taken over after it.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+    /// How often the jobs directory is read again.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reload_every: Duration,
+    /// After SIGTERM/SIGINT, how long running runs may take before they are cancelled.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Wait before a run that failed for a retryable reason (exit 4 or 5) is tried again.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub retry_delay: Duration,
+    /// Attempts of one firing before a retryable failure counts as failed.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Serve the finished runs' metrics on http://ADDR/metrics for Prometheus to scrape
+    /// (e.g. 0.0.0.0:9184).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// The arguments of `scorer backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Job file path, or a job name in --jobs-dir.
+    pub job: String,
+    /// First logical date (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last logical date, included.
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Dates run at once.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+    /// Run dates that already succeeded, too (their rows are replaced).
+    #[arg(long)]
+    pub force: bool,
+    /// Run the model here instead of the job's `model.device`.
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
+    /// Publish dates whose rows fail the row guards (as `scorer run --allow-row-drop`).
+    #[arg(long)]
+    pub allow_row_drop: bool,
+}
+
+/// The arguments of `scorer rerun`.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// Job file path, or a job name in --jobs-dir.
+    pub job: String,
+    /// First logical date (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last logical date, included.
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Reproduce each date's last succeeded run (model version, input objects) from the ledger.
+    #[arg(long)]
+    pub from_ledger: bool,
+    /// Dates run at once.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
+}
+
+/// The arguments of `scorer runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this job's runs (a job name, as the ledger records it).
+    pub job: Option<String>,
+    /// How many runs.
+    #[arg(long, default_value_t = 20)]
+    pub last: u32,
+    /// `table` for people, `json` (an array of ledger rows) for tools.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// The arguments of `scorer report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The job's name, as the ledger records it.
+    pub job: String,
+    /// Runs whose logical date is within this many days of today.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Where to write the page.
+    #[arg(short = 'o', long, default_value = "report.html")]
+    pub output: PathBuf,
+}
+
+/// The arguments of `scorer show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run's id (`scorer runs` lists them).
+    pub run_id: uuid::Uuid,
+}
+
+/// The arguments of `scorer validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Job file path, or a job name in --jobs-dir.
+    pub job: String,
+    /// Also check the input objects for this logical date.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+}
+
+/// The arguments of `scorer models verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this model.
+    pub name: Option<String>,
+    /// Only this version of NAME (`latest` for the highest).
+    pub version: Option<String>,
+    /// Load the models here (cpu, cuda, cuda:N, auto).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Texts a text_embedding model is checked with, one per line (a JSON string per line
+    /// for texts with newlines); default: the 210 fixture sentences of the parity test.
+    #[arg(long)]
+    pub texts: Option<std::path::PathBuf>,
 }
 
 /// How `scorer runs` prints.

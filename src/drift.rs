@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::job::{DriftAction, DriftSpec};
-use crate::ledger::ScoreStats;
+use crate::stats::ScoreStats;
 
 /// Groups the baseline's distribution is cut into for PSI (its deciles).
 pub const PSI_GROUPS: usize = 10;
@@ -107,6 +106,47 @@ impl DriftReport {
             over.join(", ")
         )
     }
+}
+
+/// `[drift]`: the population stability index (PSI) of each output and input feature against
+/// the job's previous successful run, checked before anything is published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// The largest PSI allowed; unset: recorded, never acted on. 0.1–0.25 is the usual range
+    /// (under 0.1 stable, over 0.25 a shift).
+    #[serde(default)]
+    pub max_psi: Option<f64>,
+    /// What a PSI over `max_psi` does: `warn` (publish, log a warning, ledger `drift.exceeded`)
+    /// or `fail` (publish nothing, exit 3).
+    #[serde(default)]
+    pub on_drift: DriftAction,
+    /// Check the input features too (inputs usually drift before scores do).
+    #[serde(default = "default_true")]
+    pub features: bool,
+}
+
+impl Default for DriftSpec {
+    fn default() -> Self {
+        Self {
+            max_psi: None,
+            on_drift: DriftAction::Warn,
+            features: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What a drift past `drift.max_psi` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    #[default]
+    Warn,
+    Fail,
 }
 
 #[cfg(test)]

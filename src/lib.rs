@@ -5,21 +5,24 @@
 //! The binary is a thin layer over this library; the integration tests drive the same functions.
 
 pub mod buffer_pool;
+pub mod calendar;
 pub mod cli;
+pub mod commands;
 pub mod contract;
 pub mod datagen;
 pub mod db;
 pub mod delta;
 pub mod drift;
 pub mod error;
+pub mod failure;
 pub mod features;
+pub mod guards;
 pub mod hashing;
 pub mod histogram;
 pub mod ids;
 pub mod job;
 pub mod large_alloc;
 pub mod ledger;
-pub mod lock;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
@@ -37,6 +40,8 @@ pub mod shard;
 pub mod sink;
 pub mod source;
 pub mod sql_ident;
+pub mod stats;
 pub mod summary;
 pub mod telemetry;
+pub mod template;
 pub mod validate;

@@ -13,14 +13,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::ids::{Duplicate, IdSet};
 use crate::plan::RunPlan;
 use crate::quarantine::RejectedRow;
 use crate::resume::Adopted;
 use crate::score::{ScoreReport, ScoreStage};
 use crate::sink::{ScoredBatch, Sink};
-use crate::source::{self, SourceBatch};
+use crate::source::{self, DoneRanges, SourceBatch};
 
 /// Scored batches waiting for the sink.
 const SCORED_QUEUE: usize = 4;
@@ -61,61 +61,25 @@ pub async fn stream(
 ) -> Streamed {
     let done = adopted.map(|a| Arc::clone(&a.done));
     let mut ids = IdSet::default();
-    let mut resume_ids_seconds = None;
-    if let Some(done) = &done {
-        let t = Instant::now();
-        // Hashed ids (`output.hash_columns`) are checked as the run writes them.
-        let hasher = plan
-            .features
-            .passed
-            .hasher
-            .as_ref()
-            .filter(|h| h.hashes(&plan.features.id_column));
-        let seeded = source::read_ids(&plan.input, done, plan.job.model.batch_size, |batch| {
-            let hashed = match hasher {
-                Some(h) => Some(h.hash(batch).map_err(|e| {
-                    Failure::Internal(format!("hashing the adopted rows' ids: {e}"))
-                })?),
-                None => None,
-            };
-            ids.add(hashed.as_deref().unwrap_or(batch))
-                .map_err(|Duplicate(id)| Failure::DuplicateId { id })
-        })
-        .await;
-        if let Err(f) = seeded {
-            return Streamed {
-                reports: StageReports::default(),
-                result: Err(f),
-                rejected: Vec::new(),
-                ids: None,
-            };
-        }
-        resume_ids_seconds = Some(t.elapsed().as_secs_f64());
-    }
-    let in_flight = plan.job.input.row_groups_in_flight;
-    let batch_rows = plan.job.model.batch_size;
-    let (src_tx, src_rx) = mpsc::channel::<SourceBatch>(in_flight);
-    let (scored_tx, mut scored_rx) = mpsc::channel::<ScoredBatch>(SCORED_QUEUE);
-
-    let source_task = {
-        let input = plan.input.clone();
-        tokio::spawn(
-            async move { source::send_batches(&input, in_flight, batch_rows, src_tx, done).await }
-                .instrument(crate::run::stage_span("read")),
-        )
+    let resume_ids_seconds = match &done {
+        Some(done) => match seed_adopted_ids(plan, done, &mut ids).await {
+            Ok(seconds) => Some(seconds),
+            Err(f) => {
+                return Streamed {
+                    reports: StageReports::default(),
+                    result: Err(f),
+                    rejected: Vec::new(),
+                    ids: None,
+                };
+            }
+        },
+        None => None,
     };
-    let score_task = {
-        let stage = ScoreStage {
-            features: plan.features.clone(),
-            model: Arc::clone(&plan.model),
-            batch_size: batch_rows,
-            feature_sample_every: crate::score::feature_sample_every(plan.input.total_rows),
-        };
-        let cancel = cancel.clone();
-        let span = crate::run::stage_span("score");
-        tokio::task::spawn_blocking(move || span.in_scope(|| stage.run(src_rx, scored_tx, &cancel)))
-    };
-
+    let Stages {
+        source_task,
+        score_task,
+        mut scored_rx,
+    } = spawn_stages(plan, cancel, done);
     let mut reports = StageReports {
         resume_ids_seconds,
         ..Default::default()
@@ -130,24 +94,13 @@ pub async fn stream(
         &mut rejected,
         rows_done,
     )
-    .instrument(crate::run::stage_span("write"))
+    .instrument(crate::telemetry::stage_span("write"))
     .await;
     let mut written = None;
     if sink_result.is_ok() {
-        sink_result = match tokio::task::spawn_blocking(move || {
-            let r = ids.finish();
-            (ids, r)
-        })
-        .await
-        {
-            Ok((ids, r)) => {
-                written = Some(ids);
-                r.map_err(|Duplicate(id)| Failure::DuplicateId { id })
-            }
-            Err(e) => Err(Failure::Internal(format!(
-                "the duplicate-id check failed: {e}"
-            ))),
-        };
+        let (checked, result) = finish_ids(ids).await;
+        written = checked;
+        sink_result = result;
     }
     // Closing the queue stops the scoring stage, whose closed input then stops the source.
     drop(scored_rx);
@@ -171,6 +124,101 @@ pub async fn stream(
         reports,
         result,
         rejected,
+    }
+}
+
+/// The source and scoring stages, running; the sink's loop reads `scored_rx`.
+struct Stages {
+    source_task: tokio::task::JoinHandle<Result<f64, source::SourceError>>,
+    score_task: tokio::task::JoinHandle<Result<ScoreReport, Failure>>,
+    scored_rx: mpsc::Receiver<ScoredBatch>,
+}
+
+/// Starts the source (async, a bounded number of row groups in flight) and the scoring stage
+/// (on a blocking thread, which hands its batches to rayon), joined by bounded channels.
+fn spawn_stages(
+    plan: &RunPlan,
+    cancel: &CancellationToken,
+    done: Option<Arc<DoneRanges>>,
+) -> Stages {
+    let in_flight = plan.job.input.row_groups_in_flight;
+    let batch_rows = plan.job.model.batch_size;
+    let (src_tx, src_rx) = mpsc::channel::<SourceBatch>(in_flight);
+    let (scored_tx, scored_rx) = mpsc::channel::<ScoredBatch>(SCORED_QUEUE);
+    let source_task = {
+        let input = plan.input.clone();
+        tokio::spawn(
+            async move { source::send_batches(&input, in_flight, batch_rows, src_tx, done).await }
+                .instrument(crate::telemetry::stage_span("read")),
+        )
+    };
+    let score_task = {
+        let stage = ScoreStage {
+            features: plan.features.clone(),
+            model: Arc::clone(&plan.model),
+            batch_size: batch_rows,
+            feature_sample_every: crate::score::feature_sample_every(plan.input.total_rows),
+        };
+        let cancel = cancel.clone();
+        let span = crate::telemetry::stage_span("score");
+        tokio::task::spawn_blocking(move || span.in_scope(|| stage.run(src_rx, scored_tx, &cancel)))
+    };
+    Stages {
+        source_task,
+        score_task,
+        scored_rx,
+    }
+}
+
+/// A resumed run's adopted rows are not read again, but their ids are: they seed the
+/// duplicate-id check, so it spans the whole date. Returns the seconds it took.
+async fn seed_adopted_ids(
+    plan: &RunPlan,
+    done: &Arc<DoneRanges>,
+    ids: &mut IdSet,
+) -> Result<f64, Failure> {
+    let t = Instant::now();
+    // Hashed ids (`output.hash_columns`) are checked as the run writes them.
+    let hasher = plan
+        .features
+        .passed
+        .hasher
+        .as_ref()
+        .filter(|h| h.hashes(&plan.features.id_column));
+    source::read_ids(&plan.input, done, plan.job.model.batch_size, |batch| {
+        let hashed =
+            match hasher {
+                Some(h) => Some(h.hash(batch).map_err(|e| {
+                    Failure::Internal(format!("hashing the adopted rows' ids: {e}"))
+                })?),
+                None => None,
+            };
+        ids.add(hashed.as_deref().unwrap_or(batch))
+            .map_err(|Duplicate(id)| Failure::DuplicateId { id })
+    })
+    .await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The duplicate-id check's last step, off the async threads: the ids written (when none is
+/// twice), and whether one was.
+async fn finish_ids(mut ids: IdSet) -> (Option<IdSet>, Result<(), Failure>) {
+    match tokio::task::spawn_blocking(move || {
+        let r = ids.finish();
+        (ids, r)
+    })
+    .await
+    {
+        Ok((ids, r)) => (
+            Some(ids),
+            r.map_err(|Duplicate(id)| Failure::DuplicateId { id }),
+        ),
+        Err(e) => (
+            None,
+            Err(Failure::Internal(format!(
+                "the duplicate-id check failed: {e}"
+            ))),
+        ),
     }
 }
 

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 use crate::db::Database;
-use crate::error::Failure;
+use crate::failure::Failure;
 
 /// Most runs a report looks at.
 const MAX_RUNS: u32 = 2000;

@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::contract::ExecutionPolicy;
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::features::{FeatureBatch, FeatureSpec};
-use crate::ledger::ScoreStats;
 use crate::model::LoadedModel;
 use crate::sink::{BatchOrigin, ScoredBatch};
 use crate::source::SourceBatch;
+use crate::stats::ScoreStats;
 
 /// What the scoring stage reports when its input ends (or it stops).
 #[derive(Debug, Default, Clone)]

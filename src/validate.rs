@@ -3,7 +3,8 @@
 use chrono::NaiveDate;
 
 use crate::contract::RawColumn;
-use crate::error::{Failure, RunError, exit};
+use crate::error::exit;
+use crate::failure::{Failure, RunError};
 use crate::job::Job;
 use crate::model::registry::Registry;
 use crate::plan::{bind_model, plan_input};

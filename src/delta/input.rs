@@ -11,7 +11,7 @@ use deltalake_core::DeltaTable;
 use object_store::ObjectMeta;
 
 use super::DeltaTarget;
-use super::commit::DeltaError;
+use super::log::DeltaError;
 
 /// The table's files for `date` at `version` (the latest when `None`), as objects of the
 /// target's store, with the version read.
@@ -26,7 +26,7 @@ pub async fn files_for_date(
         url: url.clone(),
         message,
     };
-    let log = |context: &str| super::commit::log_error(&url, context);
+    let log = |context: &str| super::log::log_error(&url, context);
     let log_store = super::log_store::open(target).map_err(&config)?;
     let mut table = DeltaTable::new(log_store);
     match version {
@@ -66,7 +66,7 @@ pub async fn files_for_date(
     }
     let day = date.format("%Y-%m-%d").to_string();
     let files =
-        super::commit::partition_files(&table, date_column, deltalake_core::FilterOp::Eq, &day)
+        super::log::partition_files(&table, date_column, deltalake_core::FilterOp::Eq, &day)
             .await
             .map_err(log("cannot list the date's files"))?;
     let mut metas = Vec::with_capacity(files.len());
@@ -79,7 +79,7 @@ pub async fn files_for_date(
             )));
         }
         metas.push(ObjectMeta {
-            location: crate::sink::objects::under(&target.location.prefix, &file.path()),
+            location: crate::source::location::under(&target.location.prefix, &file.path()),
             last_modified: file
                 .modification_datetime()
                 .map_err(log("cannot read a file's modification time"))?,

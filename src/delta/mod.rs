@@ -1,4 +1,8 @@
-//! Delta Lake tables as a job's output (`[output] delta = "s3://lake/scores/churn_daily"`): one
+//! Delta Lake tables: where one is ([`DeltaTarget`]), its log ([`log`], [`log_store`]) and a
+//! date's files as a job's input ([`input`]). The Delta output (`crate::sink::delta`) writes
+//! through these.
+//!
+//! As a job's output (`[output] delta = "s3://lake/scores/churn_daily"`), a Delta table is one
 //! table, partitioned by the logical date (`ds`), that Spark, Databricks, Trino, DuckDB, Polars
 //! and pandas read as it is.
 //!
@@ -13,23 +17,21 @@
 //! JSON commits), writes the commit with put-if-absent, and on a lost race re-reads and retries
 //! if the winner's changes do not overlap. Built without DataFusion, delta-rs takes a commit to
 //! have read every file, so another date's rerun (which removes files) reads as a conflict;
-//! scorer then lists its date afresh and commits again (`commit::commit_date`). delta-rs is built on
+//! scorer then lists its date afresh and commits again (`crate::sink::delta::commit`). delta-rs is built on
 //! arrow/parquet 59 and object_store 0.13 while scorer's data path is on 60 and 0.14; only log
 //! actions (paths, sizes, partition values, statistics as JSON) cross between them, never arrow
 //! data. See `log_store` for what each store needs for safe concurrent commits.
 //!
 //! [`FileLayout::DatePartition`]: crate::sink::objects::FileLayout::DatePartition
 
-pub mod commit;
 pub mod input;
+pub mod log;
 pub mod log_store;
-pub mod schema;
-pub mod sink;
 
 use url::Url;
 
-use crate::job::storage::StorageOptions;
 use crate::source::InputLocation;
+use crate::source::storage::StorageOptions;
 
 /// A job's Delta table: where its data files go (scorer's store) and its URL for delta-rs.
 #[derive(Debug, Clone)]

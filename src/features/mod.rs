@@ -2,6 +2,10 @@
 //! matrix (the layout the model's matmul reads) plus the ids of the rows kept, applying the job's
 //! null policy and counting what it rejects.
 
+mod policy;
+
+pub use policy::{NanPolicy, NullPolicy};
+
 use arrow::array::{Array, ArrayRef, BooleanArray, Float32Array, StringArray};
 use arrow::compute::{cast, filter};
 use arrow::datatypes::DataType;
@@ -9,7 +13,6 @@ use thiserror::Error;
 
 use std::sync::Arc;
 
-use crate::job::{NanPolicy, NullPolicy};
 use crate::preprocess::Preprocessor;
 use crate::quarantine::{RejectReason, RejectedRow};
 use crate::source::{IdKind, SourceBatch};
@@ -74,12 +77,12 @@ impl FeatureBatch {
     /// that input sorted within its files is not sampled from one end of every batch.
     pub fn sample_into(
         &self,
-        stats: &mut Vec<crate::ledger::ScoreStats>,
+        stats: &mut Vec<crate::stats::ScoreStats>,
         every: usize,
         seed: usize,
     ) {
         if stats.len() < self.columns.len() {
-            stats.resize(self.columns.len(), crate::ledger::ScoreStats::default());
+            stats.resize(self.columns.len(), crate::stats::ScoreStats::default());
         }
         let rows = self.columns.first().map_or(0, |c| c.len());
         let n = rows.div_ceil(every.max(1));
@@ -192,15 +195,73 @@ impl PassedColumns {
     }
 }
 
+/// A source batch's columns as the model reads them, before the null and NaN policies drop
+/// any row: the ids, the passthrough columns, a text model's strings, the numeric features.
+struct Projected {
+    ids: ArrayRef,
+    passed: Vec<ArrayRef>,
+    text: Option<StringArray>,
+    cols: Vec<Float32Array>,
+    /// Rows of the batch.
+    rows: usize,
+}
+
+/// A feature error at `column` of the source batch `src`.
+fn error_at(src: &SourceBatch, column: &str, message: String) -> FeatureError {
+    FeatureError {
+        object: src.object.to_string(),
+        row_group: src.row_group,
+        column: column.to_string(),
+        message,
+    }
+}
+
 impl FeatureSpec {
-    /// Converts one source batch.
+    /// Converts one source batch: projects the columns the model reads, checks the null and NaN
+    /// policies (failing where they say fail), then leaves out the rows they reject.
     pub fn build(&self, src: &SourceBatch) -> Result<FeatureBatch, FeatureError> {
-        let err = |column: &str, message: String| FeatureError {
-            object: src.object.to_string(),
-            row_group: src.row_group,
-            column: column.to_string(),
-            message,
+        let projected = self.project(src)?;
+        let non_finite = self.check_policies(src, &projected)?;
+        let n = projected.rows;
+        let mut rejected_rows = Vec::new();
+        let Projected {
+            ids,
+            passed,
+            text,
+            cols,
+            ..
+        } = self.filter_rejected(src, projected, &non_finite, &mut rejected_rows)?;
+        // Under fill:<v>, a null text is embedded as the empty text.
+        let text = text.map(|t| {
+            if t.null_count() == 0 {
+                t
+            } else {
+                t.iter()
+                    .map(|v| Some(v.unwrap_or("")))
+                    .collect::<StringArray>()
+            }
+        });
+        let fill = match self.on_null {
+            NullPolicy::Fill(v) => v,
+            _ => 0.0,
         };
+        let rows = ids.len();
+        Ok(FeatureBatch {
+            ids,
+            rows,
+            rejected: n - rows,
+            rejected_rows,
+            passed,
+            columns: cols,
+            text,
+            fill,
+        })
+    }
+
+    /// The columns the model reads, from the batch after the model's preprocessing (the ids and
+    /// passthrough columns straight from the input, hashed where the job says).
+    fn project(&self, src: &SourceBatch) -> Result<Projected, FeatureError> {
+        let err = |column: &str, message: String| error_at(src, column, message);
         let preprocessed;
         let batch = match &self.preprocess {
             Some(p) => {
@@ -225,22 +286,7 @@ impl FeatureSpec {
             _ => cast(column(&self.id_column)?, &id_type),
         }
         .map_err(|e| err(&self.id_column, format!("cannot read as {id_type}: {e}")))?;
-        // Straight from the decoded input (a model's preprocessing does not carry them).
-        let passed = self
-            .passed
-            .columns
-            .iter()
-            .map(|c| {
-                let raw = src.batch.column_by_name(&c.name).ok_or_else(|| {
-                    err(&c.name, "column is missing from the decoded batch".into())
-                })?;
-                match &self.passed.hasher {
-                    Some(h) if h.hashes(&c.name) => h.hash(raw.as_ref()),
-                    _ => cast(raw, &c.ty.arrow()),
-                }
-                .map_err(|e| err(&c.name, format!("cannot write as {}: {e}", c.ty.arrow())))
-            })
-            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let passed = self.passed_columns(src)?;
         // A text model's column: strings; a null is left out, fails or becomes "" by on_null.
         let text = match (self.text, self.features.as_slice()) {
             (true, [name]) => {
@@ -273,10 +319,43 @@ impl FeatureSpec {
                 .clone();
             cols.push(arr);
         }
+        Ok(Projected {
+            ids,
+            passed,
+            text,
+            cols,
+            rows: batch.num_rows(),
+        })
+    }
 
-        let n = batch.num_rows();
+    /// The passthrough columns, straight from the decoded input (a model's preprocessing does
+    /// not carry them), typed for the sinks or replaced by their keyed hash.
+    fn passed_columns(&self, src: &SourceBatch) -> Result<Vec<ArrayRef>, FeatureError> {
+        let err = |column: &str, message: String| error_at(src, column, message);
+        self.passed
+            .columns
+            .iter()
+            .map(|c| {
+                let raw = src.batch.column_by_name(&c.name).ok_or_else(|| {
+                    err(&c.name, "column is missing from the decoded batch".into())
+                })?;
+                match &self.passed.hasher {
+                    Some(h) if h.hashes(&c.name) => h.hash(raw.as_ref()),
+                    _ => cast(raw, &c.ty.arrow()),
+                }
+                .map_err(|e| err(&c.name, format!("cannot write as {}: {e}", c.ty.arrow())))
+            })
+            .collect()
+    }
+
+    /// Fails the batch where `on_null = "fail"` meets a null or `on_nan = "fail"` a NaN or
+    /// infinity; otherwise returns the numeric columns holding NaN or infinity (their rows are
+    /// left out under `skip`).
+    fn check_policies(&self, src: &SourceBatch, p: &Projected) -> Result<Vec<usize>, FeatureError> {
+        let err = |column: &str, message: String| error_at(src, column, message);
+        let cols = &p.cols;
         if self.on_null == NullPolicy::Fail {
-            if let Some(row) = first_null(ids.as_ref()) {
+            if let Some(row) = first_null(p.ids.as_ref()) {
                 return Err(err(
                     &self.id_column,
                     format!(
@@ -285,7 +364,7 @@ impl FeatureSpec {
                     ),
                 ));
             }
-            if let (Some(t), [name]) = (&text, self.features.as_slice())
+            if let (Some(t), [name]) = (&p.text, self.features.as_slice())
                 && let Some(row) = first_null(t)
             {
                 return Err(err(
@@ -297,7 +376,7 @@ impl FeatureSpec {
                     ),
                 ));
             }
-            for (name, col) in self.features.iter().zip(&cols) {
+            for (name, col) in self.features.iter().zip(cols) {
                 if let Some(row) = first_null(col) {
                     return Err(err(
                         name,
@@ -336,109 +415,122 @@ impl FeatureSpec {
                 ),
             ));
         }
+        Ok(non_finite)
+    }
+
+    /// Leaves out the rows the policies reject (a null id always; a NaN or infinity; a null
+    /// feature under `skip`), each recorded in `rejected_rows` with its reason and column.
+    fn filter_rejected(
+        &self,
+        src: &SourceBatch,
+        p: Projected,
+        non_finite: &[usize],
+        rejected_rows: &mut Vec<RejectedRow>,
+    ) -> Result<Projected, FeatureError> {
         // Rows to keep: a null id is never usable; a null feature is dropped only under `skip`.
         let drop_feature_nulls = self.on_null == NullPolicy::Skip;
-        let text_nulls = text.as_ref().is_some_and(|t| t.null_count() > 0);
-        let any_drop = ids.null_count() > 0
+        let text_nulls = p.text.as_ref().is_some_and(|t| t.null_count() > 0);
+        let any_drop = p.ids.null_count() > 0
             || !non_finite.is_empty()
-            || (drop_feature_nulls && (text_nulls || cols.iter().any(|c| c.null_count() > 0)));
-        let mut rejected_rows = Vec::new();
-        let (ids, cols, passed, text) = if any_drop {
-            // Why row `i` is left out, and for which column; `None` keeps it.
-            let reject = |i: usize| -> Option<(RejectReason, &str)> {
-                if ids.is_null(i) {
-                    return Some((RejectReason::NullId, &self.id_column));
-                }
-                if let Some(&j) = non_finite
-                    .iter()
-                    .find(|&&j| cols[j].is_valid(i) && !cols[j].value(i).is_finite())
-                {
-                    return Some((RejectReason::NotFinite, &self.features[j]));
-                }
-                if drop_feature_nulls && let Some(j) = cols.iter().position(|c| c.is_null(i)) {
-                    return Some((RejectReason::NullFeature, &self.features[j]));
-                }
-                if drop_feature_nulls && text.as_ref().is_some_and(|t| t.is_null(i)) {
-                    return Some((RejectReason::NullFeature, &self.features[0]));
-                }
-                None
-            };
-            let keep: BooleanArray = (0..n)
-                .map(|i| match reject(i) {
-                    None => Some(true),
-                    Some((reason, column)) => {
-                        rejected_rows.push(RejectedRow {
-                            id: id_text(ids.as_ref(), i),
-                            reason,
-                            column: Arc::from(column),
-                            object: Arc::clone(&src.object),
-                            row_group: src.row_group,
-                            row: src.first_row + i,
-                        });
-                        Some(false)
-                    }
-                })
-                .collect();
-            let ids =
-                filter(ids.as_ref(), &keep).map_err(|e| err(&self.id_column, e.to_string()))?;
-            let cols = cols
-                .iter()
-                .zip(&self.features)
-                .map(|(c, name)| {
-                    filter(c, &keep)
-                        .map_err(|e| err(name, e.to_string()))
-                        .and_then(|a| {
-                            a.as_any()
-                                .downcast_ref::<Float32Array>()
-                                .cloned()
-                                .ok_or_else(|| err(name, "filter changed the type".into()))
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let passed = passed
-                .iter()
-                .zip(&self.passed.columns)
-                .map(|(a, c)| filter(a.as_ref(), &keep).map_err(|e| err(&c.name, e.to_string())))
-                .collect::<Result<Vec<_>, _>>()?;
-            let text = match &text {
-                Some(t) => Some(
-                    filter(t, &keep)
-                        .map_err(|e| err(&self.features[0], e.to_string()))?
-                        .as_any()
-                        .downcast_ref::<StringArray>()
-                        .cloned()
-                        .ok_or_else(|| err(&self.features[0], "filter changed the type".into()))?,
-                ),
-                None => None,
-            };
-            (ids, cols, passed, text)
-        } else {
-            (ids, cols, passed, text)
-        };
-        // Under fill:<v>, a null text is embedded as the empty text.
-        let text = text.map(|t| {
-            if t.null_count() == 0 {
-                t
-            } else {
-                t.iter()
-                    .map(|v| Some(v.unwrap_or("")))
-                    .collect::<StringArray>()
-            }
-        });
-        let fill = match self.on_null {
-            NullPolicy::Fill(v) => v,
-            _ => 0.0,
-        };
-        let rows = ids.len();
-        Ok(FeatureBatch {
+            || (drop_feature_nulls && (text_nulls || p.cols.iter().any(|c| c.null_count() > 0)));
+        if !any_drop {
+            return Ok(p);
+        }
+        let Projected {
             ids,
-            rows,
-            rejected: n - rows,
-            rejected_rows,
             passed,
-            columns: cols,
             text,
-            fill,
+            cols,
+            rows: n,
+        } = p;
+        // Why row `i` is left out, and for which column; `None` keeps it.
+        let reject = |i: usize| -> Option<(RejectReason, &str)> {
+            if ids.is_null(i) {
+                return Some((RejectReason::NullId, &self.id_column));
+            }
+            if let Some(&j) = non_finite
+                .iter()
+                .find(|&&j| cols[j].is_valid(i) && !cols[j].value(i).is_finite())
+            {
+                return Some((RejectReason::NotFinite, &self.features[j]));
+            }
+            if drop_feature_nulls && let Some(j) = cols.iter().position(|c| c.is_null(i)) {
+                return Some((RejectReason::NullFeature, &self.features[j]));
+            }
+            if drop_feature_nulls && text.as_ref().is_some_and(|t| t.is_null(i)) {
+                return Some((RejectReason::NullFeature, &self.features[0]));
+            }
+            None
+        };
+        let keep: BooleanArray = (0..n)
+            .map(|i| match reject(i) {
+                None => Some(true),
+                Some((reason, column)) => {
+                    rejected_rows.push(RejectedRow {
+                        id: id_text(ids.as_ref(), i),
+                        reason,
+                        column: Arc::from(column),
+                        object: Arc::clone(&src.object),
+                        row_group: src.row_group,
+                        row: src.first_row + i,
+                    });
+                    Some(false)
+                }
+            })
+            .collect();
+        self.keep_rows(src, &keep, ids, cols, passed, text, n)
+    }
+
+    /// The rows of the projected columns that `keep` marks.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_rows(
+        &self,
+        src: &SourceBatch,
+        keep: &BooleanArray,
+        ids: ArrayRef,
+        cols: Vec<Float32Array>,
+        passed: Vec<ArrayRef>,
+        text: Option<StringArray>,
+        rows: usize,
+    ) -> Result<Projected, FeatureError> {
+        let err = |column: &str, message: String| error_at(src, column, message);
+        let ids = filter(ids.as_ref(), keep).map_err(|e| err(&self.id_column, e.to_string()))?;
+        let cols = cols
+            .iter()
+            .zip(&self.features)
+            .map(|(c, name)| {
+                filter(c, keep)
+                    .map_err(|e| err(name, e.to_string()))
+                    .and_then(|a| {
+                        a.as_any()
+                            .downcast_ref::<Float32Array>()
+                            .cloned()
+                            .ok_or_else(|| err(name, "filter changed the type".into()))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let passed = passed
+            .iter()
+            .zip(&self.passed.columns)
+            .map(|(a, c)| filter(a.as_ref(), keep).map_err(|e| err(&c.name, e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = match &text {
+            Some(t) => Some(
+                filter(t, keep)
+                    .map_err(|e| err(&self.features[0], e.to_string()))?
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .cloned()
+                    .ok_or_else(|| err(&self.features[0], "filter changed the type".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Projected {
+            ids,
+            passed,
+            text,
+            cols,
+            rows,
         })
     }
 }

@@ -1,18 +1,19 @@
 //! Job files: what to score, with which model, into which table. Parsed strictly (unknown keys are
 //! errors that list the valid names) and validated as a whole, so a user sees every problem at once.
 
-pub mod storage;
-pub mod template;
-
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::drift::DriftSpec;
+use crate::features::{NanPolicy, NullPolicy};
+use crate::sink::VectorType;
+use crate::source::storage;
 use crate::sql_ident::{IdentError, TableName};
+use crate::template;
 
 /// Default number of rows the model sees at once.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
@@ -77,38 +78,6 @@ pub struct Job {
     pub text_sha256: String,
 }
 
-/// `[drift]`: the population stability index (PSI) of each output and input feature against
-/// the job's previous successful run, checked before anything is published.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DriftSpec {
-    /// The largest PSI allowed; unset: recorded, never acted on. 0.1–0.25 is the usual range
-    /// (under 0.1 stable, over 0.25 a shift).
-    #[serde(default)]
-    pub max_psi: Option<f64>,
-    /// What a PSI over `max_psi` does: `warn` (publish, log a warning, ledger `drift.exceeded`)
-    /// or `fail` (publish nothing, exit 3).
-    #[serde(default)]
-    pub on_drift: DriftAction,
-    /// Check the input features too (inputs usually drift before scores do).
-    #[serde(default = "default_true")]
-    pub features: bool,
-}
-
-impl Default for DriftSpec {
-    fn default() -> Self {
-        Self {
-            max_psi: None,
-            on_drift: DriftAction::Warn,
-            features: true,
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
-
 /// `[metrics]`: a run slower than `slow_factor` × the median of the job's last 10 successful
 /// runs (at least 3) logs a performance-regression warning and is marked `metrics.slow`.
 #[derive(Debug, Clone, Deserialize)]
@@ -128,15 +97,6 @@ impl Default for MetricsSpec {
 
 fn default_slow_factor() -> f64 {
     3.0
-}
-
-/// What a drift past `drift.max_psi` does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriftAction {
-    #[default]
-    Warn,
-    Fail,
 }
 
 /// `[input]`: which Parquet objects to read and which columns matter.
@@ -270,21 +230,6 @@ pub struct OutputSpec {
     pub retention_days: Option<u32>,
 }
 
-/// `output.vector_type`: the PostgreSQL type of vector columns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum VectorType {
-    /// `real[]`: no extension needed.
-    #[default]
-    #[serde(rename = "real[]")]
-    RealArray,
-    /// pgvector's `vector(n)`; the extension must be installed in the database.
-    #[serde(rename = "pgvector")]
-    Pgvector,
-    /// SQLite: a BLOB of the little-endian f32 values (4 bytes each), instead of a JSON array.
-    #[serde(rename = "blob")]
-    Blob,
-}
-
 fn default_delta_date_column() -> String {
     "ds".into()
 }
@@ -293,8 +238,6 @@ fn default_hash_key_env() -> String {
     crate::hashing::DEFAULT_KEY_ENV.to_string()
 }
 
-/// Most COPY sessions one run may open (the PostgreSQL pool holds 8 connections).
-pub const MAX_COPY_STREAMS: usize = 6;
 /// Most row groups a job may fetch and decode at once; each holds its column chunks in memory.
 pub const MAX_ROW_GROUPS_IN_FLIGHT: usize = 64;
 /// Most rows per model call; a W1 row's features are 128 bytes, so this is 512 MiB of input.
@@ -371,79 +314,6 @@ fn default_batch_size() -> usize {
     DEFAULT_BATCH_SIZE
 }
 
-/// What a null in a feature column does to its row.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum NullPolicy {
-    /// The run fails, naming the file, row group and column.
-    #[default]
-    Fail,
-    /// The row is left out and counted as rejected in the ledger.
-    Skip,
-    /// The null becomes this value (counted nowhere: it is a declared imputation).
-    Fill(f32),
-}
-
-/// What a NaN or ±infinity in a feature does to its row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NanPolicy {
-    /// The run fails, naming the object, row group, column and row.
-    #[default]
-    Fail,
-    /// The row is left out and counted as rejected.
-    Skip,
-    /// The model takes NaN as a missing value (set by the plan for such models, not a job key).
-    #[serde(skip)]
-    Pass,
-}
-
-impl fmt::Display for NanPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Fail => "fail",
-            Self::Skip => "skip",
-            Self::Pass => "pass (the model handles NaN)",
-        })
-    }
-}
-
-impl FromStr for NullPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fail" => Ok(Self::Fail),
-            "skip" => Ok(Self::Skip),
-            _ => match s.strip_prefix("fill:") {
-                Some(v) => v
-                    .trim()
-                    .parse::<f32>()
-                    .map(Self::Fill)
-                    .map_err(|_| format!("on_null `{s}`: `{v}` is not a number")),
-                None => Err(format!(
-                    "on_null `{s}` is not one of: fail, skip, fill:<number>"
-                )),
-            },
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for NullPolicy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for NullPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Fail => f.write_str("fail"),
-            Self::Skip => f.write_str("skip"),
-            Self::Fill(v) => write!(f, "fill:{v}"),
-        }
-    }
-}
-
 impl Job {
     /// Reads and validates a job file.
     pub fn load(path: &Path) -> Result<Self, JobError> {
@@ -491,12 +361,12 @@ impl Job {
             ));
         }
         if let Some(s) = &self.schedule
-            && let Err(e) = crate::schedule::calendar::parse_expr(s)
+            && let Err(e) = crate::calendar::parse_expr(s)
         {
             p.push(e);
         }
         if let Some(z) = &self.timezone
-            && let Err(e) = crate::schedule::calendar::parse_zone(z)
+            && let Err(e) = crate::calendar::parse_zone(z)
         {
             p.push(e);
         }
@@ -660,9 +530,10 @@ impl Job {
                 if self.output.storage != storage::StorageOptions::default() {
                     p.push("[output.storage] applies to output.url only".into());
                 }
-                if !(1..=MAX_COPY_STREAMS).contains(&self.output.copy_streams) {
+                if !(1..=crate::db::MAX_COPY_STREAMS).contains(&self.output.copy_streams) {
                     p.push(format!(
-                        "output.copy_streams must be between 1 and {MAX_COPY_STREAMS}, got {}",
+                        "output.copy_streams must be between 1 and {}, got {}",
+                        crate::db::MAX_COPY_STREAMS,
                         self.output.copy_streams
                     ));
                 }

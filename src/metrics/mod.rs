@@ -1,10 +1,6 @@
 //! A run's performance figures (per-batch latency percentiles, rows/s, CPU seconds, whether it
 //! was slow against the job's recent runs), kept in the ledger's `metrics` column and exported
-//! for Prometheus (`exporter`): pushed to a Pushgateway when a run ends, or served on `/metrics`
-//! by `scorer schedule --metrics-addr`.
-
-pub mod exporter;
-pub mod serve;
+//! for Prometheus by `crate::telemetry::exporter`.
 
 use std::collections::BTreeMap;
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{OutputColumn, OutputType};
-use crate::job::storage::StorageOptions;
 use crate::preprocess::PreprocessSpec;
+use crate::source::storage::StorageOptions;
 
 /// The model kinds scorer can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

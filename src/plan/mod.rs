@@ -9,9 +9,12 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::contract::{MissingValues, OutputColumn, RawColumn};
-use crate::error::{Failure, exit};
+use crate::error::exit;
+use crate::failure::Failure;
 use crate::features::FeatureSpec;
-use crate::job::{Job, NanPolicy, NullPolicy, template};
+use crate::features::{NanPolicy, NullPolicy};
+use crate::job::Job;
+use crate::template;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};

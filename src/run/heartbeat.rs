@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::db::lock::{LockLost, OutputLock};
 use crate::ledger::Ledger;
-use crate::lock::{LockLost, OutputLock};
 
 /// The heartbeat task of one run.
 pub struct Heartbeat {

@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use crate::error::Failure;
-use crate::ledger::{InputObject, ModelUsed, RunFinish, RunStatus, ScoreStats};
+use crate::failure::Failure;
+use crate::ledger::{InputObject, ModelUsed, RunFinish, RunStatus};
 use crate::pipeline::StageReports;
 use crate::plan::RunPlan;
 use crate::sink::Destination;
 use crate::source::store_metrics::StoreCounters;
+use crate::stats::ScoreStats;
 use std::sync::Arc;
 
 /// What the ledger gets at the end of a run, filled in stage by stage.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use crate::db::Database;
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::job::{self, Job};
 use crate::ledger::{Ledger, RunningRun};
 use crate::sink::{Destination, leftovers};

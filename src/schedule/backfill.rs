@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::db::Database;
-use crate::error::{Failure, exit};
+use crate::error::exit;
+use crate::failure::Failure;
 use crate::job::Job;
 use crate::ledger::{self, Ledger};
 use crate::model::device::DeviceSpec;

@@ -23,12 +23,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::calendar::Calendar;
 use crate::db::Database;
-use crate::error::{Failure, RunError};
+use crate::failure::{Failure, RunError};
 use crate::ledger::{self, Ledger};
 use crate::run::signals::Stop;
 use crate::run::{self, RunContext, RunRequest};
-use crate::schedule::calendar::Calendar;
 use crate::schedule::claims::{self, Claim, Claims, Firing};
 use crate::schedule::jobs::{JobDir, ScheduledJob};
 

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::calendar::Calendar;
 use crate::job::Job;
-use crate::schedule::calendar::Calendar;
 
 /// A job with a schedule, as the scheduler runs it.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! `scorer schedule`, `scorer backfill` and `scorer status`: scorer as its own cron.
 //!
-//! - [`calendar`]: cron expressions in a job's time zone, DST, and the one logical-date rule.
+//! - [`crate::calendar`] (below the job file, which checks schedules with it): cron expressions in
+//!   a job's time zone, DST, and the one logical-date rule.
 //! - [`claims`]: a claim per (job, firing) in the database with a renewed lease, so several
 //!   schedulers on one PostgreSQL never run the same firing twice, and a dead one's firing is
 //!   taken over.
@@ -10,7 +11,6 @@
 //! - [`status`]: what the scheduler sees.
 
 pub mod backfill;
-pub mod calendar;
 pub mod claims;
 pub mod daemon;
 pub mod jobs;

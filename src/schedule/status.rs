@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::db::Database;
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::ledger::{self, RecentQuery, RunSummary};
 use crate::schedule::claims::{self, OpenClaim};
 use crate::schedule::jobs::JobDir;

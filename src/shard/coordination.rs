@@ -2,12 +2,10 @@
 //! database (`sql/*/migrations/0009_shards.sql`). Shards never talk to each other; each records
 //! its part here and reads the others'.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::{Database, DbError};
-use crate::quarantine::RejectedRow;
-use crate::sink::objects::ManifestFile;
+use crate::sink::parts::{Part, PublishRecord};
 
 /// Runs the statement in `sql/<engine>/queries/<file>` with `$body`, once per engine, so both
 /// engines bind the same values in the same order.
@@ -24,36 +22,6 @@ macro_rules! each_engine {
             }
         }
     };
-}
-
-/// What a shard staged, as the publishing shard needs it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartBody {
-    /// The run ids its rows carry: the shard run's, and those of runs it resumed.
-    pub run_ids: Vec<Uuid>,
-    /// PostgreSQL: the staging table (in the result table's schema).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub staging: Option<String>,
-    /// Parquet: its files, relative to the output URL.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<ManifestFile>,
-    pub rows_read: u64,
-    /// The rows it left out, for the date's quarantine.
-    pub rejected: Vec<RejectedRow>,
-    /// Its ids' digest (`crate::ids::IdSet::digest`): the publishing shard checks the shards'
-    /// ids are disjoint from these, without reading the rows. `None` (string ids, say): it
-    /// reads the staged ids instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ids: Option<String>,
-}
-
-/// One shard's staged part.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Part {
-    pub index: u32,
-    pub run_id: Uuid,
-    pub rows: u64,
-    pub body: PartBody,
 }
 
 /// Where an attempt stands.
@@ -287,15 +255,14 @@ macro_rules! publication_statements {
     }};
 }
 
-impl Publication<'_> {
-    /// Runs the statements in a PostgreSQL transaction (the partition swap's).
-    pub async fn in_pg(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+#[async_trait::async_trait]
+impl PublishRecord for Publication<'_> {
+    async fn in_pg(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         publication_statements!("postgres", self, tx, |e| e);
         Ok(())
     }
 
-    /// Runs the statements in a transaction of their own.
-    pub async fn commit(&self, db: &Database) -> Result<(), DbError> {
+    async fn commit(&self, db: &Database) -> Result<(), DbError> {
         let e = err(db, "recording the attempt's publication");
         let result: Result<(), sqlx::Error> = async {
             match db {

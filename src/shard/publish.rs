@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 
-use super::coordination::{self, AttemptState, Part, Publication};
+use super::coordination::{self, AttemptState, Publication};
 use crate::db::Database;
-use crate::error::Failure;
+use crate::failure::Failure;
 use crate::job::OutputSpec;
+use crate::sink::parts::Part;
 use crate::sink::{self, Destination, SinkSpec};
 
 /// How long a shard that finds every part staged waits for the date's lock (held by another
@@ -71,7 +72,7 @@ impl Publisher<'_> {
     async fn date_lock(
         &self,
         cancel: &CancellationToken,
-    ) -> Result<Box<dyn crate::lock::OutputLock>, Failure> {
+    ) -> Result<Box<dyn crate::db::lock::OutputLock>, Failure> {
         let started = Instant::now();
         loop {
             if let Some(lock) = self.db.try_lock_output(self.output, self.date).await? {
@@ -94,7 +95,7 @@ impl Publisher<'_> {
     /// the row guards, then the publication.
     async fn publish_locked(
         &self,
-        lock: &mut dyn crate::lock::OutputLock,
+        lock: &mut dyn crate::db::lock::OutputLock,
     ) -> Result<Published, Failure> {
         match coordination::state(self.db, self.attempt).await? {
             AttemptState::Published(by) => return Ok(Published::Already(by)),
@@ -109,7 +110,7 @@ impl Publisher<'_> {
         }
         let parts: Vec<Part> = coordination::parts(self.db, self.attempt).await?;
         let rows: u64 = parts.iter().map(|p| p.rows).sum();
-        match crate::run::check_row_guards(self.output_spec, rows, self.previous_rows) {
+        match crate::guards::check_row_guards(self.output_spec, rows, self.previous_rows) {
             Err(f) if self.allow_row_drop => {
                 tracing::warn!(reason = %f, "row guard overridden by --allow-row-drop; publishing");
             }
@@ -145,7 +146,7 @@ impl Publisher<'_> {
         };
         sink::publish_shards(self.destination, self.db, &self.spec, lock, &shards)
             .await
-            .map_err(crate::run::publish_failure)?;
+            .map_err(crate::failure::publish_failure)?;
         tracing::info!(
             attempt = self.attempt,
             shards = parts.len(),

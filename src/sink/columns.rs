@@ -16,9 +16,9 @@ use arrow::array::{
     Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, StringArray,
 };
 use bytes::BufMut;
+use serde::Deserialize;
 
 use crate::contract::OutputType;
-use crate::job::VectorType;
 
 /// PostgreSQL's OID of `float4`, the element type of a `real[]` in binary COPY.
 const FLOAT4_OID: u32 = 700;
@@ -274,6 +274,21 @@ fn json_array(values: &[f32]) -> String {
     }
     s.push(']');
     s
+}
+
+/// `output.vector_type`: the PostgreSQL type of vector columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum VectorType {
+    /// `real[]`: no extension needed.
+    #[default]
+    #[serde(rename = "real[]")]
+    RealArray,
+    /// pgvector's `vector(n)`; the extension must be installed in the database.
+    #[serde(rename = "pgvector")]
+    Pgvector,
+    /// SQLite: a BLOB of the little-endian f32 values (4 bytes each), instead of a JSON array.
+    #[serde(rename = "blob")]
+    Blob,
 }
 
 #[cfg(test)]

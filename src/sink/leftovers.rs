@@ -18,7 +18,7 @@ pub async fn remove(
     let mut removed = Vec::new();
     match (destination, db) {
         (Destination::Delta(target), _) => {
-            removed = crate::delta::sink::remove_leftovers(target, date, run_id).await?;
+            removed = crate::sink::delta::remove_leftovers(target, date, run_id).await?;
         }
         (Destination::Table(table), Database::Postgres { pool, .. }) => {
             let staging = table.staging_name(run_id);

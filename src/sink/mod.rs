@@ -8,12 +8,17 @@
 //! the run check its counts and its lock between finishing and publishing, and lets a later
 //! sharded run publish once after several writers have finished.
 
+pub mod checkpoint;
 pub mod columns;
+pub mod delta;
 pub mod leftovers;
 pub mod objects;
+pub mod parts;
 pub mod postgres;
 pub mod retention;
 pub mod sqlite;
+
+pub use columns::VectorType;
 
 use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
 use arrow::array::ArrayRef;
@@ -23,7 +28,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::contract::OutputColumn;
-use crate::lock::{LockLost, OutputLock};
+use crate::db::lock::{LockLost, OutputLock};
 use crate::quarantine::RejectedRow;
 use crate::source::IdKind;
 use crate::sql_ident::TableName;
@@ -51,7 +56,7 @@ pub struct BatchOrigin {
     pub source_rows: usize,
     pub rejected: Vec<RejectedRow>,
     /// One per result column.
-    pub stats: Vec<crate::ledger::ScoreStats>,
+    pub stats: Vec<crate::stats::ScoreStats>,
 }
 
 /// The shape of a result table and which partition a run writes.
@@ -73,7 +78,7 @@ pub struct OutputLayout {
     /// Which of `score_columns` are input columns passed through rather than model outputs.
     pub passthrough: Vec<String>,
     /// How vector columns are stored (`output.vector_type`).
-    pub vectors: crate::job::VectorType,
+    pub vectors: crate::sink::VectorType,
 }
 
 /// Name of the logical-date column in every result table.
@@ -127,7 +132,7 @@ pub enum SinkError {
     LockLost(#[from] LockLost),
     /// The Delta table's log or commit failed, or the table does not fit the run.
     #[error(transparent)]
-    Delta(#[from] crate::delta::commit::DeltaError),
+    Delta(#[from] crate::delta::log::DeltaError),
     /// Two shards of a sharded run staged the same id; nothing was published.
     #[error("output {output}: id {id} appears in more than one shard's rows")]
     DuplicateId { output: String, id: String },
@@ -230,7 +235,7 @@ pub struct SinkSpec {
     /// PostgreSQL: concurrent COPY sessions.
     pub copy_streams: usize,
     /// Where table sinks commit their resume checkpoints (`crate::resume`); `None` stages without.
-    pub checkpoints: Option<crate::resume::CheckpointTarget>,
+    pub checkpoints: Option<checkpoint::CheckpointTarget>,
     /// Rows a resumed run adopted: the staging table already exists (renamed to this run's) and
     /// holds them.
     pub adopted_rows: Option<u64>,
@@ -245,7 +250,7 @@ pub struct SinkSpec {
     /// Which of `score_columns` are input columns passed through rather than model outputs.
     pub passthrough: Vec<String>,
     /// How vector columns are stored (`output.vector_type`).
-    pub vectors: crate::job::VectorType,
+    pub vectors: crate::sink::VectorType,
 }
 
 impl SinkSpec {
@@ -277,7 +282,7 @@ pub async fn open(
     use crate::db::Database;
     Ok(match (destination, db) {
         (Destination::Delta(target), _) => {
-            Box::new(crate::delta::sink::DeltaPartitionWriter::begin(target, spec).await?)
+            Box::new(crate::sink::delta::DeltaPartitionWriter::begin(target, spec).await?)
         }
         (Destination::Objects(location), _) => Box::new(
             objects::ObjectsPartitionWriter::begin(objects::ObjectsLayout {
@@ -316,11 +321,11 @@ pub async fn open(
 #[derive(Clone, Copy)]
 pub struct ShardsToPublish<'a> {
     /// Every shard's staged part.
-    pub parts: &'a [crate::shard::coordination::Part],
+    pub parts: &'a [parts::Part],
     /// The date's quarantine: every shard's rejected rows.
     pub rejected: &'a [RejectedRow],
     /// The ledger statements recorded with the publication.
-    pub publication: &'a crate::shard::coordination::Publication<'a>,
+    pub publication: &'a dyn parts::PublishRecord,
     /// Whether the parts' ids are known disjoint already (their digests were checked).
     pub ids_checked: bool,
 }
@@ -380,7 +385,7 @@ pub async fn publish_shards(
         }),
         (Destination::Delta(target), _) => {
             let files: Vec<_> = parts.iter().flat_map(|p| p.body.files.clone()).collect();
-            crate::delta::sink::publish_parts(target, spec, lock, &files, rejected, ids_checked)
+            crate::sink::delta::publish_parts(target, spec, lock, &files, rejected, ids_checked)
                 .await?;
             publication
                 .commit(db)
@@ -419,11 +424,7 @@ pub async fn publish_shards(
 }
 
 /// Removes a superseded shard part's staged rows (best effort: failures are logged).
-pub async fn remove_part(
-    destination: &Destination,
-    db: &crate::db::Database,
-    part: &crate::shard::coordination::Part,
-) {
+pub async fn remove_part(destination: &Destination, db: &crate::db::Database, part: &parts::Part) {
     use crate::db::Database;
     match (destination, db) {
         (Destination::Table(table), Database::Postgres { pool, .. }) => {

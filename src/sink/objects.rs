@@ -38,9 +38,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{DATE_COLUMN, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError, SinkSpec};
-use crate::lock::OutputLock;
+use crate::db::lock::OutputLock;
 use crate::quarantine::{self, RejectedRow};
 use crate::source::IdKind;
+use crate::source::location::under;
 
 /// Rows per Parquet file; a bigger output is split into several files.
 pub const ROWS_PER_FILE: usize = 4 * 1024 * 1024;
@@ -537,11 +538,6 @@ pub async fn delete_relative(store: &Arc<dyn ObjectStore>, prefix: &Path, files:
             tracing::warn!(object = %path, error = %e, "could not delete");
         }
     }
-}
-
-/// `relative` (slash-separated) under `prefix`.
-pub fn under(prefix: &Path, relative: &str) -> Path {
-    Path::from_iter(prefix.parts().chain(Path::from(relative).parts()))
 }
 
 pub fn run_dir(prefix: &Path, run_id: Uuid) -> Path {

@@ -17,9 +17,10 @@ use object_store::ObjectStoreExt;
 use sqlx::Row;
 
 use crate::db::Database;
-use crate::job::{Job, template};
 use crate::sink::{Destination, SinkError, objects};
+use crate::source::storage::StorageOptions;
 use crate::sql_ident::{TableName, quote};
+use crate::template;
 
 /// The oldest date kept when date `date` keeps `days` dates.
 pub fn first_kept(date: NaiveDate, days: u32) -> NaiveDate {
@@ -40,9 +41,11 @@ pub struct Retention {
 }
 
 /// Drops every date of the job's output before `before`. `published` lists the dates a run of
-/// the job published (from the ledger), which Parquet output needs: a store has no catalogue.
+/// the job published (from the ledger), which Parquet output needs: a store has no catalogue; so
+/// does the job's `output.url` template and its storage options.
 pub async fn drop_before(
-    job: &Job,
+    output_url: Option<&str>,
+    storage: &StorageOptions,
     destination: &Destination,
     db: &Database,
     before: NaiveDate,
@@ -55,16 +58,18 @@ pub async fn drop_before(
         (Destination::Table(t), Database::Sqlite { pool, .. }) => {
             delete_sqlite_rows(pool, t, before).await
         }
-        (Destination::Objects(_), _) => drop_directories(job, before, published).await,
+        (Destination::Objects(_), _) => {
+            drop_directories(output_url, storage, before, published).await
+        }
         (Destination::Delta(target), _) => {
             let url = target.shown().to_string();
             let log_store = crate::delta::log_store::open(target).map_err(|message| {
-                crate::delta::commit::DeltaError::Config {
+                crate::delta::log::DeltaError::Config {
                     url: url.clone(),
                     message,
                 }
             })?;
-            Ok(crate::delta::commit::drop_dates_before(&log_store, &url, before).await?)
+            Ok(crate::sink::delta::commit::drop_dates_before(&log_store, &url, before).await?)
         }
     }
 }
@@ -190,11 +195,12 @@ async fn delete_sqlite_rows(
 /// Each published date directory before `before`: its manifest goes first (readers then see no
 /// date), then its files.
 async fn drop_directories(
-    job: &Job,
+    output_url: Option<&str>,
+    storage: &StorageOptions,
     before: NaiveDate,
     published: &[NaiveDate],
 ) -> Result<Vec<NaiveDate>, SinkError> {
-    let Some(url) = job.output.url.as_deref() else {
+    let Some(url) = output_url else {
         return Ok(Vec::new());
     };
     let mut dates: Vec<NaiveDate> = published.iter().copied().filter(|d| *d < before).collect();
@@ -207,11 +213,9 @@ async fn drop_directories(
             message: e.to_string(),
         })?;
         let location =
-            crate::source::resolve_output(&rendered, &job.output.storage).map_err(|e| {
-                SinkError::Objects {
-                    url: rendered.clone(),
-                    message: e.to_string(),
-                }
+            crate::source::resolve_output(&rendered, storage).map_err(|e| SinkError::Objects {
+                url: rendered.clone(),
+                message: e.to_string(),
             })?;
         let manifest = location.prefix.clone().join(objects::MANIFEST);
         match location.store.delete(&manifest).await {

@@ -13,7 +13,7 @@ use object_store::{ClientConfigKey, ObjectStore, ObjectStoreScheme, RetryConfig}
 
 use super::SourceError;
 use super::store_metrics::{CountingConnector, StoreCounters};
-use crate::job::storage::StorageOptions;
+use crate::source::storage::StorageOptions;
 
 /// Where a job's input objects are, resolved from its URL.
 #[derive(Debug, Clone)]
@@ -421,6 +421,11 @@ fn split_glob(path: &str) -> Result<(String, Option<GlobMatcher>), String> {
         .map_err(|e| format!("bad glob: {e}"))?
         .compile_matcher();
     Ok((segments[..first_glob].join("/"), Some(glob)))
+}
+
+/// `relative` (slash-separated) under `prefix`.
+pub fn under(prefix: &Path, relative: &str) -> Path {
+    Path::from_iter(prefix.parts().chain(Path::from(relative).parts()))
 }
 
 #[cfg(test)]

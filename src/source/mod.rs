@@ -2,9 +2,11 @@
 //! needs before any scoring, then stream the projected columns row group by row group with a bounded
 //! number in flight, so memory depends on the row-group size, not on the input size.
 
+mod done_ranges;
 pub mod location;
 pub mod plan;
 pub mod reader;
+pub mod storage;
 pub mod store_metrics;
 
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use thiserror::Error;
 
 use crate::buffer_pool::BufferPool;
 use crate::error::{ErrorClass, object_store_class, parquet_class};
-use crate::resume::DoneRanges;
+pub use done_ranges::{DoneRanges, StagedRange};
 pub use location::{InputLocation, resolve, resolve_counted, resolve_output};
 pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;

@@ -94,7 +94,7 @@ async fn copy_progress(pool: &PgPool) -> i64 {
 /// Backend pids holding the output lock of scores.daily for DATE (a bigint advisory lock: its key
 /// is split over classid and objid). Other advisory locks, like the migrator's, do not count.
 async fn output_lock_holders(pool: &PgPool) -> Vec<i32> {
-    let key = scorer::lock::lock_key("scores.daily", DATE.parse().unwrap());
+    let key = scorer::db::lock::lock_key("scores.daily", DATE.parse().unwrap());
     sqlx::query_scalar(
         "SELECT l.pid FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \

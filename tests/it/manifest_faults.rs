@@ -15,7 +15,7 @@ use object_store::{
     ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use scorer::contract::{OutputColumn, OutputType};
-use scorer::lock::FileLock;
+use scorer::db::lock::FileLock;
 use scorer::sink::objects::{Manifest, ObjectsLayout, ObjectsPartitionWriter, run_dir};
 use scorer::sink::{ScoredBatch, Sink, SinkSpec};
 use scorer::source::IdKind;
@@ -119,7 +119,7 @@ fn layout(store: &Arc<LostAnswer>) -> ObjectsLayout {
             index: false,
             readers: Vec::new(),
             passthrough: Vec::new(),
-            vectors: scorer::job::VectorType::RealArray,
+            vectors: scorer::sink::VectorType::RealArray,
         },
     }
 }

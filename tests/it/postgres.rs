@@ -392,7 +392,7 @@ async fn a_second_concurrent_run_of_the_same_date_is_refused() {
     let p = project(1_000);
     // Hold the output lock from here, as a concurrent run would.
     let mut holder = pool.acquire().await.unwrap();
-    let key = scorer::lock::lock_key("scores.daily", DATE.parse().unwrap());
+    let key = scorer::db::lock::lock_key("scores.daily", DATE.parse().unwrap());
     let got: bool = sqlx::query_scalar(include_str!(
         "../../sql/postgres/queries/try_output_lock.sql"
     ))

@@ -14,7 +14,8 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
 use scorer::features::FeatureSpec;
-use scorer::job::{Job, NanPolicy, NullPolicy};
+use scorer::features::{NanPolicy, NullPolicy};
+use scorer::job::Job;
 use scorer::source::{IdKind, SourceBatch};
 
 const VALID_JOB: &str = r#"name = "churn_daily"
@@ -91,9 +92,9 @@ proptest! {
         secs in 0i64..86_400,
     ) {
         let date = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + chrono::Duration::days(day);
-        let _ = scorer::job::template::render(&template, date);
-        let _ = scorer::job::template::check(&template);
-        if let Ok(cal) = scorer::schedule::calendar::Calendar::new(&expr, Some(&zone)) {
+        let _ = scorer::template::render(&template, date);
+        let _ = scorer::template::check(&template);
+        if let Ok(cal) = scorer::calendar::Calendar::new(&expr, Some(&zone)) {
             let t = chrono::DateTime::from_timestamp(631_152_000 + day * 86_400 + secs, 0).unwrap();
             if let Some(next) = cal.next_after(t) {
                 prop_assert!(next > t);

@@ -14,7 +14,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 use scorer::datagen::{InputGen, write_input};
-use scorer::job::storage::StorageOptions;
+use scorer::source::storage::StorageOptions;
 
 /// A store that counts the bytes and requests of every GET it serves.
 #[derive(Debug)]

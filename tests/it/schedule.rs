@@ -500,8 +500,8 @@ async fn a_firing_whose_output_is_locked_by_another_run_is_retried_after_the_del
     );
     // A `scorer run` launched by cron holds the date's output (its lock, as that run takes it).
     let db = p.path().join("scorer.db");
-    let key = scorer::lock::lock_key("daily_scores", yesterday);
-    let held = scorer::lock::FileLock::try_acquire(&db, &key)
+    let key = scorer::db::lock::lock_key("daily_scores", yesterday);
+    let held = scorer::db::lock::FileLock::try_acquire(&db, &key)
         .unwrap()
         .unwrap();
     let s = spawn_scheduler(&p, None, "s");

@@ -10,8 +10,8 @@ use arrow::array::{Array, Int64Array, StringArray};
 use bytes::BufMut;
 
 use crate::contract::OutputColumn;
-use crate::job::VectorType;
 use crate::sink::ScoredBatch;
+use crate::sink::VectorType;
 use crate::sink::columns::ColumnValues;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";

@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::copy_binary::CopyEncoder;
-use crate::resume::{Checkpoint, CheckpointTarget};
 use crate::sink::SinkError;
+use crate::sink::checkpoint::{Checkpoint, CheckpointTarget};
 use crate::sql_ident::TableName;
 
 /// Encoded chunks waiting per session; with ~1 MB chunks this bounds the sink's memory.

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::PgPool;
 
 use crate::contract::OutputType;
-use crate::job::VectorType;
+use crate::sink::VectorType;
 use crate::sink::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, SinkError};
 use crate::source::IdKind;
 use crate::sql_ident::quote;

@@ -20,10 +20,10 @@ use copy_streams::CopyStreams;
 
 use super::{OutputLayout, ScoredBatch, Sink, SinkError};
 use crate::buffer_pool::{BufferPool, PooledBuffer};
-use crate::job::VectorType;
-use crate::lock::OutputLock;
+use crate::db::lock::OutputLock;
 use crate::quarantine::RejectedRow;
-use crate::resume::{Checkpoint, CheckpointTarget};
+use crate::sink::VectorType;
+use crate::sink::checkpoint::{Checkpoint, CheckpointTarget};
 use crate::sql_ident::{TableName, quote};
 
 /// COPY data is handed to a session in chunks of at least this many bytes (whole rows).

@@ -5,9 +5,9 @@
 use sqlx::postgres::PgPool;
 
 use super::ddl;
-use crate::lock::OutputLock;
+use crate::db::lock::OutputLock;
 use crate::quarantine::RejectedRow;
-use crate::shard::coordination::Publication;
+use crate::sink::parts::PublishRecord;
 use crate::sink::{OutputLayout, RUN_ID_COLUMN, SinkError};
 use crate::sql_ident::quote;
 
@@ -31,7 +31,7 @@ pub async fn publish_parts(
     parts: &[StagedTable],
     lock: &mut dyn OutputLock,
     rejected: &[RejectedRow],
-    publication: &Publication<'_>,
+    publication: &dyn PublishRecord,
     ids_checked: bool,
 ) -> Result<(), SinkError> {
     let t = &layout.table;

@@ -14,9 +14,9 @@ use sqlx::sqlite::{Sqlite, SqlitePool};
 
 use super::columns::{ColumnValues, SqliteValue};
 use super::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, ScoredBatch, Sink, SinkError};
-use crate::lock::OutputLock;
+use crate::db::lock::OutputLock;
 use crate::quarantine::RejectedRow;
-use crate::resume::{Checkpoint, CheckpointTarget};
+use crate::sink::checkpoint::{Checkpoint, CheckpointTarget};
 use crate::source::IdKind;
 use crate::sql_ident::{TableName, quote};
 
@@ -59,7 +59,7 @@ impl SqlitePartitionWriter {
                     .into(),
             });
         }
-        if layout.vectors == crate::job::VectorType::Pgvector {
+        if layout.vectors == crate::sink::VectorType::Pgvector {
             return Err(SinkError::Mismatch {
                 table: t.sqlite_name(),
                 message: "output.vector_type = \"pgvector\" is for PostgreSQL, and this run \
@@ -76,7 +76,7 @@ impl SqlitePartitionWriter {
             format!("{} {id_type} NOT NULL", quote(&layout.id_column)),
             format!("{} TEXT NOT NULL", quote(DATE_COLUMN)),
         ];
-        let blob = layout.vectors == crate::job::VectorType::Blob;
+        let blob = layout.vectors == crate::sink::VectorType::Blob;
         cols.extend(layout.score_columns.iter().map(|c| {
             let ty = match c.ty {
                 crate::contract::OutputType::Float32Vector(_) if blob => "BLOB",

@@ -72,7 +72,7 @@ impl PgAdvisoryLock {
             .map_err(err("connecting for the output lock"))?
             .detach();
         let got: bool =
-            sqlx::query_scalar(include_str!("../sql/postgres/queries/try_output_lock.sql"))
+            sqlx::query_scalar(include_str!("../../sql/postgres/queries/try_output_lock.sql"))
                 .bind(key)
                 .fetch_one(&mut conn)
                 .await
@@ -110,7 +110,7 @@ impl OutputLock for PgAdvisoryLock {
             return Err(lost("already released".into()));
         };
         let held: Result<bool, sqlx::Error> =
-            sqlx::query_scalar(include_str!("../sql/postgres/queries/output_lock_held.sql"))
+            sqlx::query_scalar(include_str!("../../sql/postgres/queries/output_lock_held.sql"))
                 .fetch_one(conn)
                 .await;
         match held {

@@ -1,5 +1,8 @@
 //! The database that holds results and the run ledger: PostgreSQL when `DATABASE_URL` names one,
-//! otherwise an embedded SQLite file. Connection strings are redacted in every message.
+//! otherwise an embedded SQLite file. Connection strings are redacted in every message. The
+//! per-(output, date) locks a run holds live in [`lock`].
+
+pub mod lock;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -11,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use thiserror::Error;
 
 use crate::error::{ErrorClass, sqlx_class};
-use crate::lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
+use lock::{FileLock, OutputLock, PgAdvisoryLock, lock_key};
 
 /// The key of the file lock that serialises opening a SQLite file (WAL switch, migrations).
 const MIGRATIONS_LOCK: &str = "scorer migrations";
@@ -19,7 +22,10 @@ const MIGRATIONS_LOCK: &str = "scorer migrations";
 /// The most PostgreSQL connections one process's pool opens: a run's ledger's and drift baseline
 /// read's, and one per COPY stream, up to `MAX_COPY_STREAMS` (the lock's connection leaves the
 /// pool).
-pub const MAX_SESSIONS: usize = crate::job::MAX_COPY_STREAMS + 2;
+pub const MAX_SESSIONS: usize = MAX_COPY_STREAMS + 2;
+
+/// Most COPY sessions one run may open (the PostgreSQL pool holds 8 connections).
+pub const MAX_COPY_STREAMS: usize = 6;
 
 /// Where results and the ledger go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +255,7 @@ impl Database {
 
     /// Takes the lock on `output` (a table name or output URL) for `date`; `Ok(None)` means
     /// another run holds it. PostgreSQL: an advisory lock on a connection of its own; SQLite: a
-    /// file lock beside the database file (`src/lock.rs`).
+    /// file lock beside the database file (`lock`).
     pub async fn try_lock_output(
         &self,
         output: &str,

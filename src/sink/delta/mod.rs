@@ -1,14 +1,19 @@
 //! The Delta sink: the run's Parquet files under `ds=<date>/` (written as the Parquet output
 //! writes them), published by one Delta commit (`commit::commit_date`); a sharded run's
-//! publishing shard commits every shard's files at once (`publish_parts`).
+//! publishing shard commits every shard's files at once (`publish_parts`). The table's log is
+//! read through `crate::delta` (shared with Delta input); what a run commits, and the table's
+//! columns for it, are here ([`commit`], [`schema`]).
+
+pub mod commit;
+pub mod schema;
 
 use async_trait::async_trait;
 use deltalake_core::DeltaTable;
 use deltalake_core::logstore::LogStoreRef;
 
-use super::DeltaTarget;
-use super::commit::{self, DeltaError};
-use crate::lock::OutputLock;
+use crate::db::lock::OutputLock;
+use crate::delta::DeltaTarget;
+use crate::delta::log::DeltaError;
 use crate::quarantine::RejectedRow;
 use crate::sink::objects::{FileLayout, ObjectsLayout, ObjectsPartitionWriter, delete_files};
 use crate::sink::{Kept, ScoredBatch, Sink, SinkError, SinkSpec};
@@ -30,10 +35,11 @@ impl DeltaPartitionWriter {
     /// are the run's, so a table that does not fit fails the run before anything is scored.
     pub async fn begin(target: &DeltaTarget, spec: SinkSpec) -> Result<Self, SinkError> {
         let url = target.shown().to_string();
-        let log_store = super::log_store::open(target).map_err(|message| DeltaError::Config {
-            url: url.clone(),
-            message,
-        })?;
+        let log_store =
+            crate::delta::log_store::open(target).map_err(|message| DeltaError::Config {
+                url: url.clone(),
+                message,
+            })?;
         if target.url.scheme() == "file"
             && let Ok(path) = target.url.to_file_path()
         {
@@ -170,10 +176,11 @@ pub async fn publish_parts(
         crate::sink::objects::check_unique_ids(&layout, files).await?;
     }
     crate::sink::objects::write_quarantine(&layout, rejected).await?;
-    let log_store = super::log_store::open(target).map_err(|message| DeltaError::Config {
-        url: url.clone(),
-        message,
-    })?;
+    let log_store =
+        crate::delta::log_store::open(target).map_err(|message| DeltaError::Config {
+            url: url.clone(),
+            message,
+        })?;
     let mut table = commit::open_or_create(&log_store, &url, spec).await?;
     lock.verify().await?;
     let version = commit::commit_date(&mut table, &url, spec, files).await?;
@@ -192,17 +199,18 @@ pub async fn remove_leftovers(
     use futures::TryStreamExt;
     use object_store::ObjectStoreExt;
     let url = target.shown().to_string();
-    let log_store = super::log_store::open(target).map_err(|message| DeltaError::Config {
-        url: url.clone(),
-        message,
-    })?;
+    let log_store =
+        crate::delta::log_store::open(target).map_err(|message| DeltaError::Config {
+            url: url.clone(),
+            message,
+        })?;
     let run = run_id.to_string();
     if commit::holds_run(&log_store, date, &run).await != Some(false) {
         // Committed, or the table cannot be read: nothing may be deleted.
         return Ok(Vec::new());
     }
     let store = &target.location.store;
-    let dir = crate::sink::objects::under(
+    let dir = crate::source::location::under(
         &target.location.prefix,
         &format!("{}={}", crate::sink::DATE_COLUMN, date.format("%Y-%m-%d")),
     );

@@ -1,5 +1,10 @@
 //! Logging: `tracing` to stderr, human-readable or JSON for log shippers, plus the launch instant
-//! so latency to the first scored batch can be reported from process start.
+//! so latency to the first scored batch can be reported from process start; each stage's span;
+//! and a run's metrics for Prometheus ([`exporter`]: pushed to a Pushgateway when a run ends, or
+//! served on `/metrics` by the scheduler through [`serve`]).
+
+pub mod exporter;
+pub mod serve;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -52,4 +57,9 @@ pub fn init(format: LogFormat) {
     if let Err(e) = result {
         eprintln!("scorer: logging already initialised: {e}");
     }
+}
+
+/// The span of one stage of a run (plan, read, score, write, commit), inside the run's span.
+pub fn stage_span(stage: &'static str) -> tracing::Span {
+    tracing::info_span!("stage", stage)
 }

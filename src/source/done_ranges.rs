@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::StagedRange;
+use serde::{Deserialize, Serialize};
 
 /// Row ranges `[start, end)` already staged, per object URL and row group.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -108,6 +108,17 @@ impl DoneRanges {
             .get(&(object.to_string(), row_group))
             .map(Vec::as_slice)
     }
+}
+
+/// Input rows a checkpoint holds: rows `first_row .. first_row + rows` of one row group, of which
+/// `scored` were staged (the rest were rejected).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedRange {
+    pub object: String,
+    pub row_group: usize,
+    pub first_row: usize,
+    pub rows: usize,
+    pub scored: usize,
 }
 
 #[cfg(test)]
