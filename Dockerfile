@@ -21,8 +21,11 @@ COPY --from=plan /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --bins --recipe-path recipe.json
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY sql ./sql
 COPY benches ./benches
+# scorer models verify embeds the parity test's sentences (include_str!)
+COPY tests/fixtures/text_embedding ./tests/fixtures/text_embedding
 RUN cargo build --release --locked --bins
 
 # ONNX Runtime's C library for the onnx model kind, from the onnxruntime wheel on PyPI (as

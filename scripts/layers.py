@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The layer check: reads every `use crate::…`, `use super::…` and inline `crate::…` path under
-src/, maps each to the module (top-level folder or file of src/) it names, and reports
+"""The layer check: reads every `use crate::…`, `use super::…` and inline `crate::…` path of the
+workspace's crates (src/ and crates/*/src/), maps each to the module (top-level folder or file of a
+crate's src/) it names, and reports
 
   * upward imports: a module importing from a module of a higher layer (LAYERS below), and
   * circles: groups of modules that import each other, directly or round a loop.
 
 Imports inside one module (sink/postgres -> sink) are the module's own business and not counted.
+The crates hold the layers (CRATES below) and Cargo refuses an import from a crate above; this
+script checks each module sits in its layer's crate, and holds the layers inside a crate.
 Exits 1 when either count is above its allowance (ALLOWED_UPWARD / ALLOWED_CIRCLES), so CI fails
 on a new upward import or a new circle; the allowances only ever go down, to 0.
 
@@ -45,14 +48,29 @@ LAYERS = [
     ("cli", ["cli", "commands", "schedule", "summary", "main", "lib", "bin"]),
 ]
 
+# Which crate holds each layer's modules (the root package is `scorer`, in src/).
+CRATES = {
+    "core": "crates/scorer-core/src",
+    "infra": "crates/scorer-stages/src",
+    "stages": "crates/scorer-stages/src",
+    "run": "src",
+    "cli": "src",
+}
+
 # What the tree may still hold while the layers issue is being worked: lowered as moves land.
 ALLOWED_UPWARD = int(os.environ.get("SCORER_LAYERS_ALLOWED_UPWARD", "0"))
 ALLOWED_CIRCLES = int(os.environ.get("SCORER_LAYERS_ALLOWED_CIRCLES", "0"))
 
 
+def src_root(rel):
+    """the src/ folder of the crate a file belongs to"""
+    m = re.match(r"(crates/[^/]+/src|src)/", rel)
+    return m.group(1)
+
+
 def module_path(rel):
     """src/sink/postgres/mod.rs -> ["sink", "postgres"]"""
-    parts = rel[len("src/"):-len(".rs")].split("/")
+    parts = rel[len(src_root(rel)) + 1:-len(".rs")].split("/")
     if parts[-1] == "mod":
         parts = parts[:-1]
     return parts
@@ -123,7 +141,7 @@ def expand_use_tree(tree):
 def references(rel, text, modules):
     """(line, target path list) for every path to another part of the crate in a file"""
     me = module_path(rel)
-    is_mod_file = rel.endswith("mod.rs") or rel in ("src/lib.rs", "src/main.rs")
+    is_mod_file = rel.endswith(("mod.rs", "/lib.rs", "/main.rs"))
     # the module a `super::` in this file names
     here = me if is_mod_file else me[:-1]
     clean = strip_comments_and_strings(text)
@@ -153,6 +171,56 @@ def references(rel, text, modules):
         if target and target[0] in modules:
             out.append((line, target))
     return out
+
+
+def block_end(text, start):
+    """the offset just past the `}` that closes the `{` at `start`, skipping comments, strings
+    and character literals"""
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            continue
+        m = re.match(r'r(#*)"', text[i:i + 10])
+        if m and (i == 0 or not text[i - 1].isalnum()):
+            j = text.find('"' + m.group(1), i + len(m.group(0)))
+            i = n if j < 0 else j + 1 + len(m.group(1))
+            continue
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            continue
+        m = re.match(r"'(\\.|[^\\'])'", text[i:i + 4])
+        if c == "'" and m:
+            i += len(m.group(0))
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+def without_test_modules(text):
+    """the file without its `#[cfg(test)] mod … { … }` blocks (newlines kept, for line numbers):
+    tests may reach anywhere; they are not part of the layers"""
+    while True:
+        m = re.search(r"^[ \t]*#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{", text, re.M)
+        if not m:
+            return text
+        end = block_end(text, m.end() - 1)
+        text = text[:m.start()] + "\n" * text.count("\n", m.start(), end) + text[end:]
 
 
 def layer_of(module):
@@ -210,11 +278,15 @@ def main():
     verbose = "--verbose" in sys.argv
     by_file = "--files" in sys.argv
     files = []
-    for dirpath, _, names in os.walk(os.path.join(ROOT, "src")):
-        for name in names:
-            if name.endswith(".rs"):
-                full = os.path.join(dirpath, name)
-                files.append(os.path.relpath(full, ROOT))
+    roots = ["src"] + sorted(
+        os.path.join("crates", c, "src") for c in os.listdir(os.path.join(ROOT, "crates"))
+    )
+    for root in roots:
+        for dirpath, _, names in os.walk(os.path.join(ROOT, root)):
+            for name in names:
+                if name.endswith(".rs"):
+                    full = os.path.join(dirpath, name)
+                    files.append(os.path.relpath(full, ROOT))
     files.sort()
     file_modules = {tuple(module_path(f)): f for f in files}
     modules = {module_path(f)[0] for f in files}
@@ -223,16 +295,25 @@ def main():
         print(f"layers: modules with no layer in scripts/layers.py: {', '.join(unplaced)}")
         return 1
 
+    misplaced = sorted(
+        {
+            f"{module_path(f)[0]} ({src_root(f)}, layer {LAYERS[layer_of(module_path(f)[0])][0]})"
+            for f in files
+            if module_path(f)[0] not in ("lib", "main", "bin")
+            and CRATES[LAYERS[layer_of(module_path(f)[0])][0]] != src_root(f)
+        }
+    )
+    if misplaced:
+        print(f"layers: modules outside their layer's crate: {', '.join(misplaced)}")
+        return 1
+
     module_edges, file_edges, upward = {}, {}, []
     for rel in files:
         if rel.startswith("src/bin/"):
             continue
         with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
             text = fh.read()
-        # tests inside a file may reach anywhere; they are not part of the layers
-        cut = re.search(r"^#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{", text, re.M)
-        if cut:
-            text = text[:cut.start()]
+        text = without_test_modules(text)
         me = module_path(rel)
         src_mod = me[0] if me[0] not in ("lib", "main") else me[0]
         for line, target in references(rel, text, modules):

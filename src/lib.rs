@@ -3,45 +3,31 @@
 //! partition per job and date, and records the run in a ledger.
 //!
 //! The binary is a thin layer over this library; the integration tests drive the same functions.
+//! This crate is the run and the command line; the stages (`scorer-stages`) and the shared types
+//! (`scorer-core`) are crates below it, re-exported here under their usual names.
 
-pub mod buffer_pool;
-pub mod calendar;
+pub use scorer_core::{
+    buffer_pool, calendar, contract, error, hashing, histogram, ids, large_alloc, progress,
+    quarantine, redact, sql_ident, stats, template,
+};
+pub use scorer_stages::{
+    db, delta, drift, features, job, metrics, model, preprocess, sink, source,
+};
+
 pub mod cli;
 pub mod commands;
-pub mod contract;
 pub mod datagen;
-pub mod db;
-pub mod delta;
-pub mod drift;
-pub mod error;
 pub mod failure;
-pub mod features;
 pub mod guards;
-pub mod hashing;
-pub mod histogram;
-pub mod ids;
-pub mod job;
-pub mod large_alloc;
 pub mod ledger;
-pub mod metrics;
-pub mod model;
 pub mod pipeline;
 pub mod plan;
-pub mod preprocess;
-pub mod progress;
-pub mod quarantine;
-pub mod redact;
 pub mod report;
 pub mod resume;
 pub mod run;
 pub mod schedule;
 pub mod score;
 pub mod shard;
-pub mod sink;
-pub mod source;
-pub mod sql_ident;
-pub mod stats;
 pub mod summary;
 pub mod telemetry;
-pub mod template;
 pub mod validate;

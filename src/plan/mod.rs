@@ -14,7 +14,6 @@ use crate::failure::Failure;
 use crate::features::FeatureSpec;
 use crate::features::{NanPolicy, NullPolicy};
 use crate::job::Job;
-use crate::template;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};
@@ -22,6 +21,7 @@ use crate::sink::{DATE_COLUMN, Destination, RUN_ID_COLUMN, SinkSpec};
 use crate::source::store_metrics::StoreCounters;
 use crate::source::{self, InputPlan};
 use crate::sql_ident;
+use crate::template;
 
 /// The model a job resolves to, with the job's features and result columns checked against the
 /// model's declared contract.

@@ -194,7 +194,7 @@ impl Database {
                     }
                 })
                 .await;
-                let mut migrator = sqlx::migrate!("sql/postgres/migrations");
+                let mut migrator = sqlx::migrate!("../../sql/postgres/migrations");
                 migrator.create_schema("scorer");
                 migrator.dangerous_set_table_name("scorer._sqlx_migrations");
                 migrator
@@ -229,7 +229,7 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
-                sqlx::migrate!("sql/sqlite/migrations")
+                sqlx::migrate!("../../sql/sqlite/migrations")
                     .run(&pool)
                     .await
                     .map_err(|source| DbError::Migrate {

@@ -90,7 +90,7 @@ impl CheckpointTarget {
         checkpoint: &Checkpoint,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(include_str!(
-            "../../sql/postgres/queries/resume_checkpoint.sql"
+            "../../../../sql/postgres/queries/resume_checkpoint.sql"
         ))
         .bind(self.run_id.to_string())
         .bind(self.next())
@@ -107,7 +107,7 @@ impl CheckpointTarget {
         checkpoint: &Checkpoint,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(include_str!(
-            "../../sql/sqlite/queries/resume_checkpoint.sql"
+            "../../../../sql/sqlite/queries/resume_checkpoint.sql"
         ))
         .bind(self.run_id.to_string())
         .bind(self.next())

@@ -23,9 +23,17 @@ use crate::contract::OutputType;
 /// PostgreSQL's OID of `float4`, the element type of a `real[]` in binary COPY.
 const FLOAT4_OID: u32 = 700;
 
-impl OutputType {
+/// The SQL type a table sink stores a result column as. A trait because the output types belong
+/// to the contract (`scorer-core`), which knows no sink.
+pub trait SqlColumnType {
     /// The column's PostgreSQL type, as `format_type` prints it.
-    pub fn pg_type(self) -> &'static str {
+    fn pg_type(self) -> &'static str;
+    /// The column's SQLite type.
+    fn sqlite_type(self) -> &'static str;
+}
+
+impl SqlColumnType for OutputType {
+    fn pg_type(self) -> &'static str {
         match self {
             Self::Float32 => "real",
             Self::Float32Vector(_) => "real[]",
@@ -35,8 +43,7 @@ impl OutputType {
         }
     }
 
-    /// The column's SQLite type.
-    pub fn sqlite_type(self) -> &'static str {
+    fn sqlite_type(self) -> &'static str {
         match self {
             Self::Float32 => "REAL",
             Self::Float32Vector(_) => "TEXT",

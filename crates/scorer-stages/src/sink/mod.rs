@@ -157,7 +157,8 @@ impl SinkError {
 }
 
 impl SinkError {
-    pub(crate) fn db(table: &TableName, context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+    /// Wraps a database failure with the result table and what was being done to it.
+    pub fn db(table: &TableName, context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         let table = table.to_string();
         move |source| Self::Database {
             table,

@@ -5,6 +5,7 @@ use sqlx::postgres::PgPool;
 
 use crate::contract::OutputType;
 use crate::sink::VectorType;
+use crate::sink::columns::SqlColumnType;
 use crate::sink::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, SinkError};
 use crate::source::IdKind;
 use crate::sql_ident::quote;
@@ -151,14 +152,14 @@ pub async fn ensure_table(pool: &PgPool, layout: &OutputLayout) -> Result<(), Si
         .map_err(SinkError::db(t, "creating the result table"))?;
 
     let actual: Vec<(String, String)> = sqlx::query_as(include_str!(
-        "../../../sql/postgres/queries/table_columns.sql"
+        "../../../../../sql/postgres/queries/table_columns.sql"
     ))
     .bind(t.pg_quoted())
     .fetch_all(pool)
     .await
     .map_err(SinkError::db(t, "reading the result table's columns"))?;
     let partitioned: bool = sqlx::query_scalar(include_str!(
-        "../../../sql/postgres/queries/is_partitioned.sql"
+        "../../../../../sql/postgres/queries/is_partitioned.sql"
     ))
     .bind(t.pg_quoted())
     .fetch_one(pool)

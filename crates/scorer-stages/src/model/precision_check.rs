@@ -17,7 +17,8 @@ use crate::model::{ModelError, ScoringModel};
 
 /// The fixture sentences CI's parity test compares with sentence-transformers (empty, one
 /// character, non-ASCII, longer than `max_seq_len`), one JSON string per line.
-const FIXTURE_SENTENCES: &str = include_str!("../../tests/fixtures/text_embedding/sentences.jsonl");
+const FIXTURE_SENTENCES: &str =
+    include_str!("../../../../tests/fixtures/text_embedding/sentences.jsonl");
 
 /// On a GPU the sample is repeated up to this many texts per batch, so that the encoder runs
 /// full chunks as in a run rather than one short launch.

@@ -87,7 +87,7 @@ async fn drop_partitions(
     before: NaiveDate,
 ) -> Result<Vec<NaiveDate>, SinkError> {
     let rows = sqlx::query(include_str!(
-        "../../sql/postgres/queries/date_partitions.sql"
+        "../../../../sql/postgres/queries/date_partitions.sql"
     ))
     .bind(t.pg_quoted())
     .fetch_all(pool)
@@ -112,7 +112,7 @@ async fn drop_partitions(
         .await
         .map_err(SinkError::db(t, "starting the retention transaction"))?;
     sqlx::query(include_str!(
-        "../../sql/postgres/queries/set_swap_timeouts.sql"
+        "../../../../sql/postgres/queries/set_swap_timeouts.sql"
     ))
     .execute(&mut *tx)
     .await

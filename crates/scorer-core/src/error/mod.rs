@@ -1,7 +1,7 @@
 //! Error classes and the exit codes orchestrators see. The codes are part of scorer's interface
 //! (documented in the README): cron, Airflow and Kubernetes decide on retries with them.
 //!
-//! Every stage's error says which [`ErrorClass`] it is; the run-level [`crate::failure`] module
+//! Every stage's error says which [`ErrorClass`] it is; the run-level `scorer::failure` module
 //! gathers the stages' errors into one `Failure` and maps it to an exit code here.
 
 mod class;

@@ -17,6 +17,7 @@ use super::{DATE_COLUMN, OutputLayout, RUN_ID_COLUMN, ScoredBatch, Sink, SinkErr
 use crate::db::lock::OutputLock;
 use crate::quarantine::RejectedRow;
 use crate::sink::checkpoint::{Checkpoint, CheckpointTarget};
+use crate::sink::columns::SqlColumnType;
 use crate::source::IdKind;
 use crate::sql_ident::{TableName, quote};
 

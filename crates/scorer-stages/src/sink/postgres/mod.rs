@@ -241,7 +241,7 @@ pub(super) async fn swap_partition(
     let t = &layout.table;
     quarantine::replace(tx, t, layout.date, layout.run_id, rejected).await?;
     sqlx::query(include_str!(
-        "../../../sql/postgres/queries/set_swap_timeouts.sql"
+        "../../../../../sql/postgres/queries/set_swap_timeouts.sql"
     ))
     .execute(&mut **tx)
     .await
@@ -256,7 +256,7 @@ pub(super) async fn swap_partition(
     lock.verify().await?;
     let bound = ddl::partition_bound(layout.date);
     let existing: Option<String> = sqlx::query(include_str!(
-        "../../../sql/postgres/queries/find_partition.sql"
+        "../../../../../sql/postgres/queries/find_partition.sql"
     ))
     .bind(t.pg_quoted())
     .bind(&bound)

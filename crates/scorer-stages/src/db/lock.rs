@@ -71,12 +71,13 @@ impl PgAdvisoryLock {
             .await
             .map_err(err("connecting for the output lock"))?
             .detach();
-        let got: bool =
-            sqlx::query_scalar(include_str!("../../sql/postgres/queries/try_output_lock.sql"))
-                .bind(key)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(err("taking the output lock"))?;
+        let got: bool = sqlx::query_scalar(include_str!(
+            "../../../../sql/postgres/queries/try_output_lock.sql"
+        ))
+        .bind(key)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(err("taking the output lock"))?;
         if got {
             Ok(Some(Self {
                 key: key.to_string(),
@@ -109,10 +110,11 @@ impl OutputLock for PgAdvisoryLock {
         let Some(conn) = self.conn.as_mut() else {
             return Err(lost("already released".into()));
         };
-        let held: Result<bool, sqlx::Error> =
-            sqlx::query_scalar(include_str!("../../sql/postgres/queries/output_lock_held.sql"))
-                .fetch_one(conn)
-                .await;
+        let held: Result<bool, sqlx::Error> = sqlx::query_scalar(include_str!(
+            "../../../../sql/postgres/queries/output_lock_held.sql"
+        ))
+        .fetch_one(conn)
+        .await;
         match held {
             Ok(true) => Ok(()),
             Ok(false) => Err(lost(
