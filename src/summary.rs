@@ -3,7 +3,6 @@
 
 use crate::run::RunReport;
 use crate::run::sweep::SweepReport;
-use crate::sink::Destination;
 
 /// The lines `scorer run` prints after a successful run.
 pub fn run_lines(s: &RunReport) -> Vec<String> {
@@ -16,53 +15,7 @@ pub fn run_lines(s: &RunReport) -> Vec<String> {
     if let Some(shard) = &s.shard {
         lines.push(format!("  {shard}"));
     }
-    match &s.output {
-        Destination::Objects(location) => {
-            lines.push(format!(
-                "  results: Parquet files under {}, listed in {}/{} (run {})",
-                location.url,
-                location.url.trim_end_matches('/'),
-                crate::sink::objects::MANIFEST,
-                s.run_id
-            ));
-            lines.push(format!("  ledger:  {}", s.db));
-        }
-        Destination::Delta(target) => {
-            lines.push(format!(
-                "  results: Delta table {}, partition ds={date} (run {})",
-                target.shown(),
-                s.run_id
-            ));
-            lines.push(format!(
-                "  query:   python -c \"import polars as pl; print(pl.read_delta('{}').filter(pl.col('ds') == pl.date({}, {}, {})).head())\"",
-                target.url,
-                s.date.format("%Y"),
-                s.date.format("%-m"),
-                s.date.format("%-d")
-            ));
-            lines.push(format!("  ledger:  {}", s.db));
-        }
-        Destination::Table(table) if s.is_sqlite => {
-            let path = s.db.trim_start_matches("sqlite ");
-            let table = table.sqlite_name();
-            lines.push(format!(
-                "  results: table {table} in SQLite file {path} (run {})",
-                s.run_id
-            ));
-            lines.push(format!(
-                "  query:   sqlite3 {path} \"SELECT * FROM {table} WHERE ds = '{date}' LIMIT 10\""
-            ));
-        }
-        Destination::Table(table) => {
-            lines.push(format!(
-                "  results: table {table} in {} (run {})",
-                s.db, s.run_id
-            ));
-            lines.push(format!(
-                "  query:   psql \"$DATABASE_URL\" -c \"SELECT * FROM {table} WHERE ds = DATE '{date}' LIMIT 10\""
-            ));
-        }
-    }
+    lines.extend(s.output.result_lines(s.date, s.run_id));
     lines
 }
 

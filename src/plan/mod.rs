@@ -17,7 +17,7 @@ use crate::job::Job;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};
-use crate::sink::{DATE_COLUMN, Destination, RUN_ID_COLUMN, SinkSpec};
+use crate::sink::{DATE_COLUMN, Destination, ObjectsTarget, RUN_ID_COLUMN, SinkSpec};
 use crate::source::store_metrics::StoreCounters;
 use crate::source::{self, InputPlan};
 use crate::sql_ident;
@@ -46,18 +46,15 @@ pub struct RunPlan {
     pub features: FeatureSpec,
     pub score_columns: Vec<OutputColumn>,
     pub input: InputPlan,
-    pub destination: Destination,
 }
 
 impl RunPlan {
-    /// Loads the model (on the blocking pool), lists and checks the input for `date`, and
-    /// combines them with the already resolved `destination`.
+    /// Loads the model (on the blocking pool), and lists and checks the input for `date`.
     pub async fn build(
         job: &Job,
         date: NaiveDate,
         models: &Registry,
         device: Option<DeviceSpec>,
-        destination: Destination,
         counters: Arc<StoreCounters>,
     ) -> Result<Self, Failure> {
         let (job_c, registry) = (job.clone(), models.clone());
@@ -91,7 +88,6 @@ impl RunPlan {
             model: Arc::new(binding.model),
             score_columns: binding.score_columns,
             input,
-            destination,
         })
     }
 
@@ -376,6 +372,12 @@ pub fn destination(job: &Job, date: NaiveDate) -> Result<Destination, Failure> {
     let rendered =
         template::render(url, date).map_err(|e| Failure::Config(format!("output.url: {e}")))?;
     source::resolve_output(&rendered, &job.output.storage)
-        .map(Destination::Objects)
+        .map(|location| {
+            Destination::Objects(Box::new(ObjectsTarget {
+                location,
+                url_template: url.to_string(),
+                storage: job.output.storage.clone(),
+            }))
+        })
         .map_err(|e| Failure::Config(e.to_string()))
 }

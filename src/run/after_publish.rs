@@ -4,19 +4,17 @@
 
 use super::record::Recorder;
 use super::{RunContext, RunRequest};
-use crate::db::Database;
 use crate::ledger::{self, Ledger, RecentQuery};
 use crate::shard::publish::ShardOutcome;
-use crate::sink::Destination;
+use crate::sink::Output;
 use crate::sink::retention::{self, Retention};
 
 /// After a successful run: whether it was slow against the job's recent runs, and, when it
 /// published (a plain run, or the shard that published the attempt), `output.retention_days`.
 pub(super) async fn after_success(
     ledger: &dyn Ledger,
-    db: &Database,
     req: &RunRequest,
-    destination: &Destination,
+    target: &dyn Output,
     rec: &mut Recorder,
 ) {
     rec.slow = slow_against_recent(ledger, req, rec).await;
@@ -25,7 +23,7 @@ pub(super) async fn after_success(
         None | Some(ShardOutcome::Published { .. })
     );
     if let (true, Some(days)) = (published, req.job.output.retention_days) {
-        rec.retention = Some(retain(ledger, db, req, destination, days).await);
+        rec.retention = Some(retain(ledger, req, target, days).await);
     }
 }
 
@@ -34,44 +32,33 @@ pub(super) async fn after_success(
 /// published already.
 async fn retain(
     ledger: &dyn Ledger,
-    db: &Database,
     req: &RunRequest,
-    destination: &Destination,
+    target: &dyn Output,
     days: u32,
 ) -> Retention {
     let before = retention::first_kept(req.date, days);
     // Parquet output has no catalogue of its dates: the ledger's publications are it.
-    let published = match destination {
-        Destination::Objects(_) => {
-            let q = RecentQuery {
-                job: &req.job.name,
-                date: None,
-                status: Some(ledger::RunStatus::Succeeded),
-                limit: u32::MAX,
-            };
-            match ledger.recent(&q).await {
-                Ok(runs) => runs.iter().map(|r| r.logical_date).collect(),
-                Err(e) => {
-                    return Retention {
-                        before,
-                        dropped: Vec::new(),
-                        error: Some(format!("cannot read the job's published dates: {e}")),
-                    };
-                }
+    let published = if target.needs_published_dates() {
+        let q = RecentQuery {
+            job: &req.job.name,
+            date: None,
+            status: Some(ledger::RunStatus::Succeeded),
+            limit: u32::MAX,
+        };
+        match ledger.recent(&q).await {
+            Ok(runs) => runs.iter().map(|r| r.logical_date).collect(),
+            Err(e) => {
+                return Retention {
+                    before,
+                    dropped: Vec::new(),
+                    error: Some(format!("cannot read the job's published dates: {e}")),
+                };
             }
         }
-        Destination::Table(_) | Destination::Delta(_) => Vec::new(),
+    } else {
+        Vec::new()
     };
-    match retention::drop_before(
-        req.job.output.url.as_deref(),
-        &req.job.output.storage,
-        destination,
-        db,
-        before,
-        &published,
-    )
-    .await
-    {
+    match target.drop_dates_before(before, &published).await {
         Ok(dropped) => {
             if !dropped.is_empty() {
                 let dates: Vec<String> = dropped.iter().map(|d| d.to_string()).collect();

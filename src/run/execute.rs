@@ -22,7 +22,7 @@ use crate::plan::RunPlan;
 use crate::shard::ShardSpec;
 use crate::shard::coordination::{self, AttemptState};
 use crate::sink::parts::PartBody;
-use crate::sink::{self, Destination};
+use crate::sink::{self, Output};
 
 /// The drift baseline, read in the background while the run streams.
 type BaselineRead =
@@ -34,7 +34,8 @@ pub(super) struct Work<'a> {
     pub(super) req: &'a RunRequest,
     pub(super) db: &'a Database,
     pub(super) run_id: Uuid,
-    pub(super) destination: Destination,
+    /// The output kind that writes the run's rows.
+    pub(super) target: Arc<dyn Output>,
     /// The output as the ledger and the date's lock name it.
     pub(super) output: String,
     /// What this run locked: the output, or the output and shard.
@@ -82,7 +83,7 @@ impl Work<'_> {
         };
         let adopted = self.resume(&plan).await?;
         let mut spec = plan.sink_spec(self.run_id);
-        if matches!(plan.destination, Destination::Table(_)) {
+        if self.target.staging_table().is_some() {
             let first = adopted.as_ref().map_or(0, |a| a.next_seq);
             spec.checkpoints = Some(crate::sink::checkpoint::CheckpointTarget::new(
                 self.run_id,
@@ -91,7 +92,7 @@ impl Work<'_> {
         }
         spec.adopted_rows = adopted.as_ref().map(|a| a.rows_scored);
         spec.sharded = attempt.is_some();
-        let mut sink = sink::open(&plan.destination, self.db, spec).await?;
+        let mut sink = self.target.open(spec).await?;
         let done = Arc::new(std::sync::atomic::AtomicU64::new(
             adopted.as_ref().map_or(0, |a| a.rows_read),
         ));
@@ -165,14 +166,13 @@ impl Work<'_> {
         t_plan: Instant,
     ) -> Result<Option<(RunPlan, Option<(ShardSpec, String)>)>, Failure> {
         let input_counters = Arc::default();
-        rec.watch_stores(&input_counters, &self.destination);
+        rec.watch_stores(&input_counters, self.target.as_ref());
         let mut plan = tokio::select! {
             plan = RunPlan::build(
                 &self.req.job,
                 self.req.date,
                 &self.ctx.models,
                 self.req.device,
-                self.destination.clone(),
                 input_counters,
             ).instrument(crate::telemetry::stage_span("plan")) => plan?,
             () = self.cancel.cancelled() => return Err(Failure::Cancelled),
@@ -235,7 +235,7 @@ impl Work<'_> {
     /// died with the same model and input, then registers this run so that a later one can
     /// resume it in turn. Parquet output is not resumed.
     async fn resume(&self, plan: &RunPlan) -> Result<Option<crate::resume::Adopted>, Failure> {
-        let Destination::Table(table) = &plan.destination else {
+        let Some(table) = self.target.staging_table() else {
             return Ok(None);
         };
         let key = crate::resume::ResumeKey {

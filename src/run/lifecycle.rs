@@ -18,7 +18,7 @@ use crate::failure::Failure;
 use crate::ledger::{self, Ledger, RecentQuery, RunStart};
 use crate::plan;
 use crate::shard::coordination;
-use crate::sink::Destination;
+use crate::sink::{self, Output};
 
 /// The whole run of `req`, its failure not yet attached to the job's name.
 pub(super) async fn lifecycle(
@@ -29,13 +29,14 @@ pub(super) async fn lifecycle(
     let started = Instant::now();
     let Locked {
         db,
-        destination,
+        target,
         output,
         subject,
         lock,
     } = lock_output(ctx, req).await?;
     let ledger: Arc<dyn Ledger> = Arc::from(ledger::for_database(&db));
-    let previous_rows = before_start(ctx, req, &db, ledger.as_ref(), &destination, &subject).await;
+    let previous_rows =
+        before_start(ctx, req, &db, ledger.as_ref(), target.as_ref(), &subject).await;
     let run_id = Uuid::now_v7();
     tracing::Span::current().record("run_id", tracing::field::display(run_id));
     if let Err(e) = ledger.start(&run_start(req, run_id, &output)).await {
@@ -49,7 +50,7 @@ pub(super) async fn lifecycle(
         req,
         db: &db,
         run_id,
-        destination: destination.clone(),
+        target: Arc::clone(&target),
         output,
         subject,
         lock: &lock,
@@ -63,7 +64,7 @@ pub(super) async fn lifecycle(
     let outcome = work.supervised(&ledger, &mut rec).await;
     // A failed run whose staging is gone (the usual case) has nothing to resume.
     if outcome.is_err()
-        && let Destination::Table(table) = &destination
+        && let Some(table) = target.staging_table()
         && !crate::resume::staging_exists(&db, table, run_id)
             .await
             .unwrap_or(true)
@@ -72,7 +73,7 @@ pub(super) async fn lifecycle(
     }
     rec.stage("total", started);
     if outcome.is_ok() {
-        after_publish::after_success(ledger.as_ref(), &db, req, &destination, &mut rec).await;
+        after_publish::after_success(ledger.as_ref(), req, target.as_ref(), &mut rec).await;
     }
     let finish = rec.finish_of(&outcome);
     let ledger_result = ledger.finish(run_id, &finish).await;
@@ -90,13 +91,14 @@ pub(super) async fn lifecycle(
     outcome?;
     ledger_result?;
     tracing::info!(%run_id, rows = rec.rows_written, seconds = started.elapsed().as_secs_f64(), "run succeeded");
-    Ok(report(req, run_id, destination, &db, rec))
+    Ok(report(req, run_id, target, &db, rec))
 }
 
 /// A run's output, resolved and locked, with the database its ledger (and table) are in.
 struct Locked {
     db: Database,
-    destination: Destination,
+    /// The output kind that writes the run's rows.
+    target: Arc<dyn Output>,
     /// The output as the ledger and the date's lock name it.
     output: String,
     /// What the run locked: the output, or the output and shard.
@@ -111,21 +113,17 @@ async fn lock_output(ctx: &RunContext, req: &RunRequest) -> Result<Locked, Failu
     let output = destination.to_string();
     // Opened side by side: the lock's connection, the ledger's, the drift baseline's read
     // (while the input streams), and one per COPY stream.
-    let copy_streams = match destination {
-        Destination::Table(_) => req.job.output.copy_streams,
-        _ => 0,
+    let copy_streams = if destination.stages_in_table() {
+        req.job.output.copy_streams
+    } else {
+        0
     };
     let db = Database::open_with_sessions(&ctx.db, 3 + copy_streams).await?;
+    let target = sink::output(&destination, &db);
     if req.shard.is_some()
-        && matches!(destination, Destination::Table(_))
-        && matches!(db, Database::Sqlite { .. })
+        && let Some(why) = target.refuses_shards()
     {
-        return Err(Failure::Config(format!(
-            "--shard: sharded runs write a PostgreSQL table (set DATABASE_URL) or Parquet \
-             output (output.url); output {output} is a table in the SQLite file {}, which one \
-             process writes",
-            db.target()
-        )));
+        return Err(Failure::Config(why));
     }
     // A shard locks its own share: the N shards of a date run side by side, and each is
     // exclusive with its own retry. Publishing takes the date's lock.
@@ -139,7 +137,7 @@ async fn lock_output(ctx: &RunContext, req: &RunRequest) -> Result<Locked, Failu
         })?;
     Ok(Locked {
         db,
-        destination,
+        target,
         output,
         subject,
         lock,
@@ -154,7 +152,7 @@ async fn before_start(
     req: &RunRequest,
     db: &Database,
     ledger: &dyn Ledger,
-    destination: &Destination,
+    target: &dyn Output,
     subject: &str,
 ) -> Option<u64> {
     let scope = sweep::Scope {
@@ -166,7 +164,7 @@ async fn before_start(
     if let Err(e) = sweep::sweep(db, ledger, &scope).await {
         tracing::warn!(error = %e, "sweeping what dead runs left failed; going on");
     }
-    clear_unfinished_cleanups(db, ledger, req, destination).await;
+    clear_unfinished_cleanups(db, ledger, req, target).await;
     previous_rows(ledger, req).await
 }
 
@@ -174,7 +172,7 @@ async fn before_start(
 fn report(
     req: &RunRequest,
     run_id: Uuid,
-    destination: Destination,
+    target: Arc<dyn Output>,
     db: &Database,
     rec: Recorder,
 ) -> RunReport {
@@ -186,9 +184,8 @@ fn report(
         rows_written: rec.rows_written,
         rows_rejected: rec.rows_rejected,
         objects: rec.objects(),
-        output: destination,
+        output: target,
         db: db.target().to_string(),
-        is_sqlite: matches!(db, Database::Sqlite { .. }),
         stage_seconds: rec.stage_seconds,
         shard: req
             .shard
@@ -226,7 +223,7 @@ async fn clear_unfinished_cleanups(
     db: &Database,
     ledger: &dyn Ledger,
     req: &RunRequest,
-    destination: &Destination,
+    target: &dyn Output,
 ) {
     let q = RecentQuery {
         job: &req.job.name,
@@ -245,7 +242,7 @@ async fn clear_unfinished_cleanups(
         if crate::resume::is_registered(db, r.run_id).await {
             continue;
         }
-        match crate::sink::leftovers::remove(db, destination, r.run_id, r.logical_date).await {
+        match target.remove_leftovers(r.run_id, r.logical_date).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::warn!(run_id = %r.run_id, removed = %removed.join(", "), "removed what a failed run could not");
             }

@@ -43,7 +43,7 @@ use crate::ledger::RecordedRun;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::shard::ShardSpec;
-use crate::sink::Destination;
+use crate::sink::Output;
 
 pub use pin::check_pin;
 
@@ -101,10 +101,9 @@ pub struct RunReport {
     pub rows_rejected: u64,
     pub objects: usize,
     /// Where the rows went.
-    pub output: Destination,
+    pub output: Arc<dyn Output>,
     /// The database holding the ledger (and the table, for table outputs).
     pub db: String,
-    pub is_sqlite: bool,
     pub stage_seconds: std::collections::BTreeMap<String, f64>,
     /// A shard run: which shard, and what it did (staged, published, nothing).
     pub shard: Option<String>,

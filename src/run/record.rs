@@ -9,7 +9,7 @@ use crate::failure::Failure;
 use crate::ledger::{InputObject, ModelUsed, RunFinish, RunStatus};
 use crate::pipeline::StageReports;
 use crate::plan::RunPlan;
-use crate::sink::Destination;
+use crate::sink::Output;
 use crate::source::store_metrics::StoreCounters;
 use crate::stats::ScoreStats;
 use std::sync::Arc;
@@ -88,17 +88,9 @@ impl Recorder {
 
     /// Counts the requests of the stores the run uses: the input's (before planning, so a run
     /// whose listing failed reports them too) and a Parquet output's.
-    pub fn watch_stores(&mut self, input: &Arc<StoreCounters>, destination: &Destination) {
+    pub fn watch_stores(&mut self, input: &Arc<StoreCounters>, target: &dyn Output) {
         self.store_counters = vec![Arc::clone(input)];
-        match destination {
-            Destination::Objects(location) => {
-                self.store_counters.push(Arc::clone(&location.counters))
-            }
-            Destination::Delta(target) => self
-                .store_counters
-                .push(Arc::clone(&target.location.counters)),
-            Destination::Table(_) => {}
-        }
+        self.store_counters.extend(target.store_counters());
     }
 
     /// Records what the stages reported.

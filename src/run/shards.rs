@@ -22,7 +22,7 @@ impl Work<'_> {
         rec: &mut Recorder,
     ) -> Result<Option<String>, Failure> {
         let job = &self.req.job;
-        let output = self.destination.to_string();
+        let output = self.target.to_string();
         let inputs_digest = crate::resume::inputs_digest(&plan.input.objects);
         let key = AttemptKey {
             job: &job.name,
@@ -112,7 +112,7 @@ impl Work<'_> {
         rec.part_recorded = true;
         rec.rows_written = staged;
         if let AttemptState::Superseded(by) = coordination::state(self.db, attempt).await? {
-            sink::remove_part(&self.destination, self.db, &part).await;
+            self.target.remove_part(&part).await;
             rec.part_recorded = false;
             return Err(superseded(by));
         }
@@ -143,7 +143,7 @@ impl Work<'_> {
     ) -> Publisher<'b> {
         Publisher {
             db: self.db,
-            destination: &self.destination,
+            target: self.target.as_ref(),
             output: &self.output,
             date: self.req.date,
             attempt,

@@ -14,7 +14,7 @@ use crate::db::Database;
 use crate::failure::Failure;
 use crate::job::{self, Job};
 use crate::ledger::{Ledger, RunningRun};
-use crate::sink::{Destination, leftovers};
+use crate::sink::{self, Destination, ObjectsTarget};
 use crate::source;
 use crate::sql_ident::TableName;
 
@@ -137,13 +137,18 @@ async fn clear(db: &Database, run: &RunningRun, jobs_dir: &Path) -> Result<Vec<S
                     crate::delta::DeltaTarget::resolve(delta, &job.output.storage)
                         .map_err(Failure::Config)?,
                 )),
-                None => {
-                    Destination::Objects(source::resolve_output(&run.output, &job.output.storage)?)
-                }
+                None => Destination::Objects(Box::new(ObjectsTarget {
+                    location: source::resolve_output(&run.output, &job.output.storage)?,
+                    url_template: job.output.url.clone().unwrap_or_else(|| run.output.clone()),
+                    storage: job.output.storage.clone(),
+                })),
             }
         }
     };
-    Ok(leftovers::remove(db, &destination, run.run_id, run.logical_date).await?)
+    let target = sink::output(&destination, db);
+    Ok(target
+        .remove_leftovers(run.run_id, run.logical_date)
+        .await?)
 }
 
 /// Marks `run` abandoned in the ledger and logs what was removed.

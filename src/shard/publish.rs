@@ -11,7 +11,7 @@ use crate::db::Database;
 use crate::failure::Failure;
 use crate::job::OutputSpec;
 use crate::sink::parts::Part;
-use crate::sink::{self, Destination, SinkSpec};
+use crate::sink::{self, Output, SinkSpec};
 
 /// How long a shard that finds every part staged waits for the date's lock (held by another
 /// shard publishing, or by an unsharded run of the date) before it gives up with exit 5.
@@ -20,7 +20,8 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(120);
 /// Everything publishing needs, from the shard run that tries it.
 pub struct Publisher<'a> {
     pub db: &'a Database,
-    pub destination: &'a Destination,
+    /// The output kind the shards staged their parts in.
+    pub target: &'a dyn Output,
     /// The output as the lock and the ledger name it.
     pub output: &'a str,
     pub date: NaiveDate,
@@ -144,7 +145,8 @@ impl Publisher<'_> {
             publication: &publication,
             ids_checked,
         };
-        sink::publish_shards(self.destination, self.db, &self.spec, lock, &shards)
+        self.target
+            .publish_parts(self.db, &self.spec, lock, &shards)
             .await
             .map_err(crate::failure::publish_failure)?;
         tracing::info!(
@@ -169,7 +171,7 @@ impl Publisher<'_> {
             }
         };
         for part in &parts {
-            sink::remove_part(self.destination, self.db, part).await;
+            self.target.remove_part(part).await;
         }
         if !parts.is_empty() {
             tracing::info!(

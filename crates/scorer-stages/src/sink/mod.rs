@@ -2,6 +2,11 @@
 //! date's previous rows atomically: readers see the old rows or the new rows, never a mix, and a run
 //! that fails leaves the old rows in place.
 //!
+//! Each output kind (a PostgreSQL table, a SQLite table, Parquet files, a Delta table) lives in its
+//! own folder and implements [`Output`]: open a sink, publish a sharded run's parts, remove a part,
+//! drop dates before a day (retention), remove a dead run's leftovers. [`output`] is the one place
+//! that picks the kind.
+//!
 //! Every sink goes through the same three steps, held by the run as a `Box<dyn Sink>`:
 //! `write` (rows into the run's staging area), `finish` (every row durable in staging, counted),
 //! `publish` (the swap or manifest commit that makes them the date's rows). Keeping them apart lets
@@ -11,14 +16,15 @@
 pub mod checkpoint;
 pub mod columns;
 pub mod delta;
-pub mod leftovers;
 pub mod objects;
+mod output;
 pub mod parts;
 pub mod postgres;
 pub mod retention;
 pub mod sqlite;
 
 pub use columns::VectorType;
+pub use output::{Destination, ObjectsTarget, Output, ShardsToPublish, output};
 
 use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
 use arrow::array::ArrayRef;
@@ -204,26 +210,6 @@ pub struct Kept {
     pub run_ids: Vec<Uuid>,
 }
 
-/// Where a run's rows go: a table in the run's database, or Parquet files in an object store.
-#[derive(Debug, Clone)]
-pub enum Destination {
-    Table(TableName),
-    /// The date's directory (`output.url` rendered for the run's date).
-    Objects(crate::source::InputLocation),
-    /// A Delta table partitioned by the date (`output.delta`).
-    Delta(Box<crate::delta::DeltaTarget>),
-}
-
-impl std::fmt::Display for Destination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Table(t) => write!(f, "{t}"),
-            Self::Objects(l) => f.write_str(&l.url),
-            Self::Delta(t) => f.write_str(t.shown()),
-        }
-    }
-}
-
 /// What a sink needs to know about the run besides where its rows go.
 #[derive(Debug, Clone)]
 pub struct SinkSpec {
@@ -269,184 +255,6 @@ impl SinkSpec {
             readers: self.readers.clone(),
             passthrough: self.passthrough.clone(),
             vectors: self.vectors,
-        }
-    }
-}
-
-/// Opens the sink for `destination`: the one place that picks a sink kind. A table goes to the
-/// run's database (PostgreSQL or SQLite); a URL to Parquet files and a manifest.
-pub async fn open(
-    destination: &Destination,
-    db: &crate::db::Database,
-    spec: SinkSpec,
-) -> Result<Box<dyn Sink>, SinkError> {
-    use crate::db::Database;
-    Ok(match (destination, db) {
-        (Destination::Delta(target), _) => {
-            Box::new(crate::sink::delta::DeltaPartitionWriter::begin(target, spec).await?)
-        }
-        (Destination::Objects(location), _) => Box::new(
-            objects::ObjectsPartitionWriter::begin(objects::ObjectsLayout {
-                store: std::sync::Arc::clone(&location.store),
-                prefix: location.prefix.clone(),
-                url: location.url.clone(),
-                spec: spec.clone(),
-                files: objects::FileLayout::RunDirectory,
-            })
-            .await?,
-        ),
-        (Destination::Table(table), Database::Postgres { pool, .. }) => Box::new(
-            postgres::PgPartitionWriter::begin(
-                pool.clone(),
-                spec.layout(table),
-                spec.copy_streams,
-                spec.checkpoints.clone(),
-                spec.adopted_rows,
-                spec.sharded,
-            )
-            .await?,
-        ),
-        (Destination::Table(table), Database::Sqlite { pool, .. }) => Box::new(
-            sqlite::SqlitePartitionWriter::begin(
-                pool.clone(),
-                spec.layout(table),
-                spec.checkpoints.clone(),
-                spec.adopted_rows.is_some(),
-            )
-            .await?,
-        ),
-    })
-}
-
-/// What a sharded run's publishing shard makes the date's (`publish_shards`).
-#[derive(Clone, Copy)]
-pub struct ShardsToPublish<'a> {
-    /// Every shard's staged part.
-    pub parts: &'a [parts::Part],
-    /// The date's quarantine: every shard's rejected rows.
-    pub rejected: &'a [RejectedRow],
-    /// The ledger statements recorded with the publication.
-    pub publication: &'a dyn parts::PublishRecord,
-    /// Whether the parts' ids are known disjoint already (their digests were checked).
-    pub ids_checked: bool,
-}
-
-/// Publishes the parts a sharded run's shards staged as the date's rows (`crate::shard`), with
-/// `rejected` as the date's quarantine and `publication` recorded: in the swap transaction for a
-/// PostgreSQL table, right after the manifest's PUT for Parquet. `spec` is the publishing run's.
-/// `ids_checked`: the parts' ids are known disjoint (from their digests); else the staged ids
-/// are checked. On failure the parts stay staged, for a retry.
-pub async fn publish_shards(
-    destination: &Destination,
-    db: &crate::db::Database,
-    spec: &SinkSpec,
-    lock: &mut dyn OutputLock,
-    shards: &ShardsToPublish<'_>,
-) -> Result<(), SinkError> {
-    use crate::db::Database;
-    let ShardsToPublish {
-        parts,
-        rejected,
-        publication,
-        ids_checked,
-    } = *shards;
-    match (destination, db) {
-        (Destination::Table(table), Database::Postgres { pool, .. }) => {
-            let layout = spec.layout(table);
-            let staged = parts
-                .iter()
-                .map(|p| {
-                    p.body
-                        .staging
-                        .clone()
-                        .map(|staging| postgres::shards::StagedTable {
-                            staging,
-                            run_ids: p.body.run_ids.clone(),
-                        })
-                        .ok_or_else(|| SinkError::Table {
-                            table: table.to_string(),
-                            message: format!("shard {} recorded no staging table", p.index),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            postgres::shards::publish_parts(
-                pool,
-                &layout,
-                &staged,
-                lock,
-                rejected,
-                publication,
-                ids_checked,
-            )
-            .await
-        }
-        (Destination::Table(table), Database::Sqlite { .. }) => Err(SinkError::Table {
-            table: table.to_string(),
-            message: "sharded runs write PostgreSQL tables or Parquet output, not SQLite".into(),
-        }),
-        (Destination::Delta(target), _) => {
-            let files: Vec<_> = parts.iter().flat_map(|p| p.body.files.clone()).collect();
-            crate::sink::delta::publish_parts(target, spec, lock, &files, rejected, ids_checked)
-                .await?;
-            publication
-                .commit(db)
-                .await
-                .map_err(|e| SinkError::Objects {
-                    url: target.shown().to_string(),
-                    message: format!(
-                        "the Delta commit is done, but recording the attempt's publication failed \
-                         (a retried shard publishes it again, the same rows): {e}"
-                    ),
-                })
-        }
-        (Destination::Objects(location), _) => {
-            let layout = objects::ObjectsLayout {
-                store: std::sync::Arc::clone(&location.store),
-                prefix: location.prefix.clone(),
-                url: location.url.clone(),
-                spec: spec.clone(),
-                files: objects::FileLayout::RunDirectory,
-            };
-            let files = parts.iter().flat_map(|p| p.body.files.clone()).collect();
-            let runs = parts.iter().flat_map(|p| p.body.run_ids.clone()).collect();
-            objects::publish_parts(&layout, files, runs, lock, rejected, ids_checked).await?;
-            publication
-                .commit(db)
-                .await
-                .map_err(|e| SinkError::Objects {
-                    url: location.url.clone(),
-                    message: format!(
-                        "the manifest is committed, but recording the attempt's publication failed \
-                     (a retried shard publishes it again, the same rows): {e}"
-                    ),
-                })
-        }
-    }
-}
-
-/// Removes a superseded shard part's staged rows (best effort: failures are logged).
-pub async fn remove_part(destination: &Destination, db: &crate::db::Database, part: &parts::Part) {
-    use crate::db::Database;
-    match (destination, db) {
-        (Destination::Table(table), Database::Postgres { pool, .. }) => {
-            if let Some(staging) = &part.body.staging {
-                postgres::drop_staging(pool, table, staging).await;
-            }
-        }
-        (Destination::Table(_), Database::Sqlite { .. }) => {}
-        (Destination::Delta(target), _) => {
-            objects::delete_relative(
-                &target.location.store,
-                &target.location.prefix,
-                &part.body.files,
-            )
-            .await
-        }
-        (Destination::Objects(location), _) => {
-            for run in &part.body.run_ids {
-                objects::delete_dir(&location.store, &objects::run_dir(&location.prefix, *run))
-                    .await;
-            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! columns for it, are here ([`commit`], [`schema`]).
 
 pub mod commit;
+pub mod output;
 pub mod schema;
 
 use async_trait::async_trait;

@@ -6,7 +6,9 @@ pub mod analyst;
 mod copy_binary;
 mod copy_streams;
 pub mod ddl;
+pub mod output;
 pub mod quarantine;
+pub(crate) mod retention;
 pub mod shards;
 
 use std::sync::Arc;

@@ -5,7 +5,9 @@
 //! (WAL mode) see the old rows until the commit and the new rows after it. A killed run leaves its
 //! staging table behind for the sweep (`scorer gc`).
 
+pub mod output;
 pub mod quarantine;
+mod retention;
 
 use arrow::array::{Array, Int64Array, StringArray};
 use async_trait::async_trait;

@@ -21,6 +21,9 @@
 //! what it wrote; the manifest, and so the date's visible rows, stay as they were. The `_` prefix
 //! keeps Hive-style readers (Spark, DuckDB, pyarrow datasets) from picking up run directories.
 
+pub mod output;
+mod retention;
+
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray};
