@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 DATE="${1:-2026-11-24}"
 
-cargo build --bins --quiet
+# Only what the quickstart runs: a dense model into SQLite needs none of the optional capabilities
+# (Delta tables, polars preprocessing, ONNX, text embeddings), which are most of a first build.
+# `cargo build --release` builds scorer with all of them (README, "Building").
+cargo build --bins --no-default-features --quiet
 bin="$CARGO_TARGET_DIR/debug"
 
 "$bin/scorer-datagen" input --out "data/quickstart/dt=$DATE" --date "$DATE" \

@@ -321,28 +321,54 @@ pub async fn plan_input(
     counters: Arc<StoreCounters>,
 ) -> Result<InputPlan, Failure> {
     if let Some(delta) = &job.input.delta {
-        let target = crate::delta::DeltaTarget::resolve_input(delta, &job.input.storage, counters)
-            .map_err(Failure::Config)?;
-        let (files, version) = crate::delta::input::files_for_date(
-            &target,
-            job.input.delta_version,
-            &job.input.delta_date_column,
-            date,
-        )
-        .await
-        // A Delta error carries its class (a table that cannot be read as asked is
-        // configuration, exit 2), whichever side of the run it comes from.
-        .map_err(|e| Failure::from(crate::sink::SinkError::from(e)))?;
-        let mut plan =
-            source::plan::plan_objects(&target.location, files, &job.input.id_column, columns)
-                .await?;
-        plan.delta_version = Some(version);
-        return Ok(plan);
+        return plan_delta_input(job, delta, date, columns, counters).await;
     }
     let url = template::render(&job.input.url, date)
         .map_err(|e| Failure::Config(format!("input.url: {e}")))?;
     let location = source::resolve_counted(&url, &job.input.storage, counters)?;
     Ok(source::plan::plan_columns(&location, &job.input.id_column, columns).await?)
+}
+
+/// `input.delta`: the files of the date's partition in the table's version, footers checked.
+#[cfg(feature = "delta")]
+async fn plan_delta_input(
+    job: &Job,
+    delta: &str,
+    date: NaiveDate,
+    columns: &[RawColumn],
+    counters: Arc<StoreCounters>,
+) -> Result<InputPlan, Failure> {
+    let target = crate::delta::DeltaTarget::resolve_input(delta, &job.input.storage, counters)
+        .map_err(Failure::Config)?;
+    let (files, version) = crate::delta::input::files_for_date(
+        &target,
+        job.input.delta_version,
+        &job.input.delta_date_column,
+        date,
+    )
+    .await
+    // A Delta error carries its class (a table that cannot be read as asked is
+    // configuration, exit 2), whichever side of the run it comes from.
+    .map_err(|e| Failure::from(crate::sink::SinkError::from(e)))?;
+    let mut plan =
+        source::plan::plan_objects(&target.location, files, &job.input.id_column, columns).await?;
+    plan.delta_version = Some(version);
+    Ok(plan)
+}
+
+/// `input.delta` in a binary built without Delta tables.
+#[cfg(not(feature = "delta"))]
+async fn plan_delta_input(
+    _job: &Job,
+    _delta: &str,
+    _date: NaiveDate,
+    _columns: &[RawColumn],
+    _counters: Arc<StoreCounters>,
+) -> Result<InputPlan, Failure> {
+    Err(Failure::Config(crate::error::not_built(
+        "a Delta table input (input.delta)",
+        "delta",
+    )))
 }
 
 /// Resolves the job's output for `date`: its table, or its rendered output URL and store. No I/O.

@@ -119,7 +119,7 @@ async fn lock_output(ctx: &RunContext, req: &RunRequest) -> Result<Locked, Failu
         0
     };
     let db = Database::open_with_sessions(&ctx.db, 3 + copy_streams).await?;
-    let target = sink::output(&destination, &db);
+    let target = sink::output(&destination, &db)?;
     if req.shard.is_some()
         && let Some(why) = target.refuses_shards()
     {

@@ -145,7 +145,7 @@ async fn clear(db: &Database, run: &RunningRun, jobs_dir: &Path) -> Result<Vec<S
             }
         }
     };
-    let target = sink::output(&destination, db);
+    let target = sink::output(&destination, db)?;
     Ok(target
         .remove_leftovers(run.run_id, run.logical_date)
         .await?)

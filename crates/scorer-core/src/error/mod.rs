@@ -11,6 +11,16 @@ pub use class::{
     sqlx_class,
 };
 
+/// What a job or model asks of a capability this binary was built without (a cargo feature:
+/// `delta`, `polars`, `onnx`, `text-embedding`): the message says how to build it in. A
+/// configuration error (exit 2): retrying the same binary cannot help.
+pub fn not_built(what: &str, feature: &str) -> String {
+    format!(
+        "{what} needs the `{feature}` feature, and this scorer was built without it; build scorer \
+         with its default features (`cargo build --release`) or add `--features {feature}`"
+    )
+}
+
 /// Stable exit codes. Each comes from a typed error class ([`ErrorClass`]), never from a
 /// message: 2 never retry, 3 retry once the data changes, 4 retry now, 5 retry later.
 pub mod exit {

@@ -24,8 +24,11 @@
 //!
 //! [`FileLayout::DatePartition`]: crate::sink::objects::FileLayout::DatePartition
 
+#[cfg(feature = "delta")]
 pub mod input;
+#[cfg(feature = "delta")]
 pub mod log;
+#[cfg(feature = "delta")]
 pub mod log_store;
 
 use url::Url;

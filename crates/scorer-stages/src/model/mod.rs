@@ -8,12 +8,12 @@ pub mod dense;
 mod dense_cpu;
 pub mod device;
 pub mod gbdt;
+#[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod precision_check;
 pub mod registry;
 pub mod spec;
 pub mod text_embedding;
-pub mod text_embedding_cpu;
 pub mod threads;
 
 use std::path::PathBuf;
@@ -312,6 +312,14 @@ pub fn load_as(
     let outputs: Vec<OutputColumn> = spec.outputs.iter().map(|o| o.column()).collect();
     let (model, opened_spec, gpu_name): (Box<dyn ScoringModel>, DeviceSpec, Option<String>) =
         match spec.kind {
+            #[cfg(not(feature = "onnx"))]
+            ModelKind::Onnx => {
+                return Err(ModelError::Runtime(format!(
+                    "model {name} version {version}: {}",
+                    crate::error::not_built("the onnx model kind", "onnx")
+                )));
+            }
+            #[cfg(feature = "onnx")]
             ModelKind::Onnx => {
                 if let DeviceSpec::Cuda(_) = device {
                     return Err(ModelError::Runtime(format!(
@@ -345,6 +353,16 @@ pub fn load_as(
                 )?;
                 (Box::new(m), opened.spec, opened.gpu_name)
             }
+            #[cfg(not(feature = "text-embedding"))]
+            ModelKind::TextEmbedding => {
+                // No encoder here to load at another precision.
+                let _ = dtype;
+                return Err(ModelError::Runtime(format!(
+                    "model {name} version {version}: {}",
+                    crate::error::not_built("the text_embedding model kind", "text-embedding")
+                )));
+            }
+            #[cfg(feature = "text-embedding")]
             ModelKind::TextEmbedding => {
                 let mut te = spec
                     .text_embedding

@@ -7,7 +7,12 @@
 //! The model's `inputs` name the columns after preprocessing; [`Preprocessor::raw_columns`] says
 //! which input-file columns that needs (only those are read: projection pushdown still applies).
 
+#[cfg(feature = "polars")]
 mod bridge;
+#[cfg(feature = "polars")]
+mod derive;
+#[cfg(not(feature = "polars"))]
+#[path = "derive_unavailable.rs"]
 mod derive;
 mod encode;
 

@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod columns;
+#[cfg(feature = "delta")]
 pub mod delta;
 pub mod objects;
 mod output;
@@ -137,8 +138,12 @@ pub enum SinkError {
     #[error(transparent)]
     LockLost(#[from] LockLost),
     /// The Delta table's log or commit failed, or the table does not fit the run.
+    #[cfg(feature = "delta")]
     #[error(transparent)]
     Delta(#[from] crate::delta::log::DeltaError),
+    /// The output's kind is not built into this binary (`error::not_built`).
+    #[error("output {output}: {message}")]
+    NotBuilt { output: String, message: String },
     /// Two shards of a sharded run staged the same id; nothing was published.
     #[error("output {output}: id {id} appears in more than one shard's rows")]
     DuplicateId { output: String, id: String },
@@ -156,7 +161,9 @@ impl SinkError {
             Self::Parquet { source, .. } => parquet_class(source),
             Self::LockLost(_) => ErrorClass::Transient,
             Self::DuplicateId { .. } => ErrorClass::Data,
+            #[cfg(feature = "delta")]
             Self::Delta(e) => e.class(),
+            Self::NotBuilt { .. } => ErrorClass::Config,
             Self::Table { .. } | Self::Objects { .. } => ErrorClass::Internal,
         }
     }

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::parts::{Part, PublishRecord};
-use super::{Sink, SinkError, SinkSpec, delta, objects, postgres, sqlite};
+use super::{Sink, SinkError, SinkSpec, objects, postgres, sqlite};
 use crate::db::Database;
 use crate::db::lock::OutputLock;
 use crate::quarantine::RejectedRow;
@@ -63,9 +63,10 @@ impl Display for Destination {
 }
 
 /// The output kind that writes `destination`, in the run's database `db`: the one place that
-/// picks a kind. A table goes to the run's database (PostgreSQL or SQLite).
-pub fn output(destination: &Destination, db: &Database) -> Arc<dyn Output> {
-    match (destination, db) {
+/// picks a kind. A table goes to the run's database (PostgreSQL or SQLite). Fails only for a
+/// kind this binary was built without.
+pub fn output(destination: &Destination, db: &Database) -> Result<Arc<dyn Output>, SinkError> {
+    Ok(match (destination, db) {
         (Destination::Table(table), Database::Postgres { pool, .. }) => Arc::new(
             postgres::output::PgTable::new(pool.clone(), table.clone(), db),
         ),
@@ -75,10 +76,19 @@ pub fn output(destination: &Destination, db: &Database) -> Arc<dyn Output> {
         (Destination::Objects(target), _) => {
             Arc::new(objects::output::ParquetFiles::new((**target).clone(), db))
         }
+        #[cfg(feature = "delta")]
+        (Destination::Delta(target), _) => Arc::new(super::delta::output::DeltaOutput::new(
+            (**target).clone(),
+            db,
+        )),
+        #[cfg(not(feature = "delta"))]
         (Destination::Delta(target), _) => {
-            Arc::new(delta::output::DeltaOutput::new((**target).clone(), db))
+            return Err(SinkError::NotBuilt {
+                output: target.shown().to_string(),
+                message: crate::error::not_built("a Delta table output (output.delta)", "delta"),
+            });
         }
-    }
+    })
 }
 
 /// What a sharded run's publishing shard makes the date's ([`Output::publish_parts`]).
