@@ -82,16 +82,7 @@ impl Work<'_> {
             return Ok(());
         };
         let adopted = self.resume(&plan).await?;
-        let mut spec = plan.sink_spec(self.run_id);
-        if self.target.staging_table().is_some() {
-            let first = adopted.as_ref().map_or(0, |a| a.next_seq);
-            spec.checkpoints = Some(crate::sink::checkpoint::CheckpointTarget::new(
-                self.run_id,
-                first,
-            ));
-        }
-        spec.adopted_rows = adopted.as_ref().map(|a| a.rows_scored);
-        spec.sharded = attempt.is_some();
+        let spec = self.sink_spec(&plan, adopted.as_ref(), attempt.is_some());
         let mut sink = self.target.open(spec).await?;
         let done = Arc::new(std::sync::atomic::AtomicU64::new(
             adopted.as_ref().map_or(0, |a| a.rows_read),
@@ -156,6 +147,27 @@ impl Work<'_> {
         }
         .instrument(crate::telemetry::stage_span("commit"))
         .await
+    }
+
+    /// What the sink needs of this run: the plan's spec, where a table output commits its
+    /// resume checkpoints (numbered after the adopted ones), the rows adopted, whether a shard.
+    fn sink_spec(
+        &self,
+        plan: &RunPlan,
+        adopted: Option<&crate::resume::Adopted>,
+        sharded: bool,
+    ) -> sink::SinkSpec {
+        let mut spec = plan.sink_spec(self.run_id);
+        if self.target.staging_table().is_some() {
+            let first = adopted.map_or(0, |a| a.next_seq);
+            spec.checkpoints = Some(crate::sink::checkpoint::CheckpointTarget::new(
+                self.run_id,
+                first,
+            ));
+        }
+        spec.adopted_rows = adopted.map(|a| a.rows_scored);
+        spec.sharded = sharded;
+        spec
     }
 
     /// Plans the run (cancellable), checks a pinned run against its record, and starts a shard

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::db::{Database, DbError};
 use crate::quarantine::RejectedRow;
+use crate::sink::SinkError;
 use crate::sink::objects::ManifestFile;
 
 /// What a shard staged, as the publishing shard needs it.
@@ -49,4 +50,25 @@ pub trait PublishRecord: Send + Sync {
 
     /// Runs the statements in a transaction of their own.
     async fn commit(&self, db: &Database) -> Result<(), DbError>;
+}
+
+/// Records `publication` in a transaction of its own right after an output's own commit (a
+/// manifest PUT, a Delta commit: `committed` says which) made the shards' rows the date's. A
+/// failure says so: the rows are published, and a retried shard publishes them again.
+pub async fn record_after_commit(
+    publication: &dyn PublishRecord,
+    db: &Database,
+    url: &str,
+    committed: &str,
+) -> Result<(), SinkError> {
+    publication
+        .commit(db)
+        .await
+        .map_err(|e| SinkError::Objects {
+            url: url.to_string(),
+            message: format!(
+                "{committed}, but recording the attempt's publication failed (a retried shard \
+                 publishes it again, the same rows): {e}"
+            ),
+        })
 }

@@ -14,7 +14,7 @@ use crate::db::lock::OutputLock;
 use crate::delta::DeltaTarget;
 use crate::delta::log::DeltaError;
 use crate::sink::objects::delete_relative;
-use crate::sink::parts::Part;
+use crate::sink::parts::{Part, record_after_commit};
 use crate::sink::{Output, ShardsToPublish, Sink, SinkError, SinkSpec};
 use crate::source::store_metrics::StoreCounters;
 
@@ -93,17 +93,13 @@ impl Output for DeltaOutput {
             shards.ids_checked,
         )
         .await?;
-        shards
-            .publication
-            .commit(db)
-            .await
-            .map_err(|e| SinkError::Objects {
-                url: self.target.shown().to_string(),
-                message: format!(
-                    "the Delta commit is done, but recording the attempt's publication failed \
-                     (a retried shard publishes it again, the same rows): {e}"
-                ),
-            })
+        record_after_commit(
+            shards.publication,
+            db,
+            self.target.shown(),
+            "the Delta commit is done",
+        )
+        .await
     }
 
     async fn remove_part(&self, part: &Part) {

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::db::Database;
 use crate::db::lock::OutputLock;
-use crate::sink::parts::Part;
+use crate::sink::parts::{Part, record_after_commit};
 use crate::sink::{ObjectsTarget, Output, ShardsToPublish, Sink, SinkError, SinkSpec};
 use crate::source::store_metrics::StoreCounters;
 
@@ -99,17 +99,13 @@ impl Output for ParquetFiles {
             shards.ids_checked,
         )
         .await?;
-        shards
-            .publication
-            .commit(db)
-            .await
-            .map_err(|e| SinkError::Objects {
-                url: self.target.location.url.clone(),
-                message: format!(
-                    "the manifest is committed, but recording the attempt's publication failed \
-                     (a retried shard publishes it again, the same rows): {e}"
-                ),
-            })
+        record_after_commit(
+            shards.publication,
+            db,
+            &self.target.location.url,
+            "the manifest is committed",
+        )
+        .await
     }
 
     async fn remove_part(&self, part: &Part) {
