@@ -18,7 +18,7 @@ use crate::ids::{Duplicate, IdSet};
 use crate::plan::RunPlan;
 use crate::quarantine::RejectedRow;
 use crate::resume::Adopted;
-use crate::score::{ScoreReport, ScoreStage};
+use crate::score::{ScoreStage, ScoreTally};
 use crate::sink::{ScoredBatch, Sink};
 use crate::source::{self, DoneRanges, SourceBatch};
 
@@ -27,10 +27,10 @@ const SCORED_QUEUE: usize = 4;
 
 /// What the stages did, whether or not the run went through.
 #[derive(Debug, Default, Clone)]
-pub struct StageReports {
+pub struct StageTimings {
     /// Seconds the source spent fetching and decoding (summed over row groups in flight).
     pub read_seconds: Option<f64>,
-    pub score: Option<ScoreReport>,
+    pub score: Option<ScoreTally>,
     /// Seconds the sink spent in `write`.
     pub write_seconds: f64,
     /// A resumed run: seconds spent reading the ids of the adopted rows again.
@@ -40,7 +40,7 @@ pub struct StageReports {
 /// The outcome of streaming a plan's input into a sink.
 #[derive(Debug)]
 pub struct Streamed {
-    pub reports: StageReports,
+    pub reports: StageTimings,
     /// `Err` with the first failure (or `Cancelled`); the sink then holds a partial staging.
     pub result: Result<(), Failure>,
     /// The rows left out, for the sink to publish as the date's quarantine.
@@ -66,7 +66,7 @@ pub async fn stream(
             Ok(seconds) => Some(seconds),
             Err(f) => {
                 return Streamed {
-                    reports: StageReports::default(),
+                    reports: StageTimings::default(),
                     result: Err(f),
                     rejected: Vec::new(),
                     ids: None,
@@ -80,7 +80,7 @@ pub async fn stream(
         score_task,
         mut scored_rx,
     } = spawn_stages(plan, cancel, done);
-    let mut reports = StageReports {
+    let mut reports = StageTimings {
         resume_ids_seconds,
         ..Default::default()
     };
@@ -130,7 +130,7 @@ pub async fn stream(
 /// The source and scoring stages, running; the sink's loop reads `scored_rx`.
 struct Stages {
     source_task: tokio::task::JoinHandle<Result<f64, source::SourceError>>,
-    score_task: tokio::task::JoinHandle<Result<ScoreReport, Failure>>,
+    score_task: tokio::task::JoinHandle<Result<ScoreTally, Failure>>,
     scored_rx: mpsc::Receiver<ScoredBatch>,
 }
 

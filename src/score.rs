@@ -21,7 +21,7 @@ use crate::stats::ScoreStats;
 
 /// What the scoring stage reports when its input ends (or it stops).
 #[derive(Debug, Default, Clone)]
-pub struct ScoreReport {
+pub struct ScoreTally {
     pub rows_read: u64,
     pub rows_scored: u64,
     pub rows_rejected: u64,
@@ -76,8 +76,8 @@ impl ScoreStage {
         mut rx: mpsc::Receiver<SourceBatch>,
         tx: mpsc::Sender<ScoredBatch>,
         cancel: &CancellationToken,
-    ) -> Result<ScoreReport, Failure> {
-        let mut report = ScoreReport {
+    ) -> Result<ScoreTally, Failure> {
+        let mut report = ScoreTally {
             stats: vec![ScoreStats::default(); self.model.model.outputs().len()],
             ..Default::default()
         };

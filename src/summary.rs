@@ -1,11 +1,11 @@
 //! What `scorer run`, `scorer gc` and `scorer models` print on stdout: where the rows went and
 //! how to look at them, what the sweep removed, and what the model registry holds.
 
-use crate::run::RunReport;
-use crate::run::sweep::SweepReport;
+use crate::run::RunOutcome;
+use crate::run::sweep::SweepOutcome;
 
 /// The lines `scorer run` prints after a successful run.
-pub fn run_lines(s: &RunReport) -> Vec<String> {
+pub fn run_lines(s: &RunOutcome) -> Vec<String> {
     let date = s.date.format("%Y-%m-%d");
     let secs = s.stage_seconds.get("total").copied().unwrap_or_default();
     let mut lines = vec![format!(
@@ -20,7 +20,7 @@ pub fn run_lines(s: &RunReport) -> Vec<String> {
 }
 
 /// The lines `scorer gc` prints.
-pub fn sweep_lines(r: &SweepReport) -> Vec<String> {
+pub fn sweep_lines(r: &SweepOutcome) -> Vec<String> {
     let mut lines = vec![format!(
         "scorer gc: {} dead run(s) marked abandoned, {} running run(s) left alone",
         r.abandoned.len(),

@@ -12,7 +12,7 @@ use crate::source::SourceError;
 
 /// What a successful validation found.
 #[derive(Debug, Clone)]
-pub struct ValidateReport {
+pub struct Validation {
     pub job: String,
     pub model: String,
     /// The input columns a run reads besides the id (the features, or what the model's
@@ -22,7 +22,7 @@ pub struct ValidateReport {
     pub input: Option<(usize, u64)>,
 }
 
-impl ValidateReport {
+impl Validation {
     /// The lines `scorer validate` prints.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = vec![
@@ -53,7 +53,7 @@ pub async fn validate(
     job: &Job,
     models: &Registry,
     date: Option<NaiveDate>,
-) -> Result<ValidateReport, RunError> {
+) -> Result<Validation, RunError> {
     let mut problems = Vec::new();
     let mut code = exit::OK;
     let mut add = |e: Failure| {
@@ -104,7 +104,7 @@ pub async fn validate(
         }
     }
     if problems.is_empty() {
-        Ok(ValidateReport {
+        Ok(Validation {
             job: job.name.clone(),
             model,
             reads: columns.into_iter().map(|c| c.name).collect(),

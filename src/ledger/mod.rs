@@ -127,7 +127,7 @@ pub struct RunFinish {
     /// Statistics of each input feature, sampled (`crate::score::feature_sample_every`).
     pub feature_stats: BTreeMap<String, ScoreStats>,
     /// PSI against the job's previous successful run (`crate::drift`), when there was one.
-    pub drift: Option<crate::drift::DriftReport>,
+    pub drift: Option<crate::drift::DriftCheck>,
     /// Latency percentiles, rows/s, CPU seconds, slowness (`crate::metrics`).
     pub metrics: crate::metrics::RunMetrics,
     /// What `output.retention_days` dropped after the run published (`crate::sink::retention`).

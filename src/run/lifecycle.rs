@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::execute::Work;
 use super::record::Recorder;
-use super::{RunContext, RunReport, RunRequest, after_publish, sweep};
+use super::{RunContext, RunOutcome, RunRequest, after_publish, sweep};
 use crate::db::Database;
 use crate::db::lock::OutputLock;
 use crate::failure::Failure;
@@ -25,7 +25,7 @@ pub(super) async fn lifecycle(
     ctx: &RunContext,
     req: &RunRequest,
     cancel: CancellationToken,
-) -> Result<RunReport, Failure> {
+) -> Result<RunOutcome, Failure> {
     let started = Instant::now();
     let Locked {
         db,
@@ -175,8 +175,8 @@ fn report(
     target: Arc<dyn Output>,
     db: &Database,
     rec: Recorder,
-) -> RunReport {
-    RunReport {
+) -> RunOutcome {
+    RunOutcome {
         run_id,
         job: req.job.name.clone(),
         date: req.date,

@@ -92,7 +92,7 @@ pub struct RunRequest {
 
 /// What a successful run reports.
 #[derive(Debug, Clone)]
-pub struct RunReport {
+pub struct RunOutcome {
     pub run_id: Uuid,
     pub job: String,
     pub date: NaiveDate,
@@ -115,7 +115,7 @@ pub async fn run(
     ctx: &RunContext,
     req: &RunRequest,
     cancel: CancellationToken,
-) -> Result<RunReport, RunError> {
+) -> Result<RunOutcome, RunError> {
     // A pinned run uses the recorded model version, whatever the job file says today.
     let pinned;
     let req = match &req.pin {

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use crate::failure::Failure;
 use crate::ledger::{InputObject, ModelUsed, RunFinish, RunStatus};
-use crate::pipeline::StageReports;
+use crate::pipeline::StageTimings;
 use crate::plan::RunPlan;
 use crate::sink::Output;
 use crate::source::store_metrics::StoreCounters;
@@ -42,7 +42,7 @@ pub struct Recorder {
     pub feature_stats: BTreeMap<String, ScoreStats>,
     feature_names: Vec<String>,
     /// PSI against the job's previous successful run.
-    pub drift: Option<crate::drift::DriftReport>,
+    pub drift: Option<crate::drift::DriftCheck>,
     /// Seconds per scored batch.
     latency: crate::histogram::Histogram,
     /// The process's CPU seconds when the run started.
@@ -94,7 +94,7 @@ impl Recorder {
     }
 
     /// Records what the stages reported.
-    pub fn streamed(&mut self, r: &StageReports) {
+    pub fn streamed(&mut self, r: &StageTimings) {
         self.stage_seconds.insert("write".into(), r.write_seconds);
         if let Some(read) = r.read_seconds {
             self.stage_seconds.insert("read".into(), read);

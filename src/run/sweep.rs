@@ -43,7 +43,7 @@ pub struct Abandoned {
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default)]
-pub struct SweepReport {
+pub struct SweepOutcome {
     pub abandoned: Vec<Abandoned>,
     /// `running` rows left alone: fresh heartbeat, or their lock is held.
     pub alive: usize,
@@ -56,8 +56,8 @@ pub async fn sweep(
     db: &Database,
     ledger: &dyn Ledger,
     scope: &Scope<'_>,
-) -> Result<SweepReport, Failure> {
-    let mut report = SweepReport::default();
+) -> Result<SweepOutcome, Failure> {
+    let mut report = SweepOutcome::default();
     for run in ledger.running(scope.job).await? {
         let held_by_us = scope.held.is_some_and(|(subject, date)| {
             subject == run.lock_subject() && date == run.logical_date

@@ -61,12 +61,12 @@ pub enum Outcome {
 
 /// The backfill's result, one line per date.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct BackfillSummary {
     pub job: String,
     pub dates: Vec<(NaiveDate, Outcome)>,
 }
 
-impl Report {
+impl BackfillSummary {
     /// The exit code: 0 when every date succeeded or was skipped; 6 when stopped by a signal;
     /// otherwise the failure that retrying is least likely to fix (configuration, then data,
     /// then an internal error, then transient, then already running).
@@ -184,7 +184,7 @@ pub async fn backfill(
     job: &Job,
     opts: &Options,
     cancel: CancellationToken,
-) -> Result<Report, Failure> {
+) -> Result<BackfillSummary, Failure> {
     let dates = dates(opts)?;
     let db = Database::open(&ctx.db).await?;
     let ledger = ledger::for_database(&db);
@@ -235,7 +235,7 @@ pub async fn backfill(
         .buffered(opts.parallel)
         .collect()
         .await;
-    Ok(Report {
+    Ok(BackfillSummary {
         job: job.name.clone(),
         dates: outcomes,
     })
@@ -290,9 +290,9 @@ async fn run_date(
 mod tests {
     use super::*;
 
-    fn report(outcomes: Vec<Outcome>) -> Report {
+    fn report(outcomes: Vec<Outcome>) -> BackfillSummary {
         let d = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-        Report {
+        BackfillSummary {
             job: "j".into(),
             dates: outcomes
                 .into_iter()

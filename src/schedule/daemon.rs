@@ -463,7 +463,7 @@ impl Shared {
         request: &RunRequest,
         firing: &Firing,
         cancel: &CancellationToken,
-    ) -> (Result<run::RunReport, RunError>, bool) {
+    ) -> (Result<run::RunOutcome, RunError>, bool) {
         let run_cancel = cancel.child_token();
         let lost = CancellationToken::new();
         let renewer = tokio::spawn(renew_lease(

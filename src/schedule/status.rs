@@ -27,7 +27,7 @@ pub struct JobStatus {
 
 /// Everything `scorer status` prints.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct SchedulerView {
     pub jobs: Vec<JobStatus>,
     /// Valid jobs without a schedule, with their last run.
     pub unscheduled: Vec<(String, Option<RunSummary>)>,
@@ -35,7 +35,7 @@ pub struct Report {
 }
 
 /// Reads the jobs directory and the database.
-pub async fn status(jobs_dir: &std::path::Path, db: &Database) -> Result<Report, Failure> {
+pub async fn status(jobs_dir: &std::path::Path, db: &Database) -> Result<SchedulerView, Failure> {
     let mut dir = JobDir::new(jobs_dir);
     dir.rescan().map_err(|e| {
         Failure::Config(format!(
@@ -58,7 +58,7 @@ pub async fn status(jobs_dir: &std::path::Path, db: &Database) -> Result<Report,
             ledger.recent(&q).await.map(|mut r| r.pop())
         }
     };
-    let mut report = Report::default();
+    let mut report = SchedulerView::default();
     let scan = dir.current();
     for (name, sj) in &scan.scheduled {
         let next_fire = sj.calendar.next_after(now);
@@ -106,7 +106,7 @@ fn last_run(r: Option<&RunSummary>) -> String {
     }
 }
 
-impl Report {
+impl SchedulerView {
     /// The table `scorer status` prints.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = vec![format!(

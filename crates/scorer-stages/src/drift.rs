@@ -22,7 +22,7 @@ pub struct Baseline {
 
 /// A run's drift against its baseline, as the ledger's `drift` column holds it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DriftReport {
+pub struct DriftCheck {
     pub baseline_run_id: Uuid,
     /// PSI per output column.
     pub scores: BTreeMap<String, f64>,
@@ -58,7 +58,7 @@ pub fn compare(
     features: &BTreeMap<String, ScoreStats>,
     baseline: &Baseline,
     spec: &DriftSpec,
-) -> DriftReport {
+) -> DriftCheck {
     let scores = psi_of(scores, &baseline.scores);
     let features = if spec.features {
         psi_of(features, &baseline.features)
@@ -74,7 +74,7 @@ pub fn compare(
         Some(max) => all.filter(|(_, v)| *v > max).map(|(n, _)| n).collect(),
         None => Vec::new(),
     };
-    DriftReport {
+    DriftCheck {
         baseline_run_id: baseline.run_id,
         action: (!exceeded.is_empty()).then_some(spec.on_drift),
         scores,
@@ -85,7 +85,7 @@ pub fn compare(
     }
 }
 
-impl DriftReport {
+impl DriftCheck {
     /// One line naming what drifted, for the log and the failure.
     pub fn describe(&self) -> String {
         let over: Vec<String> = self
