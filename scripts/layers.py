@@ -76,35 +76,41 @@ def module_path(rel):
     return parts
 
 
-def strip_comments_and_strings(text):
-    out = []
+def blank_comments_and_strings(text):
+    """`text` with every comment, string and character literal blanked to spaces (newlines kept),
+    so offsets and line numbers stay those of the file and no braces or paths hide inside them"""
+    out = list(text)
     i, n = 0, len(text)
+
+    def blank(start, end):
+        for k in range(start, min(end, n)):
+            if out[k] != "\n":
+                out[k] = " "
+
     while i < n:
         c = text[i]
         if text.startswith("//", i):
             j = text.find("\n", i)
-            i = n if j < 0 else j
+            end = n if j < 0 else j
         elif text.startswith("/*", i):
             j = text.find("*/", i + 2)
-            i = n if j < 0 else j + 2
+            end = n if j < 0 else j + 2
         elif c == "r" and re.match(r'r#*"', text[i:i + 10]) and (i == 0 or not text[i - 1].isalnum()):
             m = re.match(r'r(#*)"', text[i:])
-            end = '"' + m.group(1)
-            j = text.find(end, i + len(m.group(0)))
-            i = n if j < 0 else j + len(end)
-            out.append('""')
+            j = text.find('"' + m.group(1), i + len(m.group(0)))
+            end = n if j < 0 else j + 1 + len(m.group(1))
         elif c == '"':
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            i = j + 1
-            out.append('""')
+            end = j + 1
         elif c == "'" and re.match(r"'(\\.|[^\\'])'", text[i:i + 4]):
-            m = re.match(r"'(\\.|[^\\'])'", text[i:])
-            i += len(m.group(0))
+            end = i + len(re.match(r"'(\\.|[^\\'])'", text[i:]).group(0))
         else:
-            out.append(c)
             i += 1
+            continue
+        blank(i, end)
+        i = end
     return "".join(out)
 
 
@@ -144,7 +150,7 @@ def references(rel, text, modules):
     is_mod_file = rel.endswith(("mod.rs", "/lib.rs", "/main.rs"))
     # the module a `super::` in this file names
     here = me if is_mod_file else me[:-1]
-    clean = strip_comments_and_strings(text)
+    clean = text
     found = []
     for m in re.finditer(r"\buse\s+((?:crate|super|scorer)::[^;]*);", clean):
         line = clean.count("\n", 0, m.start()) + 1
@@ -173,54 +179,20 @@ def references(rel, text, modules):
     return out
 
 
-def block_end(text, start):
-    """the offset just past the `}` that closes the `{` at `start`, skipping comments, strings
-    and character literals"""
-    depth, i, n = 0, start, len(text)
-    while i < n:
-        if text.startswith("//", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if text.startswith("/*", i):
-            j = text.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-            continue
-        m = re.match(r'r(#*)"', text[i:i + 10])
-        if m and (i == 0 or not text[i - 1].isalnum()):
-            j = text.find('"' + m.group(1), i + len(m.group(0)))
-            i = n if j < 0 else j + 1 + len(m.group(1))
-            continue
-        c = text[i]
-        if c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            i = j + 1
-            continue
-        m = re.match(r"'(\\.|[^\\'])'", text[i:i + 4])
-        if c == "'" and m:
-            i += len(m.group(0))
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return n
-
-
-def without_test_modules(text):
-    """the file without its `#[cfg(test)] mod … { … }` blocks (newlines kept, for line numbers):
-    tests may reach anywhere; they are not part of the layers"""
+def without_test_modules(clean):
+    """blanked text (`blank_comments_and_strings`) without its `#[cfg(test)] mod … { … }` blocks,
+    newlines kept: tests may reach anywhere; they are not part of the layers"""
     while True:
-        m = re.search(r"^[ \t]*#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{", text, re.M)
+        m = re.search(r"^[ \t]*#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{", clean, re.M)
         if not m:
-            return text
-        end = block_end(text, m.end() - 1)
-        text = text[:m.start()] + "\n" * text.count("\n", m.start(), end) + text[end:]
+            return clean
+        depth, end = 0, len(clean)
+        for k in range(m.end() - 1, len(clean)):
+            depth += {"{": 1, "}": -1}.get(clean[k], 0)
+            if depth == 0:
+                end = k + 1
+                break
+        clean = clean[:m.start()] + "\n" * clean.count("\n", m.start(), end) + clean[end:]
 
 
 def layer_of(module):
@@ -313,9 +285,9 @@ def main():
             continue
         with open(os.path.join(ROOT, rel), encoding="utf-8") as fh:
             text = fh.read()
-        text = without_test_modules(text)
+        text = without_test_modules(blank_comments_and_strings(text))
         me = module_path(rel)
-        src_mod = me[0] if me[0] not in ("lib", "main") else me[0]
+        src_mod = me[0]
         for line, target in references(rel, text, modules):
             dst_mod = target[0]
             # the file the path names: the longest module prefix that is a file
