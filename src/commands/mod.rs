@@ -18,7 +18,7 @@ use crate::failure::{Failure, RunError};
 use crate::job::{self, Job, JobError};
 use crate::model::registry::Registry;
 use crate::progress::ProgressMode;
-use crate::run::{self as runs, RunContext};
+use crate::run::{HEARTBEAT_EVERY, RunContext};
 
 /// Runs the subcommand; returns the lines to print on success.
 pub async fn dispatch(command: Command, g: &GlobalArgs) -> Result<Vec<String>, RunError> {
@@ -58,7 +58,7 @@ fn context(g: &GlobalArgs, stale_after: Duration) -> Result<RunContext, Failure>
         models: registry(g),
         jobs_dir: g.jobs_dir.clone(),
         db: DbTarget::choose(g.database_url.as_deref(), g.sqlite_path.clone())?,
-        heartbeat_every: runs::HEARTBEAT_EVERY,
+        heartbeat_every: HEARTBEAT_EVERY,
         stale_after,
         // Backfills and the scheduler log a progress line per running job every minute.
         progress: ProgressMode::Log(Duration::from_secs(60)),

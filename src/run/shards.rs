@@ -22,13 +22,13 @@ impl Work<'_> {
         rec: &mut Recorder,
     ) -> Result<Option<String>, Failure> {
         let job = &self.req.job;
-        let output = self.target.to_string();
+        let output = &self.output;
         let inputs_digest = crate::resume::inputs_digest(&plan.input.objects);
         let key = AttemptKey {
             job: &job.name,
             job_sha256: &job.text_sha256,
             date: self.req.date,
-            output: &output,
+            output,
             count: shard.count,
             model_sha256: &plan.model.sha256,
             inputs_digest: &inputs_digest,

@@ -436,38 +436,31 @@ impl FeatureSpec {
         if !any_drop {
             return Ok(p);
         }
-        let Projected {
-            ids,
-            passed,
-            text,
-            cols,
-            rows: n,
-        } = p;
         // Why row `i` is left out, and for which column; `None` keeps it.
         let reject = |i: usize| -> Option<(RejectReason, &str)> {
-            if ids.is_null(i) {
+            if p.ids.is_null(i) {
                 return Some((RejectReason::NullId, &self.id_column));
             }
             if let Some(&j) = non_finite
                 .iter()
-                .find(|&&j| cols[j].is_valid(i) && !cols[j].value(i).is_finite())
+                .find(|&&j| p.cols[j].is_valid(i) && !p.cols[j].value(i).is_finite())
             {
                 return Some((RejectReason::NotFinite, &self.features[j]));
             }
-            if drop_feature_nulls && let Some(j) = cols.iter().position(|c| c.is_null(i)) {
+            if drop_feature_nulls && let Some(j) = p.cols.iter().position(|c| c.is_null(i)) {
                 return Some((RejectReason::NullFeature, &self.features[j]));
             }
-            if drop_feature_nulls && text.as_ref().is_some_and(|t| t.is_null(i)) {
+            if drop_feature_nulls && p.text.as_ref().is_some_and(|t| t.is_null(i)) {
                 return Some((RejectReason::NullFeature, &self.features[0]));
             }
             None
         };
-        let keep: BooleanArray = (0..n)
+        let keep: BooleanArray = (0..p.rows)
             .map(|i| match reject(i) {
                 None => Some(true),
                 Some((reason, column)) => {
                     rejected_rows.push(RejectedRow {
-                        id: id_text(ids.as_ref(), i),
+                        id: id_text(p.ids.as_ref(), i),
                         reason,
                         column: Arc::from(column),
                         object: Arc::clone(&src.object),
@@ -478,24 +471,20 @@ impl FeatureSpec {
                 }
             })
             .collect();
-        self.keep_rows(src, &keep, ids, cols, passed, text, n)
+        self.keep_rows(src, &keep, &p)
     }
 
     /// The rows of the projected columns that `keep` marks.
-    #[allow(clippy::too_many_arguments)]
     fn keep_rows(
         &self,
         src: &SourceBatch,
         keep: &BooleanArray,
-        ids: ArrayRef,
-        cols: Vec<Float32Array>,
-        passed: Vec<ArrayRef>,
-        text: Option<StringArray>,
-        rows: usize,
+        p: &Projected,
     ) -> Result<Projected, FeatureError> {
         let err = |column: &str, message: String| error_at(src, column, message);
-        let ids = filter(ids.as_ref(), keep).map_err(|e| err(&self.id_column, e.to_string()))?;
-        let cols = cols
+        let ids = filter(p.ids.as_ref(), keep).map_err(|e| err(&self.id_column, e.to_string()))?;
+        let cols = p
+            .cols
             .iter()
             .zip(&self.features)
             .map(|(c, name)| {
@@ -509,12 +498,13 @@ impl FeatureSpec {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let passed = passed
+        let passed = p
+            .passed
             .iter()
             .zip(&self.passed.columns)
             .map(|(a, c)| filter(a.as_ref(), keep).map_err(|e| err(&c.name, e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let text = match &text {
+        let text = match &p.text {
             Some(t) => Some(
                 filter(t, keep)
                     .map_err(|e| err(&self.features[0], e.to_string()))?
@@ -530,7 +520,7 @@ impl FeatureSpec {
             passed,
             text,
             cols,
-            rows,
+            rows: p.rows,
         })
     }
 }
