@@ -30,7 +30,7 @@ LAYERS = [
         "core",
         [
             "error", "contract", "stats", "histogram", "ids", "quarantine", "sql_ident", "redact",
-            "calendar", "template", "buffer_pool", "large_alloc", "progress", "hashing",
+            "calendar", "config_keys", "template", "buffer_pool", "large_alloc", "progress", "hashing",
         ],
     ),
     ("infra", ["db", "metrics"]),

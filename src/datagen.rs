@@ -18,7 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::model::spec::{Activation, ArtifactSpec, LayerSpec, ModelKind, ModelSpec};
+use crate::model::dense::section::{Linear, Logistic, Mlp};
+use crate::model::spec::{Activation, ArtifactSpec, KindSpec, LayerSpec, ModelKind, ModelSpec};
 
 /// A generator failure, naming the file it was writing.
 #[derive(Debug, Error)]
@@ -198,11 +199,20 @@ pub fn write_model(g: &ModelGen) -> Result<ModelSpec, DatagenError> {
     let bytes =
         safetensors::serialize(views, None).map_err(|e| write_err(&weights_path)(e.to_string()))?;
     std::fs::write(&weights_path, &bytes).map_err(|e| write_err(&weights_path)(e.to_string()))?;
+    let kind = match g.kind {
+        ModelKind::Linear => KindSpec::Linear(Linear::default()),
+        ModelKind::Logistic => KindSpec::Logistic(Logistic::default()),
+        ModelKind::Mlp => KindSpec::Mlp(Mlp { layers }),
+        other => {
+            return Err(DatagenError::Invalid(format!(
+                "scorer-datagen makes dense models only, not {other}"
+            )));
+        }
+    };
     let spec = ModelSpec {
-        kind: g.kind,
+        kind,
         inputs: g.inputs.clone(),
         outputs: g.outputs.iter().map(|o| o.as_str().into()).collect(),
-        layers: if single { Vec::new() } else { layers },
         description: Some(g.description.clone()),
         artifacts: std::collections::BTreeMap::from([(
             "weights".to_string(),
@@ -214,12 +224,9 @@ pub fn write_model(g: &ModelGen) -> Result<ModelSpec, DatagenError> {
             },
         )]),
         preprocess: None,
-        onnx: None,
-        gbdt: None,
-        text_embedding: None,
     };
     let toml_path = g.out_dir.join("model.toml");
-    let text = toml::to_string(&spec).map_err(|e| write_err(&toml_path)(e.to_string()))?;
+    let text = spec.to_toml().map_err(write_err(&toml_path))?;
     std::fs::write(&toml_path, text).map_err(|e| write_err(&toml_path)(e.to_string()))?;
     Ok(spec)
 }

@@ -7,7 +7,7 @@ use crate::failure::Failure;
 /// The row guards: fewer rows than `min_rows`, or fewer than `1 - max_row_drop_fraction` of the
 /// date's previous run, mean an incomplete input more often than a real change.
 pub fn check_row_guards(
-    output: &crate::job::OutputSpec,
+    output: &crate::job::SharedOutput,
     rows: u64,
     previous: Option<u64>,
 ) -> Result<(), Failure> {
@@ -41,9 +41,8 @@ pub fn check_row_guards(
 mod tests {
     use super::*;
 
-    fn output(min_rows: u64, max_drop: f64) -> crate::job::OutputSpec {
-        let text =
-            format!("table = \"t\"\nmin_rows = {min_rows}\nmax_row_drop_fraction = {max_drop}\n");
+    fn output(min_rows: u64, max_drop: f64) -> crate::job::SharedOutput {
+        let text = format!("min_rows = {min_rows}\nmax_row_drop_fraction = {max_drop}\n");
         toml::from_str(&text).unwrap()
     }
 

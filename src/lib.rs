@@ -7,8 +7,8 @@
 //! (`scorer-core`) are crates below it, re-exported here under their usual names.
 
 pub use scorer_core::{
-    buffer_pool, calendar, contract, error, hashing, histogram, ids, large_alloc, progress,
-    quarantine, redact, sql_ident, stats, template,
+    buffer_pool, calendar, config_keys, contract, error, hashing, histogram, ids, large_alloc,
+    progress, quarantine, redact, sql_ident, stats, template,
 };
 pub use scorer_stages::{
     db, delta, drift, features, job, metrics, model, preprocess, sink, source,

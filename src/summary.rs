@@ -66,7 +66,7 @@ pub fn models_list(
                     "{} {}: {:?} model, {} inputs -> {}",
                     e.name,
                     e.version,
-                    spec.kind,
+                    spec.kind.kind(),
                     spec.inputs.len(),
                     spec.outputs
                         .iter()
@@ -83,18 +83,8 @@ pub fn models_list(
                         p.standardize.len()
                     ));
                 }
-                if let Some(g) = &spec.gbdt {
-                    lines.push(format!(
-                        "  gbdt: {} file, outputs {}",
-                        match g.format {
-                            crate::model::gbdt::GbdtFormat::XgboostJson => "XGBoost JSON",
-                            crate::model::gbdt::GbdtFormat::LightgbmText => "LightGBM text",
-                        },
-                        match g.output {
-                            crate::model::gbdt::GbdtOutput::Prediction => "the prediction",
-                            crate::model::gbdt::GbdtOutput::Margin => "the raw margin",
-                        }
-                    ));
+                if let Some(line) = spec.kind.section().describe() {
+                    lines.push(format!("  {line}"));
                 }
                 for (role, a) in &spec.artifacts {
                     let at = a.file.as_deref().or(a.url.as_deref()).unwrap_or_default();
@@ -172,9 +162,10 @@ fn text_encoder_line(
     use crate::model::device::DeviceSpec;
     use crate::model::precision_check as check;
     use crate::model::text_embedding::Precision;
-    let Some(spec) = &loaded.spec.text_embedding else {
+    let crate::model::spec::KindSpec::TextEmbedding(section) = &loaded.spec.kind else {
         return Ok(None);
     };
+    let spec = &section.text_embedding;
     let texts = match texts {
         Some(path) => check::read_texts(path)?,
         None => check::fixture_texts(),
@@ -186,12 +177,16 @@ fn text_encoder_line(
     let reference = if precision == Precision::F32 {
         None
     } else {
-        let f32s = crate::model::load_as(
+        let f32s = crate::model::load_adjusted(
             registry,
             &loaded.name,
             &loaded.version,
             loaded.device,
-            Some(Precision::F32),
+            |spec| {
+                if let crate::model::spec::KindSpec::TextEmbedding(section) = &mut spec.kind {
+                    section.text_embedding.dtype = Precision::F32;
+                }
+            },
         )?;
         Some(check::time_encoder(f32s.model.as_ref(), &texts, on_gpu)?)
     };

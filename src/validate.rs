@@ -7,7 +7,7 @@ use crate::error::exit;
 use crate::failure::{Failure, RunError};
 use crate::job::Job;
 use crate::model::registry::Registry;
-use crate::plan::{bind_model, plan_input};
+use crate::plan::{bind_model, check_input};
 use crate::source::SourceError;
 
 /// What a successful validation found.
@@ -91,7 +91,7 @@ pub async fn validate(
     };
     let mut input = None;
     if let Some(date) = date {
-        match plan_input(job, date, &columns, Default::default()).await {
+        match check_input(job, date, &columns, Default::default()).await {
             Ok(plan) => {
                 if let Err(e) =
                     crate::plan::passed_columns(job, &plan, |name| std::env::var(name).ok())

@@ -17,9 +17,9 @@ use crate::job::Job;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
 use crate::model::{self, LoadedModel};
-use crate::sink::{DATE_COLUMN, Destination, ObjectsTarget, RUN_ID_COLUMN, SinkSpec};
+use crate::sink::{DATE_COLUMN, Destination, RUN_ID_COLUMN, SinkSpec};
 use crate::source::store_metrics::StoreCounters;
-use crate::source::{self, InputPlan};
+use crate::source::{self, CheckedInput};
 use crate::sql_ident;
 use crate::template;
 
@@ -45,7 +45,7 @@ pub struct RunPlan {
     /// How source batches become model input (columns, id, missing-value handling).
     pub features: FeatureSpec,
     pub score_columns: Vec<OutputColumn>,
-    pub input: InputPlan,
+    pub input: CheckedInput,
 }
 
 impl RunPlan {
@@ -61,7 +61,7 @@ impl RunPlan {
         let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &registry, device))
             .await
             .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
-        let mut input = plan_input(job, date, &binding.columns, counters).await?;
+        let mut input = check_input(job, date, &binding.columns, counters).await?;
         let passed = passed_columns(job, &input, |name| std::env::var(name).ok())?;
         if passed.hashes(&job.input.id_column) {
             input.id_kind = source::IdKind::Text;
@@ -93,6 +93,7 @@ impl RunPlan {
 
     /// What the sink needs to know for run `run_id`.
     pub fn sink_spec(&self, run_id: uuid::Uuid) -> SinkSpec {
+        let table = self.job.output.target.section().table_options();
         SinkSpec {
             job: self.job.name.clone(),
             id_column: self.job.input.id_column.clone(),
@@ -105,7 +106,7 @@ impl RunPlan {
                 .collect(),
             date: self.date,
             run_id,
-            copy_streams: self.job.output.copy_streams,
+            copy_streams: table.copy_streams,
             checkpoints: None,
             adopted_rows: None,
             sharded: false,
@@ -116,10 +117,10 @@ impl RunPlan {
                 self.model.version,
                 self.model.sha256.get(..12).unwrap_or(&self.model.sha256)
             ),
-            index: self.job.output.index,
-            readers: self.job.output.readers.clone(),
-            passthrough: self.job.output.passthrough_columns.clone(),
-            vectors: self.job.output.vector_type,
+            index: table.index,
+            readers: table.readers,
+            passthrough: self.job.output.shared.passthrough_columns.clone(),
+            vectors: table.vectors,
         }
     }
 }
@@ -172,7 +173,7 @@ pub fn bind_model(
         }
     };
     let mut columns = columns;
-    for name in &job.output.passthrough_columns {
+    for name in &job.output.shared.passthrough_columns {
         if !columns.iter().any(|c| &c.name == name) {
             columns.push(RawColumn {
                 name: name.clone(),
@@ -191,7 +192,7 @@ pub fn bind_model(
         ));
     }
     let outputs = model.model.outputs();
-    for key in job.output.columns.keys() {
+    for key in job.output.shared.columns.keys() {
         if !outputs.iter().any(|o| &o.name == key) {
             let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
             problems.push(format!(
@@ -203,13 +204,20 @@ pub fn bind_model(
     let score_columns: Vec<OutputColumn> = outputs
         .iter()
         .map(|o| OutputColumn {
-            name: job.output.columns.get(&o.name).unwrap_or(&o.name).clone(),
+            name: job
+                .output
+                .shared
+                .columns
+                .get(&o.name)
+                .unwrap_or(&o.name)
+                .clone(),
             ty: o.ty,
         })
         .collect();
     // Passthrough columns share the table's names (their types are known once a file is read).
     let passthrough = job
         .output
+        .shared
         .passthrough_columns
         .iter()
         .map(|name| OutputColumn {
@@ -263,12 +271,12 @@ fn column_problems(job: &Job, columns: &[OutputColumn]) -> Vec<String> {
 /// hasher of its `hash_columns` with the key from `env`.
 pub fn passed_columns(
     job: &Job,
-    input: &InputPlan,
+    input: &CheckedInput,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<crate::features::PassedColumns, Failure> {
     use crate::contract::OutputType;
     use arrow::datatypes::DataType;
-    let o = &job.output;
+    let o = &job.output.shared;
     let hasher = crate::hashing::ColumnHasher::from_env(&o.hash_columns, &o.hash_key_env, env)
         .map_err(Failure::Config)?;
     let mut problems = Vec::new();
@@ -314,19 +322,19 @@ pub fn passed_columns(
 
 /// Renders the input URL for `date`, lists the objects and checks their footers for `columns`;
 /// the store's requests are counted into `counters`.
-pub async fn plan_input(
+pub async fn check_input(
     job: &Job,
     date: NaiveDate,
     columns: &[RawColumn],
     counters: Arc<StoreCounters>,
-) -> Result<InputPlan, Failure> {
+) -> Result<CheckedInput, Failure> {
     if let Some(delta) = &job.input.delta {
         return plan_delta_input(job, delta, date, columns, counters).await;
     }
     let url = template::render(&job.input.url, date)
         .map_err(|e| Failure::Config(format!("input.url: {e}")))?;
     let location = source::resolve_counted(&url, &job.input.storage, counters)?;
-    Ok(source::plan::plan_columns(&location, &job.input.id_column, columns).await?)
+    Ok(source::footers::check_columns(&location, &job.input.id_column, columns).await?)
 }
 
 /// `input.delta`: the files of the date's partition in the table's version, footers checked.
@@ -337,7 +345,7 @@ async fn plan_delta_input(
     date: NaiveDate,
     columns: &[RawColumn],
     counters: Arc<StoreCounters>,
-) -> Result<InputPlan, Failure> {
+) -> Result<CheckedInput, Failure> {
     let target = crate::delta::DeltaTarget::resolve_input(delta, &job.input.storage, counters)
         .map_err(Failure::Config)?;
     let (files, version) = crate::delta::input::files_for_date(
@@ -351,7 +359,8 @@ async fn plan_delta_input(
     // configuration, exit 2), whichever side of the run it comes from.
     .map_err(|e| Failure::from(crate::sink::SinkError::from(e)))?;
     let mut plan =
-        source::plan::plan_objects(&target.location, files, &job.input.id_column, columns).await?;
+        source::footers::check_objects(&target.location, files, &job.input.id_column, columns)
+            .await?;
     plan.delta_version = Some(version);
     Ok(plan)
 }
@@ -364,46 +373,19 @@ async fn plan_delta_input(
     _date: NaiveDate,
     _columns: &[RawColumn],
     _counters: Arc<StoreCounters>,
-) -> Result<InputPlan, Failure> {
+) -> Result<CheckedInput, Failure> {
     Err(Failure::Config(crate::error::not_built(
         "a Delta table input (input.delta)",
         "delta",
     )))
 }
 
-/// Resolves the job's output for `date`: its table, or its rendered output URL and store. No I/O.
-pub fn destination(job: &Job, date: NaiveDate) -> Result<Destination, Failure> {
-    if let Some(table) = job.table() {
-        return table
-            .map(Destination::Table)
-            .map_err(|e| Failure::Config(format!("output.table: {e}")));
-    }
-    if let Some(delta) = &job.output.delta {
-        let vacuum = job
-            .output
-            .delta_vacuum
-            .as_deref()
-            .map(humantime::parse_duration)
-            .transpose()
-            .map_err(|e| Failure::Config(format!("output.delta_vacuum: {e}")))?;
-        return crate::delta::DeltaTarget::resolve(delta, &job.output.storage)
-            .map(|t| Destination::Delta(Box::new(crate::delta::DeltaTarget { vacuum, ..t })))
-            .map_err(Failure::Config);
-    }
-    let url = job
-        .output
-        .url
-        .as_deref()
-        .ok_or_else(|| Failure::Config("output: set `table`, `url` or `delta`".into()))?;
-    let rendered =
-        template::render(url, date).map_err(|e| Failure::Config(format!("output.url: {e}")))?;
-    source::resolve_output(&rendered, &job.output.storage)
-        .map(|location| {
-            Destination::Objects(Box::new(ObjectsTarget {
-                location,
-                url_template: url.to_string(),
-                storage: job.output.storage.clone(),
-            }))
-        })
-        .map_err(|e| Failure::Config(e.to_string()))
+/// Resolves the job's output for `date`: its table, its rendered output URL and store, or its
+/// Delta table (the output kind's own section does it). No I/O.
+pub fn destination(job: &Job, date: NaiveDate) -> Result<Box<dyn Destination>, Failure> {
+    job.output
+        .target
+        .section()
+        .destination(date)
+        .map_err(Failure::Config)
 }

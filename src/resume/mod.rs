@@ -31,7 +31,7 @@ use crate::quarantine::RejectedRow;
 use crate::sink::SinkError;
 use crate::sink::checkpoint::Checkpoint;
 use crate::source::DoneRanges;
-use crate::source::plan::PlannedObject;
+use crate::source::footers::CheckedObject;
 use crate::sql_ident::{TableName, quote};
 use crate::stats::ScoreStats;
 
@@ -48,7 +48,7 @@ pub struct ResumeKey {
 }
 
 /// The digest of a plan's input objects for [`ResumeKey::inputs_digest`].
-pub fn inputs_digest(objects: &[Arc<PlannedObject>]) -> String {
+pub fn inputs_digest(objects: &[Arc<CheckedObject>]) -> String {
     let mut h = Sha256::new();
     for o in objects {
         h.update(o.url.as_bytes());

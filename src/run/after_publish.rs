@@ -22,7 +22,7 @@ pub(super) async fn after_success(
         rec.shard_outcome,
         None | Some(ShardOutcome::Published { .. })
     );
-    if let (true, Some(days)) = (published, req.job.output.retention_days) {
+    if let (true, Some(days)) = (published, req.job.output.shared.retention_days) {
         rec.retention = Some(retain(ledger, req, target, days).await);
     }
 }

@@ -335,7 +335,11 @@ impl Work<'_> {
         if self.req.shard.is_some() {
             return Ok(());
         }
-        match crate::guards::check_row_guards(&self.req.job.output, staged, self.previous_rows) {
+        match crate::guards::check_row_guards(
+            &self.req.job.output.shared,
+            staged,
+            self.previous_rows,
+        ) {
             Err(f) if self.req.allow_row_drop => {
                 tracing::warn!(reason = %f, "row guard overridden by --allow-row-drop; publishing");
                 Ok(())

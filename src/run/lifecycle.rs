@@ -18,7 +18,7 @@ use crate::failure::Failure;
 use crate::ledger::{self, Ledger, RecentQuery, RunStart};
 use crate::plan;
 use crate::shard::coordination;
-use crate::sink::{self, Output};
+use crate::sink::Output;
 
 /// The whole run of `req`, its failure not yet attached to the job's name.
 pub(super) async fn lifecycle(
@@ -113,13 +113,8 @@ async fn lock_output(ctx: &RunContext, req: &RunRequest) -> Result<Locked, Failu
     let output = destination.to_string();
     // Opened side by side: the lock's connection, the ledger's, the drift baseline's read
     // (while the input streams), and one per COPY stream.
-    let copy_streams = if destination.stages_in_table() {
-        req.job.output.copy_streams
-    } else {
-        0
-    };
-    let db = Database::open_with_sessions(&ctx.db, 3 + copy_streams).await?;
-    let target = sink::output(&destination, &db)?;
+    let db = Database::open_with_sessions(&ctx.db, 3 + destination.database_sessions()).await?;
+    let target = destination.open(&db)?;
     if req.shard.is_some()
         && let Some(why) = target.refuses_shards()
     {

@@ -18,7 +18,7 @@ pub fn check_pin(plan: &RunPlan, pin: &RecordedRun) -> Result<(), Failure> {
             plan.model.name, plan.model.version, plan.model.sha256, pin.model_sha256
         )));
     }
-    let now: std::collections::BTreeMap<&str, &crate::source::PlannedObject> = plan
+    let now: std::collections::BTreeMap<&str, &crate::source::CheckedObject> = plan
         .input
         .objects
         .iter()

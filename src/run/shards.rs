@@ -149,7 +149,7 @@ impl Work<'_> {
             attempt,
             count: shard.count,
             spec: plan.sink_spec(self.run_id),
-            output_spec: &self.req.job.output,
+            output_spec: &self.req.job.output.shared,
             previous_rows: self.previous_rows,
             allow_row_drop: self.req.allow_row_drop,
         }

@@ -14,9 +14,8 @@ use crate::db::Database;
 use crate::failure::Failure;
 use crate::job::{self, Job};
 use crate::ledger::{Ledger, RunningRun};
-use crate::sink::{self, Destination, ObjectsTarget};
-use crate::source;
-use crate::sql_ident::TableName;
+use crate::sink::Destination;
+use crate::sink::table::TableTarget;
 
 /// Which `running` rows a sweep looks at.
 #[derive(Debug, Clone)]
@@ -122,30 +121,25 @@ pub async fn sweep(
 
 /// Removes what `run` left in its sink.
 async fn clear(db: &Database, run: &RunningRun, jobs_dir: &Path) -> Result<Vec<String>, Failure> {
-    let destination = match TableName::parse(&run.output) {
-        Ok(table) => Destination::Table(table),
-        Err(_) => {
-            // A Parquet output: its store needs the job's storage options.
+    let destination = match TableTarget::written(&run.output) {
+        // A table is found in the run's database by its name alone.
+        Some(table) => Box::new(table) as Box<dyn Destination>,
+        None => {
+            // Files and Delta tables: their store needs the job's storage options.
             let job = Job::load(&job::locate(&run.job, jobs_dir)).map_err(|e| {
                 Failure::Config(format!(
                     "run {} wrote to {}; its job file is needed to clean up: {e}",
                     run.run_id, run.output
                 ))
             })?;
-            match &job.output.delta {
-                Some(delta) => Destination::Delta(Box::new(
-                    crate::delta::DeltaTarget::resolve(delta, &job.output.storage)
-                        .map_err(Failure::Config)?,
-                )),
-                None => Destination::Objects(Box::new(ObjectsTarget {
-                    location: source::resolve_output(&run.output, &job.output.storage)?,
-                    url_template: job.output.url.clone().unwrap_or_else(|| run.output.clone()),
-                    storage: job.output.storage.clone(),
-                })),
-            }
+            job.output
+                .target
+                .section()
+                .written_destination(&run.output)
+                .map_err(Failure::Config)?
         }
     };
-    let target = sink::output(&destination, db)?;
+    let target = destination.open(db)?;
     Ok(target
         .remove_leftovers(run.run_id, run.logical_date)
         .await?)

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::coordination::{self, AttemptState, Publication};
 use crate::db::Database;
 use crate::failure::Failure;
-use crate::job::OutputSpec;
+use crate::job::SharedOutput;
 use crate::sink::parts::Part;
 use crate::sink::{self, Output, SinkSpec};
 
@@ -29,7 +29,7 @@ pub struct Publisher<'a> {
     pub count: u32,
     /// The publishing run's sink spec (its run id names the new partition or manifest).
     pub spec: SinkSpec,
-    pub output_spec: &'a OutputSpec,
+    pub output_spec: &'a SharedOutput,
     /// The rows of the date's last publication, for the row-drop guard.
     pub previous_rows: Option<u64>,
     pub allow_row_drop: bool,

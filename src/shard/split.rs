@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::ShardSpec;
-use crate::source::InputPlan;
+use crate::source::CheckedInput;
 
 /// One piece of input given to a shard as a whole: an object, or one row group of an object.
 struct Unit {
@@ -14,11 +14,11 @@ struct Unit {
 }
 
 /// The share of `input` that `shard` reads. Whole objects when there are at least as many objects
-/// as shards, else row groups; dealt largest first (ties in plan order) to the shard with the
+/// as shards, else row groups; dealt largest first (ties in listing order) to the shard with the
 /// fewest rows so far (ties to the lowest index), so shards get near-equal rows whatever the
-/// files' sizes. The plan lists objects in a fixed order, so every shard computes the same deal.
+/// files' sizes. The checked input lists objects in a fixed order, so every shard computes the same deal.
 /// A shard may get nothing (fewer row groups than shards): it stages no rows.
-pub fn split(input: &InputPlan, shard: ShardSpec) -> InputPlan {
+pub fn split(input: &CheckedInput, shard: ShardSpec) -> CheckedInput {
     let count = shard.count as usize;
     let mut units: Vec<Unit> = if input.objects.len() >= count {
         input
@@ -45,7 +45,7 @@ pub fn split(input: &InputPlan, shard: ShardSpec) -> InputPlan {
             })
             .collect()
     };
-    // Stable: equal sizes keep plan order.
+    // Stable: equal sizes keep listing order.
     units.sort_by_key(|u| std::cmp::Reverse(u.rows));
     let mut load = vec![0u64; count];
     // Per object of this shard: `None` for the whole object, else its row groups.
@@ -84,7 +84,7 @@ pub fn split(input: &InputPlan, shard: ShardSpec) -> InputPlan {
             })
         })
         .collect();
-    InputPlan {
+    CheckedInput {
         store: Arc::clone(&input.store),
         total_rows: objects.iter().map(|o| o.rows).sum(),
         objects,
@@ -104,10 +104,10 @@ mod tests {
     use parquet::arrow::ProjectionMask;
 
     use super::*;
-    use crate::source::{IdKind, PlannedObject};
+    use crate::source::{CheckedObject, IdKind};
 
-    fn object(name: &str, groups: &[u64]) -> Arc<PlannedObject> {
-        Arc::new(PlannedObject {
+    fn object(name: &str, groups: &[u64]) -> Arc<CheckedObject> {
+        Arc::new(CheckedObject {
             url: format!("file:///in/{name}"),
             meta: ObjectMeta {
                 location: name.into(),
@@ -125,8 +125,8 @@ mod tests {
         })
     }
 
-    fn plan(objects: Vec<Arc<PlannedObject>>) -> InputPlan {
-        InputPlan {
+    fn checked(objects: Vec<Arc<CheckedObject>>) -> CheckedInput {
+        CheckedInput {
             store: Arc::new(InMemory::new()),
             total_rows: objects.iter().map(|o| o.rows).sum(),
             objects,
@@ -138,7 +138,7 @@ mod tests {
     }
 
     /// Every shard's (object, row groups), for all `count` shards.
-    fn deal(input: &InputPlan, count: u32) -> Vec<Vec<(String, Vec<usize>)>> {
+    fn deal(input: &CheckedInput, count: u32) -> Vec<Vec<(String, Vec<usize>)>> {
         (0..count)
             .map(|index| {
                 split(input, ShardSpec { index, count })
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn whole_objects_go_largest_first_to_the_lightest_shard() {
-        let input = plan(vec![
+        let input = checked(vec![
             object("a", &[10]),
             object("b", &[50]),
             object("c", &[30]),
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn fewer_objects_than_shards_split_by_row_group_and_cover_each_once() {
-        let input = plan(vec![object("a", &[5, 5, 5, 4]), object("b", &[5, 1])]);
+        let input = checked(vec![object("a", &[5, 5, 5, 4]), object("b", &[5, 1])]);
         let shards = deal(&input, 3);
         let mut seen: Vec<(String, usize)> = shards
             .iter()
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_shard_with_nothing_to_read_reads_nothing() {
-        let input = plan(vec![object("a", &[7])]);
+        let input = checked(vec![object("a", &[7])]);
         let last = split(&input, ShardSpec { index: 2, count: 3 });
         assert!(last.objects.is_empty());
         assert_eq!(last.total_rows, 0);

@@ -16,13 +16,22 @@ use scorer::contract::OutputColumn;
 use scorer::features::{FeatureBatch, FeatureSpec};
 use scorer::model::ScoringModel;
 use scorer::model::device::DeviceSpec;
-use scorer::model::gbdt::{GbdtModel, GbdtOutput};
+use scorer::model::gbdt::{GbdtModel, GbdtOutput, GbdtSpec};
 use scorer::model::registry::Registry;
+use scorer::model::spec::{KindSpec, ModelSpec};
 use scorer::source::SourceBatch;
-use scorer::source::plan::IdKind;
+use scorer::source::footers::IdKind;
 use sqlx::sqlite::SqlitePool;
 
 use crate::common::{DATE, assert_ok};
+
+/// The `[gbdt]` section of a gbdt model's spec.
+fn gbdt_of(spec: &ModelSpec) -> &GbdtSpec {
+    match &spec.kind {
+        KindSpec::Gbdt(section) => &section.gbdt,
+        other => panic!("not a gbdt model: {other:?}"),
+    }
+}
 
 /// Every fixture and the number of values it gives per row.
 pub(crate) const FIXTURES: [(&str, usize); 10] = [
@@ -195,7 +204,7 @@ fn cpu_evaluator_matches_each_library_predict() {
 fn cpu_evaluator_matches_each_library_margin() {
     for (name, groups) in FIXTURES {
         let (bytes, spec, outputs) = parts(name);
-        let mut gbdt = spec.gbdt.clone().unwrap();
+        let mut gbdt = gbdt_of(&spec).clone();
         gbdt.output = GbdtOutput::Margin;
         let model = GbdtModel::build(
             &bytes,
@@ -217,14 +226,9 @@ fn cpu_evaluator_matches_each_library_margin() {
 fn tensor_formulation_matches_each_library() {
     for (name, groups) in FIXTURES {
         let (bytes, spec, outputs) = parts(name);
-        let built = GbdtModel::build_tensor(
-            &bytes,
-            spec.gbdt.as_ref().unwrap(),
-            &spec.inputs,
-            &outputs,
-            &Device::Cpu,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let built =
+            GbdtModel::build_tensor(&bytes, gbdt_of(&spec), &spec.inputs, &outputs, &Device::Cpu)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         check_fixture(&built, name, groups, "pred");
     }
 }
@@ -234,7 +238,7 @@ fn tensor_formulation_matches_each_library() {
 #[test]
 fn declared_inputs_must_match_the_file() {
     let (bytes, spec, outputs) = parts("lgb_binary");
-    let gbdt = spec.gbdt.clone().unwrap();
+    let gbdt = gbdt_of(&spec).clone();
     let mut swapped = spec.inputs.clone();
     swapped.swap(0, 1);
     let err = GbdtModel::build(
@@ -271,7 +275,7 @@ fn declared_inputs_must_match_the_file() {
     let err = GbdtModel::build(
         &bytes,
         std::path::Path::new("m.json"),
-        spec.gbdt.as_ref().unwrap(),
+        gbdt_of(&spec),
         &spec.inputs,
         &[OutputColumn {
             name: "score".into(),
@@ -384,7 +388,7 @@ fn damaged_model_files_are_refused_with_the_file_named() {
         let err = GbdtModel::build(
             &bytes,
             std::path::Path::new("models/m/1/model.bin"),
-            spec.gbdt.as_ref().unwrap(),
+            gbdt_of(spec),
             &spec.inputs,
             outputs,
             &Device::Cpu,
@@ -418,7 +422,7 @@ fn a_label_output_is_the_predicted_class() {
         let model = GbdtModel::build(
             &bytes,
             std::path::Path::new(name),
-            spec.gbdt.as_ref().unwrap(),
+            gbdt_of(&spec),
             &spec.inputs,
             &outputs,
             &Device::Cpu,
@@ -464,7 +468,7 @@ fn a_label_output_is_the_predicted_class() {
     let err = GbdtModel::build(
         &bytes,
         std::path::Path::new("m.json"),
-        spec.gbdt.as_ref().unwrap(),
+        gbdt_of(&spec),
         &spec.inputs,
         &outputs,
         &Device::Cpu,

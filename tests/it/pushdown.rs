@@ -104,7 +104,7 @@ fn counted_input() -> (
 }
 
 /// Streams the plan; returns the rows, checking every batch has `columns` columns.
-async fn stream_all(plan: scorer::source::InputPlan, columns: usize) -> usize {
+async fn stream_all(plan: scorer::source::CheckedInput, columns: usize) -> usize {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let reading =
         tokio::spawn(async move { scorer::source::send_batches(&plan, 2, 8192, tx, None).await });
@@ -121,7 +121,7 @@ async fn stream_all(plan: scorer::source::InputPlan, columns: usize) -> usize {
 async fn reading_4_of_32_features_fetches_well_under_half_the_bytes() {
     let (_dir, total, location, counting) = counted_input();
     let features: Vec<String> = ["f0", "f5", "f17", "f30"].map(String::from).to_vec();
-    let plan = scorer::source::plan::plan(&location, "id", &features)
+    let plan = scorer::source::footers::check(&location, "id", &features)
         .await
         .unwrap();
     // id + 4 features, nothing else.
@@ -156,7 +156,7 @@ async fn preprocessing_reads_only_the_columns_its_expressions_reference() {
     let mut read: Vec<&str> = pre.raw_columns().iter().map(|c| c.name.as_str()).collect();
     read.sort();
     assert_eq!(read, ["f0", "f3", "f7", "f9"]);
-    let plan = scorer::source::plan::plan_columns(&location, "id", pre.raw_columns())
+    let plan = scorer::source::footers::check_columns(&location, "id", pre.raw_columns())
         .await
         .unwrap();
     assert_eq!(stream_all(plan, 5).await, 60_000);

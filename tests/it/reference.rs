@@ -7,7 +7,7 @@ use std::path::Path;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use scorer::model::spec::{Activation, ModelKind, ModelSpec};
+use scorer::model::spec::{Activation, KindSpec, ModelKind, ModelSpec};
 use sqlx::Row;
 
 use crate::common::*;
@@ -61,8 +61,8 @@ struct Reference {
 
 impl Reference {
     fn load(dir: &Path) -> Self {
-        let spec: ModelSpec =
-            toml::from_str(&std::fs::read_to_string(dir.join("model.toml")).unwrap()).unwrap();
+        let spec =
+            ModelSpec::parse(&std::fs::read_to_string(dir.join("model.toml")).unwrap()).unwrap();
         let bytes =
             std::fs::read(dir.join(spec.artifacts["weights"].file.as_deref().unwrap())).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -75,8 +75,13 @@ impl Reference {
                 .collect();
             (t.shape().to_vec(), v)
         };
-        let layers = spec
-            .effective_layers()
+        let layers = match &spec.kind {
+            KindSpec::Linear(k) => k.effective_layers(),
+            KindSpec::Logistic(k) => k.effective_layers(),
+            KindSpec::Mlp(k) => k.effective_layers(),
+            other => panic!("not a dense model: {other:?}"),
+        };
+        let layers = layers
             .unwrap()
             .into_iter()
             .map(|l| {

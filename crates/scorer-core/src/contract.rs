@@ -204,6 +204,27 @@ pub fn f32_values(array: &dyn Array) -> Option<&[f32]> {
     values.values().get(start..start + list.len() * width)
 }
 
+/// Whether a column type converts to f32 without surprises.
+pub fn is_numeric(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(_, _)
+            | DataType::Decimal256(_, _)
+            | DataType::Boolean
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 
 pub mod buffer_pool;
 pub mod calendar;
+pub mod config_keys;
 pub mod contract;
 pub mod error;
 pub mod hashing;

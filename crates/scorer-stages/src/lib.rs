@@ -5,8 +5,8 @@
 //! in the crates above. See ARCHITECTURE.md for the layers.
 
 pub use scorer_core::{
-    buffer_pool, calendar, contract, error, hashing, histogram, ids, large_alloc, progress,
-    quarantine, redact, sql_ident, stats, template,
+    buffer_pool, calendar, config_keys, contract, error, hashing, histogram, ids, large_alloc,
+    progress, quarantine, redact, sql_ident, stats, template,
 };
 
 pub mod db;

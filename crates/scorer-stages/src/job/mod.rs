@@ -1,7 +1,8 @@
 //! Job files: what to score, with which model, into which table. Parsed strictly (unknown keys are
 //! errors that list the valid names) and validated as a whole, so a user sees every problem at once.
 
-use std::collections::BTreeMap;
+pub mod output;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -10,10 +11,10 @@ use thiserror::Error;
 
 use crate::drift::DriftSpec;
 use crate::features::{NanPolicy, NullPolicy};
-use crate::sink::VectorType;
 use crate::source::storage;
-use crate::sql_ident::{IdentError, TableName};
 use crate::template;
+
+pub use output::{OutputSpec, OutputTarget, SharedOutput};
 
 /// Default number of rows the model sees at once.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
@@ -37,10 +38,12 @@ pub enum JobError {
     },
 }
 
-/// A parsed and validated job definition.
+/// A parsed and validated job definition. `Output` is the `[output]` section: an [`OutputSpec`]
+/// once validated, the section's raw keys while the job file is being parsed (each output kind
+/// parses its own keys, `output`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Job {
+pub struct Job<Output = OutputSpec> {
     /// Identifies the job in the ledger and in locks; letters, digits, `_` and `-`.
     pub name: String,
     /// Cron expression (five fields, or six with seconds first) for `scorer schedule`.
@@ -62,7 +65,8 @@ pub struct Job {
     pub start_date: Option<chrono::NaiveDate>,
     pub input: InputSpec,
     pub model: ModelRef,
-    pub output: OutputSpec,
+    /// `[output]`: where the rows go, and the keys every kind of output shares.
+    pub output: Output,
     /// `[drift]`: how far the scores' and inputs' distributions may move from the job's previous
     /// successful run (PSI) before the run warns or fails. PSI is recorded whatever this says.
     #[serde(default)]
@@ -158,84 +162,8 @@ pub struct ModelRef {
     pub batch_size: usize,
 }
 
-/// `[output]`: the result table and the names of the score columns in it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputSpec {
-    /// `table` or `schema.table` in the database, partitioned by the logical date. Either this or
-    /// `url`.
-    #[serde(default)]
-    pub table: Option<String>,
-    /// Parquet files in an object store instead of a table: the date's directory, with date
-    /// templating, e.g. `s3://lake/scores/dt={{ ds }}/`. Committed through a manifest.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// A Delta Lake table instead (`s3://lake/scores/churn_daily`, `gs://…`, `az://…` or a
-    /// local path), partitioned by `ds`: each run replaces its date's files in one Delta commit
-    /// (`crate::delta`). Not templated: the table holds every date.
-    #[serde(default)]
-    pub delta: Option<String>,
-    /// After each commit, delete the data files that Delta versions older than this removed
-    /// (`"7d"`, `"168h"`): a Delta VACUUM in lite mode. Files of the current version, and files
-    /// no commit names yet (another run still writing), are never deleted. Unset: never.
-    #[serde(default)]
-    pub delta_vacuum: Option<String>,
-    /// Fewest rows a run may publish: a run giving fewer fails before anything is replaced
-    /// (an input that yields no rows must not empty a full date).
-    #[serde(default = "default_min_rows")]
-    pub min_rows: u64,
-    /// Largest drop against the rows the date's previous successful run wrote, as a fraction
-    /// (0.5: a run with less than half of them fails before publishing); 1 turns it off.
-    #[serde(default = "default_max_row_drop_fraction")]
-    pub max_row_drop_fraction: f64,
-    /// `[output.storage]`: as `[input.storage]`, for `url`.
-    #[serde(default)]
-    pub storage: storage::StorageOptions,
-    /// Model output name -> column name; outputs not listed keep their own name.
-    #[serde(default)]
-    pub columns: BTreeMap<String, String>,
-    /// PostgreSQL only: concurrent COPY sessions into the staging table. Each is one server
-    /// backend, i.e. one server core; more than one pays when the server has cores to spare and
-    /// a single COPY is the bound (benches/README.md: not on a 2-core host shared with scorer).
-    #[serde(default = "default_copy_streams")]
-    pub copy_streams: usize,
-    /// PostgreSQL: index the id column of each date's partition, built on the staging table
-    /// before the swap (the swap stays short; the run takes longer by the index build).
-    #[serde(default)]
-    pub index: bool,
-    /// Input columns written beside the scores (a segment to group by, an amount to weigh by):
-    /// only the id, the scores and these reach the result; features are never written.
-    #[serde(default)]
-    pub passthrough_columns: Vec<String>,
-    /// The id and/or passthrough columns that hold personal data: written, quarantined and
-    /// logged only as `hex(HMAC-SHA256(key, value))` (`scorer::hashing`).
-    #[serde(default)]
-    pub hash_columns: Vec<String>,
-    /// The environment variable holding the HMAC key of `hash_columns` (never in the job file).
-    #[serde(default = "default_hash_key_env")]
-    pub hash_key_env: String,
-    /// How vector outputs (embeddings, class probabilities) are stored: `real[]` (default:
-    /// PostgreSQL `real[]`, SQLite a JSON array), `pgvector` (PostgreSQL: the extension's
-    /// `vector(n)`, searchable with its indexes) or `blob` (SQLite: little-endian f32 bytes).
-    #[serde(default)]
-    pub vector_type: VectorType,
-    /// PostgreSQL: roles granted SELECT on the result table and its `_latest` view on every
-    /// run (e.g. `["scorer_analyst"]` from sql/postgres/roles.sql). The date partitions, staging
-    /// tables and the quarantine (raw input ids) get no grant: readers go through the table.
-    #[serde(default)]
-    pub readers: Vec<String>,
-    /// Days of results kept: after a run of date D publishes, dates before D - N + 1 are dropped
-    /// (partitions, rows or Parquet date directories), and the ledger records which.
-    #[serde(default)]
-    pub retention_days: Option<u32>,
-}
-
 fn default_delta_date_column() -> String {
     "ds".into()
-}
-
-fn default_hash_key_env() -> String {
-    crate::hashing::DEFAULT_KEY_ENV.to_string()
 }
 
 /// Most row groups a job may fetch and decode at once; each holds its column chunks in memory.
@@ -246,46 +174,6 @@ pub const MAX_BATCH_SIZE: usize = 4 * 1024 * 1024;
 /// Missed firings a catch-up runs unless the job says otherwise: a week and a half of a daily job.
 pub const DEFAULT_MAX_CATCHUP: usize = 10;
 
-impl Job {
-    /// `output.passthrough_columns` and `output.hash_columns`: names once each, hashed columns
-    /// among those that reach the result, and the key's variable a valid name.
-    fn privacy_problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        let o = &self.output;
-        let id = &self.input.id_column;
-        let mut seen = std::collections::BTreeSet::new();
-        for c in &o.passthrough_columns {
-            if c == id {
-                p.push(format!(
-                    "output.passthrough_columns: `{c}` is the id column, which is always written"
-                ));
-            }
-            if !seen.insert(c) {
-                p.push(format!("output.passthrough_columns: `{c}` is listed twice"));
-            }
-        }
-        let mut hashed = std::collections::BTreeSet::new();
-        for c in &o.hash_columns {
-            if c != id && !o.passthrough_columns.contains(c) {
-                p.push(format!(
-                    "output.hash_columns: `{c}` is neither the id column ({id}) nor in \
-                     output.passthrough_columns; only columns that reach the result are hashed"
-                ));
-            }
-            if !hashed.insert(c) {
-                p.push(format!("output.hash_columns: `{c}` is listed twice"));
-            }
-        }
-        if !storage::valid_name(&o.hash_key_env) {
-            p.push(format!(
-                "output.hash_key_env: `{}` is not an environment variable name",
-                o.hash_key_env
-            ));
-        }
-        p
-    }
-}
-
 fn default_catchup() -> bool {
     true
 }
@@ -294,15 +182,6 @@ fn default_max_catchup() -> usize {
 }
 fn default_max_rejected_fraction() -> f64 {
     0.5
-}
-fn default_min_rows() -> u64 {
-    1
-}
-fn default_max_row_drop_fraction() -> f64 {
-    0.5
-}
-fn default_copy_streams() -> usize {
-    1
 }
 fn default_row_groups_in_flight() -> usize {
     DEFAULT_ROW_GROUPS_IN_FLIGHT
@@ -326,27 +205,66 @@ impl Job {
 
     /// Parses and validates job-file text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, JobError> {
-        let mut job: Job = toml::from_str(text).map_err(|e| JobError::Parse {
+        let mut raw: Job<toml::Table> = toml::from_str(text).map_err(|e| JobError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        job.path = path.to_path_buf();
-        job.text_sha256 = {
-            use sha2::{Digest, Sha256};
-            hex::encode(Sha256::digest(text.as_bytes()))
-        };
-        let problems = job.problems();
-        if problems.is_empty() {
-            Ok(job)
-        } else {
-            Err(JobError::Invalid {
+        let mut problems = raw.problems();
+        let (output, output_problems) =
+            OutputSpec::parse(std::mem::take(&mut raw.output), &raw.input.id_column);
+        problems.extend(output_problems);
+        match output {
+            Some(output) if problems.is_empty() => {
+                use sha2::{Digest, Sha256};
+                Ok(raw.with_output(output, path, hex::encode(Sha256::digest(text.as_bytes()))))
+            }
+            _ => Err(JobError::Invalid {
                 path: path.to_path_buf(),
                 problems,
-            })
+            }),
         }
     }
+}
 
-    /// Every problem with the job that can be found without touching data or the model.
+impl Job<toml::Table> {
+    /// The job with its `[output]` parsed, read from `path` whose text hashes to `text_sha256`.
+    fn with_output(self, output: OutputSpec, path: &Path, text_sha256: String) -> Job {
+        let Job {
+            name,
+            schedule,
+            timezone,
+            catchup,
+            max_catchup,
+            start_date,
+            input,
+            model,
+            output: _,
+            drift,
+            metrics,
+            path: _,
+            text_sha256: _,
+        } = self;
+        Job {
+            name,
+            schedule,
+            timezone,
+            catchup,
+            max_catchup,
+            start_date,
+            input,
+            model,
+            output,
+            drift,
+            metrics,
+            path: path.to_path_buf(),
+            text_sha256,
+        }
+    }
+}
+
+impl<Output> Job<Output> {
+    /// Every problem with the job outside `[output]` that can be found without touching data
+    /// or the model.
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.name.is_empty()
@@ -385,12 +303,6 @@ impl Job {
             p.push(format!(
                 "input.max_rejected_fraction must be between 0 and 1, got {}",
                 self.input.max_rejected_fraction
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.output.max_row_drop_fraction) {
-            p.push(format!(
-                "output.max_row_drop_fraction must be between 0 and 1, got {}",
-                self.output.max_row_drop_fraction
             ));
         }
         if self.max_catchup == 0 {
@@ -445,7 +357,6 @@ impl Job {
             }
         }
         p.extend(self.input.storage.problems("input.storage"));
-        p.extend(self.output.storage.problems("output.storage"));
         if !(1..=MAX_ROW_GROUPS_IN_FLIGHT).contains(&self.input.row_groups_in_flight) {
             p.push(format!(
                 "input.row_groups_in_flight must be between 1 and {MAX_ROW_GROUPS_IN_FLIGHT}, got {}",
@@ -476,102 +387,7 @@ impl Job {
         {
             p.push(format!("model.version: {e} (or `latest`)"));
         }
-        p.extend(self.privacy_problems());
-        for role in &self.output.readers {
-            if let Err(e) = crate::sql_ident::check_column(role) {
-                p.push(format!("output.readers: {e}"));
-            }
-        }
-        if self.output.vector_type != VectorType::RealArray && self.output.table.is_none() {
-            p.push("output.vector_type applies to output.table only".into());
-        }
-        if !self.output.readers.is_empty() && self.output.table.is_none() {
-            p.push("output.readers applies to output.table only".into());
-        }
-        if self.output.retention_days == Some(0) {
-            p.push("output.retention_days must be at least 1 (the run's own date is kept)".into());
-        }
-        if let Some(delta) = &self.output.delta {
-            if self.output.table.is_some() || self.output.url.is_some() {
-                p.push(
-                    "output: set one of `table`, `url` (Parquet files) or `delta` (a Delta table)"
-                        .into(),
-                );
-            }
-            if delta.contains("{{") {
-                p.push(
-                    "output.delta names the whole table, which holds every date as a `ds` \
-                     partition: no date template"
-                        .into(),
-                );
-            }
-            if self.output.copy_streams != default_copy_streams() {
-                p.push("output.copy_streams applies to output.table only".into());
-            }
-            if let Some(Err(e)) = self
-                .output
-                .delta_vacuum
-                .as_deref()
-                .map(humantime::parse_duration)
-            {
-                p.push(format!(
-                    "output.delta_vacuum: {e} (write e.g. \"7d\" or \"168h\")"
-                ));
-            }
-        } else if self.output.delta_vacuum.is_some() {
-            p.push("output.delta_vacuum applies to output.delta only".into());
-        }
-        match (&self.output.table, &self.output.url) {
-            (None, None) if self.output.delta.is_some() => {}
-            (Some(table), None) => {
-                if let Err(e) = TableName::parse(table) {
-                    p.push(format!("output.table: {e}"));
-                }
-                if self.output.storage != storage::StorageOptions::default() {
-                    p.push("[output.storage] applies to output.url only".into());
-                }
-                if !(1..=crate::db::MAX_COPY_STREAMS).contains(&self.output.copy_streams) {
-                    p.push(format!(
-                        "output.copy_streams must be between 1 and {}, got {}",
-                        crate::db::MAX_COPY_STREAMS,
-                        self.output.copy_streams
-                    ));
-                }
-            }
-            (None, Some(url)) => {
-                if self.output.copy_streams != default_copy_streams() {
-                    p.push("output.copy_streams applies to output.table only".into());
-                }
-                // Glob characters are judged after templating: `{{ ds }}` is not a glob.
-                match template::render(url, chrono::NaiveDate::MIN) {
-                    Err(e) => p.push(format!("output.url: {e}")),
-                    Ok(rendered) if rendered.contains(['*', '?', '[', '{']) => {
-                        p.push("output.url: names one directory; globs are for input".into())
-                    }
-                    Ok(_) => {}
-                }
-            }
-            (Some(_), Some(_)) => p.push(
-                "output: set either `table` (a database table) or `url` (Parquet files), not both"
-                    .into(),
-            ),
-            (None, None) => p.push(
-                "output: set `table` (a database table), `url` (Parquet files in a store) or \
-                 `delta` (a Delta table)"
-                    .into(),
-            ),
-        }
-        for (output, column) in &self.output.columns {
-            if let Err(e) = crate::sql_ident::check_column(column) {
-                p.push(format!("output.columns.{output}: {e}"));
-            }
-        }
         p
-    }
-
-    /// The output table's parsed name, when the job writes to a table (`load` checked it).
-    pub fn table(&self) -> Option<Result<TableName, IdentError>> {
-        self.output.table.as_deref().map(TableName::parse)
     }
 }
 
@@ -612,7 +428,7 @@ columns = { score = "prob" }
         assert_eq!(job.input.on_null, NullPolicy::Fill(0.5));
         assert_eq!(job.model.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(job.model.device, "cpu");
-        assert_eq!(job.output.columns["score"], "prob");
+        assert_eq!(job.output.shared.columns["score"], "prob");
     }
 
     #[test]
@@ -659,10 +475,11 @@ columns = { score = "prob" }
 
     #[test]
     fn copy_streams_is_bounded_and_for_tables_only() {
+        let copy_streams = |job: Job| job.output.target.section().table_options().copy_streams;
         let job = with_output("table = \"t\"").unwrap();
-        assert_eq!(job.output.copy_streams, 1);
+        assert_eq!(copy_streams(job), 1);
         let job = with_output("table = \"t\"\ncopy_streams = 3").unwrap();
-        assert_eq!(job.output.copy_streams, 3);
+        assert_eq!(copy_streams(job), 3);
         let err = with_output("table = \"t\"\ncopy_streams = 0").unwrap_err();
         assert!(
             err.contains("output.copy_streams must be between 1 and 6"),

@@ -5,10 +5,9 @@
 
 pub mod artifacts;
 pub mod dense;
-mod dense_cpu;
 pub mod device;
 pub mod gbdt;
-#[cfg(feature = "onnx")]
+pub mod kind;
 pub mod onnx;
 pub mod precision_check;
 pub mod registry;
@@ -23,14 +22,15 @@ use thiserror::Error;
 
 use arrow::array::ArrayRef;
 
-use crate::contract::{ExecutionPolicy, InputContract, OutputColumn, OutputType};
+use crate::contract::{ExecutionPolicy, InputContract, OutputColumn};
 use crate::features::FeatureBatch;
 
 use crate::error::{ErrorClass, object_store_class};
 use crate::preprocess::Preprocessor;
 use device::DeviceSpec;
+use kind::ModelFiles;
 use registry::Registry;
-use spec::{ModelKind, ModelSpec};
+use spec::ModelSpec;
 
 /// A model that could not be loaded or run; each variant names the file concerned.
 #[derive(Debug, Error)]
@@ -51,6 +51,12 @@ pub enum ModelError {
     },
     #[error("model file {path}: {message}")]
     Spec { path: PathBuf, message: String },
+    /// A tree model file (XGBoost JSON, LightGBM text) that cannot be used.
+    #[error("model file {path}: {source}")]
+    ForestFile {
+        path: PathBuf,
+        source: gbdt::error::ForestFileError,
+    },
     #[error("model weights {path}: sha256 is {actual}, but model.toml pins {expected}")]
     Sha256Mismatch {
         path: PathBuf,
@@ -165,9 +171,9 @@ fn read_checked(
             }
         }
     })?;
-    let spec: ModelSpec = toml::from_str(&text).map_err(|e| ModelError::Spec {
+    let spec = ModelSpec::parse(&text).map_err(|problems| ModelError::Spec {
         path: path.clone(),
-        message: e.to_string().trim_end().to_string(),
+        message: problems.join("; "),
     })?;
     let mut problems = spec.artifact_problems();
     if spec.inputs.is_empty() {
@@ -177,83 +183,7 @@ fn read_checked(
         problems.push("`outputs` must name at least one output".to_string());
     }
     problems.extend(spec.output_problems());
-    if spec.kind != ModelKind::TextEmbedding && spec.text_embedding.is_some() {
-        problems.push(format!(
-            "[text_embedding] applies to text_embedding models, not {:?}",
-            spec.kind
-        ));
-    }
-    if spec.kind != ModelKind::Gbdt && spec.gbdt.is_some() {
-        problems.push(format!(
-            "[gbdt] applies to gbdt models, not {:?}",
-            spec.kind
-        ));
-    }
-    if spec.kind == ModelKind::Gbdt {
-        if !spec.layers.is_empty() {
-            problems.push("a gbdt model has no [[layers]]".into());
-        }
-        if spec.onnx.is_some() {
-            problems.push("[onnx] applies to onnx models, not Gbdt".into());
-        }
-        if spec.gbdt.is_none() {
-            problems.push(
-                "a gbdt model needs [gbdt] with `format = \"xgboost_json\"` or `\"lightgbm_text\"`"
-                    .into(),
-            );
-        }
-        if spec
-            .outputs
-            .iter()
-            .filter(|o| o.column().ty == OutputType::Int64)
-            .count()
-            > 1
-        {
-            problems
-                .push("a gbdt model has at most one integer output (the predicted class)".into());
-        }
-    } else if spec.kind == ModelKind::TextEmbedding {
-        if !spec.layers.is_empty() || spec.onnx.is_some() || spec.preprocess.is_some() {
-            problems
-                .push("a text_embedding model has no [[layers]], [onnx] or [preprocess]".into());
-        }
-        if spec.text_embedding.is_none() {
-            problems.push("a text_embedding model needs [text_embedding] with max_seq_len".into());
-        }
-        for role in ["config", "tokenizer"] {
-            if !spec.artifacts.contains_key(role) {
-                problems.push(format!(
-                    "a text_embedding model needs [artifacts.{role}] (config.json, tokenizer.json)"
-                ));
-            }
-        }
-        if spec.inputs.len() != 1 {
-            problems.push("a text_embedding model reads exactly one string input".into());
-        }
-    } else if spec.kind == ModelKind::Onnx {
-        if !spec.layers.is_empty() {
-            problems.push("an onnx model has no [[layers]]".into());
-        }
-    } else {
-        problems.extend(spec.effective_layers().err());
-        if spec.onnx.is_some() {
-            problems.push(format!(
-                "[onnx] applies to onnx models, not {:?}",
-                spec.kind
-            ));
-        }
-        if let Some(o) = spec
-            .outputs
-            .iter()
-            .find(|o| o.column().ty == OutputType::Int64)
-        {
-            problems.push(format!(
-                "output `{}`: a {:?} model computes f32 values; integer outputs come from onnx graphs",
-                o.name(),
-                spec.kind
-            ));
-        }
-    }
+    problems.extend(spec.kind.section().problems(&spec));
     let preprocess = match spec
         .preprocess
         .as_ref()
@@ -284,155 +214,60 @@ pub fn load(
     version: &str,
     device: DeviceSpec,
 ) -> Result<LoadedModel, ModelError> {
-    load_as(registry, name, version, device, None)
+    load_adjusted(registry, name, version, device, |_| {})
 }
 
-/// [`load`], with a text encoder's `[text_embedding] dtype` replaced by `dtype` (`None`: as
-/// model.toml says). `scorer models verify` loads a reduced-precision encoder a second time in
-/// f32 this way, to measure what the reduction costs and gains.
-pub fn load_as(
+/// [`load`], with the spec changed by `adjust` before the model is built. `scorer models verify`
+/// loads a reduced-precision text encoder a second time in f32 this way, to measure what the
+/// reduction costs and gains.
+pub fn load_adjusted(
     registry: &Registry,
     name: &str,
     version: &str,
     device: DeviceSpec,
-    dtype: Option<text_embedding::Precision>,
+    adjust: impl FnOnce(&mut ModelSpec),
 ) -> Result<LoadedModel, ModelError> {
     let version = registry.resolve_version(name, version)?;
-    let (spec, preprocess) = read_checked(registry, name, &version)?;
+    let (mut spec, preprocess) = read_checked(registry, name, &version)?;
+    adjust(&mut spec);
     let dir = registry.dir(name, &version)?;
-    let role = spec.kind.main_artifact();
+    let model_toml = dir.join("model.toml");
+    let section = spec.kind.section();
+    let role = section.main_artifact();
     let main_spec = spec.main_artifact().map_err(|message| ModelError::Spec {
-        path: dir.join("model.toml"),
+        path: model_toml.clone(),
         message,
     })?;
     let main = artifacts::load(registry, &dir, role, main_spec)?;
+    // Every pinned file is checked, whether or not the kind reads it.
     for (other, a) in spec.artifacts.iter().filter(|(r, _)| r.as_str() != role) {
         artifacts::load(registry, &dir, other, a)?;
     }
     let outputs: Vec<OutputColumn> = spec.outputs.iter().map(|o| o.column()).collect();
-    let (model, opened_spec, gpu_name): (Box<dyn ScoringModel>, DeviceSpec, Option<String>) =
-        match spec.kind {
-            #[cfg(not(feature = "onnx"))]
-            ModelKind::Onnx => {
-                return Err(ModelError::Runtime(format!(
-                    "model {name} version {version}: {}",
-                    crate::error::not_built("the onnx model kind", "onnx")
-                )));
-            }
-            #[cfg(feature = "onnx")]
-            ModelKind::Onnx => {
-                if let DeviceSpec::Cuda(_) = device {
-                    return Err(ModelError::Runtime(format!(
-                        "model {name} version {version}: the onnx kind runs on the CPU in this build; set model.device = \"cpu\" or \"auto\" (or pass --device cpu)"
-                    )));
-                }
-                let sessions = rayon::current_num_threads().max(1);
-                let m = onnx::OnnxModel::build(
-                    &main.bytes,
-                    &main.path,
-                    &spec.inputs,
-                    &outputs,
-                    &spec.onnx.clone().unwrap_or_default(),
-                    sessions,
-                )?;
-                (Box::new(m), DeviceSpec::Cpu, None)
-            }
-            ModelKind::Gbdt => {
-                let gbdt = spec.gbdt.clone().ok_or_else(|| ModelError::Spec {
-                    path: dir.join("model.toml"),
-                    message: "a gbdt model needs [gbdt]".into(),
-                })?;
-                let opened = device.open()?;
-                let m = gbdt::GbdtModel::build(
-                    &main.bytes,
-                    &main.path,
-                    &gbdt,
-                    &spec.inputs,
-                    &outputs,
-                    &opened.device,
-                )?;
-                (Box::new(m), opened.spec, opened.gpu_name)
-            }
-            #[cfg(not(feature = "text-embedding"))]
-            ModelKind::TextEmbedding => {
-                // No encoder here to load at another precision.
-                let _ = dtype;
-                return Err(ModelError::Runtime(format!(
-                    "model {name} version {version}: {}",
-                    crate::error::not_built("the text_embedding model kind", "text-embedding")
-                )));
-            }
-            #[cfg(feature = "text-embedding")]
-            ModelKind::TextEmbedding => {
-                let mut te = spec
-                    .text_embedding
-                    .clone()
-                    .ok_or_else(|| ModelError::Spec {
-                        path: dir.join("model.toml"),
-                        message: "a text_embedding model needs [text_embedding] with max_seq_len"
-                            .into(),
-                    })?;
-                te.dtype = dtype.unwrap_or(te.dtype);
-                let file = |role: &str| -> Result<artifacts::Artifact, ModelError> {
-                    let a = spec.artifacts.get(role).ok_or_else(|| ModelError::Spec {
-                        path: dir.join("model.toml"),
-                        message: format!(
-                            "a text_embedding model needs [artifacts.{role}] (config.json, tokenizer.json)"
-                        ),
-                    })?;
-                    artifacts::load(registry, &dir, role, a)
-                };
-                let (config, tokenizer) = (file("config")?, file("tokenizer")?);
-                let opened = device.open()?;
-                let files = text_embedding::TextEmbeddingFiles {
-                    weights: (&main.bytes, &main.path),
-                    config: (&config.bytes, &config.path),
-                    tokenizer: (&tokenizer.bytes, &tokenizer.path),
-                };
-                let m = text_embedding::TextEmbeddingModel::build(
-                    &files,
-                    &te,
-                    &spec.inputs,
-                    &outputs,
-                    &opened.device,
-                )?;
-                (Box::new(m), opened.spec, opened.gpu_name)
-            }
-            ModelKind::Linear | ModelKind::Logistic | ModelKind::Mlp => {
-                let opened = device.open()?;
-                let dev = opened.device;
-                let tensors =
-                    candle_core::safetensors::load_buffer(&main.bytes, &dev).map_err(|e| {
-                        ModelError::Spec {
-                            path: main.path.clone(),
-                            message: format!("not a readable safetensors file: {e}"),
-                        }
-                    })?;
-                let layers = spec
-                    .effective_layers()
-                    .map_err(|message| ModelError::Spec {
-                        path: main.path.clone(),
-                        message,
-                    })?;
-                let m = dense::DenseModel::build(
-                    &tensors,
-                    &layers,
-                    spec.inputs.clone(),
-                    outputs,
-                    &main.path.display().to_string(),
-                    &dev,
-                )?;
-                (Box::new(m), opened.spec, opened.gpu_name)
-            }
-        };
+    let artifact = |role: &str| -> Result<artifacts::Artifact, ModelError> {
+        let a = spec.artifacts.get(role).ok_or_else(|| ModelError::Spec {
+            path: model_toml.clone(),
+            message: format!("a {} model needs [artifacts.{role}]", spec.kind.kind()),
+        })?;
+        artifacts::load(registry, &dir, role, a)
+    };
+    let files = ModelFiles {
+        model: format!("model {name} version {version}"),
+        spec: &spec,
+        model_toml: &model_toml,
+        main: &main,
+        outputs: &outputs,
+        artifact: &artifact,
+    };
+    let built = section.build(&files, device)?;
     Ok(LoadedModel {
         name: name.to_string(),
         version,
         sha256: main.sha256,
         spec,
-        device: opened_spec,
-        gpu_name,
+        device: built.device,
+        gpu_name: built.gpu_name,
         preprocess: preprocess.map(Arc::new),
-        model,
+        model: built.model,
     })
 }

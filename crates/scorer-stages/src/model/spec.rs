@@ -6,43 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config_keys::{self, field_names, or_list};
 use crate::contract::{OutputColumn, OutputType};
 use crate::preprocess::PreprocessSpec;
 use crate::source::storage::StorageOptions;
 
-/// The model kinds scorer can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// One dense layer, no activation: `y = xWᵀ + b`.
-    Linear,
-    /// One dense layer followed by a sigmoid.
-    Logistic,
-    /// Dense layers, each with its own activation.
-    Mlp,
-    /// An ONNX graph run by ONNX Runtime (scikit-learn pipelines through skl2onnx, PyTorch
-    /// exports through `torch.onnx`).
-    Onnx,
-    /// Gradient-boosted trees from an XGBoost JSON or LightGBM text model file, scored natively.
-    Gbdt,
-    /// A BERT-family encoder (safetensors, `config.json`, `tokenizer.json`) over one string
-    /// column, mean-pooled (and L2-normalised) into one embedding per row, as
-    /// sentence-transformers computes it.
-    #[serde(rename = "text_embedding")]
-    TextEmbedding,
-}
-
-impl ModelKind {
-    /// The artifact role holding the model itself: `weights` (safetensors) for the dense kinds,
-    /// `graph` (an .onnx file) for ONNX.
-    pub fn main_artifact(self) -> &'static str {
-        match self {
-            Self::Linear | Self::Logistic | Self::Mlp | Self::TextEmbedding => "weights",
-            Self::Onnx => "graph",
-            Self::Gbdt => "model",
-        }
-    }
-}
+pub use super::kind::{KindSpec, ModelKind};
 
 /// One file a model needs, pinned by sha256: in the model's directory (`file`) or in an object
 /// store (`url`, fetched once into the local model cache and checked before use).
@@ -153,11 +122,12 @@ pub struct LayerSpec {
     pub activation: Activation,
 }
 
-/// The content of `model.toml`.
+/// The content of `model.toml`: its kind with the kind's own keys (`Kind`: a [`KindSpec`] once
+/// parsed, the kind's name while the file is read), and the keys every kind shares.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    pub kind: ModelKind,
+pub struct ModelSpec<Kind = KindSpec> {
+    pub kind: Kind,
     /// Input feature names, in the order the model expects them (after preprocessing).
     pub inputs: Vec<String>,
     /// The outputs, in the order of the model's value columns: a name takes one column (an f32
@@ -167,46 +137,116 @@ pub struct ModelSpec {
     /// Free text: how the model was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Dense layers; linear and logistic models default to tensors `weight` and `bias`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub layers: Vec<LayerSpec>,
     /// Every file the model needs, by role (`weights`, `graph`, `model`), each pinned by sha256.
     pub artifacts: BTreeMap<String, ArtifactSpec>,
     /// What happens to each batch's columns before the model sees them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preprocess: Option<PreprocessSpec>,
-    /// How an ONNX graph's inputs and outputs map to the declared ones (`onnx` kind only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub onnx: Option<OnnxSpec>,
-    /// The tree model's file format and output (`gbdt` kind only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gbdt: Option<crate::model::gbdt::GbdtSpec>,
-    /// Sequence length, pooling and normalisation (`text_embedding` kind only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text_embedding: Option<crate::model::text_embedding::TextEmbeddingSpec>,
 }
 
-/// `[onnx]`: which features feed which graph input and which declared outputs each graph output
-/// fills. Both default to the obvious mapping when the graph has one input or one output.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OnnxSpec {
-    /// Graph input name -> the features it takes (a float tensor `[rows, len]`), in order.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub inputs: BTreeMap<String, Vec<String>>,
-    /// Graph output name -> the declared outputs that take its columns, in order.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub outputs: BTreeMap<String, Vec<String>>,
+impl ModelSpec {
+    /// Parses `model.toml`'s text: the spec, or every problem found in it (each a sentence
+    /// naming its key). The kind's own keys are parsed by the kind's folder (`model::kind`); a
+    /// key of another kind is a problem naming the kinds it belongs to.
+    pub fn parse(text: &str) -> Result<Self, Vec<String>> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| vec![e.to_string().trim_end().to_string()])?;
+        let kinds = KindSpec::kinds();
+        let name = table
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map(str::to_string);
+        let own = kinds
+            .iter()
+            .find(|(kind, _)| Some(*kind) == name.as_deref())
+            .map_or(&[][..], |(_, fields)| *fields);
+        let keys = config_keys::split(table, field_names::<ModelSpec<String>>(), own, &kinds);
+        let mut problems = Vec::new();
+        if let Some(name) = &name
+            && !kinds.iter().any(|(kind, _)| kind == name)
+        {
+            let names: Vec<_> = kinds.iter().map(|(kind, _)| format!("`{kind}`")).collect();
+            problems.push(format!(
+                "kind: unknown model kind `{name}`, expected one of {}",
+                or_list(&names)
+            ));
+        } else {
+            for (key, owners) in &keys.misplaced {
+                problems.push(format!(
+                    "`{key}` applies to {} models, not {}",
+                    or_list(owners),
+                    name.as_deref().unwrap_or("this one")
+                ));
+            }
+        }
+        for key in &keys.unknown {
+            let mut valid: Vec<_> = field_names::<ModelSpec<String>>()
+                .iter()
+                .chain(own)
+                .map(|k| format!("`{k}`"))
+                .collect();
+            valid.sort();
+            problems.push(format!(
+                "unknown key `{key}`, expected one of {}",
+                valid.join(", ")
+            ));
+        }
+        let shared = toml::Value::Table(keys.shared)
+            .try_into::<ModelSpec<String>>()
+            .map_err(|e| problems.push(config_keys::one_line(&e)))
+            .ok();
+        let known = name
+            .as_deref()
+            .filter(|name| kinds.iter().any(|(kind, _)| kind == name));
+        let kind = known.and_then(|name| {
+            KindSpec::parse(name, keys.own)
+                .map_err(|e| problems.push(format!("a {name} model: {e}")))
+                .ok()
+        });
+        match (shared, kind) {
+            (Some(shared), Some(kind)) if problems.is_empty() => Ok(shared.with_kind(kind)),
+            _ => Err(problems),
+        }
+    }
+
+    /// `model.toml`'s text for this spec (the kind's keys beside the shared ones).
+    pub fn to_toml(&self) -> Result<String, String> {
+        let mut table = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+        table.extend(self.kind.to_table().map_err(|e| e.to_string())?);
+        toml::to_string(&table).map_err(|e| e.to_string())
+    }
+}
+
+impl ModelSpec<String> {
+    /// The spec with its kind parsed.
+    fn with_kind(self, kind: KindSpec) -> ModelSpec {
+        let ModelSpec {
+            kind: _,
+            inputs,
+            outputs,
+            description,
+            artifacts,
+            preprocess,
+        } = self;
+        ModelSpec {
+            kind,
+            inputs,
+            outputs,
+            description,
+            artifacts,
+            preprocess,
+        }
+    }
 }
 
 impl ModelSpec {
     /// The artifact holding the model itself (the weights or the graph).
     pub fn main_artifact(&self) -> Result<&ArtifactSpec, String> {
-        let role = self.kind.main_artifact();
+        let role = self.kind.section().main_artifact();
         self.artifacts.get(role).ok_or_else(|| {
             format!(
-                "a {:?} model needs [artifacts.{role}] with `file` (or `url`) and `sha256`",
-                self.kind
+                "a {} model needs [artifacts.{role}] with `file` (or `url`) and `sha256`",
+                self.kind.kind()
             )
         })
     }
@@ -269,44 +309,84 @@ impl ModelSpec {
         }
         None
     }
+}
 
-    /// The layers to run, with the defaults for linear and logistic models filled in.
-    pub fn effective_layers(&self) -> Result<Vec<LayerSpec>, String> {
-        let single = |activation| {
-            if self.layers.is_empty() {
-                Ok(vec![LayerSpec {
-                    weight: "weight".into(),
-                    bias: Some("bias".into()),
-                    activation,
-                }])
-            } else if self.layers.len() == 1 {
-                let mut l = self.layers[0].clone();
-                if l.activation != Activation::None && l.activation != activation {
-                    return Err(format!(
-                        "a {:?} model's layer cannot have activation {:?}",
-                        self.kind, l.activation
-                    ));
-                }
-                l.activation = activation;
-                Ok(vec![l])
-            } else {
-                Err(format!(
-                    "a {:?} model has exactly one layer, found {}",
-                    self.kind,
-                    self.layers.len()
-                ))
-            }
-        };
-        match self.kind {
-            ModelKind::Linear => single(Activation::None),
-            ModelKind::Logistic => single(Activation::Sigmoid),
-            ModelKind::Mlp if self.layers.is_empty() => {
-                Err("an mlp model needs at least one [[layers]] entry".into())
-            }
-            ModelKind::Mlp => Ok(self.layers.clone()),
-            ModelKind::Onnx => Err("an onnx model has no dense layers".into()),
-            ModelKind::Gbdt => Err("a gbdt model has no dense layers".into()),
-            ModelKind::TextEmbedding => Err("a text_embedding model has no dense layers".into()),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GBDT: &str = r#"
+kind = "gbdt"
+inputs = ["a", "b"]
+outputs = ["p"]
+[gbdt]
+format = "xgboost_json"
+[artifacts.model]
+file = "model.json"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+"#;
+
+    #[test]
+    fn a_kind_s_own_keys_are_parsed_by_its_section() {
+        let spec = ModelSpec::parse(GBDT).unwrap();
+        assert_eq!(spec.kind.kind(), ModelKind::Gbdt);
+        assert_eq!(spec.kind.section().main_artifact(), "model");
+        assert_eq!(spec.inputs, ["a", "b"]);
+    }
+
+    #[test]
+    fn keys_of_another_kind_and_unknown_keys_are_all_reported() {
+        let text = GBDT.replace(
+            "[gbdt]",
+            "extra = 1\n[[layers]]\nweight = \"w\"\n[onnx]\n[gbdt]",
+        );
+        let problems = ModelSpec::parse(&text).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems
+                .contains(&"`layers` applies to linear, logistic or mlp models, not gbdt".into()),
+            "{problems:#?}"
+        );
+        assert!(
+            problems.contains(&"`onnx` applies to onnx models, not gbdt".into()),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("unknown key `extra`, expected one of")
+                    && p.contains("`gbdt`")),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_names_the_kinds() {
+        let problems =
+            ModelSpec::parse(&GBDT.replace("kind = \"gbdt\"", "kind = \"svm\"")).unwrap_err();
+        assert!(
+            problems[0].starts_with("kind: unknown model kind `svm`, expected one of `linear`"),
+            "{problems:#?}"
+        );
+        let problems =
+            ModelSpec::parse(&GBDT.replace("format = \"xgboost_json\"", "format = \"csv\""))
+                .unwrap_err();
+        assert!(
+            problems[0].starts_with("a gbdt model: unknown variant `csv`"),
+            "{problems:#?}"
+        );
+        let problems =
+            ModelSpec::parse(&GBDT.replace("[gbdt]\nformat = \"xgboost_json\"", "")).unwrap_err();
+        assert!(
+            problems[0].contains("missing field `gbdt`"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn a_spec_written_as_toml_reads_back_the_same() {
+        let spec = ModelSpec::parse(GBDT).unwrap();
+        let again = ModelSpec::parse(&spec.to_toml().unwrap()).unwrap();
+        assert_eq!(again, spec);
     }
 }

@@ -137,7 +137,7 @@ pub fn to_f32(name: &str, array: &ArrayRef) -> Result<Float32Array, PreprocessEr
         column: name.to_string(),
         message,
     };
-    if !crate::source::plan::is_numeric(array.data_type()) {
+    if !crate::contract::is_numeric(array.data_type()) {
         return Err(err(format!(
             "is {}, expected a number (a string column needs a [[preprocess.categorical]] entry)",
             array.data_type()

@@ -15,7 +15,6 @@
 
 pub mod checkpoint;
 pub mod columns;
-#[cfg(feature = "delta")]
 pub mod delta;
 pub mod objects;
 mod output;
@@ -23,9 +22,11 @@ pub mod parts;
 pub mod postgres;
 pub mod retention;
 pub mod sqlite;
+pub mod table;
 
 pub use columns::VectorType;
-pub use output::{Destination, ObjectsTarget, Output, ShardsToPublish, output};
+pub use objects::ObjectsTarget;
+pub use output::{Destination, Output, OutputSection, ShardsToPublish, TableOptions};
 
 use crate::error::{ErrorClass, object_store_class, parquet_class, sqlx_class};
 use arrow::array::ArrayRef;

@@ -1,12 +1,15 @@
-//! One trait per output kind, and the one place that picks the kind.
+//! One trait per output kind, and what a job's `[output]` section is to each kind.
 //!
-//! A job's output is first a [`Destination`]: what the job file names, resolved for the date with
-//! no I/O (it names the run's lock before any database is open). Once the run's database is open,
-//! [`output`] turns it into the kind that writes it, an [`Output`]: every operation a run, a
-//! sharded run's publishing shard, retention and the sweep do on an output goes through it.
+//! A job's output is first an [`OutputSection`]: its `[output]` keys, parsed and validated by the
+//! kind's own folder (the job file registers the kinds, `crate::job::output`). For a run's date the
+//! section resolves, with no I/O, to a [`Destination`] (it names the run's lock before any database
+//! is open). Once the run's database is open, the destination opens the kind that writes it, an
+//! [`Output`]: every operation a run, a sharded run's publishing shard, retention and the sweep do
+//! on an output goes through it.
 //!
-//! Adding an output kind: a folder under `sink/` with its `Sink` and its `Output`, a variant of
-//! [`Destination`] and its arm in [`output`] (ARCHITECTURE.md, "Adding an output kind").
+//! Adding an output kind: a folder under `sink/` with its `Sink`, its `Output`, its
+//! `OutputSection` and its `Destination`, and one line in `job/output.rs` (ARCHITECTURE.md,
+//! "Adding an output kind").
 
 use std::fmt::{Debug, Display};
 use std::sync::Arc;
@@ -16,79 +19,69 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::parts::{Part, PublishRecord};
-use super::{Sink, SinkError, SinkSpec, objects, postgres, sqlite};
+use super::{Sink, SinkError, SinkSpec, VectorType};
 use crate::db::Database;
 use crate::db::lock::OutputLock;
 use crate::quarantine::RejectedRow;
-use crate::source::storage::StorageOptions;
 use crate::source::store_metrics::StoreCounters;
 use crate::sql_ident::TableName;
 
+/// One output kind's keys of a job's `[output]` section, as its folder parsed them. The keys
+/// every kind shares (row guards, column names, privacy, retention) are the job's
+/// (`crate::job::output`).
+pub trait OutputSection: Debug + Send + Sync {
+    /// Every problem with the kind's own keys, each naming its key (`output.<key>: …`).
+    fn problems(&self) -> Vec<String>;
+
+    /// Where a run of `date` writes. No I/O.
+    fn destination(&self, date: NaiveDate) -> Result<Box<dyn Destination>, String>;
+
+    /// Where a dead run wrote, from the output the ledger recorded for it (`written`): the
+    /// sweep removes its leftovers there. No I/O.
+    fn written_destination(&self, written: &str) -> Result<Box<dyn Destination>, String>;
+
+    /// What a table output's sink does beyond writing rows; the defaults for the other kinds.
+    fn table_options(&self) -> TableOptions {
+        TableOptions::default()
+    }
+}
+
+/// The `[output]` keys that only a table output has, as the sink reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableOptions {
+    /// PostgreSQL: concurrent COPY sessions into the staging table.
+    pub copy_streams: usize,
+    /// PostgreSQL: index the id column of each date's partition.
+    pub index: bool,
+    /// PostgreSQL: roles granted SELECT on the table and its `_latest` view.
+    pub readers: Vec<String>,
+    /// How vector columns are stored.
+    pub vectors: VectorType,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        Self {
+            copy_streams: 1,
+            index: false,
+            readers: Vec::new(),
+            vectors: VectorType::RealArray,
+        }
+    }
+}
+
 /// Where a run's rows go, as the job file says for the run's date: a table in the run's
-/// database, Parquet files in an object store, or a Delta table.
-#[derive(Debug, Clone)]
-pub enum Destination {
-    Table(TableName),
-    /// The date's directory (`output.url` rendered for the run's date).
-    Objects(Box<ObjectsTarget>),
-    /// A Delta table partitioned by the date (`output.delta`).
-    Delta(Box<crate::delta::DeltaTarget>),
-}
-
-/// A Parquet output: the date's directory, and the job's `output.url` template and storage
-/// options, which retention renders for the older dates it drops.
-#[derive(Debug, Clone)]
-pub struct ObjectsTarget {
-    pub location: crate::source::InputLocation,
-    pub url_template: String,
-    pub storage: StorageOptions,
-}
-
-impl Destination {
-    /// Whether the rows are staged in a table of the run's database (and so written over COPY
-    /// sessions, checkpointed and resumable): known before the database is open.
-    pub fn stages_in_table(&self) -> bool {
-        matches!(self, Self::Table(_))
+/// database, Parquet files in an object store, a Delta table. Its `Display` is the output's name
+/// as the ledger and the date's lock name it.
+pub trait Destination: Debug + Display + Send + Sync {
+    /// Database sessions the output's sink opens beside the run's own (a table's COPY streams).
+    fn database_sessions(&self) -> usize {
+        0
     }
-}
 
-impl Display for Destination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Table(t) => write!(f, "{t}"),
-            Self::Objects(o) => f.write_str(&o.location.url),
-            Self::Delta(t) => f.write_str(t.shown()),
-        }
-    }
-}
-
-/// The output kind that writes `destination`, in the run's database `db`: the one place that
-/// picks a kind. A table goes to the run's database (PostgreSQL or SQLite). Fails only for a
-/// kind this binary was built without.
-pub fn output(destination: &Destination, db: &Database) -> Result<Arc<dyn Output>, SinkError> {
-    Ok(match (destination, db) {
-        (Destination::Table(table), Database::Postgres { pool, .. }) => Arc::new(
-            postgres::output::PgTable::new(pool.clone(), table.clone(), db),
-        ),
-        (Destination::Table(table), Database::Sqlite { pool, .. }) => Arc::new(
-            sqlite::output::SqliteTable::new(pool.clone(), table.clone(), db),
-        ),
-        (Destination::Objects(target), _) => {
-            Arc::new(objects::output::ParquetFiles::new((**target).clone(), db))
-        }
-        #[cfg(feature = "delta")]
-        (Destination::Delta(target), _) => Arc::new(super::delta::output::DeltaOutput::new(
-            (**target).clone(),
-            db,
-        )),
-        #[cfg(not(feature = "delta"))]
-        (Destination::Delta(target), _) => {
-            return Err(SinkError::NotBuilt {
-                output: target.shown().to_string(),
-                message: crate::error::not_built("a Delta table output (output.delta)", "delta"),
-            });
-        }
-    })
+    /// The output kind that writes here, in the run's database `db`. Fails only for a kind this
+    /// binary was built without.
+    fn open(&self, db: &Database) -> Result<Arc<dyn Output>, SinkError>;
 }
 
 /// What a sharded run's publishing shard makes the date's ([`Output::publish_parts`]).

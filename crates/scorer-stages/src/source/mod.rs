@@ -3,8 +3,8 @@
 //! number in flight, so memory depends on the row-group size, not on the input size.
 
 mod done_ranges;
+pub mod footers;
 pub mod location;
-pub mod plan;
 pub mod reader;
 pub mod storage;
 pub mod store_metrics;
@@ -26,8 +26,8 @@ use thiserror::Error;
 use crate::buffer_pool::BufferPool;
 use crate::error::{ErrorClass, object_store_class, parquet_class};
 pub use done_ranges::{DoneRanges, StagedRange};
+pub use footers::{CheckedInput, CheckedObject, IdKind};
 pub use location::{InputLocation, resolve, resolve_counted, resolve_output};
-pub use plan::{IdKind, InputPlan, PlannedObject};
 use reader::ObjectReader;
 
 /// A problem with the input data; every variant names the URL or object concerned.
@@ -150,7 +150,7 @@ pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceErr
     Ok(objects)
 }
 
-/// Reads every planned row group and sends its batches (at most `batch_rows` rows each) to `tx`
+/// Reads every row group of the checked input and sends its batches (at most `batch_rows` rows each) to `tx`
 /// as they are decoded. Up to `in_flight` row groups are fetched and decoded at once, on the
 /// runtime's worker threads; each holds at most one decoded batch while `tx` is full, so memory is
 /// bounded by `in_flight` row groups' column chunks plus the channel. Rows arrive in no particular
@@ -159,13 +159,13 @@ pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceErr
 /// `done` (a resumed run's adopted rows) leaves out row groups it covers wholly, and the covered
 /// rows of the others as they are decoded.
 pub async fn send_batches(
-    plan: &InputPlan,
+    input: &CheckedInput,
     in_flight: usize,
     batch_rows: usize,
     tx: tokio::sync::mpsc::Sender<SourceBatch>,
     done: Option<Arc<DoneRanges>>,
 ) -> Result<f64, SourceError> {
-    let units: Vec<(Arc<PlannedObject>, Arc<Footer>, usize)> = plan
+    let units: Vec<(Arc<CheckedObject>, Arc<Footer>, usize)> = input
         .objects
         .iter()
         .flat_map(|o| {
@@ -195,7 +195,7 @@ pub async fn send_batches(
             .filter(|d| d.touches(&object.url, rg))
             .map(Arc::clone);
         let unit = RowGroupRead {
-            store: Arc::clone(&plan.store),
+            store: Arc::clone(&input.store),
             url: Arc::from(object.url.as_str()),
             object,
             footer,
@@ -232,7 +232,7 @@ type Footer = tokio::sync::OnceCell<ArrowReaderMetadata>;
 /// One row group to fetch, decode and pass on.
 struct RowGroupRead {
     store: Arc<dyn object_store::ObjectStore>,
-    object: Arc<PlannedObject>,
+    object: Arc<CheckedObject>,
     footer: Arc<Footer>,
     url: Arc<str>,
     row_group: usize,
@@ -307,13 +307,13 @@ impl RowGroupRead {
 /// Reads the id column of the rows `done` covers (a resumed run's adopted rows) and hands each
 /// slice of ids to `add`, so the duplicate-id check spans the whole date. One row group at a time.
 pub async fn read_ids<E: From<SourceError>>(
-    plan: &InputPlan,
+    input: &CheckedInput,
     done: &DoneRanges,
     batch_rows: usize,
     mut add: impl FnMut(&dyn arrow::array::Array) -> Result<(), E>,
 ) -> Result<(), E> {
     let buffers = BufferPool::new(reader::MAX_MERGED_READ as usize, reader::PARALLEL_READS);
-    for object in &plan.objects {
+    for object in &input.objects {
         let groups: Vec<usize> = object
             .row_group_indexes()
             .into_iter()
@@ -332,7 +332,7 @@ pub async fn read_ids<E: From<SourceError>>(
         };
         let open = || {
             ObjectReader::new(
-                Arc::clone(&plan.store),
+                Arc::clone(&input.store),
                 object.meta.location.clone(),
                 object.meta.size,
                 object.meta.e_tag.clone(),

@@ -2,6 +2,7 @@
 //! and LightGBM readers translate their formats' split rules into [`Split`] (so each rule is
 //! written down once, here), and the evaluators compile a [`Forest`] into their own layouts.
 
+use super::error::ForestFileError;
 use crate::features::FeatureBatch;
 
 /// How a node sends a row down.
@@ -147,7 +148,7 @@ impl Tree {
 
     /// Checks that the nodes form one tree from the root: children in range, every node reached
     /// exactly once, every feature below `features`.
-    pub fn check(&self, features: usize) -> Result<(), String> {
+    pub fn check(&self, features: usize) -> Result<(), ForestFileError> {
         if self.nodes.is_empty() {
             return Err("a tree has no nodes".into());
         }
@@ -155,24 +156,25 @@ impl Tree {
         let mut stack = vec![0usize];
         while let Some(i) = stack.pop() {
             let Some(node) = self.nodes.get(i) else {
-                return Err(format!("a child index {i} is out of range"));
+                return Err(format!("a child index {i} is out of range").into());
             };
             if std::mem::replace(&mut seen[i], true) {
-                return Err(format!("node {i} is reached twice"));
+                return Err(format!("node {i} is reached twice").into());
             }
             if let Node::Split { split, left, right } = node {
                 if split.feature() as usize >= features {
                     return Err(format!(
                         "node {i} splits on feature {} but the model has {features} features",
                         split.feature()
-                    ));
+                    )
+                    .into());
                 }
                 stack.push(*left);
                 stack.push(*right);
             }
         }
         if let Some(i) = seen.iter().position(|s| !s) {
-            return Err(format!("node {i} is not reachable from the root"));
+            return Err(format!("node {i} is not reachable from the root").into());
         }
         Ok(())
     }
@@ -210,7 +212,7 @@ pub struct Forest {
 
 impl Forest {
     /// Checks every tree and the group bookkeeping.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ForestFileError> {
         if self.groups == 0 {
             return Err("the model has no output groups".into());
         }
@@ -219,20 +221,20 @@ impl Forest {
                 "{} base margins for {} output groups",
                 self.base_margin.len(),
                 self.groups
-            ));
+            )
+            .into());
         }
         if self.link == Link::Softmax && self.groups < 2 {
             return Err("a softmax objective needs at least 2 classes".into());
         }
         for (t, tree) in self.trees.iter().enumerate() {
             if tree.group >= self.groups {
-                return Err(format!(
-                    "tree {t} adds to class {} of {}",
-                    tree.group, self.groups
-                ));
+                return Err(
+                    format!("tree {t} adds to class {} of {}", tree.group, self.groups).into(),
+                );
             }
             tree.check(self.features)
-                .map_err(|e| format!("tree {t}: {e}"))?;
+                .map_err(|e| e.in_tree(format!("tree {t}")))?;
         }
         Ok(())
     }

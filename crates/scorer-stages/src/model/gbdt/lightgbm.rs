@@ -14,18 +14,21 @@
 
 use std::collections::HashMap;
 
+use super::error::ForestFileError;
 use super::forest::{Forest, Link, Node, Split, Tree, f32_at_or_below};
 
 /// Reads a LightGBM text model.
-pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not a LightGBM text model: not UTF-8")?;
+pub fn parse(bytes: &[u8]) -> Result<Forest, ForestFileError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        ForestFileError::NotTheFormat("not a LightGBM text model: not UTF-8".into())
+    })?;
     let mut blocks = text.split("\nTree=");
     let header = blocks.next().unwrap_or_default();
     if !header.trim_start().starts_with("tree") {
-        return Err(
+        return Err(ForestFileError::NotTheFormat(
             "not a LightGBM text model (it starts with `tree`; save it with Booster.save_model(\"model.txt\"))"
                 .into(),
-        );
+        ));
     }
     if !text.contains("\nend of trees") {
         return Err(
@@ -33,10 +36,10 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
         );
     }
     let head = key_values(header);
-    let count = |key: &str| -> Result<usize, String> {
+    let count = |key: &str| -> Result<usize, ForestFileError> {
         head.get(key)
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| format!("header `{key}` is missing or not a count"))
+            .ok_or_else(|| format!("header `{key}` is missing or not a count").into())
     };
     let features = count("max_feature_idx")? + 1;
     let num_class = count("num_class")?;
@@ -44,13 +47,14 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
     if per_iteration == 0 || (num_class > 1 && per_iteration != num_class) {
         return Err(format!(
             "num_tree_per_iteration {per_iteration} does not fit num_class {num_class}"
-        ));
+        )
+        .into());
     }
     if header.lines().any(|l| l.trim() == "average_output") {
-        return Err(
+        return Err(ForestFileError::Unsupported(
             "random-forest models (`average_output`) are not supported; scorer reads boosted models"
                 .into(),
-        );
+        ));
     }
     let objective = head
         .get("objective")
@@ -70,7 +74,7 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
     for (i, block) in blocks.enumerate() {
         // the last block carries the trailer (`end of trees`, importances, parameters)
         let block = block.split("\nend of trees").next().unwrap_or(block);
-        let mut t = tree(block, features).map_err(|e| format!("Tree={i}: {e}"))?;
+        let mut t = tree(block, features).map_err(|e| e.in_tree(format!("Tree={i}")))?;
         t.group = i % per_iteration;
         trees.push(t);
     }
@@ -83,7 +87,8 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
             return Err(format!(
                 "the header lists {listed} trees (tree_sizes) but the file holds {}",
                 trees.len()
-            ));
+            )
+            .into());
         }
     }
     let forest = Forest {
@@ -100,20 +105,20 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
 }
 
 /// The output link of a LightGBM objective line (`binary sigmoid:1`, `multiclass num_class:3`…).
-fn objective_link(objective: &str, groups: usize) -> Result<Link, String> {
+fn objective_link(objective: &str, groups: usize) -> Result<Link, ForestFileError> {
     let mut parts = objective.split_whitespace();
     let name = parts.next().unwrap_or_default();
     let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once(':')).collect();
     if objective.split_whitespace().any(|p| p == "sqrt") {
-        return Err(format!(
+        return Err(ForestFileError::Unsupported(format!(
             "objective `{objective}`: models trained with reg_sqrt are not supported"
-        ));
+        )));
     }
-    let single = || -> Result<(), String> {
+    let single = || -> Result<(), ForestFileError> {
         if groups > 1 {
-            Err(format!(
+            Err(ForestFileError::Unsupported(format!(
                 "objective `{name}` with {groups} trees per iteration is not supported"
-            ))
+            )))
         } else {
             Ok(())
         }
@@ -155,9 +160,9 @@ fn objective_link(objective: &str, groups: usize) -> Result<Link, String> {
             Link::Exp
         }
         other => {
-            return Err(format!(
+            return Err(ForestFileError::Unsupported(format!(
                 "objective `{other}` is not supported; scorer reads binary, cross_entropy, multiclass, the regression objectives (l2, l1, huber, fair, quantile, mape), poisson, gamma and tweedie"
-            ));
+            )));
         }
     })
 }
@@ -175,23 +180,20 @@ fn list<T: std::str::FromStr>(
     kv: &HashMap<&str, &str>,
     key: &str,
     len: usize,
-) -> Result<Vec<T>, String> {
+) -> Result<Vec<T>, ForestFileError> {
     let raw = kv.get(key).ok_or_else(|| format!("`{key}` is missing"))?;
     let values = raw
         .split_whitespace()
         .map(|v| v.parse::<T>().map_err(|_| format!("`{key}` holds `{v}`")))
         .collect::<Result<Vec<T>, String>>()?;
     if values.len() != len {
-        return Err(format!(
-            "`{key}` has {} values, expected {len}",
-            values.len()
-        ));
+        return Err(format!("`{key}` has {} values, expected {len}", values.len()).into());
     }
     Ok(values)
 }
 
 /// One `Tree=` block.
-fn tree(block: &str, features: usize) -> Result<Tree, String> {
+fn tree(block: &str, features: usize) -> Result<Tree, ForestFileError> {
     let kv = key_values(block);
     let leaves: usize = kv
         .get("num_leaves")
@@ -199,7 +201,9 @@ fn tree(block: &str, features: usize) -> Result<Tree, String> {
         .filter(|&n| n >= 1)
         .ok_or("`num_leaves` is missing")?;
     if kv.get("is_linear").map(|v| v.trim()) == Some("1") {
-        return Err("linear trees (linear_tree = true) are not supported".into());
+        return Err(ForestFileError::Unsupported(
+            "linear trees (linear_tree = true) are not supported".into(),
+        ));
     }
     let leaf_value: Vec<f64> = list(&kv, "leaf_value", leaves)?;
     if leaves == 1 {
@@ -227,18 +231,18 @@ fn tree(block: &str, features: usize) -> Result<Tree, String> {
     };
 
     // split nodes keep their indices; leaf k becomes node `splits + k`
-    let child = |c: i64| -> Result<usize, String> {
+    let child = |c: i64| -> Result<usize, ForestFileError> {
         if c >= 0 {
             usize::try_from(c)
                 .ok()
                 .filter(|&c| c < splits)
-                .ok_or_else(|| format!("child {c} is out of range"))
+                .ok_or_else(|| format!("child {c} is out of range").into())
         } else {
             usize::try_from(!c)
                 .ok()
                 .filter(|&k| k < leaves)
                 .map(|k| splits + k)
-                .ok_or_else(|| format!("leaf child {c} is out of range"))
+                .ok_or_else(|| format!("leaf child {c} is out of range").into())
         }
     };
     let mut nodes = Vec::with_capacity(splits + leaves);
@@ -247,7 +251,7 @@ fn tree(block: &str, features: usize) -> Result<Tree, String> {
         let default_left = d & 2 != 0;
         let missing = (d >> 2) & 3;
         if feature[i] as usize >= features {
-            return Err(format!("node {i} splits on feature {}", feature[i]));
+            return Err(format!("node {i} splits on feature {}", feature[i]).into());
         }
         let split = if d & 1 != 0 {
             let k = threshold[i];
@@ -291,7 +295,7 @@ fn tree(block: &str, features: usize) -> Result<Tree, String> {
                     nan_left: default_left,
                     zero_is_missing: false,
                 },
-                m => return Err(format!("node {i}: unknown missing type {m}")),
+                m => return Err(format!("node {i}: unknown missing type {m}").into()),
             }
         };
         nodes.push(Node::Split {

@@ -8,8 +8,10 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda_kernel;
+pub mod error;
 pub mod forest;
 pub mod lightgbm;
+pub mod section;
 pub mod tensor;
 pub mod xgboost;
 
@@ -26,6 +28,7 @@ use crate::contract::{
     ExecutionPolicy, InputContract, MissingValues, OutputColumn, OutputType, pack_outputs,
 };
 use crate::features::FeatureBatch;
+use error::ForestFileError;
 use forest::{Forest, Link, apply_link};
 
 /// `[gbdt]` in model.toml.
@@ -62,7 +65,7 @@ pub enum GbdtOutput {
 }
 
 /// Reads a model file in `format`.
-pub fn parse(format: GbdtFormat, bytes: &[u8]) -> Result<Forest, String> {
+pub fn parse(format: GbdtFormat, bytes: &[u8]) -> Result<Forest, ForestFileError> {
     match format {
         GbdtFormat::XgboostJson => xgboost::parse(bytes),
         GbdtFormat::LightgbmText => lightgbm::parse(bytes),
@@ -104,15 +107,18 @@ impl GbdtModel {
         outputs: &[OutputColumn],
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let spec_err = |message: String| ModelError::Spec {
+        let file_err = |source: ForestFileError| ModelError::ForestFile {
             path: path.to_path_buf(),
-            message,
+            source,
         };
-        let forest = read_checked(bytes, spec, inputs, outputs).map_err(&spec_err)?;
+        let forest = read_checked(bytes, spec, inputs, outputs).map_err(file_err)?;
         let evaluator = if device.is_cpu() {
-            Evaluator::Cpu(cpu::CpuForest::compile(&forest).map_err(&spec_err)?)
+            Evaluator::Cpu(
+                cpu::CpuForest::compile(&forest)
+                    .map_err(|e| file_err(ForestFileError::Layout(e)))?,
+            )
         } else {
-            gpu_evaluator(&forest, device).map_err(&spec_err)?
+            gpu_evaluator(&forest, device).map_err(|e| file_err(ForestFileError::Layout(e)))?
         };
         Ok(Self::from_parts(
             forest,
@@ -131,9 +137,12 @@ impl GbdtModel {
         inputs: &[String],
         outputs: &[OutputColumn],
         device: &Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ForestFileError> {
         let forest = read_checked(bytes, spec, inputs, outputs)?;
-        let evaluator = Evaluator::Tensor(tensor::TensorForest::build(&forest.plain(), device)?);
+        let evaluator = Evaluator::Tensor(
+            tensor::TensorForest::build(&forest.plain(), device)
+                .map_err(ForestFileError::Layout)?,
+        );
         Ok(Self::from_parts(
             forest,
             evaluator,
@@ -207,10 +216,10 @@ fn read_checked(
     spec: &GbdtSpec,
     inputs: &[String],
     outputs: &[OutputColumn],
-) -> Result<Forest, String> {
+) -> Result<Forest, ForestFileError> {
     let forest = parse(spec.format, bytes)?;
-    check_inputs(&forest, inputs)?;
-    check_outputs(&forest, outputs)?;
+    check_inputs(&forest, inputs).map_err(ForestFileError::Mismatch)?;
+    check_outputs(&forest, outputs).map_err(ForestFileError::Mismatch)?;
     Ok(forest)
 }
 

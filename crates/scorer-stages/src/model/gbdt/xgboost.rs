@@ -12,23 +12,24 @@
 
 use serde_json::Value;
 
+use super::error::ForestFileError;
 use super::forest::{Forest, Link, Node, Split, Tree};
 
 /// Reads an XGBoost JSON model.
-pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
-    let root: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not an XGBoost JSON model: {e}"))?;
-    let learner = root
-        .get("learner")
-        .ok_or("not an XGBoost JSON model: no `learner` object (save it with Booster.save_model(\"model.json\"))")?;
+pub fn parse(bytes: &[u8]) -> Result<Forest, ForestFileError> {
+    let root: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ForestFileError::NotTheFormat(format!("not an XGBoost JSON model: {e}")))?;
+    let learner = root.get("learner").ok_or_else(|| {
+        ForestFileError::NotTheFormat("not an XGBoost JSON model: no `learner` object (save it with Booster.save_model(\"model.json\"))".into())
+    })?;
     let params = field(learner, "learner_model_param")?;
     let features = usize_param(params, "num_feature")?;
     let num_class = usize_param(params, "num_class").unwrap_or(0);
     let num_target = usize_param(params, "num_target").unwrap_or(1);
     if num_target > 1 {
-        return Err(format!(
+        return Err(ForestFileError::Unsupported(format!(
             "the model has {num_target} targets; scorer reads single-target XGBoost models"
-        ));
+        )));
     }
     let objective = field(learner, "objective")?
         .get("name")
@@ -42,9 +43,9 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
     match booster.get("name").and_then(Value::as_str) {
         Some("gbtree") => {}
         Some(other) => {
-            return Err(format!(
+            return Err(ForestFileError::Unsupported(format!(
                 "booster `{other}` is not supported; scorer reads tree boosters (`gbtree`)"
-            ));
+            )));
         }
         None => return Err("`gradient_booster.name` is missing".into()),
     }
@@ -56,7 +57,8 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
             "{} trees but {} tree_info entries",
             trees_json.len(),
             tree_info.len()
-        ));
+        )
+        .into());
     }
     let mut trees = Vec::with_capacity(trees_json.len());
     for (i, (t, g)) in trees_json.iter().zip(tree_info).enumerate() {
@@ -64,7 +66,7 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
             .as_u64()
             .and_then(|g| usize::try_from(g).ok())
             .ok_or_else(|| format!("tree_info[{i}] is not a class index"))?;
-        trees.push(tree(t).map_err(|e| format!("tree {i}: {e}"))?);
+        trees.push(tree(t).map_err(|e| e.in_tree(format!("tree {i}")))?);
         if let Some(last) = trees.last_mut() {
             last.group = group;
         }
@@ -74,7 +76,7 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
     let base_margin = base_score
         .iter()
         .map(|&b| inverse(b))
-        .collect::<Result<Vec<f64>, String>>()?;
+        .collect::<Result<Vec<f64>, ForestFileError>>()?;
     let names: Vec<String> = learner
         .get("feature_names")
         .and_then(Value::as_array)
@@ -97,36 +99,36 @@ pub fn parse(bytes: &[u8]) -> Result<Forest, String> {
     Ok(forest)
 }
 
-type Inverse = fn(f64) -> Result<f64, String>;
+type Inverse = fn(f64) -> Result<f64, ForestFileError>;
 
 /// The objective's link (margin → predict output) and its inverse (for base_score).
-fn objective_link(objective: &str, groups: usize) -> Result<(Link, Inverse), String> {
-    fn identity(b: f64) -> Result<f64, String> {
+fn objective_link(objective: &str, groups: usize) -> Result<(Link, Inverse), ForestFileError> {
+    fn identity(b: f64) -> Result<f64, ForestFileError> {
         Ok(b)
     }
-    fn logit(b: f64) -> Result<f64, String> {
+    fn logit(b: f64) -> Result<f64, ForestFileError> {
         if b > 0.0 && b < 1.0 {
             Ok((b / (1.0 - b)).ln())
         } else {
-            Err(format!(
-                "base_score {b} is not a probability in (0, 1) for a logistic objective"
-            ))
+            Err(
+                format!("base_score {b} is not a probability in (0, 1) for a logistic objective")
+                    .into(),
+            )
         }
     }
-    fn log(b: f64) -> Result<f64, String> {
+    fn log(b: f64) -> Result<f64, ForestFileError> {
         if b > 0.0 {
             Ok(b.ln())
         } else {
-            Err(format!(
-                "base_score {b} must be positive for a log-link objective"
-            ))
+            Err(format!("base_score {b} must be positive for a log-link objective").into())
         }
     }
-    let single = |what: &str| -> Result<(), String> {
+    let single = |what: &str| -> Result<(), ForestFileError> {
         if groups > 1 {
-            Err(format!(
-                "objective `{objective}` is {what} but the model has {groups} classes"
-            ))
+            Err(
+                format!("objective `{objective}` is {what} but the model has {groups} classes")
+                    .into(),
+            )
         } else {
             Ok(())
         }
@@ -142,7 +144,7 @@ fn objective_link(objective: &str, groups: usize) -> Result<(Link, Inverse), Str
         }
         "multi:softprob" | "multi:softmax" => {
             if groups < 2 {
-                return Err(format!("objective `{objective}` needs num_class >= 2"));
+                return Err(format!("objective `{objective}` needs num_class >= 2").into());
             }
             (Link::Softmax, identity as Inverse)
         }
@@ -159,20 +161,20 @@ fn objective_link(objective: &str, groups: usize) -> Result<(Link, Inverse), Str
             (Link::Exp, log as Inverse)
         }
         other => {
-            return Err(format!(
+            return Err(ForestFileError::Unsupported(format!(
                 "objective `{other}` is not supported; scorer reads binary:logistic, binary:logitraw, reg:logistic, multi:softprob, multi:softmax (scored as probabilities), reg:squarederror, reg:squaredlogerror, reg:pseudohubererror, reg:absoluteerror, count:poisson, reg:gamma and reg:tweedie"
-            ));
+            )));
         }
     })
 }
 
 /// `base_score`: `"5E-1"` (before 3.1) or `"[6.27E-1]"` / `"[a,b,c]"` (3.1 and later), one value
 /// for every class or one per class.
-fn base_score(params: &Value, groups: usize) -> Result<Vec<f64>, String> {
+fn base_score(params: &Value, groups: usize) -> Result<Vec<f64>, ForestFileError> {
     let raw = match params.get("base_score") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(other) => return Err(format!("base_score {other} is not a number")),
+        Some(other) => return Err(format!("base_score {other} is not a number").into()),
         None => return Err("`learner_model_param.base_score` is missing".into()),
     };
     let inner = raw.trim().trim_start_matches('[').trim_end_matches(']');
@@ -188,20 +190,18 @@ fn base_score(params: &Value, groups: usize) -> Result<Vec<f64>, String> {
     match values.len() {
         1 => Ok(vec![values[0]; groups]),
         n if n == groups => Ok(values),
-        n => Err(format!(
-            "base_score `{raw}` has {n} values for {groups} classes"
-        )),
+        n => Err(format!("base_score `{raw}` has {n} values for {groups} classes").into()),
     }
 }
 
 /// One tree in XGBoost's array-of-fields form.
-fn tree(t: &Value) -> Result<Tree, String> {
+fn tree(t: &Value) -> Result<Tree, ForestFileError> {
     if let Some(p) = t.get("tree_param")
         && usize_param(p, "size_leaf_vector").unwrap_or(1) > 1
     {
-        return Err(
+        return Err(ForestFileError::Unsupported(
             "vector leaves (multi_strategy = \"multi_output_tree\") are not supported".into(),
-        );
+        ));
     }
     let left = ints(t, "left_children")?;
     let right = ints(t, "right_children")?;
@@ -227,7 +227,7 @@ fn tree(t: &Value) -> Result<Tree, String> {
     let mut listed: std::collections::HashMap<i64, Vec<u32>> = std::collections::HashMap::new();
     for ((node, seg), size) in cat_nodes.iter().zip(&cat_segments).zip(&cat_sizes) {
         let (Ok(seg), Ok(size)) = (usize::try_from(*seg), usize::try_from(*size)) else {
-            return Err(format!("node {node}: bad category segment"));
+            return Err(format!("node {node}: bad category segment").into());
         };
         let cats = categories
             .get(seg..seg.saturating_add(size))
@@ -247,11 +247,11 @@ fn tree(t: &Value) -> Result<Tree, String> {
         listed.insert(*node, set);
     }
 
-    let child = |c: i64, i: usize| -> Result<usize, String> {
+    let child = |c: i64, i: usize| -> Result<usize, ForestFileError> {
         usize::try_from(c)
             .ok()
             .filter(|&c| c < n)
-            .ok_or_else(|| format!("node {i}: child {c} is out of range"))
+            .ok_or_else(|| format!("node {i}: child {c} is out of range").into())
     };
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
@@ -293,37 +293,37 @@ fn tree(t: &Value) -> Result<Tree, String> {
     Ok(Tree { nodes, group: 0 })
 }
 
-fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
+fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, ForestFileError> {
     v.get(name)
-        .ok_or_else(|| format!("`{name}` is missing from the model"))
+        .ok_or_else(|| format!("`{name}` is missing from the model").into())
 }
 
-fn array<'a>(v: &'a Value, name: &str) -> Result<&'a Vec<Value>, String> {
+fn array<'a>(v: &'a Value, name: &str) -> Result<&'a Vec<Value>, ForestFileError> {
     field(v, name)?
         .as_array()
-        .ok_or_else(|| format!("`{name}` is not an array"))
+        .ok_or_else(|| format!("`{name}` is not an array").into())
 }
 
-fn usize_param(v: &Value, name: &str) -> Result<usize, String> {
+fn usize_param(v: &Value, name: &str) -> Result<usize, ForestFileError> {
     match v.get(name) {
         Some(Value::String(s)) => s.trim().parse().ok(),
         Some(Value::Number(n)) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
         _ => None,
     }
-    .ok_or_else(|| format!("`{name}` is missing or not a count"))
+    .ok_or_else(|| format!("`{name}` is missing or not a count").into())
 }
 
-fn ints(v: &Value, name: &str) -> Result<Vec<i64>, String> {
+fn ints(v: &Value, name: &str) -> Result<Vec<i64>, ForestFileError> {
     array(v, name)?
         .iter()
         .map(|x| {
             x.as_i64()
-                .ok_or_else(|| format!("`{name}` holds {x}, not an integer"))
+                .ok_or_else(|| format!("`{name}` holds {x}, not an integer").into())
         })
         .collect()
 }
 
-fn optional_ints(v: &Value, name: &str) -> Result<Vec<i64>, String> {
+fn optional_ints(v: &Value, name: &str) -> Result<Vec<i64>, ForestFileError> {
     if v.get(name).is_some() {
         ints(v, name)
     } else {
@@ -331,24 +331,24 @@ fn optional_ints(v: &Value, name: &str) -> Result<Vec<i64>, String> {
     }
 }
 
-fn floats(v: &Value, name: &str) -> Result<Vec<f64>, String> {
+fn floats(v: &Value, name: &str) -> Result<Vec<f64>, ForestFileError> {
     array(v, name)?
         .iter()
         .map(|x| {
             x.as_f64()
-                .ok_or_else(|| format!("`{name}` holds {x}, not a number"))
+                .ok_or_else(|| format!("`{name}` holds {x}, not a number").into())
         })
         .collect()
 }
 
 /// `default_left` is 0/1 in some versions and true/false in others.
-fn bools(v: &Value, name: &str) -> Result<Vec<bool>, String> {
+fn bools(v: &Value, name: &str) -> Result<Vec<bool>, ForestFileError> {
     array(v, name)?
         .iter()
         .map(|x| match x {
             Value::Bool(b) => Ok(*b),
             Value::Number(n) => Ok(n.as_i64() != Some(0)),
-            other => Err(format!("`{name}` holds {other}, not a flag")),
+            other => Err(format!("`{name}` holds {other}, not a flag").into()),
         })
         .collect()
 }

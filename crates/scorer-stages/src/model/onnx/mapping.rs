@@ -50,7 +50,7 @@ fn declared_or_single(
 pub(super) fn plan_feeds(
     session: &Session,
     inputs: &[String],
-    mapping: &crate::model::spec::OnnxSpec,
+    mapping: &super::section::OnnxSpec,
 ) -> Result<Vec<Feed>, String> {
     let graph_inputs = session.inputs();
     let names: Vec<&str> = graph_inputs.iter().map(|o| o.name()).collect();
@@ -130,7 +130,7 @@ pub(super) fn plan_feeds(
 pub(super) fn plan_fetches(
     session: &Session,
     outputs: &[OutputColumn],
-    mapping: &crate::model::spec::OnnxSpec,
+    mapping: &super::section::OnnxSpec,
 ) -> Result<Vec<Fetch>, String> {
     let graph_outputs = session.outputs();
     let names: Vec<&str> = graph_outputs.iter().map(|o| o.name()).collect();

@@ -431,7 +431,7 @@ fn linear(x: &[f32], rows: usize, dense: &Dense, out: &mut [f32]) {
     } else {
         gemm::Parallelism::None
     };
-    crate::model::dense_cpu::accumulate_matmul(out, x, &dense.weight_t, (rows, k, n), parallelism);
+    crate::model::dense::cpu::accumulate_matmul(out, x, &dense.weight_t, (rows, k, n), parallelism);
 }
 
 fn add_rows(y: &mut [f32], x: &[f32]) {

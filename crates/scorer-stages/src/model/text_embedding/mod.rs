@@ -24,6 +24,7 @@
 pub mod cpu;
 #[cfg(feature = "text-embedding")]
 mod encoder;
+pub mod section;
 
 #[cfg(feature = "text-embedding")]
 pub use encoder::{

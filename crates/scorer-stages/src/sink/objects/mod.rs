@@ -23,6 +23,9 @@
 
 pub mod output;
 mod retention;
+pub mod section;
+
+pub use section::{FilesSection, ObjectsTarget};
 
 use std::sync::Arc;
 

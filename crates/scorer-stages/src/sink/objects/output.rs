@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
+use super::ObjectsTarget;
 use super::{
     FileLayout, MANIFEST, ObjectsLayout, ObjectsPartitionWriter, count_under, delete_dir,
     publish_parts, read_manifest, retention, run_dir,
@@ -15,7 +16,7 @@ use super::{
 use crate::db::Database;
 use crate::db::lock::OutputLock;
 use crate::sink::parts::{Part, record_after_commit};
-use crate::sink::{ObjectsTarget, Output, ShardsToPublish, Sink, SinkError, SinkSpec};
+use crate::sink::{Output, ShardsToPublish, Sink, SinkError, SinkSpec};
 use crate::source::store_metrics::StoreCounters;
 
 /// The date's directory of a Parquet output, and the job's URL template for older dates.

@@ -1,7 +1,8 @@
-//! Planning the read: every input object's footer is fetched and checked for the id and feature
-//! columns before any scoring starts, and every problem in every file is reported at once.
+//! The input's footers, checked before the read: every input object's footer is fetched and
+//! checked for the id and feature columns before any scoring starts, and every problem in every
+//! file is reported at once (the run's plan, `scorer::plan`, holds the result).
 //!
-//! The plan keeps only what the run needs of each footer (row counts and the projection), not the
+//! The checked input keeps only what the run needs of each footer (row counts and the projection), not the
 //! decoded footer itself: a footer costs ~150 KB in memory (W1's: metadata plus the prefetched
 //! bytes it points into), so keeping them all would make memory grow with the number of input
 //! files. The source reads each object's footer again when it gets to it; reads are pinned to the
@@ -22,7 +23,7 @@ use crate::buffer_pool::BufferPool;
 use crate::contract::{ColumnKind, RawColumn};
 use crate::error::{ErrorClass, parquet_class};
 
-/// Footers fetched concurrently while planning.
+/// Footers fetched concurrently while checking.
 const FOOTERS_IN_FLIGHT: usize = 8;
 
 /// How the id column is stored in the output.
@@ -36,7 +37,7 @@ pub enum IdKind {
 
 /// One input object, its footer checked and its projection chosen.
 #[derive(Debug)]
-pub struct PlannedObject {
+pub struct CheckedObject {
     pub url: String,
     pub meta: ObjectMeta,
     /// Row groups in the file.
@@ -53,7 +54,7 @@ pub struct PlannedObject {
     pub selected: Option<Vec<usize>>,
 }
 
-impl PlannedObject {
+impl CheckedObject {
     /// The row groups this run reads, in file order.
     pub fn row_group_indexes(&self) -> Vec<usize> {
         match &self.selected {
@@ -81,7 +82,7 @@ impl PlannedObject {
     }
 }
 
-/// What planning learns from one footer.
+/// What checking learns from one footer.
 struct CheckedFooter {
     row_groups: usize,
     rows: u64,
@@ -137,9 +138,9 @@ fn check_footer(
 
 /// Everything the source stage needs to stream a run's input; cheap to clone (shared parts).
 #[derive(Debug, Clone)]
-pub struct InputPlan {
+pub struct CheckedInput {
     pub store: Arc<dyn ObjectStore>,
-    pub objects: Vec<Arc<PlannedObject>>,
+    pub objects: Vec<Arc<CheckedObject>>,
     pub id_kind: IdKind,
     pub total_rows: u64,
     /// The first object's arrow schema: the types of the columns a run passes through.
@@ -151,33 +152,33 @@ pub struct InputPlan {
 }
 
 /// Lists the input and checks every footer for `id_column` and the numeric `features`.
-pub async fn plan(
+pub async fn check(
     location: &InputLocation,
     id_column: &str,
     features: &[String],
-) -> Result<InputPlan, SourceError> {
+) -> Result<CheckedInput, SourceError> {
     let columns: Vec<RawColumn> = features.iter().map(|f| RawColumn::number(f)).collect();
-    plan_columns(location, id_column, &columns).await
+    check_columns(location, id_column, &columns).await
 }
 
 /// Lists the input and checks every footer for `id_column` and `columns` (each of its kind).
-pub async fn plan_columns(
+pub async fn check_columns(
     location: &InputLocation,
     id_column: &str,
     columns: &[RawColumn],
-) -> Result<InputPlan, SourceError> {
+) -> Result<CheckedInput, SourceError> {
     let metas = list(location).await?;
-    plan_objects(location, metas, id_column, columns).await
+    check_objects(location, metas, id_column, columns).await
 }
 
 /// Checks the footers of `metas` (objects of `location`'s store, listed or named by a Delta
 /// log) for `id_column` and `columns`.
-pub async fn plan_objects(
+pub async fn check_objects(
     location: &InputLocation,
     metas: Vec<ObjectMeta>,
     id_column: &str,
     columns: &[RawColumn],
-) -> Result<InputPlan, SourceError> {
+) -> Result<CheckedInput, SourceError> {
     // Footer reads are small; the pool only saves their allocations.
     let buffers = BufferPool::new(0, FOOTERS_IN_FLIGHT);
     let footers: Vec<_> = futures::stream::iter(metas)
@@ -226,7 +227,7 @@ pub async fn plan_objects(
         if let Some(kind) = checked.id_kind {
             id_kinds.push((url.clone(), kind));
         }
-        objects.push(Arc::new(PlannedObject {
+        objects.push(Arc::new(CheckedObject {
             url,
             meta,
             row_groups: checked.row_groups,
@@ -250,7 +251,7 @@ pub async fn plan_objects(
         return Err(SourceError::Schema { problems });
     }
     let total_rows = objects.iter().map(|o| o.rows).sum();
-    Ok(InputPlan {
+    Ok(CheckedInput {
         store: Arc::clone(&location.store),
         objects,
         id_kind,
@@ -299,27 +300,6 @@ fn check_id(schema: &Schema, column: &str) -> Result<(usize, IdKind), String> {
     Ok((idx, kind))
 }
 
-/// Whether a column type converts to f32 without surprises.
-pub fn is_numeric(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Float16
-            | DataType::Float32
-            | DataType::Float64
-            | DataType::Decimal128(_, _)
-            | DataType::Decimal256(_, _)
-            | DataType::Boolean
-    )
-}
-
 fn check_column(schema: &Schema, column: &RawColumn) -> Result<usize, String> {
     let idx = find(schema, &column.name)?;
     let dt = schema.field(idx).data_type();
@@ -329,13 +309,13 @@ fn check_column(schema: &Schema, column: &RawColumn) -> Result<usize, String> {
     );
     let name = &column.name;
     match column.kind {
-        ColumnKind::Number if is_numeric(dt) => Ok(idx),
+        ColumnKind::Number if crate::contract::is_numeric(dt) => Ok(idx),
         ColumnKind::Number => Err(format!("column `{name}` is {dt}, expected a number")),
         ColumnKind::Text if text => Ok(idx),
         ColumnKind::Text => Err(format!(
             "column `{name}` is {dt}, expected strings (it is a categorical input)"
         )),
-        ColumnKind::Any if text || is_numeric(dt) => Ok(idx),
+        ColumnKind::Any if text || crate::contract::is_numeric(dt) => Ok(idx),
         ColumnKind::Any => Err(format!(
             "column `{name}` is {dt}, expected a number or strings"
         )),

@@ -2,16 +2,19 @@
 //! kinds. candle loads the weights and runs the network on CUDA; on the CPU the same layers run
 //! through [`CpuNetwork`] (gemm with bias and activation fused in place).
 
+pub(crate) mod cpu;
+pub mod section;
+
 use std::collections::HashMap;
 
 use arrow::array::ArrayRef;
 use candle_core::{DType, Device, Tensor};
 
-use super::dense_cpu::{CpuLayerWeights, CpuNetwork};
 use super::spec::{Activation, LayerSpec};
 use super::{ModelError, ScoringModel};
 use crate::contract::{ExecutionPolicy, InputContract, MissingValues, OutputColumn, pack_outputs};
 use crate::features::FeatureBatch;
+use cpu::{CpuLayerWeights, CpuNetwork};
 
 /// On the CPU, rows go through the network in tiles of this many: a 2048 x 64 f32 activation
 /// (512 KiB) stays in L2 across the matmul, bias and activation, where a 64k-row batch would stream

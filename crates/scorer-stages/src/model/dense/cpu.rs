@@ -8,7 +8,7 @@
 //! `gemm` kernels on two preallocated tiles removes them. candle still loads the weights and runs
 //! the network on CUDA.
 
-use super::spec::Activation;
+use crate::model::spec::Activation;
 
 /// A feed-forward network of dense layers, evaluated tile by tile on the calling thread.
 pub struct CpuNetwork {
