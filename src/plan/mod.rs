@@ -4,6 +4,8 @@
 //! and its columns named and typed. `scorer run`, `scorer validate`, the scheduler and the
 //! backfill (and, later, sharded runs) all build plans the same way.
 
+pub mod sample;
+
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -61,7 +63,17 @@ impl RunPlan {
         let binding = tokio::task::spawn_blocking(move || bind_model(&job_c, &registry, device))
             .await
             .map_err(|e| Failure::Internal(format!("model loading task failed: {e}")))??;
-        let mut input = check_input(job, date, &binding.columns, counters).await?;
+        let input = check_input(job, date, &binding.columns, counters).await?;
+        Self::assemble(job, date, binding, input)
+    }
+
+    /// The plan of `job` for `date` from its bound model and its checked input.
+    pub fn assemble(
+        job: &Job,
+        date: NaiveDate,
+        binding: ModelBinding,
+        mut input: CheckedInput,
+    ) -> Result<Self, Failure> {
         let passed = passed_columns(job, &input, |name| std::env::var(name).ok())?;
         if passed.hashes(&job.input.id_column) {
             input.id_kind = source::IdKind::Text;

@@ -13,6 +13,8 @@ fn validate_with_a_date_checks_every_footer() {
     assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 Parquet objects, 3000 rows"), "{stdout}");
+    // and the first rows went through the features and the model, as a run's would
+    assert!(stdout.contains("sample: the first"), "{stdout}");
 }
 
 #[test]

@@ -343,6 +343,121 @@ async fn jobs_score_gbdt_models_end_to_end() {
     }
 }
 
+/// The categorical fixtures with their categories as text, as a warehouse holds them: the
+/// model's `[[preprocess.categorical]] encoding = "index"` turns each string into the code the
+/// library was trained on (nulls stay missing), and `scorer run` into SQLite gives the library's
+/// predictions for every row, unseen categories and missing values included.
+#[tokio::test]
+async fn categorical_models_score_from_string_columns_end_to_end() {
+    const COLUMNS: [&str; 2] = ["segment", "texture_band"];
+    for name in ["xgb_categorical", "lgb_categorical"] {
+        let dir = tempfile::tempdir().unwrap();
+        // the data: each code k as the string "c<k>"
+        let input = read_parquet(base().join(format!("data/{name}/dt={DATE}/input.parquet")));
+        let mut largest = 0i64;
+        let mut columns = Vec::new();
+        for (field, column) in input.schema().fields().iter().zip(input.columns()) {
+            if !COLUMNS.contains(&field.name().as_str()) {
+                columns.push((field.name().clone(), Arc::clone(column)));
+                continue;
+            }
+            let codes = arrow::compute::cast(column, &arrow::datatypes::DataType::Float64).unwrap();
+            let codes = codes.as_any().downcast_ref::<Float64Array>().unwrap();
+            let text: arrow::array::StringArray = codes
+                .iter()
+                .map(|c| {
+                    c.map(|c| {
+                        largest = largest.max(c as i64);
+                        format!("c{}", c as i64)
+                    })
+                })
+                .collect();
+            columns.push((
+                field.name().clone(),
+                Arc::new(text) as arrow::array::ArrayRef,
+            ));
+        }
+        let strings = RecordBatch::try_from_iter(columns).unwrap();
+        let data = dir.path().join(format!("data/dt={DATE}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let file = std::fs::File::create(data.join("input.parquet")).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, strings.schema(), None).unwrap();
+        writer.write(&strings).unwrap();
+        writer.close().unwrap();
+        // the model: the fixture's file, declaring the two index encodings (version 1 with
+        // every category, version 2 without `c3`)
+        let vocabulary: Vec<String> = (0..=largest).map(|k| format!("c{k}")).collect();
+        let short: Vec<String> = vocabulary.iter().filter(|c| *c != "c3").cloned().collect();
+        for (version, vocabulary) in [("1", &vocabulary), ("2", &short)] {
+            let models = dir.path().join(format!("models/{name}/{version}"));
+            std::fs::create_dir_all(&models).unwrap();
+            for entry in std::fs::read_dir(base().join(format!("models/{name}/1"))).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
+            }
+            let mut toml = std::fs::read_to_string(models.join("model.toml")).unwrap();
+            for column in COLUMNS {
+                toml.push_str(&format!(
+                    "\n[[preprocess.categorical]]\ncolumn = \"{column}\"\nencoding = \"index\"\nvocabulary = {vocabulary:?}\n"
+                ));
+            }
+            std::fs::write(models.join("model.toml"), toml).unwrap();
+            std::fs::write(
+                dir.path().join(format!("v{version}.toml")),
+                format!(
+                    "name = \"{name}_strings\"\n[input]\nurl = \"data/dt={{{{ ds }}}}/*.parquet\"\n\
+                     id_column = \"id\"\n[model]\nname = \"{name}\"\nversion = \"{version}\"\n\
+                     [output]\ntable = \"scores\"\n"
+                ),
+            )
+            .unwrap();
+        }
+        let db = dir.path().join("scorer.db");
+        let scorer = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_scorer"))
+                .current_dir(dir.path())
+                .args(args)
+                .args(["--date", DATE, "--models-dir", "models"])
+                .env_remove("DATABASE_URL")
+                .env("SCORER_SQLITE_PATH", &db)
+                .env("SCORER_MODEL_CACHE", dir.path().join("cache"))
+                .output()
+                .unwrap()
+        };
+        // `validate` runs the first rows through the preprocessing and the model: a category
+        // the vocabulary lacks is found before any run (the data's exit code, 3).
+        let out = scorer(&["validate", "v1.toml"]);
+        assert_ok(&out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("sample: the first"), "{stdout}");
+        let out = scorer(&["validate", "v2.toml"]);
+        assert_eq!(out.status.code(), Some(3), "{}", crate::common::text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("`c3`") && stderr.contains("not in the vocabulary"),
+            "{stderr}"
+        );
+        let out = scorer(&["run", "v1.toml"]);
+        assert_ok(&out);
+        let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let rows: Vec<(i64, f64)> =
+            sqlx::query_as("SELECT id, score FROM scores WHERE ds = ?1 ORDER BY id")
+                .bind(DATE)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let got: Vec<f64> = rows.iter().map(|(_, v)| *v).collect();
+        assert_close(
+            &format!("{name} from strings"),
+            &got,
+            &expected(name)["pred"],
+        );
+    }
+}
+
 /// Damaged or foreign model files are refused with an error naming the file, never a panic.
 #[test]
 fn damaged_model_files_are_refused_with_the_file_named() {

@@ -299,27 +299,37 @@ impl<Output> Job<Output> {
         {
             p.push(format!("drift.max_psi must be a positive number, got {m}"));
         }
-        if !(0.0..=1.0).contains(&self.input.max_rejected_fraction) {
-            p.push(format!(
-                "input.max_rejected_fraction must be between 0 and 1, got {}",
-                self.input.max_rejected_fraction
-            ));
-        }
         if self.max_catchup == 0 {
             p.push("max_catchup must be at least 1".into());
         }
         if self.schedule.is_none() && (self.timezone.is_some() || self.start_date.is_some()) {
             p.push("timezone and start_date apply to a job with a schedule; add `schedule`".into());
         }
-        match (&self.input.delta, self.input.url.is_empty()) {
+        p.extend(self.input.problems());
+        p.extend(self.model.problems());
+        p
+    }
+}
+
+impl InputSpec {
+    /// Every problem with `[input]` that can be found without touching data.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(0.0..=1.0).contains(&self.max_rejected_fraction) {
+            p.push(format!(
+                "input.max_rejected_fraction must be between 0 and 1, got {}",
+                self.max_rejected_fraction
+            ));
+        }
+        match (&self.delta, self.url.is_empty()) {
             (None, true) => {
                 p.push("input: set `url` (Parquet files) or `delta` (a Delta table)".into())
             }
             (None, false) => {
-                if let Err(e) = template::check(&self.input.url) {
+                if let Err(e) = template::check(&self.url) {
                     p.push(format!("input.url: {e}"));
                 }
-                if self.input.delta_version.is_some() {
+                if self.delta_version.is_some() {
                     p.push("input.delta_version applies to input.delta only".into());
                 }
             }
@@ -334,15 +344,15 @@ impl<Output> Job<Output> {
                             .into(),
                     );
                 }
-                if self.input.delta_version.is_some_and(|v| v < 0) {
+                if self.delta_version.is_some_and(|v| v < 0) {
                     p.push("input.delta_version must be 0 or more".into());
                 }
             }
         }
-        if self.input.id_column.is_empty() {
+        if self.id_column.is_empty() {
             p.push("input.id_column must not be empty".into());
         }
-        if let Some(features) = &self.input.features {
+        if let Some(features) = &self.features {
             if features.is_empty() {
                 p.push("input.features must name at least one column (or be left out to use the model's inputs)".into());
             }
@@ -351,39 +361,47 @@ impl<Output> Job<Output> {
                 if !seen.insert(f) {
                     p.push(format!("input.features lists `{f}` twice"));
                 }
-                if f == &self.input.id_column {
+                if f == &self.id_column {
                     p.push(format!("input.features: `{f}` is also the id_column"));
                 }
             }
         }
-        p.extend(self.input.storage.problems("input.storage"));
-        if !(1..=MAX_ROW_GROUPS_IN_FLIGHT).contains(&self.input.row_groups_in_flight) {
+        p.extend(self.storage.problems("input.storage"));
+        if !(1..=MAX_ROW_GROUPS_IN_FLIGHT).contains(&self.row_groups_in_flight) {
             p.push(format!(
                 "input.row_groups_in_flight must be between 1 and {MAX_ROW_GROUPS_IN_FLIGHT}, got {}",
-                self.input.row_groups_in_flight
+                self.row_groups_in_flight
             ));
         }
-        if let NullPolicy::Fill(v) = self.input.on_null
+        if let NullPolicy::Fill(v) = self.on_null
             && !v.is_finite()
         {
             p.push(format!(
                 "input.on_null: the fill value must be a finite number, got {v}"
             ));
         }
-        if !(1..=MAX_BATCH_SIZE).contains(&self.model.batch_size) {
+        p
+    }
+}
+
+impl ModelRef {
+    /// Every problem with `[model]` that can be found without reading the model.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             p.push(format!(
                 "model.batch_size must be between 1 and {MAX_BATCH_SIZE}, got {}",
-                self.model.batch_size
+                self.batch_size
             ));
         }
-        if let Err(e) = crate::model::device::DeviceSpec::from_str(&self.model.device) {
+        if let Err(e) = crate::model::device::DeviceSpec::from_str(&self.device) {
             p.push(format!("model.device: {e}"));
         }
-        if let Err(e) = crate::model::registry::check_name("name", &self.model.name) {
+        if let Err(e) = crate::model::registry::check_name("name", &self.name) {
             p.push(format!("model.name: {e}"));
         }
-        if self.model.version != crate::model::registry::LATEST
-            && let Err(e) = crate::model::registry::check_name("version", &self.model.version)
+        if self.version != crate::model::registry::LATEST
+            && let Err(e) = crate::model::registry::check_name("version", &self.version)
         {
             p.push(format!("model.version: {e} (or `latest`)"));
         }

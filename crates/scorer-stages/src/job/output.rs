@@ -3,7 +3,7 @@
 //! kind shares (row guards, column names, privacy, retention) are here. A key of another kind is
 //! not silently ignored: it is a problem naming the kind it applies to, reported with the rest.
 //!
-//! Adding an output kind: its folder under `sink/`, and one line in [`output_kinds!`] below.
+//! Adding an output kind: its folder under `sink/`, and one line in `output_kinds!` below.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -134,13 +134,13 @@ impl OutputSpec {
                 problems.push(format!("output: set {}", or_list(&kinds)));
                 None
             }
+            [a, b] => {
+                problems.push(format!("output: set either `{a}` or `{b}`, not both"));
+                None
+            }
             several => {
                 let keys: Vec<_> = several.iter().map(|key| format!("`{key}`")).collect();
-                problems.push(format!(
-                    "output: set one of {}, not both {}",
-                    or_list(&keys),
-                    keys.join(" and ")
-                ));
+                problems.push(format!("output: set only one of {}", or_list(&keys)));
                 None
             }
         };

@@ -1,6 +1,6 @@
 //! The model kinds, and what each one's folder provides: its own keys of `model.toml` parsed,
 //! validated and built into a [`ScoringModel`] there ([`KindSection`]). This file only lists
-//! them: adding a model kind is its folder under `model/` and one line in [`model_kinds!`].
+//! them: adding a model kind is its folder under `model/` and one line in `model_kinds!`.
 
 use std::fmt::Debug;
 use std::path::Path;

@@ -33,6 +33,15 @@ pub enum Unknown {
     Ignore,
 }
 
+/// Where one value lands in the vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Known(usize),
+    Unknown,
+    /// A null, for the index encoding: stays missing.
+    Missing,
+}
+
 /// A compiled categorical step.
 #[derive(Debug)]
 pub struct Categorical {
@@ -97,21 +106,36 @@ impl Categorical {
             .ok_or_else(|| err("cast did not give strings".into()))?;
         let mut positions = Vec::with_capacity(strings.len());
         for (row, value) in strings.iter().enumerate() {
-            let pos = value.and_then(|v| self.index.get(v).copied());
-            if pos.is_none() && self.unknown == Unknown::Error {
+            let slot = match value {
+                Some(v) => self.index.get(v).map_or(Slot::Unknown, |&i| Slot::Known(i)),
+                // A null is a missing value, which the index encoding passes on as missing (the
+                // model's own handling, or the job's on_null policy, decides); one-hot has no
+                // column for it and treats it as an unknown category.
+                None if self.encoding == Encoding::Index => Slot::Missing,
+                None => Slot::Unknown,
+            };
+            if slot == Slot::Unknown && self.unknown == Unknown::Error {
                 let shown = value.map_or("a null".to_string(), |v| format!("`{v}`"));
                 return Err(err(format!(
-                    "{shown} at row {row} of the batch is not in the vocabulary ({} categories; set unknown = \"ignore\" to encode it as all zeros)",
-                    self.index.len()
+                    "{shown} at row {row} of the batch is not in the vocabulary ({} categories; set unknown = \"ignore\" to encode it as {})",
+                    self.index.len(),
+                    match self.encoding {
+                        Encoding::OneHot => "all zeros",
+                        Encoding::Index => "-1",
+                    }
                 )));
             }
-            positions.push(pos);
+            positions.push(slot);
         }
         Ok(match self.encoding {
             Encoding::Index => {
                 let values: Float32Array = positions
                     .iter()
-                    .map(|p| Some(p.map_or(-1.0, |i| i as f32)))
+                    .map(|slot| match slot {
+                        Slot::Known(i) => Some(*i as f32),
+                        Slot::Unknown => Some(-1.0),
+                        Slot::Missing => None,
+                    })
                     .collect();
                 vec![(self.names[0].clone(), Arc::new(values) as ArrayRef)]
             }
@@ -122,7 +146,7 @@ impl Categorical {
                 .map(|(k, name)| {
                     let values: Float32Array = positions
                         .iter()
-                        .map(|p| Some(if *p == Some(k) { 1.0 } else { 0.0 }))
+                        .map(|slot| Some(if *slot == Slot::Known(k) { 1.0 } else { 0.0 }))
                         .collect();
                     (name.clone(), Arc::new(values) as ArrayRef)
                 })

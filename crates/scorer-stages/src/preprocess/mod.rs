@@ -155,7 +155,17 @@ impl Preprocessor {
         }
         // What the file must hold: model inputs nothing produces, what the expressions read,
         // and the categorical columns.
+        // A categorical step reads its column from the file even when its output has the same
+        // name (the index encoding replaces the column with its codes).
         let mut raw: Vec<RawColumn> = Vec::new();
+        for c in &categorical {
+            if !raw.iter().any(|r| r.name == c.column()) {
+                raw.push(RawColumn {
+                    name: c.column().to_string(),
+                    kind: ColumnKind::Text,
+                });
+            }
+        }
         let mut add = |name: &str, kind: ColumnKind| {
             if !produced.contains(name) && !raw.iter().any(|r| r.name == name) {
                 raw.push(RawColumn {
@@ -164,9 +174,6 @@ impl Preprocessor {
                 });
             }
         };
-        for c in &categorical {
-            add(c.column(), ColumnKind::Text);
-        }
         if let Some(d) = &derive {
             for root in d.roots() {
                 add(root, ColumnKind::Any);
@@ -343,6 +350,32 @@ mod tests {
             [Some(0.0), Some(0.0), Some(0.0)]
         );
         assert_eq!(values(&out, "plan_pro"), [Some(1.0), Some(0.0), Some(0.0)]);
+    }
+
+    /// The index encoding's output takes its input column's name: the column is still read from
+    /// the file (it once was not, and every run failed), and a null stays missing.
+    #[test]
+    fn an_index_encoded_column_is_read_and_its_nulls_stay_missing() {
+        let spec: PreprocessSpec = toml::from_str(
+            r#"
+            [[categorical]]
+            column = "plan"
+            vocabulary = ["basic", "pro"]
+            encoding = "index"
+            unknown = "ignore"
+            "#,
+        )
+        .unwrap();
+        let p = Preprocessor::compile(&spec, &["a".to_string(), "plan".to_string()]).unwrap();
+        let raw: Vec<(&str, ColumnKind)> = p
+            .raw_columns()
+            .iter()
+            .map(|r| (r.name.as_str(), r.kind))
+            .collect();
+        assert_eq!(raw, [("plan", ColumnKind::Text), ("a", ColumnKind::Number)]);
+        let out = p.apply(&batch(), "id").unwrap();
+        // "pro", "gold" (not in the vocabulary: -1), null (missing)
+        assert_eq!(values(&out, "plan"), [Some(1.0), Some(-1.0), None]);
     }
 
     #[test]
