@@ -219,6 +219,43 @@ fn cpu_evaluator_matches_each_library_margin() {
     }
 }
 
+/// XGBoost's UBJSON (`save_model("model.ubj")`, MLflow's default): each XGBoost fixture saved
+/// again by XGBoost as UBJSON (scripts/fixtures/make_ubj.py) reads as the same forest as its JSON
+/// and scores the library's predictions, whichever of the two formats model.toml names.
+#[test]
+fn xgboost_ubjson_models_read_as_their_json_and_score_the_same() {
+    use scorer::model::gbdt::GbdtFormat;
+    for (name, groups) in FIXTURES.iter().filter(|(n, _)| n.starts_with("xgb_")) {
+        let dir = base().join(format!("models/{name}/1"));
+        let json = std::fs::read(dir.join("model.json")).unwrap();
+        let ubj = std::fs::read(dir.join("model.ubj")).unwrap();
+        assert_eq!(ubj.first(), Some(&b'{'), "{name}");
+        // the same forest, bit for bit (XGBoost keeps splits and leaves in f32)
+        assert_eq!(
+            scorer::model::gbdt::parse(GbdtFormat::XgboostUbj, &ubj).unwrap(),
+            scorer::model::gbdt::parse(GbdtFormat::XgboostJson, &json).unwrap(),
+            "{name}"
+        );
+        let (_, spec, outputs) = parts(name);
+        for format in [GbdtFormat::XgboostUbj, GbdtFormat::XgboostJson] {
+            let gbdt = GbdtSpec {
+                format,
+                ..gbdt_of(&spec).clone()
+            };
+            let model = GbdtModel::build(
+                &ubj,
+                std::path::Path::new("model.ubj"),
+                &gbdt,
+                &spec.inputs,
+                &outputs,
+                &Device::Cpu,
+            )
+            .unwrap();
+            check_fixture(&model, name, *groups, "pred");
+        }
+    }
+}
+
 /// The GPU's formulation (perfect trees as tensors), run by candle on the CPU: the same numbers,
 /// for every fixture (categorical splits arrive as 0/1 columns computed per row, zero-as-missing
 /// features with their zero band as NaN).
@@ -463,6 +500,7 @@ async fn categorical_models_score_from_string_columns_end_to_end() {
 fn damaged_model_files_are_refused_with_the_file_named() {
     let (xgb, xspec, xout) = parts("xgb_binary");
     let (lgb, lspec, lout) = parts("lgb_binary");
+    let ubj = std::fs::read(base().join("models/xgb_binary/1/model.ubj")).unwrap();
     let text = String::from_utf8(xgb.clone()).unwrap();
     let cases: Vec<(Vec<u8>, bool, &str)> = vec![
         (
@@ -484,6 +522,11 @@ fn damaged_model_files_are_refused_with_the_file_named() {
             "objective `rank:pairwise` is not supported",
         ),
         (xgb.clone(), false, "not a LightGBM text model"),
+        (
+            ubj[..ubj.len() / 2].to_vec(),
+            true,
+            "not an XGBoost UBJSON model: the file ends",
+        ),
         (lgb[..lgb.len() / 3].to_vec(), false, "cut short"),
         (
             String::from_utf8(lgb.clone())

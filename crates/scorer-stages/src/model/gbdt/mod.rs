@@ -13,6 +13,7 @@ pub mod forest;
 pub mod lightgbm;
 pub mod section;
 pub mod tensor;
+pub mod ubjson;
 pub mod xgboost;
 
 use std::path::Path;
@@ -48,6 +49,9 @@ pub struct GbdtSpec {
 pub enum GbdtFormat {
     /// `Booster.save_model("model.json")` from XGBoost.
     XgboostJson,
+    /// `Booster.save_model("model.ubj")` from XGBoost (UBJSON; MLflow's default). Either XGBoost
+    /// format reads either file: the reader tells them apart by their first bytes.
+    XgboostUbj,
     /// `Booster.save_model("model.txt")` from LightGBM.
     LightgbmText,
 }
@@ -67,7 +71,7 @@ pub enum GbdtOutput {
 /// Reads a model file in `format`.
 pub fn parse(format: GbdtFormat, bytes: &[u8]) -> Result<Forest, ForestFileError> {
     match format {
-        GbdtFormat::XgboostJson => xgboost::parse(bytes),
+        GbdtFormat::XgboostJson | GbdtFormat::XgboostUbj => xgboost::parse(bytes),
         GbdtFormat::LightgbmText => lightgbm::parse(bytes),
     }
 }

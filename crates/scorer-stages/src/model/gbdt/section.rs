@@ -14,7 +14,7 @@ use crate::model::spec::ModelSpec;
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GbdtSection {
-    /// `[gbdt]`: `format = "xgboost_json"` or `"lightgbm_text"`, and `output`.
+    /// `[gbdt]`: `format = "xgboost_json"`, `"xgboost_ubj"` or `"lightgbm_text"`, and `output`.
     pub gbdt: GbdtSpec,
 }
 
@@ -59,6 +59,7 @@ impl KindSection for GbdtSection {
             "gbdt: {} file, outputs {}",
             match self.gbdt.format {
                 GbdtFormat::XgboostJson => "XGBoost JSON",
+                GbdtFormat::XgboostUbj => "XGBoost UBJSON",
                 GbdtFormat::LightgbmText => "LightGBM text",
             },
             match self.gbdt.output {

@@ -1,5 +1,5 @@
-//! XGBoost's JSON model format (`Booster.save_model("m.json")`, XGBoost 1.0 to 3.x) into a
-//! [`Forest`]. The rules it encodes, each checked against XGBoost's own `predict` by the fixtures:
+//! XGBoost's JSON model format (`Booster.save_model("m.json")`, XGBoost 1.0 to 3.x), and the same
+//! document in UBJSON (`"m.ubj"`, `super::ubjson`), into a [`Forest`]. The rules it encodes, each checked against XGBoost's own `predict` by the fixtures:
 //!
 //! - a numeric split goes left iff `x < split_condition`, compared in f32;
 //! - a missing value (NaN) follows `default_left`;
@@ -14,11 +14,35 @@ use serde_json::Value;
 
 use super::error::ForestFileError;
 use super::forest::{Forest, Link, Node, Split, Tree};
+use super::ubjson;
 
-/// Reads an XGBoost JSON model.
+/// Reads an XGBoost model, JSON or UBJSON.
 pub fn parse(bytes: &[u8]) -> Result<Forest, ForestFileError> {
-    let root: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ForestFileError::NotTheFormat(format!("not an XGBoost JSON model: {e}")))?;
+    walk(&document(bytes)?)
+}
+
+/// The model file's document: JSON or UBJSON, told apart by their first bytes (MLflow's
+/// `model.xgb`/`model.ubj` can be either, depending on the XGBoost version that saved it).
+fn document(bytes: &[u8]) -> Result<Value, ForestFileError> {
+    if ubjson::looks_like_ubjson(bytes) {
+        return ubjson::decode(bytes).map_err(|e| {
+            ForestFileError::NotTheFormat(format!("not an XGBoost UBJSON model: {e}"))
+        });
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ForestFileError::NotTheFormat(
+            "not an XGBoost JSON model, nor UBJSON (XGBoost's old binary format is not read: \
+             load it in XGBoost and save it with Booster.save_model(\"model.json\") or \
+             \"model.ubj\")"
+                .into(),
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ForestFileError::NotTheFormat(format!("not an XGBoost JSON model: {e}")))
+}
+
+/// The forest an XGBoost model document describes.
+fn walk(root: &Value) -> Result<Forest, ForestFileError> {
     let learner = root.get("learner").ok_or_else(|| {
         ForestFileError::NotTheFormat("not an XGBoost JSON model: no `learner` object (save it with Booster.save_model(\"model.json\"))".into())
     })?;
@@ -256,7 +280,9 @@ fn tree(t: &Value) -> Result<Tree, ForestFileError> {
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         if left[i] == -1 {
-            nodes.push(Node::Leaf(cond[i]));
+            // XGBoost keeps leaf values in f32: the JSON text is the f32's shortest decimal,
+            // which parses to a nearby f64, not the f32 itself.
+            nodes.push(Node::Leaf(f64::from(cond[i] as f32)));
             continue;
         }
         let feature =
