@@ -489,19 +489,16 @@ async fn a_postgres_restart_mid_run_fails_it_retryably_and_keeps_the_date() {
     let before = date_rows(&pool).await;
     pool.close().await;
 
+    // Watched over one connection opened before the run starts: a connection per poll (a TLS
+    // handshake each) let a loaded machine's short COPY pass between two polls.
+    let watch = PgPool::connect(&url).await.unwrap();
     let child = p.spawn_run("jobs/daily.toml", Some(&url));
     wait_for("the COPY to be under way", 60, || {
-        let url = url.clone();
-        async move {
-            let Ok(pool) = PgPool::connect(&url).await else {
-                return false;
-            };
-            let n = copy_progress(&pool).await;
-            pool.close().await;
-            n > 0
-        }
+        let watch = watch.clone();
+        async move { copy_progress(&watch).await > 0 }
     })
     .await;
+    watch.close().await;
     // The log file again: without it the new server would write to (and hold open) our pipe.
     let log = format!("{}/server.log", server.dir);
     let restarted = server.pg_ctl(&["-m", "fast", "-w", "-t", "60", "-l", &log, "restart"]);
