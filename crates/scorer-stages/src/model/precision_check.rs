@@ -64,8 +64,8 @@ pub struct Timed {
 }
 
 /// Encodes `texts` with `model` once untimed (its embeddings are returned), then times passes
-/// over the batch until [`MIN_TIMED_SECONDS`] have gone. On a GPU the batch is the sample
-/// repeated to [`GPU_BATCH_TEXTS`].
+/// over the batch until `MIN_TIMED_SECONDS` have gone. On a GPU the batch is the sample
+/// repeated to `GPU_BATCH_TEXTS`.
 pub fn time_encoder(
     model: &dyn ScoringModel,
     texts: &[String],

@@ -4,8 +4,9 @@
 //!
 //! Each output kind (a PostgreSQL table, a SQLite table, Parquet files, a Delta table) lives in its
 //! own folder and implements [`Output`]: open a sink, publish a sharded run's parts, remove a part,
-//! drop dates before a day (retention), remove a dead run's leftovers. [`output`] is the one place
-//! that picks the kind.
+//! drop dates before a day (retention), remove a dead run's leftovers. The kind's `[output]` keys
+//! are its [`OutputSection`], which resolves a run's [`Destination`]; `Destination::open` is the
+//! one place that picks the kind's `Output`.
 //!
 //! Every sink goes through the same three steps, held by the run as a `Box<dyn Sink>`:
 //! `write` (rows into the run's staging area), `finish` (every row durable in staging, counted),

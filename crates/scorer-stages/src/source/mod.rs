@@ -111,7 +111,7 @@ fn is_hidden(prefix: &object_store::path::Path, object: &object_store::path::Pat
 }
 
 /// Lists the objects at a location, sorted by path, leaving out other writers' bookkeeping: any
-/// name or directory below the location starting with `_` or `.` (see [`is_hidden`]).
+/// name or directory below the location starting with `_` or `.` (see `is_hidden`).
 pub async fn list(location: &InputLocation) -> Result<Vec<ObjectMeta>, SourceError> {
     let list_err = |source| SourceError::List {
         url: location.url.clone(),

@@ -1,6 +1,6 @@
 //! Linear, logistic and MLP models: a stack of dense layers, so one implementation serves all three
 //! kinds. candle loads the weights and runs the network on CUDA; on the CPU the same layers run
-//! through [`CpuNetwork`] (gemm with bias and activation fused in place).
+//! through `CpuNetwork` (`cpu.rs`) (gemm with bias and activation fused in place).
 
 pub(crate) mod cpu;
 pub mod section;

@@ -109,7 +109,7 @@ async fn to_latest(table: &mut DeltaTable, url: &str) -> Result<(), DeltaError> 
 }
 
 /// [`replace_date`] on the table's latest version, again on a conflict with a concurrent
-/// commit ([`ConflictRetries`]).
+/// commit (`ConflictRetries`).
 pub async fn commit_date(
     table: &mut DeltaTable,
     url: &str,
@@ -202,7 +202,7 @@ pub async fn replace_date(
 
 /// Removes every date before `before` from the table's current version in one commit (a Delta
 /// DELETE by partition: the files stay on storage for time travel until a vacuum), retried on
-/// a conflict with a concurrent commit ([`ConflictRetries`]). Returns the dates removed.
+/// a conflict with a concurrent commit (`ConflictRetries`). Returns the dates removed.
 pub async fn drop_dates_before(
     log_store: &LogStoreRef,
     url: &str,
