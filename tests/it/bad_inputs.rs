@@ -227,3 +227,37 @@ async fn identifiers_that_try_to_be_sql_are_refused_before_anything_runs() {
     // Refused while reading the job file: not even the database was opened.
     assert!(!p.path().join("scorer.db").exists());
 }
+
+/// A file whose writer recorded page checksums (pyarrow's `write_page_checksum`; the fixture is
+/// scripts/fixtures/make_checksums.py's), with 64 bytes in the middle of a data page flipped, is
+/// refused (exit 3) naming the file, where the intact file scores: an uncompressed plain page
+/// would otherwise decode the flipped bytes as wrong feature values.
+#[tokio::test]
+async fn a_page_that_fails_its_recorded_checksum_is_refused() {
+    let p = project();
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/checksums/pages_with_crc.parquet");
+    std::fs::copy(&fixture, dir(&p, "intact").join("part-0.parquet")).unwrap();
+    let mut bytes = std::fs::read(&fixture).unwrap();
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes::Bytes::from(bytes.clone()))
+        .unwrap();
+    // f0 (column 1): one plain, uncompressed page; its middle is page data, not its header
+    let chunk = meta.row_group(0).column(1);
+    assert_eq!(chunk.column_path().string(), "f0");
+    let start = usize::try_from(chunk.data_page_offset() + chunk.compressed_size() / 2).unwrap();
+    for b in &mut bytes[start..start + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(dir(&p, "flipped").join("part-0.parquet"), &bytes).unwrap();
+    job(&p, "intact", "intact", "intact_scores", "");
+    job(&p, "flipped", "flipped", "flipped_scores", "");
+    assert_ok(&p.run("jobs/intact.toml", None));
+    assert_eq!(scores(&p, "intact_scores").await.len(), 5_000);
+    refused(
+        &p,
+        "jobs/flipped.toml",
+        3,
+        &["part-0.parquet", "row group 0", "checksum"],
+    );
+}
