@@ -261,3 +261,32 @@ async fn a_page_that_fails_its_recorded_checksum_is_refused() {
         &["part-0.parquet", "row group 0", "checksum"],
     );
 }
+
+/// A dictionary-encoded float feature (`Dictionary(Int32, Float32)`, as pandas categoricals of
+/// numbers give) is a number column: it scores exactly as the same values stored plainly.
+#[tokio::test]
+async fn a_dictionary_encoded_number_column_scores_as_its_values() {
+    use arrow::array::{DictionaryArray, Int32Array as Keys};
+    use arrow::datatypes::Int32Type;
+    let p = project();
+    let plain = good_columns(0, ROWS);
+    write(&p, "plain", "part-0.parquet", plain.clone());
+    let mut coded = plain;
+    // f0 as codes into its 97 distinct values
+    let values: Vec<f32> = (0..97).map(|v| v as f32 * 0.25).collect();
+    let keys = Keys::from_iter_values((0..ROWS).map(|r| (r % 97) as i32));
+    let dict =
+        DictionaryArray::<Int32Type>::try_new(keys, Arc::new(Float32Array::from(values))).unwrap();
+    coded[1] = ("f0", Arc::new(dict) as ArrayRef);
+    write(&p, "coded", "part-0.parquet", coded);
+    job(&p, "plain", "plain", "plain_scores", "");
+    job(&p, "coded", "coded", "coded_scores", "");
+    assert_ok(&p.run("jobs/plain.toml", None));
+    assert_ok(&p.run("jobs/coded.toml", None));
+    let (plain, coded) = (
+        scores(&p, "plain_scores").await,
+        scores(&p, "coded_scores").await,
+    );
+    assert_eq!(plain.len(), ROWS);
+    assert_eq!(coded, plain);
+}

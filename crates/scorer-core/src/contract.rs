@@ -206,6 +206,11 @@ pub fn f32_values(array: &dyn Array) -> Option<&[f32]> {
 
 /// Whether a column type converts to f32 without surprises.
 pub fn is_numeric(dt: &DataType) -> bool {
+    // A dictionary of numbers (pandas categoricals of numbers, some writers' dictionary pages
+    // kept as such) is a number column: the cast to f32 looks each value up.
+    if let DataType::Dictionary(_, values) = dt {
+        return is_numeric(values);
+    }
     matches!(
         dt,
         DataType::Int8
