@@ -60,6 +60,13 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
     fields
 }
 
+/// The problem with a key no kind has: the keys the section takes, sorted, once each.
+pub fn unknown_key<'a>(key: &str, valid: impl IntoIterator<Item = &'a str>) -> String {
+    let valid: std::collections::BTreeSet<&str> = valid.into_iter().collect();
+    let valid: Vec<_> = valid.into_iter().map(|k| format!("`{k}`")).collect();
+    format!("unknown key `{key}`, expected one of {}", valid.join(", "))
+}
+
 /// `a`, `a or b`, `a, b or c`.
 pub fn or_list<T: Display>(items: &[T]) -> String {
     match items {

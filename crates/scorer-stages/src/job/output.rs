@@ -157,17 +157,16 @@ impl OutputSpec {
                 problems.push(format!("output.{key} applies to {} only", or_list(&owners)));
             }
         }
+        // With no kind selected, the keys that select one are what is missing.
+        let selecting: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+        let valid = match kind {
+            Some(_) => own,
+            None => &selecting[..],
+        };
         for key in &keys.unknown {
-            let mut valid: BTreeSet<&str> = field_names::<SharedOutput>().iter().copied().collect();
-            match kind {
-                Some(_) => valid.extend(own.iter().copied()),
-                None => valid.extend(kinds.iter().map(|(k, _)| *k)),
-            }
-            let valid: Vec<_> = valid.into_iter().map(|k| format!("`{k}`")).collect();
-            problems.push(format!(
-                "output: unknown key `{key}`, expected one of {}",
-                valid.join(", ")
-            ));
+            let shared = field_names::<SharedOutput>().iter();
+            let problem = config_keys::unknown_key(key, shared.chain(valid).copied());
+            problems.push(format!("output: {problem}"));
         }
         let shared = match toml::Value::Table(keys.shared).try_into::<SharedOutput>() {
             Ok(shared) => {

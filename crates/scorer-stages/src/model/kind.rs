@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::artifacts::Artifact;
-use super::device::DeviceSpec;
+use super::device::{DeviceSpec, OpenedDevice};
 use super::spec::ModelSpec;
 use super::{ModelError, ScoringModel};
 use crate::contract::OutputColumn;
@@ -53,6 +53,17 @@ pub struct Built {
     pub device: DeviceSpec,
     /// The GPU's name when `device` is a GPU.
     pub gpu_name: Option<String>,
+}
+
+impl Built {
+    /// `model`, built on the device `opened` opened.
+    pub fn on(opened: OpenedDevice, model: impl ScoringModel + 'static) -> Self {
+        Self {
+            model: Box::new(model),
+            device: opened.spec,
+            gpu_name: opened.gpu_name,
+        }
+    }
 }
 
 /// Declares the model kinds: each kind's name in `model.toml`, its variant, and the section type

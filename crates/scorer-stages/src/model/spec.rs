@@ -180,16 +180,8 @@ impl ModelSpec {
             }
         }
         for key in &keys.unknown {
-            let mut valid: Vec<_> = field_names::<ModelSpec<String>>()
-                .iter()
-                .chain(own)
-                .map(|k| format!("`{k}`"))
-                .collect();
-            valid.sort();
-            problems.push(format!(
-                "unknown key `{key}`, expected one of {}",
-                valid.join(", ")
-            ));
+            let shared = field_names::<ModelSpec<String>>().iter();
+            problems.push(config_keys::unknown_key(key, shared.chain(own).copied()));
         }
         let shared = toml::Value::Table(keys.shared)
             .try_into::<ModelSpec<String>>()

@@ -168,9 +168,5 @@ fn build(
         &main.path.display().to_string(),
         &opened.device,
     )?;
-    Ok(Built {
-        model: Box::new(model),
-        device: opened.spec,
-        gpu_name: opened.gpu_name,
-    })
+    Ok(Built::on(opened, model))
 }

@@ -47,11 +47,7 @@ impl KindSection for GbdtSection {
             files.outputs,
             &opened.device,
         )?;
-        Ok(Built {
-            model: Box::new(model),
-            device: opened.spec,
-            gpu_name: opened.gpu_name,
-        })
+        Ok(Built::on(opened, model))
     }
 
     fn describe(&self) -> Option<String> {

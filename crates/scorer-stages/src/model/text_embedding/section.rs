@@ -61,11 +61,7 @@ impl KindSection for TextEmbeddingSection {
             files.outputs,
             &opened.device,
         )?;
-        Ok(Built {
-            model: Box::new(model),
-            device: opened.spec,
-            gpu_name: opened.gpu_name,
-        })
+        Ok(Built::on(opened, model))
     }
 
     #[cfg(not(feature = "text-embedding"))]
