@@ -69,7 +69,7 @@ fn feature_batch(model: &LoadedModel, batch: RecordBatch) -> FeatureBatch {
         on_nan: scorer::features::NanPolicy::Pass,
         preprocess: None,
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
     }
     .build(&SourceBatch {
         object: Arc::from("bench"),

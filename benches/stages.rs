@@ -101,7 +101,7 @@ fn stages(c: &mut Criterion) {
         on_nan: scorer::features::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
     };
     g.bench_function("arrow_to_feature_batch", |b| {
         b.iter(|| black_box(spec.build(&src).expect("features")))
@@ -124,7 +124,7 @@ fn stages(c: &mut Criterion) {
         features: prepared.model.inputs().features.clone(),
         preprocess: prepared.preprocess.clone(),
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
         ..spec.clone()
     };
     g.bench_function(
@@ -187,7 +187,7 @@ fn cuda_forward(c: &mut Criterion) {
         on_nan: scorer::features::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
     };
     let gpu = scorer::model::load(&f.models, "w1_mlp", "1", DeviceSpec::Cuda(0))
         .expect("the CUDA bench needs a visible GPU");

@@ -74,7 +74,7 @@ fn feature_spec(model: &LoadedModel) -> FeatureSpec {
         on_nan: scorer::features::NanPolicy::Pass,
         preprocess: None,
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
     }
 }
 

@@ -93,7 +93,7 @@ impl RunPlan {
                 on_nan,
                 preprocess: binding.model.preprocess.clone(),
                 passed,
-                text: binding.model.model.inputs().text,
+                types: binding.model.model.inputs().types.clone(),
             },
             job: job.clone(),
             date,
@@ -169,16 +169,13 @@ pub fn bind_model(
         }
         (None, listed) => {
             let features = listed.clone().unwrap_or_else(|| inputs.clone());
-            let kind = if model.model.inputs().text {
-                crate::contract::ColumnKind::Text
-            } else {
-                crate::contract::ColumnKind::Number
-            };
+            let contract = model.model.inputs();
             let columns = features
                 .iter()
-                .map(|f| RawColumn {
+                .enumerate()
+                .map(|(j, f)| RawColumn {
                     name: f.clone(),
-                    kind,
+                    kind: contract.type_of(j).column_kind(),
                 })
                 .collect();
             (features, columns)

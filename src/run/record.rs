@@ -83,7 +83,7 @@ impl Recorder {
             })
             .collect();
         self.score_columns = plan.score_columns.iter().map(|c| c.name.clone()).collect();
-        self.feature_names = plan.features.features.clone();
+        self.feature_names = plan.features.numeric_features();
     }
 
     /// Counts the requests of the stores the run uses: the input's (before planning, so a run

@@ -76,7 +76,7 @@ fn feature_batch(name: &str, features: &[String]) -> FeatureBatch {
         on_nan: scorer::features::NanPolicy::Pass,
         preprocess: None,
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
     }
     .build(&SourceBatch {
         object: Arc::from(name),

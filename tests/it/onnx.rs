@@ -135,6 +135,154 @@ async fn column_transformer_pipeline_matches_scikit_learn() {
     );
 }
 
+/// A whole scikit-learn pipeline exported by skl2onnx from its DataFrame: the graph takes each
+/// column as its own input, the numbers as double and the size band as a string tensor, and runs
+/// the ColumnTransformer itself. scorer maps graph inputs to columns by name and feeds each as
+/// declared (no `[preprocess]`, no `[onnx]` map); the scores match predict_proba to 1e-5 and
+/// every label agrees away from p = 0.5. `pipeline` is the fixture's name.
+async fn whole_pipeline_matches_scikit_learn(pipeline: &str) {
+    let (_dir, pool) = run_example(pipeline).await;
+    let want = expected(pipeline);
+    let table = format!("{pipeline}_scores");
+    for col in ["p_benign", "p_malignant"] {
+        let got = column(&pool, &table, col).await;
+        let diff = max_abs_diff(&got, &want[col]);
+        assert!(diff <= 1e-5, "{pipeline} {col}: max abs diff {diff:e}");
+    }
+    let labels = column(&pool, &table, "CAST(label AS REAL)").await;
+    for (id, label) in &labels {
+        if (want["p_malignant"][id] - 0.5).abs() > 1e-5 {
+            assert_eq!(*label, want["label"][id], "{pipeline}: label of row {id}");
+        }
+    }
+}
+
+/// StandardScaler + OneHotEncoder + LogisticRegression, exported whole.
+#[tokio::test]
+async fn whole_logistic_pipeline_with_string_inputs_matches_scikit_learn() {
+    whole_pipeline_matches_scikit_learn("churn_whole_logistic").await;
+}
+
+/// passthrough + OneHotEncoder + RandomForestClassifier, exported whole.
+#[tokio::test]
+async fn whole_forest_pipeline_with_string_inputs_matches_scikit_learn() {
+    whole_pipeline_matches_scikit_learn("churn_whole_forest").await;
+}
+
+/// A string graph input meets a null: the job's `on_null` decides, as for numbers. Under
+/// "fail" the run stops naming the column; under "skip" the row is quarantined; under
+/// "fill:0" the null becomes the empty string, which the one-hot encoder ignores.
+#[tokio::test]
+async fn null_strings_for_a_string_graph_input_follow_on_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dt=2026-11-24");
+    std::fs::create_dir_all(&data).unwrap();
+    let src = repo().join("tests/fixtures/models/churn_whole_logistic/dt=2026-11-24/input.parquet");
+    let file = std::fs::File::open(src).unwrap();
+    let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let batch = &batches[0];
+    let band = batch.column_by_name("size_band").unwrap();
+    let band = arrow::compute::cast(band, &arrow::datatypes::DataType::Utf8).unwrap();
+    let band = band
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap();
+    let with_null: arrow::array::StringArray = band
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i == 2 { None } else { v })
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    let at = batch.schema().index_of("size_band").unwrap();
+    columns[at] = std::sync::Arc::new(with_null);
+    let schema = arrow::datatypes::Schema::new(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "size_band" => arrow::datatypes::Field::new(
+                    "size_band",
+                    arrow::datatypes::DataType::Utf8,
+                    true,
+                ),
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let nulled =
+        arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(schema), columns).unwrap();
+    let out = std::fs::File::create(data.join("input.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, nulled.schema(), None).unwrap();
+    writer.write(&nulled).unwrap();
+    writer.close().unwrap();
+    let job = |policy: &str| {
+        let path = dir
+            .path()
+            .join(format!("{}.toml", policy.replace(':', "_")));
+        std::fs::write(
+            &path,
+            format!(
+                r#"name = "whole_nulls"
+[input]
+url = "{}/dt={{{{ ds }}}}/*.parquet"
+id_column = "id"
+on_null = "{policy}"
+[model]
+name = "churn_whole_logistic"
+version = "1"
+[output]
+table = "whole_nulls"
+"#,
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let db = dir.path().join("scorer.db");
+    let fail = scorer_in_repo(&["run", job("fail").to_str().unwrap(), "--date", DATE], &db);
+    assert_eq!(fail.status.code(), Some(3), "{}", text(&fail));
+    assert!(
+        text(&fail).contains("size_band") && text(&fail).contains("null text"),
+        "{}",
+        text(&fail)
+    );
+    let skip = scorer_in_repo(&["run", job("skip").to_str().unwrap(), "--date", DATE], &db);
+    assert_ok(&skip);
+    let pool = SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let kept = column(&pool, "whole_nulls", "p_malignant").await;
+    assert_eq!(kept.len(), batch.num_rows() - 1);
+    assert!(!kept.contains_key(&2), "the null row was scored under skip");
+    let fill = scorer_in_repo(
+        &["run", job("fill:0").to_str().unwrap(), "--date", DATE],
+        &db,
+    );
+    assert_ok(&fill);
+    let filled = column(&pool, "whole_nulls", "p_malignant").await;
+    assert_eq!(filled.len(), batch.num_rows());
+    // Every other row scores as scikit-learn did; the empty band is unknown to the encoder
+    // (an all-zero one-hot), so row 2 lost its band's coefficient and scores otherwise.
+    let want = &expected("churn_whole_logistic")["p_malignant"];
+    for (id, p) in &filled {
+        if *id != 2 {
+            assert!(
+                (p - want[id]).abs() <= 1e-5,
+                "row {id}: {p} vs {}",
+                want[id]
+            );
+        }
+    }
+    assert!((filled[&2] - want[&2]).abs() > 1e-4, "row 2 kept its band");
+}
+
 /// RandomForestClassifier as ONNX TreeEnsembleClassifier. scikit-learn's trees compare the f32
 /// features against thresholds as ONNX Runtime does, so the same leaves are reached; the leaf
 /// averages differ only by f32 rounding: 1e-5.
@@ -231,6 +379,8 @@ fn every_example_job_validates() {
         "w1_onnx",
         "w1_derived",
         "churn_pipeline",
+        "churn_whole_logistic",
+        "churn_whole_forest",
         "cancer_forest",
         "diabetes_derived",
     ] {
@@ -292,7 +442,7 @@ fn onnx_and_native_mlp_agree_across_tiles() {
         on_nan: scorer::features::NanPolicy::Fail,
         preprocess: None,
         passed: Default::default(),
-        text: false,
+        types: Vec::new(),
     };
     let fb = spec
         .build(&SourceBatch {

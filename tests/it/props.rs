@@ -159,7 +159,7 @@ proptest! {
             on_nan,
             preprocess: None,
             passed: Default::default(),
-            text: false,
+            types: Vec::new(),
         };
         let src = SourceBatch { object: Arc::from("file:///fuzz.parquet"), row_group: 0, first_row: 0, batch };
         if let Ok(fb) = spec.build(&src) {

@@ -81,14 +81,78 @@ pub enum MissingValues {
     NaN,
 }
 
-/// What a model reads: numeric features delivered as f32, in this order; or, for a text model,
-/// one string column.
+/// What a model reads: its features, in this order, each delivered as its [`FeatureType`]
+/// (numbers as f32 unless the model says otherwise; a text model's one column as strings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputContract {
     pub features: Vec<String>,
     pub missing: MissingValues,
-    /// The one feature is text, delivered as strings (`FeatureBatch::text`), not f32.
-    pub text: bool,
+    /// The type each feature reaches the model as, by position; a feature past the end of this
+    /// list is [`FeatureType::Float32`], so numeric models leave it empty.
+    pub types: Vec<FeatureType>,
+}
+
+impl InputContract {
+    /// The type feature `j` reaches the model as.
+    pub fn type_of(&self, j: usize) -> FeatureType {
+        self.types.get(j).copied().unwrap_or_default()
+    }
+
+    /// Whether the model reads one column of text (a text-embedding model).
+    pub fn is_text(&self) -> bool {
+        self.types == [FeatureType::Text]
+    }
+}
+
+/// The type one feature reaches a model as. Almost every model reads f32; a graph that declares
+/// other input types (an ONNX pipeline exported whole: strings for its categorical columns,
+/// int64, double, bool) gets them as declared, converted from the input column by arrow's cast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FeatureType {
+    /// A number as f32: the stages' native feature layout.
+    #[default]
+    Float32,
+    /// A number as f64, without the round trip through f32.
+    Float64,
+    /// An integer as i64.
+    Int64,
+    /// A boolean (a number is true when not zero).
+    Boolean,
+    /// Strings: a categorical column, or a text model's text.
+    Text,
+}
+
+impl FeatureType {
+    /// The arrow type the feature stage casts the column to.
+    pub fn arrow(self) -> DataType {
+        match self {
+            Self::Float32 => DataType::Float32,
+            Self::Float64 => DataType::Float64,
+            Self::Int64 => DataType::Int64,
+            Self::Boolean => DataType::Boolean,
+            Self::Text => DataType::Utf8,
+        }
+    }
+
+    /// What the input file's column must hold for this feature.
+    pub fn column_kind(self) -> ColumnKind {
+        match self {
+            Self::Text => ColumnKind::Text,
+            _ => ColumnKind::Number,
+        }
+    }
+}
+
+impl std::fmt::Display for FeatureType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Float32 => "f32",
+            Self::Float64 => "f64",
+            Self::Int64 => "i64",
+            Self::Boolean => "bool",
+            Self::Text => "text",
+        })
+    }
 }
 
 /// What an input-file column must hold.

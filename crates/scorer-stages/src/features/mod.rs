@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use std::sync::Arc;
 
+use crate::contract::FeatureType;
 use crate::preprocess::Preprocessor;
 use crate::quarantine::{RejectReason, RejectedRow};
 use crate::source::{IdKind, SourceBatch};
@@ -40,11 +41,49 @@ pub struct FeatureBatch {
     pub rejected_rows: Vec<RejectedRow>,
     /// The kept rows' passthrough columns ([`PassedColumns`]), hashed where the job says.
     pub passed: Vec<ArrayRef>,
+    /// The f32 features (most models read only these), in feature order.
     columns: Vec<Float32Array>,
-    /// A text model's input, one string per kept row (no nulls); `None` for numeric models.
-    text: Option<StringArray>,
-    /// Replaces nulls that remain (only under `fill:<v>`).
+    /// The features a model reads as another type (a text model's strings, an ONNX graph's
+    /// string, i64, f64 or bool inputs), in feature order, nulls already filled or left out.
+    typed: Vec<ArrayRef>,
+    /// Where feature `j` is: in `columns` or in `typed`.
+    slots: Vec<Slot>,
+    /// Replaces nulls that remain in `columns` (only under `fill:<v>`).
     fill: f32,
+}
+
+/// Where one feature's values are in a [`FeatureBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `columns[i]`, f32.
+    Float(usize),
+    /// `typed[i]`, of the feature's [`FeatureType`].
+    Typed(usize),
+}
+
+/// One feature's values in a [`FeatureBatch`], as the model reads them.
+#[derive(Debug, Clone, Copy)]
+pub enum FeatureColumn<'a> {
+    /// f32 values; nulls are replaced by the fill value when written to a tile.
+    Float32(&'a Float32Array),
+    /// Values of another type ([`FeatureType`]), with no nulls left.
+    Typed(&'a ArrayRef),
+}
+
+/// Where each feature goes: f32 features into the float columns, the others into the typed.
+fn slots_for(types: &[FeatureType], features: usize) -> Vec<Slot> {
+    let (mut floats, mut typed) = (0, 0);
+    (0..features)
+        .map(|j| {
+            if types.get(j).copied().unwrap_or_default() == FeatureType::Float32 {
+                floats += 1;
+                Slot::Float(floats - 1)
+            } else {
+                typed += 1;
+                Slot::Typed(typed - 1)
+            }
+        })
+        .collect()
 }
 
 impl FeatureBatch {
@@ -60,18 +99,31 @@ impl FeatureBatch {
             rejected_rows: Vec::new(),
             passed: Vec::new(),
             columns: Vec::new(),
-            text: Some(texts),
+            typed: vec![Arc::new(texts)],
+            slots: vec![Slot::Typed(0)],
             fill: 0.0,
         }
     }
 
-    /// A text model's input strings, one per row.
+    /// A text model's input strings, one per row: its one feature, read as text.
     pub fn text(&self) -> Option<&StringArray> {
-        self.text.as_ref()
+        match self.slots.as_slice() {
+            [Slot::Typed(i)] => self.typed.get(*i)?.as_any().downcast_ref::<StringArray>(),
+            _ => None,
+        }
     }
 
-    /// Adds 1/`every` of the rows of each feature to its statistics in `stats` (one per
-    /// feature, grown to the width; nulls not counted, filled or not): the inputs'
+    /// Feature `j`'s values, `None` past the last feature.
+    pub fn column(&self, j: usize) -> Option<FeatureColumn<'_>> {
+        match *self.slots.get(j)? {
+            Slot::Float(i) => self.columns.get(i).map(FeatureColumn::Float32),
+            Slot::Typed(i) => self.typed.get(i).map(FeatureColumn::Typed),
+        }
+    }
+
+    /// Adds 1/`every` of the rows of each numeric feature to its statistics in `stats` (one per
+    /// numeric feature in feature order, [`FeatureSpec::numeric_features`], grown to their
+    /// number; nulls not counted, filled or not; text features have none): the inputs'
     /// distributions, for drift. One contiguous block per batch, read in order rather than one
     /// cache line per value, at an offset drawn from `seed` (the batch's first input row), so
     /// that input sorted within its files is not sampled from one end of every batch.
@@ -81,14 +133,45 @@ impl FeatureBatch {
         every: usize,
         seed: usize,
     ) {
-        if stats.len() < self.columns.len() {
-            stats.resize(self.columns.len(), crate::stats::ScoreStats::default());
+        let numeric: Vec<Slot> = self
+            .slots
+            .iter()
+            .copied()
+            .filter(|slot| match slot {
+                Slot::Float(_) => true,
+                Slot::Typed(i) => self.typed[*i].data_type() != &DataType::Utf8,
+            })
+            .collect();
+        if stats.len() < numeric.len() {
+            stats.resize(numeric.len(), crate::stats::ScoreStats::default());
         }
-        let rows = self.columns.first().map_or(0, |c| c.len());
+        let rows = self.rows;
+        if rows == 0 {
+            return;
+        }
         let n = rows.div_ceil(every.max(1));
         // A fixed scramble of the seed (Fibonacci hashing), spread over the possible offsets.
         let start = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) % (rows - n + 1);
-        for (col, s) in self.columns.iter().zip(stats.iter_mut()) {
+        for (slot, s) in numeric.iter().zip(stats.iter_mut()) {
+            let converted;
+            let col = match *slot {
+                Slot::Float(i) => &self.columns[i],
+                Slot::Typed(i) => {
+                    // i64, f64 or bool: their sample as f32, for the same statistics.
+                    let Ok(cast) = cast(&self.typed[i].slice(start, n), &DataType::Float32) else {
+                        continue;
+                    };
+                    let Some(f) = cast.as_any().downcast_ref::<Float32Array>() else {
+                        continue;
+                    };
+                    converted = f.clone();
+                    &converted
+                }
+            };
+            let (col, start) = match slot {
+                Slot::Float(_) => (col, start),
+                Slot::Typed(_) => (col, 0),
+            };
             let values = &col.values()[start..start + n];
             match col.nulls().filter(|nulls| nulls.null_count() > 0) {
                 None => values.iter().for_each(|v| s.add(*v)),
@@ -104,7 +187,7 @@ impl FeatureBatch {
 
     /// Number of features per row.
     pub fn width(&self) -> usize {
-        self.columns.len()
+        self.slots.len()
     }
 
     /// Writes rows `start..start + len` feature-major into `out` (`out[j * len + r]` is feature
@@ -131,12 +214,16 @@ impl FeatureBatch {
     }
 
     /// Writes rows `start..start + len` of the features at positions `columns` row-major into
-    /// `out` (`len × columns.len()`), nulls filled: one tile of an ONNX graph's input.
+    /// `out` (`len × columns.len()`), nulls filled: one tile of an ONNX graph's input. Only f32
+    /// features are written; a position holding another type is left as it was.
     pub fn write_row_major(&self, columns: &[usize], start: usize, len: usize, out: &mut [f32]) {
         let k = columns.len();
         for (jj, col) in columns
             .iter()
-            .filter_map(|&j| self.columns.get(j))
+            .filter_map(|&j| match self.slots.get(j)? {
+                Slot::Float(i) => self.columns.get(*i),
+                Slot::Typed(_) => None,
+            })
             .enumerate()
         {
             let values = &col.values()[start..start + len];
@@ -175,8 +262,9 @@ pub struct FeatureSpec {
     pub preprocess: Option<Arc<Preprocessor>>,
     /// Input columns written to the result, and the hashing of personal data.
     pub passed: PassedColumns,
-    /// The one feature is text for a text model (`InputContract::text`): kept as strings.
-    pub text: bool,
+    /// The type each feature reaches the model as (`InputContract::types`): f32 past the end
+    /// of the list, so numeric models leave it empty.
+    pub types: Vec<FeatureType>,
 }
 
 /// `output.passthrough_columns` and `output.hash_columns` as a batch sees them: which input
@@ -200,8 +288,10 @@ impl PassedColumns {
 struct Projected {
     ids: ArrayRef,
     passed: Vec<ArrayRef>,
-    text: Option<StringArray>,
+    /// The f32 features ([`Slot::Float`]).
     cols: Vec<Float32Array>,
+    /// The features of other types ([`Slot::Typed`]), cast to their type.
+    typed: Vec<ArrayRef>,
     /// Rows of the batch.
     rows: usize,
 }
@@ -217,34 +307,48 @@ fn error_at(src: &SourceBatch, column: &str, message: String) -> FeatureError {
 }
 
 impl FeatureSpec {
+    /// The type feature `j` reaches the model as.
+    pub fn type_of(&self, j: usize) -> FeatureType {
+        self.types.get(j).copied().unwrap_or_default()
+    }
+
+    /// The features that are numbers, in order: the ones whose distributions drift statistics
+    /// keep ([`FeatureBatch::sample_into`]).
+    pub fn numeric_features(&self) -> Vec<String> {
+        (0..self.features.len())
+            .filter(|&j| self.type_of(j) != FeatureType::Text)
+            .map(|j| self.features[j].clone())
+            .collect()
+    }
+
     /// Converts one source batch: projects the columns the model reads, checks the null and NaN
     /// policies (failing where they say fail), then leaves out the rows they reject.
     pub fn build(&self, src: &SourceBatch) -> Result<FeatureBatch, FeatureError> {
-        let projected = self.project(src)?;
-        let non_finite = self.check_policies(src, &projected)?;
+        let slots = slots_for(&self.types, self.features.len());
+        let projected = self.project(src, &slots)?;
+        let non_finite = self.check_policies(src, &projected, &slots)?;
         let n = projected.rows;
         let mut rejected_rows = Vec::new();
         let Projected {
             ids,
             passed,
-            text,
             cols,
+            typed,
             ..
-        } = self.filter_rejected(src, projected, &non_finite, &mut rejected_rows)?;
-        // Under fill:<v>, a null text is embedded as the empty text.
-        let text = text.map(|t| {
-            if t.null_count() == 0 {
-                t
-            } else {
-                t.iter()
-                    .map(|v| Some(v.unwrap_or("")))
-                    .collect::<StringArray>()
-            }
-        });
+        } = self.filter_rejected(src, projected, &slots, &non_finite, &mut rejected_rows)?;
         let fill = match self.on_null {
             NullPolicy::Fill(v) => v,
             _ => 0.0,
         };
+        // Nulls left in the typed features (under fill:<v>) become the fill value now: an empty
+        // string for text, the value as i64, f64 or bool (true unless 0) for the others.
+        let typed = typed
+            .into_iter()
+            .zip(self.typed_names(&slots))
+            .map(|(a, name)| {
+                fill_nulls(a, fill).map_err(|e| error_at(src, name, format!("filling nulls: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let rows = ids.len();
         Ok(FeatureBatch {
             ids,
@@ -253,14 +357,34 @@ impl FeatureSpec {
             rejected_rows,
             passed,
             columns: cols,
-            text,
+            typed,
+            slots,
             fill,
         })
     }
 
+    /// The names of the features kept in `typed`, in order.
+    fn typed_names<'a>(&'a self, slots: &'a [Slot]) -> impl Iterator<Item = &'a String> + 'a {
+        self.features
+            .iter()
+            .zip(slots)
+            .filter(|(_, s)| matches!(s, Slot::Typed(_)))
+            .map(|(name, _)| name)
+    }
+
+    /// The names of the features kept in `cols`, in order.
+    fn float_names<'a>(&'a self, slots: &'a [Slot]) -> Vec<&'a String> {
+        self.features
+            .iter()
+            .zip(slots)
+            .filter(|(_, s)| matches!(s, Slot::Float(_)))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// The columns the model reads, from the batch after the model's preprocessing (the ids and
     /// passthrough columns straight from the input, hashed where the job says).
-    fn project(&self, src: &SourceBatch) -> Result<Projected, FeatureError> {
+    fn project(&self, src: &SourceBatch, slots: &[Slot]) -> Result<Projected, FeatureError> {
         let err = |column: &str, message: String| error_at(src, column, message);
         let preprocessed;
         let batch = match &self.preprocess {
@@ -287,43 +411,29 @@ impl FeatureSpec {
         }
         .map_err(|e| err(&self.id_column, format!("cannot read as {id_type}: {e}")))?;
         let passed = self.passed_columns(src)?;
-        // A text model's column: strings; a null is left out, fails or becomes "" by on_null.
-        let text = match (self.text, self.features.as_slice()) {
-            (true, [name]) => {
-                let arr = cast(column(name)?, &DataType::Utf8)
-                    .map_err(|e| err(name, format!("cannot read as text: {e}")))?;
-                let arr = arr
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .ok_or_else(|| err(name, "cast did not give strings".into()))?
-                    .clone();
-                Some(arr)
+        let mut cols: Vec<Float32Array> = Vec::with_capacity(self.features.len());
+        let mut typed: Vec<ArrayRef> = Vec::new();
+        for ((j, name), slot) in self.features.iter().enumerate().zip(slots) {
+            let ty = self.type_of(j);
+            let arr = cast(column(name)?, &ty.arrow()).map_err(|e| match ty {
+                FeatureType::Text => err(name, format!("cannot read as text: {e}")),
+                _ => err(name, format!("cannot convert to {ty}: {e}")),
+            })?;
+            match slot {
+                Slot::Float(_) => cols.push(
+                    arr.as_any()
+                        .downcast_ref::<Float32Array>()
+                        .ok_or_else(|| err(name, "cast did not give f32 values".into()))?
+                        .clone(),
+                ),
+                Slot::Typed(_) => typed.push(arr),
             }
-            (true, _) => {
-                return Err(err(
-                    &self.id_column,
-                    "a text model reads exactly one column".into(),
-                ));
-            }
-            (false, _) => None,
-        };
-        let numeric: &[String] = if self.text { &[] } else { &self.features };
-        let mut cols: Vec<Float32Array> = Vec::with_capacity(numeric.len());
-        for name in numeric {
-            let arr = cast(column(name)?, &DataType::Float32)
-                .map_err(|e| err(name, format!("cannot convert to f32: {e}")))?;
-            let arr = arr
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .ok_or_else(|| err(name, "cast did not give f32 values".into()))?
-                .clone();
-            cols.push(arr);
         }
         Ok(Projected {
             ids,
             passed,
-            text,
             cols,
+            typed,
             rows: batch.num_rows(),
         })
     }
@@ -349,11 +459,15 @@ impl FeatureSpec {
     }
 
     /// Fails the batch where `on_null = "fail"` meets a null or `on_nan = "fail"` a NaN or
-    /// infinity; otherwise returns the numeric columns holding NaN or infinity (their rows are
-    /// left out under `skip`).
-    fn check_policies(&self, src: &SourceBatch, p: &Projected) -> Result<Vec<usize>, FeatureError> {
+    /// infinity; otherwise returns the features (by position) holding NaN or infinity (their
+    /// rows are left out under `skip`).
+    fn check_policies(
+        &self,
+        src: &SourceBatch,
+        p: &Projected,
+        slots: &[Slot],
+    ) -> Result<Vec<usize>, FeatureError> {
         let err = |column: &str, message: String| error_at(src, column, message);
-        let cols = &p.cols;
         if self.on_null == NullPolicy::Fail {
             if let Some(row) = first_null(p.ids.as_ref()) {
                 return Err(err(
@@ -364,29 +478,25 @@ impl FeatureSpec {
                     ),
                 ));
             }
-            if let (Some(t), [name]) = (&p.text, self.features.as_slice())
-                && let Some(row) = first_null(t)
-            {
-                return Err(err(
-                    name,
+            for (j, (name, slot)) in self.features.iter().zip(slots).enumerate() {
+                let (arr, nulls): (&dyn Array, usize) = match *slot {
+                    Slot::Float(i) => (&p.cols[i], p.cols[i].null_count()),
+                    Slot::Typed(i) => (p.typed[i].as_ref(), p.typed[i].null_count()),
+                };
+                let Some(row) = first_null(arr) else {
+                    continue;
+                };
+                let row = src.first_row + row;
+                let message = if self.type_of(j) == FeatureType::Text {
                     format!(
-                        "{} null text(s), first at row {} of the row group (on_null = \"fail\"; use \"skip\" to leave them out or \"fill:0\" to embed them as empty text)",
-                        t.null_count(),
-                        src.first_row + row
-                    ),
-                ));
-            }
-            for (name, col) in self.features.iter().zip(cols) {
-                if let Some(row) = first_null(col) {
-                    return Err(err(
-                        name,
-                        format!(
-                            "{} null value(s), first at row {} of the row group (on_null = \"fail\"; use \"skip\" or \"fill:<value>\" to accept them)",
-                            col.null_count(),
-                            src.first_row + row
-                        ),
-                    ));
-                }
+                        "{nulls} null text(s), first at row {row} of the row group (on_null = \"fail\"; use \"skip\" to leave them out or \"fill:0\" to read them as empty text)"
+                    )
+                } else {
+                    format!(
+                        "{nulls} null value(s), first at row {row} of the row group (on_null = \"fail\"; use \"skip\" or \"fill:<value>\" to accept them)"
+                    )
+                };
+                return Err(err(name, message));
             }
         }
         // NaN and ±inf: never scored as numbers. One quick pass per column finds none in the
@@ -394,23 +504,32 @@ impl FeatureSpec {
         let non_finite: Vec<usize> = if self.on_nan == NanPolicy::Pass {
             Vec::new()
         } else {
-            (0..cols.len())
-                .filter(|&j| has_non_finite(cols[j].values()))
-                .filter(|&j| first_non_finite(&cols[j]).is_some())
+            (0..slots.len())
+                .filter(|&j| match slots[j] {
+                    Slot::Float(i) => {
+                        has_non_finite(p.cols[i].values()) && first_non_finite(&p.cols[i]).is_some()
+                    }
+                    Slot::Typed(i) => first_non_finite_f64(p.typed[i].as_ref()).is_some(),
+                })
                 .collect()
         };
         if self.on_nan == NanPolicy::Fail
             && let Some(&j) = non_finite.first()
         {
-            let (row, value) = first_non_finite(&cols[j]).unwrap_or((0, f32::NAN));
-            let count = (0..cols[j].len())
-                .filter(|&i| cols[j].is_valid(i) && !cols[j].value(i).is_finite())
-                .count();
+            let rows: Vec<(usize, f64)> = match slots[j] {
+                Slot::Float(i) => (0..p.rows)
+                    .filter(|&r| p.cols[i].is_valid(r) && !p.cols[i].value(r).is_finite())
+                    .map(|r| (r, f64::from(p.cols[i].value(r))))
+                    .collect(),
+                Slot::Typed(i) => non_finite_f64(p.typed[i].as_ref()),
+            };
+            let (row, value) = rows.first().copied().unwrap_or((0, f64::NAN));
             return Err(err(
                 &self.features[j],
                 format!(
-                    "{count} NaN or infinite value(s), first {value} at row {} of the row group \
+                    "{} NaN or infinite value(s), first {value} at row {} of the row group \
                      (on_nan = \"fail\"; use \"skip\" to leave such rows out)",
+                    rows.len(),
                     src.first_row + row
                 ),
             ));
@@ -424,34 +543,47 @@ impl FeatureSpec {
         &self,
         src: &SourceBatch,
         p: Projected,
+        slots: &[Slot],
         non_finite: &[usize],
         rejected_rows: &mut Vec<RejectedRow>,
     ) -> Result<Projected, FeatureError> {
         // Rows to keep: a null id is never usable; a null feature is dropped only under `skip`.
         let drop_feature_nulls = self.on_null == NullPolicy::Skip;
-        let text_nulls = p.text.as_ref().is_some_and(|t| t.null_count() > 0);
+        let feature_nulls =
+            p.cols.iter().any(|c| c.null_count() > 0) || p.typed.iter().any(|c| c.null_count() > 0);
         let any_drop = p.ids.null_count() > 0
             || !non_finite.is_empty()
-            || (drop_feature_nulls && (text_nulls || p.cols.iter().any(|c| c.null_count() > 0)));
+            || (drop_feature_nulls && feature_nulls);
         if !any_drop {
             return Ok(p);
         }
+        let non_finite_f64: Vec<(usize, Vec<(usize, f64)>)> = non_finite
+            .iter()
+            .filter_map(|&j| match slots[j] {
+                Slot::Typed(i) => Some((j, non_finite_f64(p.typed[i].as_ref()))),
+                Slot::Float(_) => None,
+            })
+            .collect();
+        let is_non_finite = |j: usize, i: usize| match slots[j] {
+            Slot::Float(c) => p.cols[c].is_valid(i) && !p.cols[c].value(i).is_finite(),
+            Slot::Typed(_) => non_finite_f64
+                .iter()
+                .any(|(k, rows)| *k == j && rows.iter().any(|(r, _)| *r == i)),
+        };
+        let is_null = |j: usize, i: usize| match slots[j] {
+            Slot::Float(c) => p.cols[c].is_null(i),
+            Slot::Typed(c) => p.typed[c].is_null(i),
+        };
         // Why row `i` is left out, and for which column; `None` keeps it.
         let reject = |i: usize| -> Option<(RejectReason, &str)> {
             if p.ids.is_null(i) {
                 return Some((RejectReason::NullId, &self.id_column));
             }
-            if let Some(&j) = non_finite
-                .iter()
-                .find(|&&j| p.cols[j].is_valid(i) && !p.cols[j].value(i).is_finite())
-            {
+            if let Some(&j) = non_finite.iter().find(|&&j| is_non_finite(j, i)) {
                 return Some((RejectReason::NotFinite, &self.features[j]));
             }
-            if drop_feature_nulls && let Some(j) = p.cols.iter().position(|c| c.is_null(i)) {
+            if drop_feature_nulls && let Some(j) = (0..slots.len()).find(|&j| is_null(j, i)) {
                 return Some((RejectReason::NullFeature, &self.features[j]));
-            }
-            if drop_feature_nulls && p.text.as_ref().is_some_and(|t| t.is_null(i)) {
-                return Some((RejectReason::NullFeature, &self.features[0]));
             }
             None
         };
@@ -471,7 +603,7 @@ impl FeatureSpec {
                 }
             })
             .collect();
-        self.keep_rows(src, &keep, &p)
+        self.keep_rows(src, &keep, &p, slots)
     }
 
     /// The rows of the projected columns that `keep` marks.
@@ -480,13 +612,14 @@ impl FeatureSpec {
         src: &SourceBatch,
         keep: &BooleanArray,
         p: &Projected,
+        slots: &[Slot],
     ) -> Result<Projected, FeatureError> {
         let err = |column: &str, message: String| error_at(src, column, message);
         let ids = filter(p.ids.as_ref(), keep).map_err(|e| err(&self.id_column, e.to_string()))?;
         let cols = p
             .cols
             .iter()
-            .zip(&self.features)
+            .zip(self.float_names(slots))
             .map(|(c, name)| {
                 filter(c, keep)
                     .map_err(|e| err(name, e.to_string()))
@@ -498,31 +631,83 @@ impl FeatureSpec {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let typed = p
+            .typed
+            .iter()
+            .zip(self.typed_names(slots))
+            .map(|(c, name)| filter(c.as_ref(), keep).map_err(|e| err(name, e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
         let passed = p
             .passed
             .iter()
             .zip(&self.passed.columns)
             .map(|(a, c)| filter(a.as_ref(), keep).map_err(|e| err(&c.name, e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let text = match &p.text {
-            Some(t) => Some(
-                filter(t, keep)
-                    .map_err(|e| err(&self.features[0], e.to_string()))?
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .cloned()
-                    .ok_or_else(|| err(&self.features[0], "filter changed the type".into()))?,
-            ),
-            None => None,
-        };
         Ok(Projected {
             ids,
             passed,
-            text,
             cols,
+            typed,
             rows: p.rows,
         })
     }
+}
+
+/// `arr` with its nulls replaced by `fill`: "" for text, `fill` as f64, i64 (saturating, NaN
+/// as 0) or bool (true unless 0) for the others. Unchanged when it holds no null.
+fn fill_nulls(arr: ArrayRef, fill: f32) -> Result<ArrayRef, String> {
+    use arrow::array::{Float64Array, Int64Array};
+    if arr.null_count() == 0 {
+        return Ok(arr);
+    }
+    let any = arr.as_any();
+    let filled: ArrayRef = if let Some(a) = any.downcast_ref::<StringArray>() {
+        Arc::new(
+            a.iter()
+                .map(|v| Some(v.unwrap_or("")))
+                .collect::<StringArray>(),
+        )
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        Arc::new(
+            a.iter()
+                .map(|v| Some(v.unwrap_or(f64::from(fill))))
+                .collect::<Float64Array>(),
+        )
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        Arc::new(
+            a.iter()
+                .map(|v| Some(v.unwrap_or(fill as i64)))
+                .collect::<Int64Array>(),
+        )
+    } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+        Arc::new(
+            a.iter()
+                .map(|v| Some(v.unwrap_or(fill != 0.0)))
+                .collect::<BooleanArray>(),
+        )
+    } else {
+        return Err(format!("no fill for {}", arr.data_type()));
+    };
+    Ok(filled)
+}
+
+/// The rows of an f64 column holding NaN or ±infinity, with their values; none for other types.
+fn non_finite_f64(arr: &dyn Array) -> Vec<(usize, f64)> {
+    arr.as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .map(|a| {
+            (0..a.len())
+                .filter(|&i| a.is_valid(i) && !a.value(i).is_finite())
+                .map(|i| (i, a.value(i)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first row of an f64 column holding NaN or ±infinity.
+fn first_non_finite_f64(arr: &dyn Array) -> Option<usize> {
+    let a = arr.as_any().downcast_ref::<arrow::array::Float64Array>()?;
+    (0..a.len()).find(|&i| a.is_valid(i) && !a.value(i).is_finite())
 }
 
 /// Whether any of `values` (null slots included) is NaN or infinite: all exponent bits set. A
@@ -611,7 +796,7 @@ mod tests {
             on_nan: NanPolicy::Fail,
             preprocess: None,
             passed: Default::default(),
-            text: false,
+            types: Vec::new(),
         }
     }
 
@@ -819,6 +1004,82 @@ mod tests {
         assert_eq!(fb.to_row_major(), vec![1.0, 3.0, 2.0, 4.0]);
     }
 
+    /// Features read as other types than f32 (an ONNX graph's inputs): cast to the type, nulls
+    /// follow the policy (skip drops, fill gives the value in the type), NaN in an f64 feature
+    /// is refused like in an f32 one, and the f32 features keep their positions.
+    #[test]
+    fn typed_features_keep_their_type_and_follow_the_policies() {
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+            (
+                "x",
+                Arc::new(Float32Array::from(vec![0.5, 1.5, 2.5])) as ArrayRef,
+            ),
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![Some(7), None, Some(9)])) as ArrayRef,
+            ),
+            (
+                "d",
+                Arc::new(arrow::array::Float64Array::from(vec![0.1, 0.2, f64::NAN])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let src = SourceBatch {
+            object: Arc::from("file:///t.parquet"),
+            row_group: 0,
+            first_row: 0,
+            batch,
+        };
+        let typed = |on_null, on_nan| FeatureSpec {
+            features: vec!["x".into(), "n".into(), "d".into()],
+            types: vec![
+                FeatureType::Float32,
+                FeatureType::Int64,
+                FeatureType::Float64,
+            ],
+            on_nan,
+            ..spec(on_null)
+        };
+        let e = typed(NullPolicy::Skip, NanPolicy::Fail)
+            .build(&src)
+            .unwrap_err();
+        assert_eq!(e.column, "d");
+        assert!(e.message.contains("NaN"), "{}", e.message);
+        let fb = typed(NullPolicy::Skip, NanPolicy::Skip)
+            .build(&src)
+            .unwrap();
+        assert_eq!(fb.rows, 1);
+        let reasons: Vec<_> = fb
+            .rejected_rows
+            .iter()
+            .map(|r| (r.reason, &*r.column))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (RejectReason::NullFeature, "n"),
+                (RejectReason::NotFinite, "d")
+            ]
+        );
+        let fb = typed(NullPolicy::Fill(4.0), NanPolicy::Pass)
+            .build(&src)
+            .unwrap();
+        assert_eq!(fb.width(), 3);
+        let Some(FeatureColumn::Typed(n)) = fb.column(1) else {
+            panic!("n is not typed")
+        };
+        let n = n.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(n.values().to_vec(), [7, 4, 9]);
+        let Some(FeatureColumn::Typed(d)) = fb.column(2) else {
+            panic!("d is not typed")
+        };
+        assert_eq!(d.data_type(), &DataType::Float64);
+        let mut tile = vec![0f32; 3];
+        fb.write_row_major(&[0], 0, 3, &mut tile);
+        assert_eq!(tile, [0.5, 1.5, 2.5]);
+    }
+
     /// A text model's column under each null policy: skip quarantines the row, fill embeds "",
     /// fail names the column and row.
     #[test]
@@ -839,7 +1100,7 @@ mod tests {
         };
         let text_spec = |on_null| FeatureSpec {
             features: vec!["body".into()],
-            text: true,
+            types: vec![FeatureType::Text],
             ..spec(on_null)
         };
         let skipped = text_spec(NullPolicy::Skip).build(&src).unwrap();
@@ -848,7 +1109,8 @@ mod tests {
         assert_eq!(skipped.rejected_rows.len(), 1);
         assert_eq!(skipped.rejected_rows[0].reason, RejectReason::NullFeature);
         assert_eq!(&*skipped.rejected_rows[0].column, "body");
-        assert_eq!(skipped.width(), 0);
+        assert_eq!(skipped.width(), 1);
+        assert!(matches!(skipped.column(0), Some(FeatureColumn::Typed(_))));
         let filled = text_spec(NullPolicy::Fill(0.0)).build(&src).unwrap();
         let texts: Vec<&str> = filled.text().unwrap().iter().flatten().collect();
         assert_eq!(texts, ["a b", "", "c"]);

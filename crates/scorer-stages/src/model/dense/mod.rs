@@ -145,7 +145,7 @@ impl DenseModel {
             inputs: InputContract {
                 features: inputs,
                 missing: MissingValues::JobPolicy,
-                text: false,
+                types: Vec::new(),
             },
             outputs,
             values,

@@ -772,7 +772,7 @@ mod tests {
             on_nan: crate::features::NanPolicy::Pass,
             preprocess: None,
             passed: Default::default(),
-            text: false,
+            types: Vec::new(),
         }
         .build(&crate::source::SourceBatch {
             object: Arc::from("t"),

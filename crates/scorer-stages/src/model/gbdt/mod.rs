@@ -189,7 +189,7 @@ impl GbdtModel {
             contract: InputContract {
                 features: inputs.to_vec(),
                 missing: MissingValues::NaN,
-                text: false,
+                types: Vec::new(),
             },
             outputs: outputs.to_vec(),
             groups: forest.groups,

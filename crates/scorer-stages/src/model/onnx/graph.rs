@@ -6,11 +6,13 @@ use std::sync::Mutex;
 
 use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array};
 use arrow::datatypes::{DataType, Field};
-use ort::session::Session;
+use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef};
 
-use super::{mapping, runtime};
-use crate::contract::{ExecutionPolicy, InputContract, MissingValues, OutputColumn, OutputType};
+use super::{mapping, runtime, typed};
+use crate::contract::{
+    ExecutionPolicy, FeatureType, InputContract, MissingValues, OutputColumn, OutputType,
+};
 use crate::features::FeatureBatch;
 use crate::model::{ModelError, ScoringModel};
 use mapping::{Feed, Fetch, plan_feeds, plan_fetches};
@@ -42,8 +44,9 @@ impl std::fmt::Debug for OnnxModel {
 
 impl OnnxModel {
     /// Opens `graph` (the .onnx bytes) in `sessions` sessions and checks its inputs and outputs
-    /// against the declared ones and the `[onnx]` mapping. Unsupported operators, non-float
-    /// inputs and unmapped outputs are refused here, before any row is read.
+    /// against the declared ones and the `[onnx]` mapping. Unsupported operators,
+    /// inputs of a type scorer cannot feed and unmapped outputs are refused here, before any row
+    /// is read.
     pub fn build(
         graph: &[u8],
         path: &Path,
@@ -64,14 +67,14 @@ impl OnnxModel {
             opened.push(session);
         }
         let first = &opened[0];
-        let feeds = plan_feeds(first, inputs, mapping).map_err(spec_err)?;
+        let (feeds, types) = plan_feeds(first, inputs, mapping).map_err(spec_err)?;
         let fetches = plan_fetches(first, outputs, mapping).map_err(spec_err)?;
         Ok(Self {
             sessions: opened.into_iter().map(Mutex::new).collect(),
             contract: InputContract {
                 features: inputs.to_vec(),
                 missing: MissingValues::JobPolicy,
-                text: false,
+                types,
             },
             outputs: outputs.to_vec(),
             feeds,
@@ -108,7 +111,10 @@ impl ScoringModel for OnnxModel {
         let mut inputs: Vec<Vec<f32>> = self
             .feeds
             .iter()
-            .map(|f| vec![0f32; TILE_ROWS.min(rows) * f.columns.len()])
+            .map(|f| match f.ty {
+                FeatureType::Float32 => vec![0f32; TILE_ROWS.min(rows) * f.columns.len()],
+                _ => Vec::new(),
+            })
             .collect();
         let mut floats: Vec<Vec<f32>> = self
             .fetches
@@ -118,13 +124,20 @@ impl ScoringModel for OnnxModel {
         let mut ints: Vec<Vec<i64>> = self.fetches.iter().map(|_| Vec::new()).collect();
         for start in (0..rows).step_by(TILE_ROWS) {
             let len = TILE_ROWS.min(rows - start);
-            let mut feeds = Vec::with_capacity(self.feeds.len());
+            let mut feeds: Vec<(&str, SessionInputValue<'_>)> =
+                Vec::with_capacity(self.feeds.len());
             for (feed, buf) in self.feeds.iter().zip(inputs.iter_mut()) {
                 let k = feed.columns.len();
-                batch.write_row_major(&feed.columns, start, len, &mut buf[..len * k]);
-                let view = TensorRef::from_array_view(([len, k], &buf[..len * k]))
-                    .map_err(|e| run_err(e.to_string()))?;
-                feeds.push((feed.name.as_str(), view));
+                let shape = if feed.vector { vec![len] } else { vec![len, k] };
+                let value: SessionInputValue<'_> = if feed.ty == FeatureType::Float32 {
+                    batch.write_row_major(&feed.columns, start, len, &mut buf[..len * k]);
+                    TensorRef::from_array_view((shape, &buf[..len * k]))
+                        .map_err(|e| run_err(e.to_string()))?
+                        .into()
+                } else {
+                    typed::tile(batch, feed, start, len, shape).map_err(run_err)?
+                };
+                feeds.push((feed.name.as_str(), value));
             }
             let results = session.run(feeds).map_err(|e| run_err(e.to_string()))?;
             for (i, fetch) in self.fetches.iter().enumerate() {
@@ -136,6 +149,12 @@ impl ScoringModel for OnnxModel {
                     let (shape, data) = value.try_extract_tensor::<i64>().map_err(at)?;
                     check_shape(shape, len, fetch).map_err(run_err)?;
                     ints[i].extend_from_slice(data);
+                } else if fetch.ty == TensorElementType::Float64 {
+                    // A graph computing in double (a scikit-learn pipeline fed doubles): its
+                    // outputs are declared f32, like every other model's scores.
+                    let (shape, data) = value.try_extract_tensor::<f64>().map_err(at)?;
+                    check_shape(shape, len, fetch).map_err(run_err)?;
+                    floats[i].extend(data.iter().map(|v| *v as f32));
                 } else {
                     let (shape, data) = value.try_extract_tensor::<f32>().map_err(at)?;
                     check_shape(shape, len, fetch).map_err(run_err)?;

@@ -6,13 +6,30 @@ use std::collections::BTreeMap;
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
-use crate::contract::{OutputColumn, OutputType};
+use crate::contract::{FeatureType, OutputColumn, OutputType};
 
-/// Where a graph input's values come from: positions in the model's input features.
+/// Where a graph input's values come from: positions in the model's input features, all read
+/// as the type the graph declares.
 #[derive(Debug)]
 pub(super) struct Feed {
     pub(super) name: String,
     pub(super) columns: Vec<usize>,
+    /// The graph's element type for this input, as the feature type scorer delivers.
+    pub(super) ty: FeatureType,
+    /// Whether the graph takes a `[rows]` vector rather than a `[rows, features]` matrix.
+    pub(super) vector: bool,
+}
+
+/// The feature type that feeds a graph input of element type `ty`, if scorer can feed it.
+fn feature_type(ty: TensorElementType) -> Option<FeatureType> {
+    Some(match ty {
+        TensorElementType::Float32 => FeatureType::Float32,
+        TensorElementType::Float64 => FeatureType::Float64,
+        TensorElementType::Int64 => FeatureType::Int64,
+        TensorElementType::Bool => FeatureType::Boolean,
+        TensorElementType::String => FeatureType::Text,
+        _ => return None,
+    })
 }
 
 /// Where a graph output's columns go: declared outputs in order, by index.
@@ -46,20 +63,40 @@ fn declared_or_single(
     }
 }
 
-/// Maps each graph input to its features; every graph input must be a float tensor.
+/// The graph's inputs taken by name when each is one of the model's inputs (a scikit-learn
+/// pipeline exported whole by skl2onnx has one graph input per DataFrame column).
+fn by_name(graph_names: &[&str], inputs: &[String]) -> Option<BTreeMap<String, Vec<String>>> {
+    let all_named = graph_names.len() > 1
+        && graph_names.len() == inputs.len()
+        && graph_names.iter().all(|n| inputs.iter().any(|i| i == n));
+    all_named.then(|| {
+        graph_names
+            .iter()
+            .map(|n| (n.to_string(), vec![n.to_string()]))
+            .collect()
+    })
+}
+
+/// Maps each graph input to its features, and says which type each feature is read as: the
+/// graph's element type (f32, f64, i64, bool or string) for every feature feeding that input.
 pub(super) fn plan_feeds(
     session: &Session,
     inputs: &[String],
     mapping: &super::section::OnnxSpec,
-) -> Result<Vec<Feed>, String> {
+) -> Result<(Vec<Feed>, Vec<FeatureType>), String> {
     let graph_inputs = session.inputs();
     let names: Vec<&str> = graph_inputs.iter().map(|o| o.name()).collect();
-    let by_input = declared_or_single(&mapping.inputs, &names, inputs.to_vec()).map_err(|n| {
-        format!(
-            "the graph has {n} inputs ({}); say which features feed each in [onnx] inputs = {{ <input> = [\"feature\", …] }}",
-            names.join(", ")
-        )
-    })?;
+    let named = by_name(&names, inputs).filter(|_| mapping.inputs.is_empty());
+    let by_input = match named {
+        Some(named) => named,
+        None => declared_or_single(&mapping.inputs, &names, inputs.to_vec()).map_err(|n| {
+            format!(
+                "the graph has {n} inputs ({}); name the model's inputs after them, or say which features feed each in [onnx] inputs = {{ <input> = [\"feature\", …] }}",
+                names.join(", ")
+            )
+        })?,
+    };
+    let mut types: Vec<Option<FeatureType>> = vec![None; inputs.len()];
     let mut feeds = Vec::new();
     let mut used = vec![false; inputs.len()];
     for outlet in graph_inputs {
@@ -69,14 +106,14 @@ pub(super) fn plan_feeds(
                 outlet.name()
             )
         })?;
-        match outlet.dtype() {
-            ValueType::Tensor {
-                ty: TensorElementType::Float32,
-                shape,
-                ..
-            } => {
+        let (ty, vector) = match outlet.dtype() {
+            ValueType::Tensor { ty, shape, .. } if feature_type(*ty).is_some() => {
                 let width = shape.get(1).copied().unwrap_or(1);
-                if shape.len() > 2 || (width >= 0 && width as usize != features.len()) {
+                if shape.len() > 2
+                    || shape.is_empty()
+                    || (width >= 0 && width as usize != features.len())
+                    || (shape.len() == 1 && features.len() != 1)
+                {
                     return Err(format!(
                         "graph input `{}` is {} but {} features are mapped to it",
                         outlet.name(),
@@ -84,15 +121,16 @@ pub(super) fn plan_feeds(
                         features.len()
                     ));
                 }
+                (feature_type(*ty).unwrap_or_default(), shape.len() == 1)
             }
             other => {
                 return Err(format!(
-                    "graph input `{}` is {}; scorer feeds float32 tensors [rows, features] (encode string columns with [[preprocess.categorical]] instead)",
+                    "graph input `{}` is {}; scorer feeds tensors of float, double, int64, bool or string [rows, features]",
                     outlet.name(),
                     describe(other)
                 ));
             }
-        }
+        };
         let mut columns = Vec::new();
         for f in features {
             let i = inputs.iter().position(|x| x == f).ok_or_else(|| {
@@ -102,11 +140,20 @@ pub(super) fn plan_feeds(
                 )
             })?;
             used[i] = true;
+            if let Some(other) = types[i].replace(ty)
+                && other != ty
+            {
+                return Err(format!(
+                    "input `{f}` feeds graph inputs of two types ({other} and {ty})"
+                ));
+            }
             columns.push(i);
         }
         feeds.push(Feed {
             name: outlet.name().to_string(),
             columns,
+            ty,
+            vector,
         });
     }
     for name in by_input.keys() {
@@ -123,7 +170,10 @@ pub(super) fn plan_feeds(
             inputs[i]
         ));
     }
-    Ok(feeds)
+    Ok((
+        feeds,
+        types.into_iter().map(Option::unwrap_or_default).collect(),
+    ))
 }
 
 /// Maps graph outputs to the declared outputs; each declared output is filled exactly once.
@@ -155,13 +205,18 @@ pub(super) fn plan_fetches(
             })?;
         let (ty, shape) = match outlet.dtype() {
             ValueType::Tensor { ty, shape, .. }
-                if matches!(ty, TensorElementType::Float32 | TensorElementType::Int64) =>
+                if matches!(
+                    ty,
+                    TensorElementType::Float32
+                        | TensorElementType::Float64
+                        | TensorElementType::Int64
+                ) =>
             {
                 (*ty, shape.clone())
             }
             other => {
                 return Err(format!(
-                    "graph output `{graph_name}` is {}; scorer reads float32 or int64 tensors (export scikit-learn classifiers with options={{'zipmap': False}})",
+                    "graph output `{graph_name}` is {}; scorer reads float, double or int64 tensors (export scikit-learn classifiers with options={{'zipmap': False}})",
                     describe(other)
                 ));
             }
@@ -179,7 +234,7 @@ pub(super) fn plan_fetches(
                 (ty, outputs[i].ty),
                 (TensorElementType::Int64, OutputType::Int64)
                     | (
-                        TensorElementType::Float32,
+                        TensorElementType::Float32 | TensorElementType::Float64,
                         OutputType::Float32 | OutputType::Float32Vector(_)
                     )
             );

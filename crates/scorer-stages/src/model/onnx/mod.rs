@@ -20,6 +20,8 @@ mod mapping;
 #[cfg(feature = "onnx")]
 mod runtime;
 pub mod section;
+#[cfg(feature = "onnx")]
+mod typed;
 
 #[cfg(feature = "onnx")]
 pub use graph::OnnxModel;

@@ -239,7 +239,7 @@ impl TextEmbeddingModel {
             contract: InputContract {
                 features: inputs.to_vec(),
                 missing: MissingValues::JobPolicy,
-                text: true,
+                types: vec![crate::contract::FeatureType::Text],
             },
             outputs: outputs.to_vec(),
         })
