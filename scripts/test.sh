@@ -21,9 +21,11 @@ source scripts/minilm.sh
 source scripts/pgvector.sh
 # shellcheck source=scripts/delta-readers.sh
 source scripts/delta-readers.sh
+# shellcheck source=scripts/mlflow.sh
+source scripts/mlflow.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
-trap 'pg_down; pgvector_down; emulators_down; pushgateway_down' EXIT
+trap 'pg_down; pgvector_down; mlflow_down; emulators_down; pushgateway_down' EXIT
 if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
   pg_up
 fi
@@ -31,6 +33,8 @@ fi
 pgvector_up
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
+# A real MLflow tracking server (SQLite backend, artifacts on moto) for models:/ URIs.
+mlflow_up
 # A Prometheus Pushgateway on loopback, for the metrics push test; headless Chromium, for the
 # test that renders `scorer report`'s page.
 pushgateway_up

@@ -173,15 +173,19 @@ pub enum Command {
 /// `scorer models …`.
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Every model version in --models-dir: kind, inputs, outputs, preprocessing, artifacts.
-    #[command(after_help = "Example:\n  scorer models list --models-dir models")]
-    List,
+    /// Every model version in --models-dir: kind, inputs, outputs, preprocessing, artifacts;
+    /// with --mlflow, every model of the MLflow Model Registry at MLFLOW_TRACKING_URI instead,
+    /// with its aliases and the versions they point at.
+    #[command(
+        after_help = "Examples:\n  scorer models list --models-dir models\n  MLFLOW_TRACKING_URI=http://mlflow:5000 scorer models list --mlflow"
+    )]
+    List(ListArgs),
     /// Check every artifact of every version (or of NAME, or NAME VERSION) against its pinned
     /// sha256, fetching remote ones into the cache; also loads each model. A text_embedding
     /// model also encodes sample texts and reports texts/s; in bf16 or f16 on a GPU, also the
     /// speed-up over f32 and the worst cosine against f32. Exits 2 on a mismatch.
     #[command(
-        after_help = "Examples:\n  scorer models verify\n  scorer models verify churn_pipeline\n  scorer models verify churn_pipeline latest\n  scorer models verify minilm --device cuda --texts my_sentences.txt"
+        after_help = "Examples:\n  scorer models verify\n  scorer models verify churn_pipeline\n  scorer models verify churn_pipeline latest\n  scorer models verify minilm --device cuda --texts my_sentences.txt\n  scorer models verify models:/churn@champion"
     )]
     Verify(VerifyArgs),
 }
@@ -372,10 +376,20 @@ pub struct ValidateArgs {
     pub date: Option<NaiveDate>,
 }
 
+/// The arguments of `scorer models list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List the MLflow Model Registry at MLFLOW_TRACKING_URI instead of --models-dir.
+    #[arg(long)]
+    pub mlflow: bool,
+}
+
 /// The arguments of `scorer models verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Only this model.
+    /// Only this model; or a registry URI (`models:/churn@champion`, `models:/churn/7`): what
+    /// the MLflow Model Registry at MLFLOW_TRACKING_URI resolves it to, fetched, checked and
+    /// loaded.
     pub name: Option<String>,
     /// Only this version of NAME (`latest` for the highest).
     pub version: Option<String>,

@@ -32,7 +32,7 @@ pub async fn dispatch(command: Command, g: &GlobalArgs) -> Result<Vec<String>, R
         Command::Runs(args) => ledger::runs(g, args).await,
         Command::Report(args) => ledger::report(g, args).await,
         Command::Show(args) => ledger::show(g, args).await,
-        Command::Models(ModelsCommand::List) => models::list(g).await,
+        Command::Models(ModelsCommand::List(args)) => models::list(g, args).await,
         Command::Models(ModelsCommand::Verify(args)) => models::verify(g, args).await,
         Command::Gc(args) => gc::gc(g, args).await,
     }

@@ -99,6 +99,9 @@ pub struct ModelUsed {
     pub device: String,
     /// The GPU's name when `device` is a GPU.
     pub gpu_name: Option<String>,
+    /// Where a model from the MLflow Model Registry came from, as JSON (alias, resolved
+    /// version, run id, every file's sha256); `None` for scorer's own registry.
+    pub source: Option<String>,
 }
 
 /// What is known when a run ends, successful or not.
@@ -213,6 +216,7 @@ pub struct FinishValues {
     drift: Option<String>,
     metrics: String,
     retention: Option<String>,
+    model_source: Option<String>,
 }
 
 impl FinishValues {
@@ -242,6 +246,7 @@ impl FinishValues {
                 .as_deref()
                 .map(|e| crate::redact::redact(e).into_owned()),
             gpu_name: model.gpu_name,
+            model_source: model.source,
             storage: [count(f.storage_requests), count(f.storage_errors)],
             resumed_from: f.resumed_from.map(|u| u.to_string()),
             rows_resumed: count(f.rows_resumed),
@@ -301,6 +306,7 @@ macro_rules! bind_finish {
             .bind(&$v.drift)
             .bind(&$v.metrics)
             .bind(&$v.retention)
+            .bind(&$v.model_source)
     };
 }
 pub(crate) use {bind_finish, bind_start};

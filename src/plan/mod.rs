@@ -152,7 +152,17 @@ pub fn bind_model(
             .parse()
             .map_err(|e| Failure::Config(format!("model.device: {e}")))?,
     };
-    let model = model::load(models, &job.model.name, &job.model.version, device)?;
+    let model = match job.model.mlflow(&job.input.storage) {
+        // A registered model: resolved once, here, so the whole run scores one version.
+        Some(request) => {
+            let request = request.map_err(Failure::Config)?;
+            let found = model::mlflow::materialize(&request, &models.cache)?;
+            let mut loaded = model::load(&found.registry, &found.name, &found.version, device)?;
+            loaded.source = Some(found.source);
+            loaded
+        }
+        None => model::load(models, &job.model.name, &job.model.version, device)?,
+    };
     let inputs = &model.model.inputs().features;
     let mut problems = Vec::new();
     let (features, columns) = match (&model.preprocess, &job.input.features) {

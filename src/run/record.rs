@@ -69,6 +69,10 @@ impl Recorder {
             sha256: m.sha256.clone(),
             device: m.device.to_string(),
             gpu_name: m.gpu_name.clone(),
+            source: m
+                .source
+                .as_ref()
+                .and_then(|s| serde_json::to_string(s).ok()),
         });
         self.inputs = plan
             .input

@@ -22,6 +22,7 @@ mod lifecycle;
 mod logs;
 mod manifest_faults;
 mod metrics;
+mod mlflow;
 mod objects;
 mod onnx;
 mod postgres;

@@ -8,5 +8,5 @@ UPDATE scorer.runs SET
     storage_requests = $17, storage_errors = $18,
     resumed_from = $19::uuid, rows_resumed = $20, memory = $21::jsonb,
     feature_stats = $22::jsonb, drift = $23::jsonb, metrics = $24::jsonb,
-    retention = $25::jsonb
+    retention = $25::jsonb, model_source = $26::jsonb
 WHERE run_id = $1::uuid

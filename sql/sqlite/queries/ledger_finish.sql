@@ -8,5 +8,5 @@ UPDATE scorer_runs SET
     storage_requests = ?17, storage_errors = ?18,
     resumed_from = ?19, rows_resumed = ?20, memory = ?21,
     feature_stats = ?22, drift = ?23, metrics = ?24,
-    retention = ?25
+    retention = ?25, model_source = ?26
 WHERE run_id = ?1

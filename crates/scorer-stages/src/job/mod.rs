@@ -150,10 +150,26 @@ pub struct InputSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRef {
-    /// The model's directory in the registry.
+    /// The model's directory in the registry (for `uri`, the registered model's name, filled
+    /// in from it).
+    #[serde(default)]
     pub name: String,
-    /// A version directory, or `latest` for the highest one (the ledger records which ran).
+    /// A version directory, or `latest` for the highest one (the ledger records which ran). For
+    /// `uri`, `latest` means what the URI says; a number pins that version instead.
+    #[serde(default = "default_version")]
     pub version: String,
+    /// `models:/<name>@<alias>` or `models:/<name>/<version>`: a model from the MLflow Model
+    /// Registry at `MLFLOW_TRACKING_URI`, instead of scorer's own registry.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// `[model.declare]`: model.toml keys for what MLflow cannot say of a registered model
+    /// (`outputs`, `[preprocess]`, `[onnx]`, `[gbdt] output`).
+    #[serde(default)]
+    pub declare: Option<toml::Table>,
+    /// `[model.storage]`: for a registered model's files in object storage (`[input.storage]`
+    /// when left out).
+    #[serde(default)]
+    pub storage: Option<storage::StorageOptions>,
     /// `cpu`, `cuda` or `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
@@ -186,6 +202,9 @@ fn default_max_rejected_fraction() -> f64 {
 fn default_row_groups_in_flight() -> usize {
     DEFAULT_ROW_GROUPS_IN_FLIGHT
 }
+fn default_version() -> String {
+    crate::model::registry::LATEST.to_string()
+}
 fn default_device() -> String {
     "cpu".to_string()
 }
@@ -210,6 +229,12 @@ impl Job {
             message: e.to_string().trim_end().to_string(),
         })?;
         let mut problems = raw.problems();
+        // A registered model goes by its registry name, for messages and the ledger.
+        if let Some(Ok(req)) = raw.model.mlflow(&raw.input.storage)
+            && raw.model.name.is_empty()
+        {
+            raw.model.name = req.uri.name;
+        }
         let (output, output_problems) =
             OutputSpec::parse(std::mem::take(&mut raw.output), &raw.input.id_column);
         problems.extend(output_problems);
@@ -385,6 +410,26 @@ impl InputSpec {
 }
 
 impl ModelRef {
+    /// What to ask MLflow for, when the model comes from its registry (`uri`).
+    pub fn mlflow(
+        &self,
+        input_storage: &storage::StorageOptions,
+    ) -> Option<Result<crate::model::mlflow::MlflowRequest, String>> {
+        let uri = self.uri.as_ref()?;
+        Some(crate::model::mlflow::RegistryUri::parse(uri).map(|uri| {
+            crate::model::mlflow::MlflowRequest {
+                uri,
+                pinned_version: (self.version != crate::model::registry::LATEST)
+                    .then(|| self.version.clone()),
+                declare: self.declare.clone().unwrap_or_default(),
+                storage: self
+                    .storage
+                    .clone()
+                    .unwrap_or_else(|| input_storage.clone()),
+            }
+        }))
+    }
+
     /// Every problem with `[model]` that can be found without reading the model.
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -397,8 +442,30 @@ impl ModelRef {
         if let Err(e) = crate::model::device::DeviceSpec::from_str(&self.device) {
             p.push(format!("model.device: {e}"));
         }
-        if let Err(e) = crate::model::registry::check_name("name", &self.name) {
-            p.push(format!("model.name: {e}"));
+        match (&self.uri, self.name.as_str()) {
+            (Some(uri), name) => match crate::model::mlflow::RegistryUri::parse(uri) {
+                Ok(u) if !name.is_empty() && name != u.name => p.push(format!(
+                    "model.name `{name}` differs from model.uri's `{}`; leave model.name out",
+                    u.name
+                )),
+                Ok(_) => {}
+                Err(e) => p.push(e),
+            },
+            (None, "") => p.push(
+                "[model] needs `name` (scorer's registry) or `uri` (models:/<name>@<alias> from MLflow)"
+                    .into(),
+            ),
+            (None, name) => {
+                if let Err(e) = crate::model::registry::check_name("name", name) {
+                    p.push(format!("model.name: {e}"));
+                }
+            }
+        }
+        if self.uri.is_none() && self.declare.is_some() {
+            p.push("[model.declare] applies to a model from MLflow (model.uri) only; a registry model says it in its model.toml".into());
+        }
+        if let Some(s) = &self.storage {
+            p.extend(s.problems("model.storage"));
         }
         if self.version != crate::model::registry::LATEST
             && let Err(e) = crate::model::registry::check_name("version", &self.version)

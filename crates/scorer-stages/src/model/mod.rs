@@ -8,6 +8,7 @@ pub mod dense;
 pub mod device;
 pub mod gbdt;
 pub mod kind;
+pub mod mlflow;
 pub mod onnx;
 pub mod precision_check;
 pub mod registry;
@@ -87,6 +88,10 @@ pub enum ModelError {
     Device(#[from] device::DeviceError),
     #[error("model computation failed: {0}")]
     Candle(String),
+    /// The MLflow Model Registry refused, lacks what the job names, or cannot be reached
+    /// (`transient`).
+    #[error("MLflow registry: {message}")]
+    Mlflow { message: String, transient: bool },
 }
 
 impl ModelError {
@@ -101,6 +106,9 @@ impl ModelError {
                 other => other,
             },
             Self::Candle(_) => ErrorClass::Internal,
+            Self::Mlflow {
+                transient: true, ..
+            } => ErrorClass::Transient,
             _ => ErrorClass::Config,
         }
     }
@@ -141,6 +149,9 @@ pub struct LoadedModel {
     /// The declared preprocessing, compiled; `None` when the model reads its inputs as they are.
     pub preprocess: Option<Arc<Preprocessor>>,
     pub model: Box<dyn ScoringModel>,
+    /// Where a model from the MLflow Model Registry came from (alias, version, run, files);
+    /// `None` for scorer's own registry.
+    pub source: Option<mlflow::ModelSource>,
 }
 
 /// Reads and checks `model.toml` without loading any artifact (for `scorer validate` and
@@ -269,5 +280,6 @@ pub fn load_adjusted(
         gpu_name: built.gpu_name,
         preprocess: preprocess.map(Arc::new),
         model: built.model,
+        source: None,
     })
 }

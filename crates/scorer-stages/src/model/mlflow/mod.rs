@@ -1,0 +1,274 @@
+//! Models from the MLflow Model Registry: `model.uri = "models:/churn@champion"` (or
+//! `models:/churn/7`). At plan time the alias is resolved once to a version, the version's
+//! `MLmodel` and its native file (XGBoost JSON or UBJSON, LightGBM text, ONNX) are fetched from
+//! where MLflow keeps them (the tracking server's artifact proxy, or s3/gs/az/file through
+//! object_store), and a `model.toml` is written for them into the model cache, each file pinned
+//! by the sha256 of the bytes fetched. From there the model loads like any registry model; the
+//! run never mixes versions, and the ledger records where it came from ([`ModelSource`]).
+//!
+//! What MLflow cannot say (output names, a categorical encoding, an `[onnx]` map) comes from
+//! `[model.declare]` in the job: the same keys as `model.toml`.
+
+mod client;
+mod mlmodel;
+mod spec;
+pub mod uri;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::ModelError;
+use super::artifacts::sha256_hex;
+use super::registry::Registry;
+use crate::source::storage::StorageOptions;
+pub use client::Tracking;
+pub use client::{Alias, RegisteredModel};
+use client::{CallError, ModelVersion};
+use mlmodel::MlModel;
+pub use uri::{RegistryUri, Selector};
+
+/// What a job asks of the registry.
+#[derive(Debug, Clone)]
+pub struct MlflowRequest {
+    pub uri: RegistryUri,
+    /// A version that replaces the URI's alias (`scorer rerun --from-ledger` pins the one the
+    /// recorded run used).
+    pub pinned_version: Option<String>,
+    /// `[model.declare]`: model.toml keys for what MLflow cannot say.
+    pub declare: toml::Table,
+    /// For artifacts kept in object storage.
+    pub storage: StorageOptions,
+}
+
+/// Where a model came from, as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelSource {
+    /// The URI as the job wrote it (`models:/churn@champion`).
+    pub uri: String,
+    /// The tracking server, without credentials.
+    pub tracking: String,
+    /// The alias, when the URI named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The version it resolved to.
+    pub version: String,
+    /// The MLflow run that logged the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Where the version's files are.
+    pub artifact_uri: String,
+    /// The MLmodel flavor scored.
+    pub flavor: String,
+    /// sha256 of every file fetched, by name.
+    pub artifacts: BTreeMap<String, String>,
+}
+
+/// A registered model made ready to load: a registry holding it, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Materialized {
+    /// A registry (in the model cache) whose `<name>/<version>/model.toml` describes it.
+    pub registry: Registry,
+    pub name: String,
+    pub version: String,
+    pub source: ModelSource,
+}
+
+impl From<CallError> for ModelError {
+    fn from(e: CallError) -> Self {
+        ModelError::Mlflow {
+            message: e.message,
+            transient: e.transient,
+        }
+    }
+}
+
+/// Resolves `req` against the tracking server in the environment, fetches the version's files
+/// and writes its `model.toml` under `cache`. Runs its own small runtime on a helper thread, so
+/// it can be called from a blocking thread or before any runtime exists.
+pub fn materialize(req: &MlflowRequest, cache: &Path) -> Result<Materialized, ModelError> {
+    let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ModelError::Runtime(format!("MLflow client runtime: {e}")))?;
+            rt.block_on(materialize_with(&tracking, req, cache))
+        })
+        .join()
+        .map_err(|_| ModelError::Runtime("the MLflow client thread failed".into()))?
+    })
+}
+
+/// `scorer models list --mlflow`: one line per registered model of the tracking server in the
+/// environment: its aliases and the versions they point at, and its newest version.
+pub fn list_registered() -> Result<Vec<String>, ModelError> {
+    let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
+    let models = std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ModelError::Runtime(format!("MLflow client runtime: {e}")))?;
+            rt.block_on(tracking.registered_models())
+                .map_err(ModelError::from)
+        })
+        .join()
+        .map_err(|_| ModelError::Runtime("the MLflow client thread failed".into()))?
+    })?;
+    let mut lines = vec![format!(
+        "MLflow {}: {} registered model(s)",
+        tracking.address(),
+        models.len()
+    )];
+    for m in models {
+        let aliases: Vec<String> = m
+            .aliases
+            .iter()
+            .map(|a| format!("@{} -> {}", a.alias, a.version))
+            .collect();
+        let newest = m
+            .latest_versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .max_by(|a, b| super::registry::compare_versions(a, b))
+            .unwrap_or("-");
+        lines.push(format!(
+            "models:/{}  newest version {newest}{}{}",
+            m.name,
+            if aliases.is_empty() { "" } else { "; " },
+            aliases.join(", ")
+        ));
+    }
+    Ok(lines)
+}
+
+/// [`materialize`] against `tracking`.
+pub async fn materialize_with(
+    tracking: &Tracking,
+    req: &MlflowRequest,
+    cache: &Path,
+) -> Result<Materialized, ModelError> {
+    let name = &req.uri.name;
+    let at = |e: CallError| ModelError::Mlflow {
+        message: format!("{}: {}", req.uri, e.message),
+        transient: e.transient,
+    };
+    let (version, alias): (ModelVersion, Option<String>) =
+        match (&req.pinned_version, &req.uri.selector) {
+            (Some(v), _) => (tracking.version(name, v).await.map_err(at)?, None),
+            (None, Selector::Alias(a)) => (
+                tracking.version_by_alias(name, a).await.map_err(at)?,
+                Some(a.clone()),
+            ),
+            (None, Selector::Version(v)) => (tracking.version(name, v).await.map_err(at)?, None),
+        };
+    if let Some(status) = version.status.as_deref().filter(|s| *s != "READY") {
+        return Err(ModelError::Mlflow {
+            message: format!(
+                "{}: version {} is {status}, not READY",
+                req.uri, version.version
+            ),
+            transient: status == "PENDING_REGISTRATION",
+        });
+    }
+    let location = tracking
+        .download_uri(name, &version.version)
+        .await
+        .map_err(at)?;
+    let fetch = |file: String| {
+        let location = location.clone();
+        async move { fetch_artifact(tracking, &location, &file, &req.storage).await }
+    };
+    let mlmodel_bytes = fetch("MLmodel".into()).await.map_err(at)?;
+    let mlmodel_text =
+        String::from_utf8(mlmodel_bytes.clone()).map_err(|_| ModelError::Mlflow {
+            message: format!("{}: MLmodel is not text", req.uri),
+            transient: false,
+        })?;
+    let refused = |message: String| ModelError::Mlflow {
+        message: format!("{} (version {}): {message}", req.uri, version.version),
+        transient: false,
+    };
+    let mlmodel = MlModel::parse(&mlmodel_text).map_err(refused)?;
+    let flavor = mlmodel.native_flavor().map_err(refused)?;
+    let file = spec::flavor_file(&flavor).to_string();
+    let bytes = fetch(file.clone()).await.map_err(at)?;
+    let signature = mlmodel.input_columns().map_err(refused)?;
+    let source = ModelSource {
+        uri: req.uri.to_string(),
+        tracking: tracking.address(),
+        alias,
+        version: version.version.clone(),
+        run_id: version.run_id.clone().or(mlmodel.run_id.clone()),
+        artifact_uri: crate::source::location::redact_url(&location),
+        flavor: spec::flavor_name(&flavor).to_string(),
+        artifacts: BTreeMap::from([
+            ("MLmodel".to_string(), sha256_hex(&mlmodel_bytes)),
+            (file.clone(), sha256_hex(&bytes)),
+        ]),
+    };
+    let text = spec::model_toml(&flavor, &bytes, signature.as_deref(), &req.declare, &source)
+        .map_err(refused)?;
+    let root = cache.join("mlflow");
+    let dir = root.join(name).join(&version.version);
+    write_atomically(&dir, &file, &bytes)?;
+    write_atomically(&dir, "MLmodel", &mlmodel_bytes)?;
+    write_atomically(&dir, "model.toml", text.as_bytes())?;
+    Ok(Materialized {
+        registry: Registry::new(root, cache.to_path_buf()),
+        name: name.clone(),
+        version: version.version,
+        source,
+    })
+}
+
+/// A file of a version: through the tracking server's proxy for `mlflow-artifacts:`, else from
+/// the object store or directory the location names.
+async fn fetch_artifact(
+    tracking: &Tracking,
+    location: &str,
+    file: &str,
+    storage: &StorageOptions,
+) -> Result<Vec<u8>, CallError> {
+    if location.starts_with("mlflow-artifacts:") {
+        return tracking.proxied_artifact(location, file).await;
+    }
+    let url = format!("{}/{file}", location.trim_end_matches('/'));
+    let shown = crate::source::location::redact_url(&url);
+    let fail = |message: String, transient: bool| CallError { message, transient };
+    let resolved = crate::source::resolve(&url, storage)
+        .map_err(|e| fail(format!("artifact {shown}: {e}"), false))?;
+    use object_store::ObjectStoreExt;
+    let got = resolved.store.get(&resolved.prefix).await.map_err(|e| {
+        let transient = !matches!(e, object_store::Error::NotFound { .. });
+        fail(format!("artifact {shown}: {e}"), transient)
+    })?;
+    let bytes = got
+        .bytes()
+        .await
+        .map_err(|e| fail(format!("artifact {shown}: {e}"), true))?;
+    Ok(bytes.to_vec())
+}
+
+/// Writes `dir/name` through a temporary file and a rename, so a concurrent reader sees the
+/// whole file or the previous one.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ModelError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ModelError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(name);
+    if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7()));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(&path)(e)
+    })
+}
