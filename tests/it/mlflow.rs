@@ -52,6 +52,20 @@ impl Scratch {
         alias: Option<&str>,
         seed: u32,
     ) -> String {
+        self.register_in(flavor, name, out, alias, seed, None)
+    }
+
+    /// [`register`](Self::register), the artifacts written straight to `location` (s3://) by
+    /// MLflow's client instead of through the server.
+    fn register_in(
+        &self,
+        flavor: &str,
+        name: &str,
+        out: &str,
+        alias: Option<&str>,
+        seed: u32,
+        location: Option<&str>,
+    ) -> String {
         let mut cmd = Command::new(env("SCORER_TEST_MLFLOW_PYTHON"));
         cmd.arg(repo().join("scripts/fixtures/mlflow_register.py"))
             .args([flavor, &self.model(name)])
@@ -65,6 +79,13 @@ impl Scratch {
             );
         if let Some(a) = alias {
             cmd.args(["--alias", a]);
+        }
+        if let Some(url) = location {
+            cmd.args(["--artifact-location", url])
+                .env("MLFLOW_S3_ENDPOINT_URL", env("SCORER_TEST_S3_ENDPOINT"))
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_DEFAULT_REGION", "us-east-1");
         }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "registering failed:\n{}", text(&out));
@@ -113,6 +134,9 @@ table = "{job}"
             .env_remove("DATABASE_URL")
             .env("SCORER_SQLITE_PATH", self.db())
             .env("SCORER_MODEL_CACHE", self.path().join("cache"))
+            // For artifacts in the S3 emulator (which takes any key).
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("MLFLOW_TRACKING_URI", env("SCORER_TEST_MLFLOW_URI"))
             .env("MLFLOW_TRACKING_USERNAME", env("SCORER_TEST_MLFLOW_USER"))
             .env(
@@ -218,6 +242,40 @@ async fn xgboost_ubj_and_json_score_through_the_alias_like_xgboost() {
             s.model("xgboost_json")
         )),
         "{said}"
+    );
+}
+
+/// A version whose artifacts MLflow keeps in S3 itself (an experiment with an s3://
+/// artifact location): scorer fetches them from the bucket with object_store and the job's
+/// `[model.storage]`, not through the tracking server.
+#[tokio::test]
+async fn artifacts_kept_in_s3_are_fetched_from_the_bucket() {
+    let s = Scratch::new();
+    let bucket = crate::cloud::unique("mlflowdirect");
+    crate::cloud::create_s3_bucket(&bucket).await;
+    let location = format!("s3://{bucket}/experiments");
+    s.register_in(
+        "xgboost_json",
+        "direct",
+        "direct",
+        Some("champion"),
+        0,
+        Some(&location),
+    );
+    let storage = "[model.storage]\nendpoint = \"${SCORER_TEST_S3_ENDPOINT}\"\nallow_http = true\n\
+                   region = \"us-east-1\"\naccess_key_id = \"${AWS_ACCESS_KEY_ID}\"\nsecret_access_key = \"${AWS_SECRET_ACCESS_KEY}\"\nmax_retries = 0";
+    let job = s.job("direct", "direct", "direct", "@champion", storage);
+    let out = s.scorer(&["run", job.to_str().unwrap(), "--date", DATE], None);
+    assert_ok(&out);
+    let got = scores(&s.pool().await, "direct", "score", DATE).await;
+    assert_matches(&got, &expected(&s.path().join("direct")), "xgboost from s3");
+    let source: String = sqlx::query_scalar("SELECT model_source FROM scorer_runs")
+        .fetch_one(&s.pool().await)
+        .await
+        .unwrap();
+    assert!(
+        source.contains(&format!("\"artifact_uri\":\"s3://{bucket}/experiments/")),
+        "{source}"
     );
 }
 
