@@ -58,6 +58,31 @@ async fn verify_registered(
     )
     .map_err(|e| in_registry(g, e.into()))?;
     lines.extend(checked);
+    if failed.is_empty()
+        && let Some(path) = &found.example
+    {
+        let registry = found.registry.clone();
+        let (name, version, path) = (found.name.clone(), found.version.clone(), path.clone());
+        let device = args.device;
+        let scored = tokio::task::spawn_blocking(move || {
+            score_example(&registry, &name, &version, device, &path)
+        })
+        .await
+        .map_err(|e| in_registry(g, Failure::Internal(e.to_string())))?;
+        match scored {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                print_before_failing(&lines);
+                return Err(in_registry(
+                    g,
+                    Failure::Many {
+                        problems: vec![format!("the logged input example: {e}")],
+                        code: exit::CONFIG,
+                    },
+                ));
+            }
+        }
+    }
     if failed.is_empty() {
         return Ok(lines);
     }
@@ -94,6 +119,93 @@ pub(super) async fn verify(g: &GlobalArgs, args: VerifyArgs) -> Result<Vec<Strin
             problems: failed,
             code: exit::CONFIG,
         },
+    ))
+}
+
+/// Scores the input example MLflow logged with a model, as a run would (its preprocessing, its
+/// null handling), and says what came out: the first values of each output.
+fn score_example(
+    registry: &crate::model::registry::Registry,
+    name: &str,
+    version: &str,
+    device: crate::model::device::DeviceSpec,
+    path: &std::path::Path,
+) -> Result<String, String> {
+    use crate::contract::MissingValues;
+    use crate::features::{FeatureSpec, NanPolicy, NullPolicy};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let example = crate::model::mlflow::example::read(&text)?;
+    let rows = example.num_rows();
+    let mut columns = example.columns().to_vec();
+    let mut fields: Vec<arrow::datatypes::Field> = example
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let id = "__example_row";
+    columns.push(std::sync::Arc::new(
+        arrow::array::Int64Array::from_iter_values(0..rows as i64),
+    ));
+    fields.push(arrow::datatypes::Field::new(
+        id,
+        arrow::datatypes::DataType::Int64,
+        false,
+    ));
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .map_err(|e| e.to_string())?;
+    let loaded = crate::model::load(registry, name, version, device).map_err(|e| e.to_string())?;
+    let contract = loaded.model.inputs();
+    let (on_null, on_nan) = match contract.missing {
+        MissingValues::NaN => (NullPolicy::Fill(f32::NAN), NanPolicy::Pass),
+        MissingValues::JobPolicy => (NullPolicy::Fail, NanPolicy::Fail),
+    };
+    let spec = FeatureSpec {
+        id_column: id.into(),
+        id_kind: crate::source::IdKind::Int,
+        features: contract.features.clone(),
+        on_null,
+        on_nan,
+        preprocess: loaded.preprocess.clone(),
+        passed: Default::default(),
+        types: contract.types.clone(),
+    };
+    let source = crate::source::SourceBatch {
+        object: std::sync::Arc::from(path.display().to_string()),
+        row_group: 0,
+        first_row: 0,
+        batch,
+    };
+    let features = spec.build(&source).map_err(|e| e.to_string())?;
+    let outputs = loaded.model.score(&features).map_err(|e| e.to_string())?;
+    let options = FormatOptions::default();
+    let shown: Vec<String> = loaded
+        .model
+        .outputs()
+        .iter()
+        .zip(&outputs)
+        .map(|(o, a)| {
+            let values: Vec<String> = match ArrayFormatter::try_new(a.as_ref(), &options) {
+                Ok(f) => (0..a.len().min(5))
+                    .map(|i| f.value(i).to_string())
+                    .collect(),
+                Err(e) => vec![e.to_string()],
+            };
+            format!(
+                "{} = [{}{}]",
+                o.name,
+                values.join(", "),
+                if a.len() > 5 { ", …" } else { "" }
+            )
+        })
+        .collect();
+    Ok(format!(
+        "input example ({rows} rows, logged with the model): scored; {}",
+        shown.join("; ")
     ))
 }
 

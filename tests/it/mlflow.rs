@@ -233,6 +233,11 @@ async fn xgboost_ubj_and_json_score_through_the_alias_like_xgboost() {
         "{said}"
     );
     assert!(said.contains(": OK (sha256 "), "{said}");
+    // The register script logs three rows as the input example; verify scores them.
+    assert!(
+        said.contains("input example (3 rows, logged with the model): scored; score = ["),
+        "{said}"
+    );
     let list = s.scorer(&["models", "list", "--mlflow"], None);
     assert_ok(&list);
     let said = String::from_utf8_lossy(&list.stdout).to_string();

@@ -14,6 +14,19 @@ pub struct MlModel {
     pub signature: Option<Signature>,
     #[serde(default)]
     pub run_id: Option<String>,
+    /// Where the input example is, when the model was logged with one.
+    #[serde(default)]
+    pub saved_input_example_info: Option<InputExampleInfo>,
+}
+
+/// `saved_input_example_info:`: the example's file and how pandas wrote it.
+#[derive(Debug, Deserialize)]
+pub struct InputExampleInfo {
+    pub artifact_path: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub pandas_orient: Option<String>,
 }
 
 /// One flavor's entry: where its file is, and (for XGBoost) how it was saved.

@@ -10,6 +10,7 @@
 //! `[model.declare]` in the job: the same keys as `model.toml`.
 
 mod client;
+pub mod example;
 mod mlmodel;
 mod spec;
 pub mod uri;
@@ -68,6 +69,9 @@ pub struct ModelSource {
 /// A registered model made ready to load: a registry holding it, and where it came from.
 #[derive(Debug, Clone)]
 pub struct Materialized {
+    /// The input example MLflow logged with the model, if any (the directory's
+    /// [`example::FILE`]).
+    pub example: Option<std::path::PathBuf>,
     /// A registry (in the model cache) whose `<name>/<version>/model.toml` describes it.
     pub registry: Registry,
     pub name: String,
@@ -197,6 +201,16 @@ pub async fn materialize_with(
     let file = spec::flavor_file(&flavor).to_string();
     let bytes = fetch(file.clone()).await.map_err(at)?;
     let signature = mlmodel.input_columns().map_err(refused)?;
+    // The input example, where one was logged as a DataFrame: `scorer models verify` scores it.
+    let example = match &mlmodel.saved_input_example_info {
+        Some(info)
+            if info.kind.as_deref().unwrap_or("dataframe") == "dataframe"
+                && info.pandas_orient.as_deref().unwrap_or("split") == "split" =>
+        {
+            Some(fetch(info.artifact_path.clone()).await.map_err(at)?)
+        }
+        _ => None,
+    };
     let source = ModelSource {
         uri: req.uri.to_string(),
         tracking: tracking.address(),
@@ -210,14 +224,24 @@ pub async fn materialize_with(
             (file.clone(), sha256_hex(&bytes)),
         ]),
     };
+    let mut source = source;
+    if let Some(e) = &example {
+        source
+            .artifacts
+            .insert(example::FILE.to_string(), sha256_hex(e));
+    }
     let text = spec::model_toml(&flavor, &bytes, signature.as_deref(), &req.declare, &source)
         .map_err(refused)?;
     let root = cache.join("mlflow");
     let dir = root.join(name).join(&version.version);
     write_atomically(&dir, &file, &bytes)?;
     write_atomically(&dir, "MLmodel", &mlmodel_bytes)?;
+    if let Some(e) = &example {
+        write_atomically(&dir, example::FILE, e)?;
+    }
     write_atomically(&dir, "model.toml", text.as_bytes())?;
     Ok(Materialized {
+        example: example.is_some().then(|| dir.join(example::FILE)),
         registry: Registry::new(root, cache.to_path_buf()),
         name: name.clone(),
         version: version.version,
