@@ -42,7 +42,7 @@ LAYERS = [
         "run",
         [
             "run", "failure", "guards", "plan", "shard", "resume", "ledger", "validate", "report", "pipeline",
-            "score", "telemetry", "datagen",
+            "score", "telemetry", "datagen", "promote",
         ],
     ),
     ("cli", ["cli", "commands", "schedule", "summary", "main", "lib", "bin"]),

@@ -162,6 +162,16 @@ pub enum Command {
     /// statistics, memory, storage requests, the run it resumed; as JSON.
     #[command(after_help = "Example:\n  scorer show 01a21780-4235-7297-a627-0f1fcde5793d")]
     Show(ShowArgs),
+    /// Change which model version a job scores as champion (or roll back), recorded in the
+    /// ledger with who, when and why. A model from MLflow under an alias: the alias moves. Else
+    /// the job file's model.version (or its models:/name/N URI) is rewritten. The version must
+    /// load first.
+    #[command(
+        after_help = "Examples:\n  scorer promote churn_daily --to 8 --reason \"AUC 0.91 vs 0.89 on two weeks of labels\"\n  \
+        scorer promote churn_daily --to 7 --reason \"rollback: v8 scores drifted\"\n\n\
+        Promotions are listed under the runs by `scorer runs`."
+    )]
+    Promote(PromoteArgs),
     /// The model registry: list model versions, or check their artifacts against their sha256.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -331,6 +341,19 @@ pub struct RerunArgs {
     /// Dates run at once.
     #[arg(long, default_value_t = 1)]
     pub parallel: usize,
+}
+
+/// The arguments of `scorer promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// Job file path, or a job name in --jobs-dir.
+    pub job: String,
+    /// The version to score as champion from now on.
+    #[arg(long)]
+    pub to: String,
+    /// Why, recorded in the ledger.
+    #[arg(long)]
+    pub reason: String,
 }
 
 /// The arguments of `scorer runs`.

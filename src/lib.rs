@@ -22,6 +22,7 @@ pub mod guards;
 pub mod ledger;
 pub mod pipeline;
 pub mod plan;
+pub mod promote;
 pub mod report;
 pub mod resume;
 pub mod run;

@@ -1,7 +1,7 @@
 //! The commands that read the ledger: `scorer runs`, `scorer show` and `scorer report`.
 
-use super::{GlobalArgs, open_ledger};
-use crate::cli::{OutputFormat, ReportArgs, RunsArgs, ShowArgs};
+use super::{GlobalArgs, load_job, open_ledger, registry};
+use crate::cli::{OutputFormat, PromoteArgs, ReportArgs, RunsArgs, ShowArgs};
 use crate::failure::{Failure, RunError};
 use crate::ledger::browse;
 
@@ -12,11 +12,42 @@ pub(super) async fn runs(g: &GlobalArgs, args: RunsArgs) -> Result<Vec<String>, 
         let db = open_ledger(g).await?;
         let runs = browse::recent(&db, args.job.as_deref(), args.last).await?;
         Ok::<_, Failure>(match args.format {
-            OutputFormat::Table => browse::table(&runs),
+            OutputFormat::Table => {
+                let mut lines = browse::table(&runs);
+                let promotions =
+                    crate::promote::recent_lines(&db, args.job.as_deref(), args.last).await?;
+                if !promotions.is_empty() {
+                    lines.push(String::new());
+                    lines.push("promotions (newest first):".into());
+                    lines.extend(promotions);
+                }
+                lines
+            }
             OutputFormat::Json => vec![serde_json::to_string_pretty(&runs).unwrap_or_default()],
         })
     };
     lines.await.map_err(|f| f.in_job(&label))
+}
+
+/// `scorer promote`: the job's champion version changed, and recorded.
+pub(super) async fn promote(g: &GlobalArgs, args: PromoteArgs) -> Result<Vec<String>, RunError> {
+    let path = crate::job::locate(&args.job, &g.jobs_dir);
+    let job = load_job(g, &args.job)?;
+    let lines = async {
+        let db = open_ledger(g).await?;
+        let p =
+            crate::promote::promote(&job, &path, &args.to, &args.reason, &registry(g), &db).await?;
+        Ok::<_, Failure>(vec![format!(
+            "scorer: promoted {} of job {} from {} to {}: {} (recorded in the ledger at {})",
+            p.model,
+            p.job,
+            p.from_version.as_deref().unwrap_or("(none)"),
+            p.to_version,
+            p.action,
+            db.target()
+        )])
+    };
+    lines.await.map_err(|f| f.in_job(&job.name))
 }
 
 /// The HTML page of a job's recent runs, written to `-o`.

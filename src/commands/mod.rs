@@ -35,6 +35,7 @@ pub async fn dispatch(command: Command, g: &GlobalArgs) -> Result<Vec<String>, R
         Command::Models(ModelsCommand::List(args)) => models::list(g, args).await,
         Command::Models(ModelsCommand::Verify(args)) => models::verify(g, args).await,
         Command::Gc(args) => gc::gc(g, args).await,
+        Command::Promote(args) => ledger::promote(g, args).await,
     }
 }
 

@@ -223,6 +223,26 @@ async fn xgboost_ubj_and_json_score_through_the_alias_like_xgboost() {
         let got = scores(&s.pool().await, format, "score", DATE).await;
         assert_matches(&got, &expected(&s.path().join(format)), format);
     }
+    // A second run finds the version's files in the model cache, whole, and fetches none; a
+    // file changed in the cache is fetched again.
+    let job = s.path().join("xgboost_ubj.toml");
+    let again = s.scorer(&["run", job.to_str().unwrap(), "--date", DATE], None);
+    assert_ok(&again);
+    assert!(
+        text(&again).contains("MLflow files found in the model cache")
+            && text(&again).contains("files=3"),
+        "{}",
+        text(&again)
+    );
+    let cached = s.path().join(format!(
+        "cache/mlflow/{}/1/model.ubj",
+        s.model("xgboost_ubj")
+    ));
+    std::fs::write(&cached, b"{corrupt").unwrap();
+    let repaired = s.scorer(&["run", job.to_str().unwrap(), "--date", DATE], None);
+    assert_ok(&repaired);
+    assert!(text(&repaired).contains("files=2"), "{}", text(&repaired));
+    assert_ne!(std::fs::read(&cached).unwrap(), b"{corrupt");
     // What the alias resolves to, checked and loaded, and the registry's listing.
     let uri = format!("models:/{}@champion", s.model("xgboost_ubj"));
     let verify = s.scorer(&["models", "verify", &uri], None);
@@ -406,6 +426,73 @@ async fn moving_the_alias_moves_the_next_run_and_rerun_from_ledger_keeps_the_rec
     let rows = ledger().await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!((rows[2].0.as_str(), rows[2].1.as_str()), (d1, v1.as_str()));
+}
+
+/// `scorer promote` on a model from MLflow: the alias moves (MLflow's set-alias call) once the
+/// target version has loaded, the next run scores it, and the ledger lists who promoted what and
+/// why. A version that does not exist moves nothing.
+#[tokio::test]
+async fn promote_moves_the_mlflow_alias_and_records_it() {
+    let s = Scratch::new();
+    let v1 = s.register("xgboost_ubj", "p", "p1", Some("champion"), 0);
+    let v2 = s.register("xgboost_ubj", "p", "p2", None, 1);
+    let job = s.job("promo", "p1", "p", "@champion", "");
+    let job = job.to_str().unwrap();
+    let uri = format!("models:/{}@champion", s.model("p"));
+    let missing = s.scorer(&["promote", job, "--to", "99", "--reason", "typo"], None);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    let verify = |want: &str| {
+        let out = s.scorer(&["models", "verify", &uri], None);
+        assert_ok(&out);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            said.contains(&format!("{uri} -> version {want} ")),
+            "{said}"
+        );
+    };
+    verify(&v1);
+    let promoted = s.scorer(
+        &[
+            "promote",
+            job,
+            "--to",
+            &v2,
+            "--reason",
+            "better AUC on October",
+        ],
+        None,
+    );
+    assert_ok(&promoted);
+    assert!(
+        String::from_utf8_lossy(&promoted.stdout).contains(&format!("from {v1} to {v2}")),
+        "{}",
+        text(&promoted)
+    );
+    verify(&v2);
+    assert_ok(&s.scorer(&["run", job, "--date", DATE], None));
+    let pool = s.pool().await;
+    assert_matches(
+        &scores(&pool, "promo", "score", DATE).await,
+        &expected(&s.path().join("p2")),
+        "after the promotion",
+    );
+    let (from, to, reason, action): (Option<String>, String, String, String) =
+        sqlx::query_as("SELECT from_version, to_version, reason, action FROM scorer_promotions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some(v1.as_str()), v2.as_str())
+    );
+    assert_eq!(reason, "better AUC on October");
+    assert!(action.contains("MLflow alias @champion"), "{action}");
+    let runs = s.scorer(&["runs", "promo"], None);
+    assert!(
+        String::from_utf8_lossy(&runs.stdout).contains(&format!("{uri} {v1} -> {v2} by ")),
+        "{}",
+        text(&runs)
+    );
 }
 
 /// What scorer refuses, each with exit 2 and a message that says why; a server that is down is

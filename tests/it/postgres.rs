@@ -440,14 +440,26 @@ async fn sessions_are_opened_at_once_and_kept_for_the_run() {
     };
     assert_eq!(pool.size(), 4);
     let name = url.rsplit_once('/').unwrap().1;
-    let backends: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
-            .bind(name)
-            .fetch_one(&admin)
-            .await
-            .unwrap();
-    // The four, and the test's own pool.
-    assert_eq!(backends, 4 + i64::from(admin.size()));
+    // The four, and the test's own pool. A session that was closed a moment ago (the migrations'
+    // connection) can still be listed while its backend exits, so the count may take a moment
+    // to settle; it must settle at exactly that.
+    let mut counts = Vec::new();
+    for _ in 0..50 {
+        let backends: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(name)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        let expected = 4 + i64::from(admin.size());
+        counts.push((backends, expected));
+        if backends == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (backends, expected) = counts[counts.len() - 1];
+    assert_eq!(backends, expected, "backends seen, expected: {counts:?}");
     // Acquiring them again opens nothing new.
     let held: Vec<_> = futures::future::try_join_all((0..4).map(|_| pool.acquire()))
         .await

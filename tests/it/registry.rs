@@ -335,3 +335,103 @@ fn an_onnx_runtime_library_that_is_too_old_is_refused_with_its_version() {
         );
     }
 }
+
+/// `scorer promote` on a model of scorer's own registry: the target version is loaded first
+/// (a version that does not exist changes nothing), then the job file's `model.version` is
+/// rewritten with its comments kept, the next run scores the new version, and `scorer runs`
+/// lists the promotion with its reason. A rollback is the same command.
+#[test]
+fn promote_rewrites_the_job_files_version_and_is_listed_under_the_runs() {
+    let p = Project::new();
+    copy_model(&p, "quickstart_mlp", "1");
+    copy_model(&p, "quickstart_mlp", "2");
+    p.add_input("q", DATE, 500, 8, None);
+    let job = p.add_job("promoted", "q", "quickstart_mlp", "promoted_scores", "");
+    let written = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        written.replace("version = \"1\"", "version = \"1\"   # the champion"),
+    )
+    .unwrap();
+    let job = job.to_str().unwrap();
+    let missing = p.scorer(&["promote", job, "--to", "9", "--reason", "typo"], None);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        std::fs::read_to_string(job)
+            .unwrap()
+            .contains("version = \"1\"")
+    );
+    let promoted = p.scorer(
+        &[
+            "promote",
+            job,
+            "--to",
+            "2",
+            "--reason",
+            "retrained on November",
+        ],
+        None,
+    );
+    assert_ok(&promoted);
+    let after = std::fs::read_to_string(job).unwrap();
+    assert!(
+        after.contains("version = \"2\"   # the champion"),
+        "{after}"
+    );
+    assert_ok(&p.scorer(&["run", job, "--date", DATE], None));
+    let runs = p.scorer(&["runs", "promoted"], None);
+    assert_ok(&runs);
+    let listed = String::from_utf8_lossy(&runs.stdout).to_string();
+    assert!(listed.contains("promotions (newest first):"), "{listed}");
+    assert!(
+        listed.contains("promoted: quickstart_mlp 1 -> 2 by ")
+            && listed.contains(": retrained on November"),
+        "{listed}"
+    );
+    let back = p.scorer(&["promote", job, "--to", "1", "--reason", "rollback"], None);
+    assert_ok(&back);
+    assert!(
+        std::fs::read_to_string(job)
+            .unwrap()
+            .contains("version = \"1\"")
+    );
+}
+
+/// The same on PostgreSQL: the promotion is a row of `scorer.promotions`, listed by `scorer runs`.
+#[tokio::test]
+async fn promote_is_recorded_in_postgres() {
+    let (url, pool) = crate::common::fresh_pg("promote").await;
+    let p = Project::new();
+    copy_model(&p, "quickstart_mlp", "1");
+    copy_model(&p, "quickstart_mlp", "2");
+    let job = p.add_job("promoted_pg", "q", "quickstart_mlp", "promoted_pg", "");
+    let job = job.to_str().unwrap();
+    let promoted = p.scorer(
+        &[
+            "promote",
+            job,
+            "--to",
+            "2",
+            "--reason",
+            "shadow week looked fine",
+        ],
+        Some(&url),
+    );
+    assert_ok(&promoted);
+    let (from, to, reason): (Option<String>, String, String) =
+        sqlx::query_as("SELECT from_version, to_version, reason FROM scorer.promotions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (from.as_deref(), to.as_str(), reason.as_str()),
+        (Some("1"), "2", "shadow week looked fine")
+    );
+    let runs = p.scorer(&["runs", "promoted_pg"], Some(&url));
+    assert_ok(&runs);
+    let listed = String::from_utf8_lossy(&runs.stdout).to_string();
+    assert!(
+        listed.contains("promoted_pg: quickstart_mlp 1 -> 2 by "),
+        "{listed}"
+    );
+}

@@ -139,8 +139,27 @@ impl Tracking {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let mut req = self.client.get(url);
-        req = match &self.auth {
+        self.send(self.client.get(url)).await
+    }
+
+    /// POSTs a JSON body to `path`, as bytes of the reply.
+    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<Vec<u8>, CallError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| CallError::config(e.to_string()))?;
+        let req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(req).await
+    }
+
+    /// Sends a request with the credentials; a non-2xx answer becomes a [`CallError`] that says
+    /// whether retrying could help.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, CallError> {
+        let req = match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t),
             Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
@@ -250,6 +269,14 @@ impl Tracking {
                 None => return Ok(all),
             }
         }
+    }
+
+    /// Points `alias` of model `name` at `version` (the registry's own set-alias call).
+    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), CallError> {
+        let body = serde_json::json!({ "name": name, "alias": alias, "version": version });
+        self.post("api/2.0/mlflow/registered-models/alias", &body)
+            .await
+            .map(|_| ())
     }
 
     /// A file under an `mlflow-artifacts:` location, through the server's artifact proxy.

@@ -44,7 +44,7 @@ pub struct MlflowRequest {
 }
 
 /// Where a model came from, as the ledger records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ModelSource {
     /// The URI as the job wrote it (`models:/churn@champion`).
     pub uri: String,
@@ -93,16 +93,53 @@ impl From<CallError> for ModelError {
 /// it can be called from a blocking thread or before any runtime exists.
 pub fn materialize(req: &MlflowRequest, cache: &Path) -> Result<Materialized, ModelError> {
     let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
+    block_on(materialize_with(&tracking, req, cache))
+}
+
+/// Runs `work` to completion on a small runtime of its own on a helper thread: the model is
+/// loaded on blocking threads (or before any runtime exists), where no runtime may be entered.
+fn block_on<T: Send>(
+    work: impl std::future::Future<Output = Result<T, ModelError>> + Send,
+) -> Result<T, ModelError> {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| ModelError::Runtime(format!("MLflow client runtime: {e}")))?;
-            rt.block_on(materialize_with(&tracking, req, cache))
+            rt.block_on(work)
         })
         .join()
         .map_err(|_| ModelError::Runtime("the MLflow client thread failed".into()))?
+    })
+}
+
+/// `scorer promote` for a model from MLflow: points the URI's alias at `version` (after checking
+/// the version exists) and returns the version it pointed at before, if any.
+pub fn move_alias(uri: &RegistryUri, version: &str) -> Result<Option<String>, ModelError> {
+    let Selector::Alias(alias) = &uri.selector else {
+        return Err(ModelError::Mlflow {
+            message: format!("{uri} names a version, not an alias: there is no alias to move"),
+            transient: false,
+        });
+    };
+    let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
+    let at = |e: CallError| ModelError::Mlflow {
+        message: format!("{uri}: {}", e.message),
+        transient: e.transient,
+    };
+    block_on(async {
+        tracking.version(&uri.name, version).await.map_err(at)?;
+        let before = match tracking.version_by_alias(&uri.name, alias).await {
+            Ok(v) => Some(v.version),
+            Err(e) if !e.transient && e.message.contains("not found") => None,
+            Err(e) => return Err(at(e)),
+        };
+        tracking
+            .set_alias(&uri.name, alias, version)
+            .await
+            .map_err(at)?;
+        Ok(before)
     })
 }
 
@@ -110,18 +147,7 @@ pub fn materialize(req: &MlflowRequest, cache: &Path) -> Result<Materialized, Mo
 /// environment: its aliases and the versions they point at, and its newest version.
 pub fn list_registered() -> Result<Vec<String>, ModelError> {
     let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
-    let models = std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ModelError::Runtime(format!("MLflow client runtime: {e}")))?;
-            rt.block_on(tracking.registered_models())
-                .map_err(ModelError::from)
-        })
-        .join()
-        .map_err(|_| ModelError::Runtime("the MLflow client thread failed".into()))?
-    })?;
+    let models = block_on(async { tracking.registered_models().await.map_err(ModelError::from) })?;
     let mut lines = vec![format!(
         "MLflow {}: {} registered model(s)",
         tracking.address(),
@@ -186,6 +212,23 @@ pub async fn materialize_with(
         let location = location.clone();
         async move { fetch_artifact(tracking, &location, &file, &req.storage).await }
     };
+    // A version's files do not change: those already in the cache, whole, are not fetched again.
+    let root = cache.join("mlflow");
+    let dir = root.join(name).join(&version.version);
+    let cached = cached_files(&dir, &tracking.address(), &version.version, &location);
+    if !cached.is_empty() {
+        tracing::info!(uri = %req.uri, version = %version.version, files = cached.len(), "MLflow files found in the model cache");
+    }
+    let fetch = |file: String| {
+        let hit = cached.get(&file).cloned();
+        let fetch = &fetch;
+        async move {
+            match hit {
+                Some(bytes) => Ok(bytes),
+                None => fetch(file).await,
+            }
+        }
+    };
     let mlmodel_bytes = fetch("MLmodel".into()).await.map_err(at)?;
     let mlmodel_text =
         String::from_utf8(mlmodel_bytes.clone()).map_err(|_| ModelError::Mlflow {
@@ -198,7 +241,7 @@ pub async fn materialize_with(
     };
     let mlmodel = MlModel::parse(&mlmodel_text).map_err(refused)?;
     let flavor = mlmodel.native_flavor().map_err(refused)?;
-    let file = spec::flavor_file(&flavor).to_string();
+    let file = relative_file(spec::flavor_file(&flavor)).map_err(refused)?;
     let bytes = fetch(file.clone()).await.map_err(at)?;
     let signature = mlmodel.input_columns().map_err(refused)?;
     // The input example, where one was logged as a DataFrame: `scorer models verify` scores it.
@@ -207,7 +250,8 @@ pub async fn materialize_with(
             if info.kind.as_deref().unwrap_or("dataframe") == "dataframe"
                 && info.pandas_orient.as_deref().unwrap_or("split") == "split" =>
         {
-            Some(fetch(info.artifact_path.clone()).await.map_err(at)?)
+            let path = relative_file(&info.artifact_path).map_err(refused)?;
+            Some(fetch(path).await.map_err(at)?)
         }
         _ => None,
     };
@@ -232,14 +276,15 @@ pub async fn materialize_with(
     }
     let text = spec::model_toml(&flavor, &bytes, signature.as_deref(), &req.declare, &source)
         .map_err(refused)?;
-    let root = cache.join("mlflow");
-    let dir = root.join(name).join(&version.version);
     write_atomically(&dir, &file, &bytes)?;
     write_atomically(&dir, "MLmodel", &mlmodel_bytes)?;
     if let Some(e) = &example {
         write_atomically(&dir, example::FILE, e)?;
     }
     write_atomically(&dir, "model.toml", text.as_bytes())?;
+    let record =
+        serde_json::to_vec_pretty(&source).map_err(|e| ModelError::Runtime(e.to_string()))?;
+    write_atomically(&dir, SOURCE_FILE, &record)?;
     Ok(Materialized {
         example: example.is_some().then(|| dir.join(example::FILE)),
         registry: Registry::new(root, cache.to_path_buf()),
@@ -247,6 +292,54 @@ pub async fn materialize_with(
         version: version.version,
         source,
     })
+}
+
+/// A file name from MLmodel as a path below the version's directory: relative, without `..`, so
+/// a crafted MLmodel cannot make scorer read or write outside it.
+fn relative_file(name: &str) -> Result<String, String> {
+    use std::path::Component;
+    let path = Path::new(name);
+    let plain = !name.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
+    if plain {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "MLmodel names the file `{name}`, which is not a plain path inside the model's directory"
+        ))
+    }
+}
+
+/// Where a cached version's [`ModelSource`] is kept, beside its files.
+const SOURCE_FILE: &str = "source.json";
+
+/// The files of a version already in `dir` from an earlier fetch of the same version from the
+/// same server and location, each still matching the sha256 recorded then; by name.
+fn cached_files(
+    dir: &Path,
+    tracking: &str,
+    version: &str,
+    location: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let Ok(text) = std::fs::read(dir.join(SOURCE_FILE)) else {
+        return BTreeMap::new();
+    };
+    let Ok(source) = serde_json::from_slice::<ModelSource>(&text) else {
+        return BTreeMap::new();
+    };
+    let same = source.tracking == tracking
+        && source.version == version
+        && source.artifact_uri == crate::source::location::redact_url(location);
+    if !same {
+        return BTreeMap::new();
+    }
+    source
+        .artifacts
+        .iter()
+        .filter_map(|(file, sha)| {
+            let bytes = std::fs::read(dir.join(file)).ok()?;
+            (&sha256_hex(&bytes) == sha).then(|| (file.clone(), bytes))
+        })
+        .collect()
 }
 
 /// A file of a version: through the tracking server's proxy for `mlflow-artifacts:`, else from
@@ -284,15 +377,34 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ModelErr
         let path = path.to_path_buf();
         move |source| ModelError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(name);
+    let parent = path.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(io(parent))?;
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7()));
+    let leaf = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{leaf}.{}.tmp", uuid::Uuid::now_v7()));
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io(&path)(e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_from_mlmodel_stay_inside_the_model_directory() {
+        assert!(relative_file("model.ubj").is_ok());
+        assert!(relative_file("data/model.lgb").is_ok());
+        for bad in ["../x", "/etc/passwd", "a/../../b", "", "./"] {
+            assert!(relative_file(bad).is_err(), "{bad}");
+        }
+    }
 }
