@@ -17,6 +17,8 @@ const GCS_KEY_ID: &str = "gcs-key-id-Pf73Qa";
 const GCS_PRIVATE_KEY: &str = "MIIEvQgcsPrivateKeyMaterialKx93";
 const SAS_SIG: &str = "SasSignatureZr58Hn";
 const HMAC_KEY: &str = "hmac-key-Wd26Yc4e";
+const MLFLOW_TOKEN: &str = "mlflow-token-Hu83Lp2d";
+const MLFLOW_PASSWORD: &str = "mlflow-pass-Ta57Vn1x";
 
 /// Every secret the test gives the scorer, with what it is, to say which one leaked.
 fn secrets() -> Vec<(&'static str, String)> {
@@ -28,6 +30,8 @@ fn secrets() -> Vec<(&'static str, String)> {
         ("GCS private key", GCS_PRIVATE_KEY.to_string()),
         ("SAS signature", SAS_SIG.to_string()),
         ("HMAC key", HMAC_KEY.to_string()),
+        ("MLflow token", MLFLOW_TOKEN.to_string()),
+        ("MLflow password", MLFLOW_PASSWORD.to_string()),
     ]
 }
 
@@ -95,6 +99,11 @@ async fn no_secret_reaches_logs_help_the_ledger_or_the_tables() {
         ("TEST_AZURE_KEY", AZ_KEY),
         ("GOOGLE_SERVICE_ACCOUNT_KEY", gcs.as_str()),
         ("SCORER_HASH_KEY", HMAC_KEY),
+        // MLflow's credential variables: in every run's environment (the runs here read no
+        // registered model; tests/it/mlflow.rs checks them against a real tracking server).
+        ("MLFLOW_TRACKING_TOKEN", MLFLOW_TOKEN),
+        ("MLFLOW_TRACKING_USERNAME", "scorer"),
+        ("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD),
     ];
 
     // S3: moto accepts any key, so the run succeeds with the secret in play; then a missing bucket.

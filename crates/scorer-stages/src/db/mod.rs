@@ -48,6 +48,18 @@ pub enum DbError {
         target: String,
         source: sqlx::migrate::MigrateError,
     },
+    /// The ledger was migrated by a newer scorer than this one: this binary refuses to touch
+    /// it (an older binary could misread or miswrite the newer layout).
+    #[error(
+        "database {target}: its ledger was migrated by a newer scorer (ledger schema {applied}{by}; this scorer {ours} knows schemas up to {known}); nothing was written: run a scorer at least as new as the one that migrated it (README, \"Upgrading\")"
+    )]
+    NewerLedger {
+        target: String,
+        applied: i64,
+        known: i64,
+        by: String,
+        ours: &'static str,
+    },
     #[error("lock file {path}: {reason}")]
     LockFile { path: PathBuf, reason: String },
     #[error("database {target}: {reason}")]
@@ -65,7 +77,9 @@ impl DbError {
     /// transient, a refused login or a missing database is configuration.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Url { .. } | Self::LockFile { .. } => ErrorClass::Config,
+            Self::Url { .. } | Self::LockFile { .. } | Self::NewerLedger { .. } => {
+                ErrorClass::Config
+            }
             Self::Connect { source, .. } | Self::Query { source, .. } => sqlx_class(source),
             Self::Migrate { source, .. } => match source {
                 sqlx::migrate::MigrateError::Execute(e)
@@ -75,6 +89,65 @@ impl DbError {
                 _ => ErrorClass::Config,
             },
             Self::Ledger { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+/// The refusal of a ledger migrated past what this binary knows; `by` is the scorer version
+/// its newest run recorded, when there is one.
+fn newer_ledger(target: String, applied: i64, known: i64, by: Option<String>) -> DbError {
+    DbError::NewerLedger {
+        target,
+        applied,
+        known,
+        by: by
+            .map(|v| format!(", whose newest run was by scorer {v}"))
+            .unwrap_or_default(),
+        ours: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+/// Waits (at most a second) until `count` connections are idle in `pool`. Dropped connections
+/// go back to the pool through tasks of their own; an acquire before they are back would open
+/// one more. A connection that fails its return is closed instead, so the wait is bounded.
+async fn settle(pool: &sqlx::PgPool, count: usize) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while pool.num_idle() < count.min(pool.size() as usize) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// How long the first connections may take before one direct attempt asks why.
+const DIAGNOSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Acquires `n` connections from `pool`. The pool retries a refused connection until its
+/// acquire timeout (30 s) and then says only "pool timed out"; a typo in the port would cost
+/// that wait and hide the cause. So when nothing has come after [`DIAGNOSE_AFTER`], one direct
+/// connection attempt runs beside the pool's: its error (refused, DNS, TLS, authentication) is
+/// returned at once. If it connects, the server is there but slow, and the pool is waited for.
+async fn acquire_or_say_why(
+    pool: &sqlx::PgPool,
+    options: &PgConnectOptions,
+    n: usize,
+) -> Result<Vec<sqlx::pool::PoolConnection<sqlx::Postgres>>, sqlx::Error> {
+    use sqlx::Connection;
+    let acquire = futures::future::try_join_all((0..n).map(|_| pool.acquire()));
+    tokio::pin!(acquire);
+    tokio::select! {
+        done = &mut acquire => return done,
+        () = tokio::time::sleep(DIAGNOSE_AFTER) => {}
+    }
+    let probe = tokio::select! {
+        done = &mut acquire => return done,
+        probe = sqlx::PgConnection::connect_with(options) => probe,
+    };
+    match probe {
+        Err(cause) => Err(cause),
+        Ok(connection) => {
+            let _ = connection.close().await;
+            acquire.await
         }
     }
 }
@@ -170,33 +243,39 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
+                let options = options.log_statements(tracing::log::LevelFilter::Debug);
                 let pool = PgPoolOptions::new()
                     .max_connections(MAX_SESSIONS as u32)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_lazy_with(options.log_statements(tracing::log::LevelFilter::Debug));
+                    .connect_lazy_with(options.clone());
                 // Opened and handed back to the pool; the first error is the connection's.
-                let opened = futures::future::try_join_all(
-                    (0..sessions.clamp(1, MAX_SESSIONS)).map(|_| pool.acquire()),
-                )
-                .await
-                .map_err(|source| DbError::Connect {
-                    target: described.clone(),
-                    source,
-                })?;
+                let opened = acquire_or_say_why(&pool, &options, sessions.clamp(1, MAX_SESSIONS))
+                    .await
+                    .map_err(|source| DbError::Connect {
+                        target: described.clone(),
+                        source,
+                    })?;
                 let count = opened.len();
                 drop(opened);
-                // Dropped connections go back to the pool through tasks of their own; the next
-                // acquire before they are back would open one more. A connection that fails its
-                // return is closed instead, so the wait is bounded.
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    while pool.num_idle() < count {
-                        tokio::task::yield_now().await;
-                    }
-                })
-                .await;
+                settle(&pool, count).await;
                 let mut migrator = sqlx::migrate!("../../sql/postgres/migrations");
                 migrator.create_schema("scorer");
                 migrator.dangerous_set_table_name("scorer._sqlx_migrations");
+                let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT max(version) FROM scorer._sqlx_migrations")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap_or(None);
+                if let Some(applied) = applied.filter(|a| *a > known) {
+                    let by: Option<String> = sqlx::query_scalar(
+                        "SELECT scorer_version FROM scorer.runs ORDER BY started_at DESC LIMIT 1",
+                    )
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap_or(None);
+                    return Err(newer_ledger(described, applied, known, by));
+                }
                 migrator
                     .run(&pool)
                     .await
@@ -204,6 +283,9 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
+                // The migrations' connection goes back through a task of its own too: wait for
+                // it, so the run's first acquires find every opened session idle.
+                settle(&pool, count).await;
                 Ok(Self::Postgres {
                     pool,
                     target: described,
@@ -229,7 +311,23 @@ impl Database {
                         target: described.clone(),
                         source,
                     })?;
-                sqlx::migrate!("../../sql/sqlite/migrations")
+                let migrator = sqlx::migrate!("../../sql/sqlite/migrations");
+                let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap_or(None);
+                if let Some(applied) = applied.filter(|a| *a > known) {
+                    let by: Option<String> = sqlx::query_scalar(
+                        "SELECT scorer_version FROM scorer_runs ORDER BY started_at DESC LIMIT 1",
+                    )
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap_or(None);
+                    return Err(newer_ledger(described, applied, known, by));
+                }
+                migrator
                     .run(&pool)
                     .await
                     .map_err(|source| DbError::Migrate {
