@@ -164,41 +164,36 @@ async fn record(db: &Database, p: &Promotion) -> Result<(), Failure> {
             source: e,
         })
     };
+    // The same values in the same order for both engines; only the statement differs.
+    macro_rules! insert {
+        ($sql:expr, $pool:expr) => {
+            sqlx::query($sql)
+                .bind(&now)
+                .bind(&p.job)
+                .bind(&p.model)
+                .bind(&p.from_version)
+                .bind(&p.to_version)
+                .bind(&p.action)
+                .bind(&p.reason)
+                .bind(&user)
+                .bind(&host)
+                .execute($pool)
+                .await
+                .map(|_| ())
+                .map_err(err)
+        };
+    }
     match db {
-        Database::Postgres { pool, .. } => sqlx::query(
+        Database::Postgres { pool, .. } => insert!(
             "INSERT INTO scorer.promotions (promoted_at, job, model, from_version, to_version, \
              action, reason, os_user, host) VALUES ($1::timestamptz, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&now)
-        .bind(&p.job)
-        .bind(&p.model)
-        .bind(&p.from_version)
-        .bind(&p.to_version)
-        .bind(&p.action)
-        .bind(&p.reason)
-        .bind(&user)
-        .bind(&host)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(err),
-        Database::Sqlite { pool, .. } => sqlx::query(
+            pool
+        ),
+        Database::Sqlite { pool, .. } => insert!(
             "INSERT INTO scorer_promotions (promoted_at, job, model, from_version, to_version, \
              action, reason, os_user, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .bind(&now)
-        .bind(&p.job)
-        .bind(&p.model)
-        .bind(&p.from_version)
-        .bind(&p.to_version)
-        .bind(&p.action)
-        .bind(&p.reason)
-        .bind(&user)
-        .bind(&host)
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(err),
+            pool
+        ),
     }
 }
 

@@ -72,28 +72,16 @@ async fn verify_registered(
         match scored {
             Ok(line) => lines.push(line),
             Err(e) => {
-                print_before_failing(&lines);
-                return Err(in_registry(
-                    g,
-                    Failure::Many {
-                        problems: vec![format!("the logged input example: {e}")],
-                        code: exit::CONFIG,
-                    },
-                ));
+                let failed = vec![format!("the logged input example: {e}")];
+                return Err(verify_failed(g, &lines, failed));
             }
         }
     }
     if failed.is_empty() {
-        return Ok(lines);
+        Ok(lines)
+    } else {
+        Err(verify_failed(g, &lines, failed))
     }
-    print_before_failing(&lines);
-    Err(in_registry(
-        g,
-        Failure::Many {
-            problems: failed,
-            code: exit::CONFIG,
-        },
-    ))
 }
 
 /// Checks every artifact (of NAME, or NAME VERSION) and loads each model; exit 2 on a mismatch.
@@ -110,16 +98,10 @@ pub(super) async fn verify(g: &GlobalArgs, args: VerifyArgs) -> Result<Vec<Strin
     )
     .map_err(|e| in_registry(g, e.into()))?;
     if failed.is_empty() {
-        return Ok(lines);
+        Ok(lines)
+    } else {
+        Err(verify_failed(g, &lines, failed))
     }
-    print_before_failing(&lines);
-    Err(in_registry(
-        g,
-        Failure::Many {
-            problems: failed,
-            code: exit::CONFIG,
-        },
-    ))
 }
 
 /// Scores the input example MLflow logged with a model, as a run would (its preprocessing, its
@@ -207,6 +189,19 @@ fn score_example(
         "input example ({rows} rows, logged with the model): scored; {}",
         shown.join("; ")
     ))
+}
+
+/// A `models verify` that found problems: the lines it checked are printed, then every failure
+/// at once (exit 2).
+fn verify_failed(g: &GlobalArgs, lines: &[String], failed: Vec<String>) -> RunError {
+    print_before_failing(lines);
+    in_registry(
+        g,
+        Failure::Many {
+            problems: failed,
+            code: exit::CONFIG,
+        },
+    )
 }
 
 /// A `scorer models` failure, naming the registry.

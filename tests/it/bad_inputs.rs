@@ -230,8 +230,8 @@ async fn identifiers_that_try_to_be_sql_are_refused_before_anything_runs() {
 
 /// A file whose writer recorded page checksums (pyarrow's `write_page_checksum`; the fixture is
 /// scripts/fixtures/make_checksums.py's), with 64 bytes in the middle of a data page flipped, is
-/// refused (exit 3) naming the file, where the intact file scores: an uncompressed plain page
-/// would otherwise decode the flipped bytes as wrong feature values.
+/// refused (exit 3) naming the file, row group and column, where the intact file scores: an
+/// uncompressed plain page would otherwise decode the flipped bytes as wrong feature values.
 #[tokio::test]
 async fn a_page_that_fails_its_recorded_checksum_is_refused() {
     let p = project();
@@ -258,7 +258,7 @@ async fn a_page_that_fails_its_recorded_checksum_is_refused() {
         &p,
         "jobs/flipped.toml",
         3,
-        &["part-0.parquet", "row group 0", "checksum"],
+        &["part-0.parquet", "row group 0", "column `f0`", "checksum"],
     );
 }
 

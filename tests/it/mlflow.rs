@@ -126,17 +126,23 @@ table = "{job}"
         path
     }
 
-    /// `scorer ARGS` with the tracking server's URI and credentials (`password` replacing the
-    /// right one when given).
-    fn scorer(&self, args: &[&str], password: Option<&str>) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_scorer"))
-            .args(args)
+    /// `scorer ARGS` with this scratch's database and model cache, and no MLflow variables.
+    fn bare(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorer"));
+        cmd.args(args)
             .env_remove("DATABASE_URL")
             .env("SCORER_SQLITE_PATH", self.db())
             .env("SCORER_MODEL_CACHE", self.path().join("cache"))
             // For artifacts in the S3 emulator (which takes any key).
             .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        cmd
+    }
+
+    /// `scorer ARGS` with the tracking server's URI and credentials (`password` replacing the
+    /// right one when given).
+    fn scorer(&self, args: &[&str], password: Option<&str>) -> Output {
+        self.bare(args)
             .env("MLFLOW_TRACKING_URI", env("SCORER_TEST_MLFLOW_URI"))
             .env("MLFLOW_TRACKING_USERNAME", env("SCORER_TEST_MLFLOW_USER"))
             .env(
@@ -307,13 +313,7 @@ async fn artifacts_kept_in_s3_are_fetched_from_the_bucket() {
 /// A LightGBM booster logged by mlflow.lightgbm, equal to LightGBM's predict_proba.
 #[tokio::test]
 async fn lightgbm_scores_through_the_alias_like_lightgbm() {
-    let s = Scratch::new();
-    s.register("lightgbm", "lgb", "lgb", Some("champion"), 0);
-    let job = s.job("lgb", "lgb", "lgb", "@champion", "");
-    let out = s.scorer(&["run", job.to_str().unwrap(), "--date", DATE], None);
-    assert_ok(&out);
-    let got = scores(&s.pool().await, "lgb", "score", DATE).await;
-    assert_matches(&got, &expected(&s.path().join("lgb")), "lightgbm");
+    scores_like_the_library("lightgbm", "", "score").await;
 }
 
 /// A whole scikit-learn pipeline (StandardScaler + OneHotEncoder on a string column +
@@ -321,16 +321,22 @@ async fn lightgbm_scores_through_the_alias_like_lightgbm() {
 /// declared in the job (`[model.declare]`), the rest comes from MLflow; equal to predict_proba.
 #[tokio::test]
 async fn a_scikit_learn_pipeline_through_the_onnx_flavor_matches_predict_proba() {
-    let s = Scratch::new();
-    s.register("sklearn_onnx", "skl", "skl", Some("champion"), 0);
     let declare = r#"[model.declare]
 outputs = [{ name = "label", type = "i64" }, "p_benign", "p_malignant"]
 onnx = { outputs = { label = ["label"], probabilities = ["p_benign", "p_malignant"] } }"#;
-    let job = s.job("skl", "skl", "skl", "@champion", declare);
+    scores_like_the_library("sklearn_onnx", declare, "p_malignant").await;
+}
+
+/// Registers a `flavor` model under `@champion`, runs a job on it (with `declare` in its
+/// `[model]`), and checks `column` against the library's own predictions.
+async fn scores_like_the_library(flavor: &str, declare: &str, column: &str) {
+    let s = Scratch::new();
+    s.register(flavor, flavor, flavor, Some("champion"), 0);
+    let job = s.job(flavor, flavor, flavor, "@champion", declare);
     let out = s.scorer(&["run", job.to_str().unwrap(), "--date", DATE], None);
     assert_ok(&out);
-    let got = scores(&s.pool().await, "skl", "p_malignant", DATE).await;
-    assert_matches(&got, &expected(&s.path().join("skl")), "sklearn onnx");
+    let got = scores(&s.pool().await, flavor, column, DATE).await;
+    assert_matches(&got, &expected(&s.path().join(flavor)), flavor);
 }
 
 /// The alias moves to a new version: the next date's run uses it, the ledger shows each date's
@@ -556,16 +562,10 @@ async fn refusals_say_why_with_their_exit_codes_and_no_credential() {
     assert!(!text(&refused).contains(wrong), "{}", text(&refused));
     // A bearer token the server does not know (it takes basic auth): refused, never shown.
     let token = "mlflow-token-Qe41Zk8p";
-    let with_token = Command::new(env!("CARGO_BIN_EXE_scorer"))
-        .args([
-            "run",
-            s.path().join("misfit.toml").to_str().unwrap(),
-            "--date",
-            DATE,
-        ])
-        .env_remove("DATABASE_URL")
-        .env("SCORER_SQLITE_PATH", s.db())
-        .env("SCORER_MODEL_CACHE", s.path().join("cache"))
+    let misfit_job = s.path().join("misfit.toml");
+    let misfit_args = ["run", misfit_job.to_str().unwrap(), "--date", DATE];
+    let with_token = s
+        .bare(&misfit_args)
         .env("MLFLOW_TRACKING_URI", env("SCORER_TEST_MLFLOW_URI"))
         .env("MLFLOW_TRACKING_TOKEN", token)
         .output()
@@ -601,16 +601,8 @@ async fn refusals_say_why_with_their_exit_codes_and_no_credential() {
         .local_addr()
         .unwrap()
         .port();
-    let down = Command::new(env!("CARGO_BIN_EXE_scorer"))
-        .args([
-            "run",
-            s.path().join("misfit.toml").to_str().unwrap(),
-            "--date",
-            DATE,
-        ])
-        .env_remove("DATABASE_URL")
-        .env("SCORER_SQLITE_PATH", s.db())
-        .env("SCORER_MODEL_CACHE", s.path().join("cache"))
+    let down = s
+        .bare(&misfit_args)
         .env("MLFLOW_TRACKING_URI", format!("http://127.0.0.1:{port}"))
         .output()
         .unwrap();

@@ -354,24 +354,14 @@ fn promote_rewrites_the_job_files_version_and_is_listed_under_the_runs() {
     )
     .unwrap();
     let job = job.to_str().unwrap();
-    let missing = p.scorer(&["promote", job, "--to", "9", "--reason", "typo"], None);
+    let missing = promote(&p, job, "9", "typo", None);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     assert!(
         std::fs::read_to_string(job)
             .unwrap()
             .contains("version = \"1\"")
     );
-    let promoted = p.scorer(
-        &[
-            "promote",
-            job,
-            "--to",
-            "2",
-            "--reason",
-            "retrained on November",
-        ],
-        None,
-    );
+    let promoted = promote(&p, job, "2", "retrained on November", None);
     assert_ok(&promoted);
     let after = std::fs::read_to_string(job).unwrap();
     assert!(
@@ -388,7 +378,7 @@ fn promote_rewrites_the_job_files_version_and_is_listed_under_the_runs() {
             && listed.contains(": retrained on November"),
         "{listed}"
     );
-    let back = p.scorer(&["promote", job, "--to", "1", "--reason", "rollback"], None);
+    let back = promote(&p, job, "1", "rollback", None);
     assert_ok(&back);
     assert!(
         std::fs::read_to_string(job)
@@ -406,17 +396,7 @@ async fn promote_is_recorded_in_postgres() {
     copy_model(&p, "quickstart_mlp", "2");
     let job = p.add_job("promoted_pg", "q", "quickstart_mlp", "promoted_pg", "");
     let job = job.to_str().unwrap();
-    let promoted = p.scorer(
-        &[
-            "promote",
-            job,
-            "--to",
-            "2",
-            "--reason",
-            "shadow week looked fine",
-        ],
-        Some(&url),
-    );
+    let promoted = promote(&p, job, "2", "shadow week looked fine", Some(&url));
     assert_ok(&promoted);
     let (from, to, reason): (Option<String>, String, String) =
         sqlx::query_as("SELECT from_version, to_version, reason FROM scorer.promotions")
@@ -434,4 +414,15 @@ async fn promote_is_recorded_in_postgres() {
         listed.contains("promoted_pg: quickstart_mlp 1 -> 2 by "),
         "{listed}"
     );
+}
+
+/// `scorer promote JOB --to TO --reason REASON` in the project, against `db` (SQLite if `None`).
+fn promote(
+    p: &Project,
+    job: &str,
+    to: &str,
+    reason: &str,
+    db: Option<&str>,
+) -> std::process::Output {
+    p.scorer(&["promote", job, "--to", to, "--reason", reason], db)
 }

@@ -62,6 +62,15 @@ pub enum SourceError {
         row_group: usize,
         source: ParquetError,
     },
+    /// A row group that failed to decode, with the column whose pages failed (a page checksum,
+    /// a corrupt page), found by reading the row group's columns one at a time.
+    #[error("input {object}, row group {row_group}, column `{column}`: {source}")]
+    ReadColumn {
+        object: String,
+        row_group: usize,
+        column: String,
+        source: ParquetError,
+    },
     #[error("input {object}, row group {row_group}: the reader task failed: {message}")]
     ReadTask {
         object: String,
@@ -77,7 +86,9 @@ impl SourceError {
             Self::Url { .. } => ErrorClass::Config,
             Self::List { source, .. } => object_store_class(source),
             Self::NoObjects { .. } | Self::Schema { .. } => ErrorClass::Data,
-            Self::Footer { source, .. } | Self::Read { source, .. } => parquet_class(source),
+            Self::Footer { source, .. }
+            | Self::Read { source, .. }
+            | Self::ReadColumn { source, .. } => parquet_class(source),
             // The decoder panicked on this object's bytes: a corrupt file (the panic names no
             // type to tell otherwise; the message names the object and row group).
             Self::ReadTask { .. } => ErrorClass::Data,
@@ -263,7 +274,7 @@ impl RowGroupRead {
             .await
             .map_err(read_err)?
             .clone();
-        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
+        let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone())
             .with_projection(self.object.projection.clone())
             .with_row_groups(vec![self.row_group])
             .with_batch_size(self.batch_rows)
@@ -275,7 +286,22 @@ impl RowGroupRead {
             let next = stream.try_next().await;
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
-            let Some(batch) = next.map_err(read_err)? else {
+            let next = match next {
+                // Bytes that do not decode (not the store failing): say which column.
+                Err(source) if !matches!(source, ParquetError::External(_)) => {
+                    return Err(match self.failing_column(&footer).await {
+                        Some(column) => SourceError::ReadColumn {
+                            object: self.url.to_string(),
+                            row_group: self.row_group,
+                            column,
+                            source,
+                        },
+                        None => read_err(source),
+                    });
+                }
+                other => other.map_err(read_err)?,
+            };
+            let Some(batch) = next else {
                 return Ok(());
             };
             let rows = batch.num_rows();
@@ -301,6 +327,40 @@ impl RowGroupRead {
             }
             first_row += rows;
         }
+    }
+}
+
+impl RowGroupRead {
+    /// The first projected column whose pages in this row group fail to decode on their own,
+    /// by reading each alone: the failed read's error names no column. Only on the error path.
+    async fn failing_column(&self, footer: &ArrowReaderMetadata) -> Option<String> {
+        let schema = footer.metadata().file_metadata().schema_descr_ptr();
+        for leaf in (0..schema.num_columns()).filter(|&i| self.object.projection.leaf_included(i)) {
+            let reader = ObjectReader::new(
+                Arc::clone(&self.store),
+                self.object.meta.location.clone(),
+                self.object.meta.size,
+                self.object.meta.e_tag.clone(),
+                Arc::clone(&self.buffers),
+            );
+            let Ok(mut stream) =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone())
+                    .with_projection(parquet::arrow::ProjectionMask::leaves(&schema, [leaf]))
+                    .with_row_groups(vec![self.row_group])
+                    .with_batch_size(self.batch_rows)
+                    .build()
+            else {
+                continue;
+            };
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => return Some(schema.column(leaf).path().string()),
+                }
+            }
+        }
+        None
     }
 }
 
