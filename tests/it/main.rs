@@ -43,4 +43,5 @@ mod shards;
 mod sqlite;
 mod text_embedding;
 mod tls;
+mod upgrade;
 mod vectors;
