@@ -45,3 +45,4 @@ mod text_embedding;
 mod tls;
 mod upgrade;
 mod vectors;
+mod writers;
