@@ -97,11 +97,6 @@ impl InputContract {
     pub fn type_of(&self, j: usize) -> FeatureType {
         self.types.get(j).copied().unwrap_or_default()
     }
-
-    /// Whether the model reads one column of text (a text-embedding model).
-    pub fn is_text(&self) -> bool {
-        self.types == [FeatureType::Text]
-    }
 }
 
 /// The type one feature reaches a model as. Almost every model reads f32; a graph that declares

@@ -153,32 +153,27 @@ impl FeatureBatch {
         // A fixed scramble of the seed (Fibonacci hashing), spread over the possible offsets.
         let start = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) % (rows - n + 1);
         for (slot, s) in numeric.iter().zip(stats.iter_mut()) {
-            let converted;
-            let col = match *slot {
-                Slot::Float(i) => &self.columns[i],
+            // An f32 feature's sample is a slice of its column; an i64, f64 or bool feature's
+            // is cast to f32 first, for the same statistics.
+            let (col, offset) = match *slot {
+                Slot::Float(i) => (self.columns[i].clone(), start),
                 Slot::Typed(i) => {
-                    // i64, f64 or bool: their sample as f32, for the same statistics.
                     let Ok(cast) = cast(&self.typed[i].slice(start, n), &DataType::Float32) else {
                         continue;
                     };
                     let Some(f) = cast.as_any().downcast_ref::<Float32Array>() else {
                         continue;
                     };
-                    converted = f.clone();
-                    &converted
+                    (f.clone(), 0)
                 }
             };
-            let (col, start) = match slot {
-                Slot::Float(_) => (col, start),
-                Slot::Typed(_) => (col, 0),
-            };
-            let values = &col.values()[start..start + n];
+            let values = &col.values()[offset..offset + n];
             match col.nulls().filter(|nulls| nulls.null_count() > 0) {
                 None => values.iter().for_each(|v| s.add(*v)),
                 Some(nulls) => values
                     .iter()
                     .enumerate()
-                    .filter(|(r, _)| nulls.is_valid(start + r))
+                    .filter(|(r, _)| nulls.is_valid(offset + r))
                     .for_each(|(_, v)| s.add(*v)),
             }
             s.update_mean();
