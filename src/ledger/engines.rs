@@ -112,7 +112,26 @@ macro_rules! sql_ledger {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(self.err("reading what a past run used"))?;
-                row.map(|r| recorded_run(&self.target, r)).transpose()
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                // A shard run read a share: the date's input is every shard's of its attempt.
+                let rows = match &row.5 {
+                    Some(attempt) => {
+                        let sql = include_str!(concat!(
+                            "../../sql/",
+                            $dir,
+                            "/queries/ledger_recorded_attempt.sql"
+                        ));
+                        sqlx::query_as(sql)
+                            .bind(attempt)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(self.err("reading what a past sharded run used"))?
+                    }
+                    None => vec![row],
+                };
+                recorded_run(&self.target, rows).map(Some)
             }
 
             async fn baseline(&self, job: &str) -> Result<Option<Baseline>, DbError> {

@@ -438,22 +438,47 @@ pub struct RecordedRun {
     pub inputs: Vec<InputObject>,
 }
 
-/// The row the engines return for `ledger_recorded.sql`.
-type RecordedRow = (String, String, String, String, String);
+/// The row the engines return for `ledger_recorded.sql` and `ledger_recorded_attempt.sql`:
+/// run id, model name, version, sha256, inputs (JSON) and the shard attempt, if any.
+type RecordedRow = (String, String, String, String, String, Option<String>);
 
-fn recorded_run(target: &str, row: RecordedRow) -> Result<RecordedRun, DbError> {
-    let (run_id, model_name, model_version, model_sha256, inputs) = row;
+/// What the recorded run used: one unsharded run, or every shard run of one attempt (their
+/// inputs together, their model, which must be one).
+fn recorded_run(target: &str, rows: Vec<RecordedRow>) -> Result<RecordedRun, DbError> {
     let bad = |what: &str, value: &str| DbError::Ledger {
         target: target.to_string(),
         reason: format!("ledger row has an unreadable {what}: {value}"),
     };
-    Ok(RecordedRun {
-        run_id: run_id.parse().map_err(|_| bad("run_id", &run_id))?,
-        model_name,
-        model_version,
-        model_sha256,
-        inputs: serde_json::from_str(&inputs).map_err(|e| bad("inputs", &e.to_string()))?,
-    })
+    let mut recorded: Option<RecordedRun> = None;
+    for (run_id, model_name, model_version, model_sha256, inputs, _) in rows {
+        let inputs: Vec<InputObject> =
+            serde_json::from_str(&inputs).map_err(|e| bad("inputs", &e.to_string()))?;
+        match &mut recorded {
+            None => {
+                recorded = Some(RecordedRun {
+                    run_id: run_id.parse().map_err(|_| bad("run_id", &run_id))?,
+                    model_name,
+                    model_version,
+                    model_sha256,
+                    inputs,
+                });
+            }
+            Some(r) if r.model_sha256 != model_sha256 || r.model_version != model_version => {
+                return Err(bad(
+                    "shard attempt (its shards used different models)",
+                    &format!("{} and {model_version}", r.model_version),
+                ));
+            }
+            Some(r) => {
+                for object in inputs {
+                    if !r.inputs.iter().any(|o| o.url == object.url) {
+                        r.inputs.push(object);
+                    }
+                }
+            }
+        }
+    }
+    recorded.ok_or_else(|| bad("shard attempt", "no succeeded shard run"))
 }
 
 /// Where runs are recorded. One implementation per database engine; the run holds it as a

@@ -462,3 +462,47 @@ async fn string_ids_in_two_shards_fail_the_publication_on_both_outputs() {
     four_shards_then_a_duplicate(&p, &url, "id 0-4 appears more than once");
     assert!(manifest(&p.path().join(format!("out/dt={DATE}"))).is_none());
 }
+
+/// `rerun --from-ledger` of a date that was published by shards: the date's input is every
+/// shard's share of the published attempt, the model theirs; the date is re-scored in one
+/// unsharded run that reads exactly those objects and gives the same scores.
+#[tokio::test]
+async fn rerun_from_ledger_reproduces_a_sharded_date_in_one_run() {
+    let p = project(9_000);
+    let (url, pool) = fresh_pg("shard_rerun").await;
+    for spec in ["0/3", "1/3", "2/3"] {
+        assert_ok(&shard(&p, Some(&url), spec, &[]));
+    }
+    let sharded = table(&pool).await;
+    assert_eq!(sharded.len(), 9_000);
+    let rerun = p.scorer(
+        &[
+            "rerun",
+            "daily",
+            "--from",
+            DATE,
+            "--to",
+            DATE,
+            "--from-ledger",
+        ],
+        Some(&url),
+    );
+    assert_ok(&rerun);
+    let again = table(&pool).await;
+    assert_eq!(scores(&again), scores(&sharded));
+    let runs = run_ids(&again);
+    assert_eq!(runs.len(), 1, "one unsharded run holds the date");
+    let (shard_count, objects): (Option<i32>, i64) = sqlx::query_as(
+        "SELECT shard_count, jsonb_array_length(inputs)::bigint FROM scorer.runs \
+         WHERE run_id = $1::uuid",
+    )
+    .bind(runs.iter().next().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (shard_count, objects),
+        (None, 3),
+        "all three objects, in one run"
+    );
+}
