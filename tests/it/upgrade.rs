@@ -252,3 +252,35 @@ async fn a_postgres_ledger_from_every_earlier_state_is_upgraded_in_place() {
         );
     }
 }
+
+/// PostgreSQL: a ledger a newer scorer migrated (a migration this binary does not know) is
+/// refused at start with exit 2, and nothing is written to it.
+#[tokio::test]
+async fn a_postgres_ledger_migrated_by_a_newer_scorer_is_refused_and_left_alone() {
+    let (url, pool) = fresh_pg("newer").await;
+    let p = project();
+    assert_ok(&p.run("jobs/upgraded.toml", Some(&url)));
+    sqlx::query(
+        "INSERT INTO scorer._sqlx_migrations (version, description, success, checksum, \
+         execution_time) VALUES (9999, 'from a newer scorer', true, '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let runs = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM scorer.runs")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = runs().await;
+    let out = p.run("jobs/upgraded.toml", Some(&url));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("migrated by a newer scorer (ledger schema 9999"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(runs().await, before, "the refused run wrote a ledger row");
+}
