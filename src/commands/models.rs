@@ -113,7 +113,6 @@ fn score_example(
     device: crate::model::device::DeviceSpec,
     path: &std::path::Path,
 ) -> Result<String, String> {
-    use crate::contract::MissingValues;
     use crate::features::{FeatureSpec, NanPolicy, NullPolicy};
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -142,10 +141,9 @@ fn score_example(
     .map_err(|e| e.to_string())?;
     let loaded = crate::model::load(registry, name, version, device).map_err(|e| e.to_string())?;
     let contract = loaded.model.inputs();
-    let (on_null, on_nan) = match contract.missing {
-        MissingValues::NaN => (NullPolicy::Fill(f32::NAN), NanPolicy::Pass),
-        MissingValues::JobPolicy => (NullPolicy::Fail, NanPolicy::Fail),
-    };
+    // An example is scored strictly: a null or NaN the model does not handle fails it.
+    let (on_null, on_nan) =
+        crate::features::policies_for_model(contract.missing, (NullPolicy::Fail, NanPolicy::Fail));
     let spec = FeatureSpec {
         id_column: id.into(),
         id_kind: crate::source::IdKind::Int,

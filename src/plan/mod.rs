@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::contract::{MissingValues, OutputColumn, RawColumn};
+use crate::contract::{OutputColumn, RawColumn};
 use crate::error::exit;
 use crate::failure::Failure;
 use crate::features::FeatureSpec;
-use crate::features::{NanPolicy, NullPolicy};
 use crate::job::Job;
 use crate::model::device::DeviceSpec;
 use crate::model::registry::Registry;
@@ -78,12 +77,10 @@ impl RunPlan {
         if passed.hashes(&job.input.id_column) {
             input.id_kind = source::IdKind::Text;
         }
-        let (on_null, on_nan) = match binding.model.model.inputs().missing {
-            MissingValues::JobPolicy => (job.input.on_null, job.input.on_nan),
-            // The model handles missing values itself: they reach it as NaN, no row is dropped
-            // for them (a null id still is), and a NaN in the input is a missing value too.
-            MissingValues::NaN => (NullPolicy::Fill(f32::NAN), NanPolicy::Pass),
-        };
+        let (on_null, on_nan) = crate::features::policies_for_model(
+            binding.model.model.inputs().missing,
+            (job.input.on_null, job.input.on_nan),
+        );
         Ok(Self {
             features: FeatureSpec {
                 id_column: job.input.id_column.clone(),

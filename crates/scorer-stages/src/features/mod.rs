@@ -4,7 +4,7 @@
 
 mod policy;
 
-pub use policy::{NanPolicy, NullPolicy};
+pub use policy::{NanPolicy, NullPolicy, policies_for_model};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float32Array, StringArray};
 use arrow::compute::{cast, filter};
@@ -552,18 +552,14 @@ impl FeatureSpec {
         if !any_drop {
             return Ok(p);
         }
-        let non_finite_f64: Vec<(usize, Vec<(usize, f64)>)> = non_finite
-            .iter()
-            .filter_map(|&j| match slots[j] {
-                Slot::Typed(i) => Some((j, non_finite_f64(p.typed[i].as_ref()))),
-                Slot::Float(_) => None,
-            })
-            .collect();
+        // Of the typed features only f64 ones can hold NaN or infinity.
+        let typed_f64: Vec<Option<&arrow::array::Float64Array>> =
+            p.typed.iter().map(|a| a.as_any().downcast_ref()).collect();
         let is_non_finite = |j: usize, i: usize| match slots[j] {
             Slot::Float(c) => p.cols[c].is_valid(i) && !p.cols[c].value(i).is_finite(),
-            Slot::Typed(_) => non_finite_f64
-                .iter()
-                .any(|(k, rows)| *k == j && rows.iter().any(|(r, _)| *r == i)),
+            Slot::Typed(c) => {
+                typed_f64[c].is_some_and(|a| a.is_valid(i) && !a.value(i).is_finite())
+            }
         };
         let is_null = |j: usize, i: usize| match slots[j] {
             Slot::Float(c) => p.cols[c].is_null(i),

@@ -78,3 +78,17 @@ impl fmt::Display for NullPolicy {
         }
     }
 }
+
+/// The null and NaN policies a model's rows go through: the job's (`job`) for a model that
+/// leaves missing values to the job; for one that handles them itself (trees), missing values
+/// reach it as NaN, no row is dropped for them (a null id still is), and a NaN in the input is
+/// a missing value too.
+pub fn policies_for_model(
+    missing: crate::contract::MissingValues,
+    job: (NullPolicy, NanPolicy),
+) -> (NullPolicy, NanPolicy) {
+    match missing {
+        crate::contract::MissingValues::JobPolicy => job,
+        crate::contract::MissingValues::NaN => (NullPolicy::Fill(f32::NAN), NanPolicy::Pass),
+    }
+}

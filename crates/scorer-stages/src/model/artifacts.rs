@@ -101,7 +101,7 @@ fn load_remote(
 
 /// Writes a verified artifact into the cache atomically (temporary file, then rename), so a
 /// concurrent reader sees the whole file or none.
-fn store_in_cache(dir: &Path, cached: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+pub(crate) fn store_in_cache(dir: &Path, cached: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ModelError::Io { path, source }
@@ -122,8 +122,26 @@ fn store_in_cache(dir: &Path, cached: &Path, bytes: &[u8]) -> Result<(), ModelEr
     })
 }
 
-/// Downloads an object. Model loading is synchronous (it runs on a blocking thread or before a
-/// runtime exists), so the download gets a small runtime of its own on a helper thread.
+/// Runs `work` to completion on a small runtime of its own on a helper thread. Model loading is
+/// synchronous (it runs on a blocking thread or before a runtime exists), where no runtime may
+/// be entered, yet downloads (an artifact's, MLflow's) are async.
+pub(crate) fn on_own_runtime<T: Send>(
+    work: impl std::future::Future<Output = Result<T, ModelError>> + Send,
+) -> Result<T, ModelError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ModelError::Runtime(format!("download runtime: {e}")))?;
+            rt.block_on(work)
+        })
+        .join()
+        .map_err(|_| ModelError::Runtime("the download thread failed".into()))?
+    })
+}
+
+/// Downloads an object, on [`on_own_runtime`].
 fn fetch(url: &str, spec: &ArtifactSpec) -> Result<Vec<u8>, ModelError> {
     let fail = |message: String| ModelError::Fetch {
         url: crate::source::location::redact_url(url),
@@ -133,27 +151,17 @@ fn fetch(url: &str, spec: &ArtifactSpec) -> Result<Vec<u8>, ModelError> {
     if location.glob.is_some() {
         return Err(fail("an artifact URL names one object; no globs".into()));
     }
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| fail(e.to_string()))?;
-            rt.block_on(async {
-                let store_err = |source| ModelError::FetchStore {
-                    url: crate::source::location::redact_url(url),
-                    source,
-                };
-                let got = location
-                    .store
-                    .get(&location.prefix)
-                    .await
-                    .map_err(store_err)?;
-                let bytes = got.bytes().await.map_err(store_err)?;
-                Ok(bytes.to_vec())
-            })
-        })
-        .join()
-        .map_err(|_| fail("the download thread failed".into()))?
+    on_own_runtime(async {
+        let store_err = |source| ModelError::FetchStore {
+            url: crate::source::location::redact_url(url),
+            source,
+        };
+        let got = location
+            .store
+            .get(&location.prefix)
+            .await
+            .map_err(store_err)?;
+        let bytes = got.bytes().await.map_err(store_err)?;
+        Ok(bytes.to_vec())
     })
 }

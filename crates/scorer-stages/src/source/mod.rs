@@ -261,13 +261,7 @@ impl RowGroupRead {
             row_group: self.row_group,
             source,
         };
-        let mut reader = ObjectReader::new(
-            Arc::clone(&self.store),
-            self.object.meta.location.clone(),
-            self.object.meta.size,
-            self.object.meta.e_tag.clone(),
-            Arc::clone(&self.buffers),
-        );
+        let mut reader = self.reader();
         let footer = self
             .footer
             .get_or_try_init(|| ArrowReaderMetadata::load_async(&mut reader, Default::default()))
@@ -331,20 +325,24 @@ impl RowGroupRead {
 }
 
 impl RowGroupRead {
+    /// A reader of this row group's object, checked against the etag its footer was read at.
+    fn reader(&self) -> ObjectReader {
+        ObjectReader::new(
+            Arc::clone(&self.store),
+            self.object.meta.location.clone(),
+            self.object.meta.size,
+            self.object.meta.e_tag.clone(),
+            Arc::clone(&self.buffers),
+        )
+    }
+
     /// The first projected column whose pages in this row group fail to decode on their own,
     /// by reading each alone: the failed read's error names no column. Only on the error path.
     async fn failing_column(&self, footer: &ArrowReaderMetadata) -> Option<String> {
         let schema = footer.metadata().file_metadata().schema_descr_ptr();
         for leaf in (0..schema.num_columns()).filter(|&i| self.object.projection.leaf_included(i)) {
-            let reader = ObjectReader::new(
-                Arc::clone(&self.store),
-                self.object.meta.location.clone(),
-                self.object.meta.size,
-                self.object.meta.e_tag.clone(),
-                Arc::clone(&self.buffers),
-            );
             let Ok(mut stream) =
-                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone())
+                ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(), footer.clone())
                     .with_projection(parquet::arrow::ProjectionMask::leaves(&schema, [leaf]))
                     .with_row_groups(vec![self.row_group])
                     .with_batch_size(self.batch_rows)

@@ -125,6 +125,11 @@ impl Tracking {
         Ok(Self { base, client, auth })
     }
 
+    /// The server this process's environment names ([`Tracking::from_env`] over its variables).
+    pub fn from_process_env() -> Result<Self, CallError> {
+        Self::from_env(|name| std::env::var(name).ok())
+    }
+
     /// The server's address without credentials, for messages and the ledger.
     pub fn address(&self) -> String {
         crate::source::location::redact_url(self.base.as_str())

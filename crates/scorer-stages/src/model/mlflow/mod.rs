@@ -21,7 +21,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::ModelError;
-use super::artifacts::sha256_hex;
+use super::artifacts::{on_own_runtime, sha256_hex, store_in_cache};
 use super::registry::Registry;
 use crate::source::storage::StorageOptions;
 pub use client::Tracking;
@@ -92,26 +92,8 @@ impl From<CallError> for ModelError {
 /// and writes its `model.toml` under `cache`. Runs its own small runtime on a helper thread, so
 /// it can be called from a blocking thread or before any runtime exists.
 pub fn materialize(req: &MlflowRequest, cache: &Path) -> Result<Materialized, ModelError> {
-    let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
-    block_on(materialize_with(&tracking, req, cache))
-}
-
-/// Runs `work` to completion on a small runtime of its own on a helper thread: the model is
-/// loaded on blocking threads (or before any runtime exists), where no runtime may be entered.
-fn block_on<T: Send>(
-    work: impl std::future::Future<Output = Result<T, ModelError>> + Send,
-) -> Result<T, ModelError> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ModelError::Runtime(format!("MLflow client runtime: {e}")))?;
-            rt.block_on(work)
-        })
-        .join()
-        .map_err(|_| ModelError::Runtime("the MLflow client thread failed".into()))?
-    })
+    let tracking = Tracking::from_process_env()?;
+    on_own_runtime(materialize_with(&tracking, req, cache))
 }
 
 /// `scorer promote` for a model from MLflow: points the URI's alias at `version` (after checking
@@ -123,12 +105,12 @@ pub fn move_alias(uri: &RegistryUri, version: &str) -> Result<Option<String>, Mo
             transient: false,
         });
     };
-    let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
+    let tracking = Tracking::from_process_env()?;
     let at = |e: CallError| ModelError::Mlflow {
         message: format!("{uri}: {}", e.message),
         transient: e.transient,
     };
-    block_on(async {
+    on_own_runtime(async {
         tracking.version(&uri.name, version).await.map_err(at)?;
         let before = match tracking.version_by_alias(&uri.name, alias).await {
             Ok(v) => Some(v.version),
@@ -146,8 +128,9 @@ pub fn move_alias(uri: &RegistryUri, version: &str) -> Result<Option<String>, Mo
 /// `scorer models list --mlflow`: one line per registered model of the tracking server in the
 /// environment: its aliases and the versions they point at, and its newest version.
 pub fn list_registered() -> Result<Vec<String>, ModelError> {
-    let tracking = Tracking::from_env(|name| std::env::var(name).ok())?;
-    let models = block_on(async { tracking.registered_models().await.map_err(ModelError::from) })?;
+    let tracking = Tracking::from_process_env()?;
+    let models =
+        on_own_runtime(async { tracking.registered_models().await.map_err(ModelError::from) })?;
     let mut lines = vec![format!(
         "MLflow {}: {} registered model(s)",
         tracking.address(),
@@ -255,7 +238,7 @@ pub async fn materialize_with(
         }
         _ => None,
     };
-    let source = ModelSource {
+    let mut source = ModelSource {
         uri: req.uri.to_string(),
         tracking: tracking.address(),
         alias,
@@ -268,7 +251,6 @@ pub async fn materialize_with(
             (file.clone(), sha256_hex(&bytes)),
         ]),
     };
-    let mut source = source;
     if let Some(e) = &example {
         source
             .artifacts
@@ -370,29 +352,14 @@ async fn fetch_artifact(
     Ok(bytes.to_vec())
 }
 
-/// Writes `dir/name` through a temporary file and a rename, so a concurrent reader sees the
-/// whole file or the previous one.
+/// Writes `dir/name` (through the cache's temporary file and rename, so a concurrent reader sees
+/// the whole file or the previous one), unless it already holds these bytes.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ModelError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Io { path, source }
-    };
     let path = dir.join(name);
-    let parent = path.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    let leaf = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{leaf}.{}.tmp", uuid::Uuid::now_v7()));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(&path)(e)
-    })
+    store_in_cache(path.parent().unwrap_or(dir), &path, bytes)
 }
 
 #[cfg(test)]
