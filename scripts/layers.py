@@ -33,7 +33,7 @@ LAYERS = [
             "calendar", "config_keys", "template", "buffer_pool", "large_alloc", "progress", "hashing",
         ],
     ),
-    ("infra", ["db", "metrics"]),
+    ("infra", ["db", "metrics", "stop_point"]),
     (
         "stages",
         ["source", "delta", "features", "preprocess", "model", "sink", "drift", "job"],

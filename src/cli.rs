@@ -96,11 +96,15 @@ pub enum Command {
         staged does nothing; one retried after a failure scores its share again."
     )]
     Run(RunArgs),
-    /// Remove what dead runs left behind (staging tables, run files) and mark them `abandoned`.
+    /// Remove what dead runs left behind (staging tables, run files) and mark them `abandoned`;
+    /// expire sharded attempts that stalled.
     #[command(
-        after_help = "Examples:\n  scorer gc\n  scorer gc churn_daily --stale-after 5m\n\n\
+        after_help = "Examples:\n  scorer gc\n  scorer gc churn_daily --stale-after 5m\n  \
+        scorer gc churn_daily --expire-attempts-after 6h\n\n\
         A `running` ledger row is a dead run when its heartbeat is older than --stale-after and\n\
-        no process holds the lock of its output and date. Every run also does this when it starts."
+        no process holds the lock of its output and date. Every run also does this when it starts.\n\
+        A sharded attempt stalls when its shards stopped before the last staged its part: once no\n\
+        shard of its date runs and it was idle for --expire-attempts-after, gc drops its parts."
     )]
     Gc(GcArgs),
     /// Run every job file with a `schedule` in --jobs-dir, as a long-running cron daemon.
@@ -269,6 +273,11 @@ pub struct GcArgs {
     /// A run whose heartbeat is older than this may be dead (its lock then decides).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub stale_after: Duration,
+    /// An unpublished sharded attempt none of whose shards runs, idle (no shard started or
+    /// staged) this long, is expired: its staged parts dropped, its `staged` runs marked
+    /// `abandoned`, the attempt forgotten, so its shards retried start it afresh.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub expire_attempts_after: Duration,
 }
 
 /// The arguments of `scorer schedule`.

@@ -11,7 +11,7 @@ pub use scorer_core::{
     progress, quarantine, redact, sql_ident, stats, template,
 };
 pub use scorer_stages::{
-    db, delta, drift, features, job, metrics, model, preprocess, sink, source,
+    db, delta, drift, features, job, metrics, model, preprocess, sink, source, stop_point,
 };
 
 pub mod cli;

@@ -46,6 +46,30 @@ pub fn sweep_lines(r: &SweepOutcome) -> Vec<String> {
     lines
 }
 
+/// The lines `scorer gc` prints for the sharded attempts it expired, kept and could not expire.
+pub fn expiry_lines(r: &crate::run::expire::ExpiryOutcome) -> Vec<String> {
+    let mut lines = vec![format!(
+        "scorer gc: {} stalled sharded attempt(s) expired, {} unpublished attempt(s) kept (idle \
+         less than --expire-attempts-after, or their date locked)",
+        r.expired.len(),
+        r.kept
+    )];
+    for a in &r.expired {
+        lines.push(format!(
+            "  attempt {} (job {}, {}, output {}): {} of {} shards had staged, idle {:.0} s; \
+             their parts dropped, the attempt forgotten",
+            a.attempt, a.job, a.date, a.output, a.staged, a.count, a.idle_seconds
+        ));
+    }
+    for (a, why) in &r.failed {
+        lines.push(format!(
+            "  attempt {} (job {}, {}): not expired: {why}",
+            a.attempt, a.job, a.date
+        ));
+    }
+    lines
+}
+
 /// The lines `scorer models list` prints: one per model version, then its inputs, outputs,
 /// preprocessing and artifacts. A version whose model.toml does not parse is listed with why.
 pub fn models_list(

@@ -19,6 +19,7 @@
 
 mod after_publish;
 mod execute;
+pub mod expire;
 mod heartbeat;
 mod lifecycle;
 mod pin;

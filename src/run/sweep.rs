@@ -121,28 +121,38 @@ pub async fn sweep(
 
 /// Removes what `run` left in its sink.
 async fn clear(db: &Database, run: &RunningRun, jobs_dir: &Path) -> Result<Vec<String>, Failure> {
-    let destination = match TableTarget::written(&run.output) {
-        // A table is found in the run's database by its name alone.
+    let what = format!("run {}", run.run_id);
+    let target = written_output(db, &run.output, &run.job, jobs_dir, &what)?;
+    Ok(target
+        .remove_leftovers(run.run_id, run.logical_date)
+        .await?)
+}
+
+/// The output `output` as a run of `job` (named `what` in errors) wrote it: a table is found
+/// in `db` by its name alone; files and Delta tables need the job file's storage options.
+pub(super) fn written_output(
+    db: &Database,
+    output: &str,
+    job: &str,
+    jobs_dir: &Path,
+    what: &str,
+) -> Result<std::sync::Arc<dyn crate::sink::Output>, Failure> {
+    let destination = match TableTarget::written(output) {
         Some(table) => Box::new(table) as Box<dyn Destination>,
         None => {
-            // Files and Delta tables: their store needs the job's storage options.
-            let job = Job::load(&job::locate(&run.job, jobs_dir)).map_err(|e| {
+            let job = Job::load(&job::locate(job, jobs_dir)).map_err(|e| {
                 Failure::Config(format!(
-                    "run {} wrote to {}; its job file is needed to clean up: {e}",
-                    run.run_id, run.output
+                    "{what} wrote to {output}; its job file is needed to clean up: {e}"
                 ))
             })?;
             job.output
                 .target
                 .section()
-                .written_destination(&run.output)
+                .written_destination(output)
                 .map_err(Failure::Config)?
         }
     };
-    let target = destination.open(db)?;
-    Ok(target
-        .remove_leftovers(run.run_id, run.logical_date)
-        .await?)
+    Ok(destination.open(db)?)
 }
 
 /// Marks `run` abandoned in the ledger and logs what was removed.

@@ -310,3 +310,97 @@ pub async fn is_part(db: &Database, run_id: Uuid) -> Result<bool, DbError> {
             .map_err(err(db, "looking up the run's shard part"))?
     }))
 }
+
+/// An unpublished attempt none of whose shards is running ([`stalled`]).
+#[derive(Debug, Clone)]
+pub struct StalledAttempt {
+    pub attempt: String,
+    pub job: String,
+    pub output: String,
+    pub date: chrono::NaiveDate,
+    pub count: u32,
+    /// How many of its shards staged a part.
+    pub staged: u32,
+    /// Seconds since it was opened or a part was last staged.
+    pub idle_seconds: f64,
+}
+
+/// The unpublished, unsuperseded attempts (of `job`, or of every job) of which no shard run of
+/// their output and date is running: what `scorer gc` expires once idle long enough.
+pub async fn stalled(db: &Database, job: Option<&str>) -> Result<Vec<StalledAttempt>, DbError> {
+    type Row = (String, String, String, String, i64, i64, f64);
+    let rows: Vec<Row> = each_engine!(db, "shard_attempts_stalled.sql", |sql, pool| {
+        sqlx::query_as(sql)
+            .bind(job)
+            .fetch_all(pool)
+            .await
+            .map_err(err(db, "listing the unpublished shard attempts"))?
+    });
+    rows.into_iter()
+        .map(|(attempt, job, output, date, count, staged, idle)| {
+            Ok(StalledAttempt {
+                date: date
+                    .parse()
+                    .map_err(|_| unreadable(db, "logical_date", &date))?,
+                count: u32::try_from(count).map_err(|_| unreadable(db, "shard_count", &attempt))?,
+                staged: u32::try_from(staged).unwrap_or(0),
+                idle_seconds: idle,
+                attempt,
+                job,
+                output,
+            })
+        })
+        .collect()
+}
+
+macro_rules! expire_statements {
+    ($dir:literal, $conn:expr, $attempt:expr, $note:expr) => {
+        sqlx::query(include_str!(concat!(
+            "../../sql/",
+            $dir,
+            "/queries/shard_attempt_expire_runs.sql"
+        )))
+        .bind($attempt)
+        .bind($note)
+        .execute(&mut *$conn)
+        .await?;
+        sqlx::query(include_str!(concat!(
+            "../../sql/",
+            $dir,
+            "/queries/shard_attempt_forget_parts.sql"
+        )))
+        .bind($attempt)
+        .execute(&mut *$conn)
+        .await?;
+        sqlx::query(include_str!(concat!(
+            "../../sql/",
+            $dir,
+            "/queries/shard_attempt_forget.sql"
+        )))
+        .bind($attempt)
+        .execute(&mut *$conn)
+        .await?;
+    };
+}
+
+/// Forgets expired attempt `attempt` in one transaction, once its parts' staging is dropped:
+/// its `staged` shard runs become `abandoned` (with `note`), its part records and the attempt
+/// are deleted, so that its shards, retried, start a new attempt of the same id.
+pub async fn expire(db: &Database, attempt: &str, note: &str) -> Result<(), DbError> {
+    let result: Result<(), sqlx::Error> = async {
+        match db {
+            Database::Postgres { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                expire_statements!("postgres", tx, attempt, note);
+                tx.commit().await
+            }
+            Database::Sqlite { pool, .. } => {
+                let mut tx = pool.begin().await?;
+                expire_statements!("sqlite", tx, attempt, note);
+                tx.commit().await
+            }
+        }
+    }
+    .await;
+    result.map_err(err(db, "expiring the shard attempt"))
+}

@@ -59,7 +59,9 @@ impl Publisher<'_> {
                 staged: staged.len() as u32,
             });
         }
+        crate::stop_point::reach(crate::stop_point::SHARD_BEFORE_LOCK);
         let mut lock = self.date_lock(cancel).await?;
+        crate::stop_point::reach(crate::stop_point::SHARD_LOCKED);
         let outcome = self.publish_locked(lock.as_mut()).await;
         lock.release().await;
         let outcome = outcome?;
@@ -149,6 +151,7 @@ impl Publisher<'_> {
             .publish_parts(self.db, &self.spec, lock, &shards)
             .await
             .map_err(crate::failure::publish_failure)?;
+        crate::stop_point::reach(crate::stop_point::SHARD_COMMITTED);
         tracing::info!(
             attempt = self.attempt,
             shards = parts.len(),

@@ -276,6 +276,31 @@ where
     }
 }
 
+/// Waits until process `pid` has stopped itself (state `T`: SIGSTOP at `SCORER_STOP_AT`);
+/// panics after `secs` seconds, or when the child exits first (it never reached the point).
+pub async fn wait_stopped(child: &mut std::process::Child, secs: u64) {
+    let stat = format!("/proc/{}/stat", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run exited ({status}) before reaching its stop point");
+        }
+        let state = std::fs::read_to_string(&stat).unwrap_or_default();
+        // "pid (comm) S ...": the state follows the command's closing parenthesis.
+        if state
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for the run to stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits for a spawned scorer and returns its output.
 pub async fn finish(child: std::process::Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())

@@ -13,6 +13,7 @@ mod device;
 mod drift;
 mod exit_codes;
 mod faults;
+mod full_disk;
 mod gbdt;
 #[cfg(feature = "cuda")]
 mod gpu;

@@ -239,6 +239,223 @@ async fn a_shard_killed_mid_run_is_retried_alone() {
     );
 }
 
+/// Staging tables of `scores` in the database (`scores__stg_<run>`).
+async fn staging(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'scores\\_\\_stg\\_%'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// kill -9 of the publishing shard at each of its steps (`scorer::stop_point`): before it takes
+/// the date's lock, holding it, inside the publish transaction, and after the commit before its
+/// ledger row is updated. Each time the date holds exactly the input's rows (the previous run's
+/// until the commit, the shards' after it), a retry of that shard publishes once or finds the
+/// attempt published, and `scorer gc` leaves no `running` row and no staging table.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_publishing_shard_killed_at_each_step_publishes_exactly_once() {
+    const ROWS: usize = 20_000;
+    let p = project(ROWS as u64);
+    let points = [
+        (scorer::stop_point::SHARD_BEFORE_LOCK, false),
+        (scorer::stop_point::SHARD_LOCKED, false),
+        (scorer::stop_point::SHARD_IN_TRANSACTION, false),
+        (scorer::stop_point::SHARD_COMMITTED, true),
+    ];
+    let mut printed = Vec::new();
+    for (i, (point, committed)) in points.into_iter().enumerate() {
+        let (url, pool) = fresh_pg(&format!("shards_stop{i}")).await;
+        assert_ok(&p.run("daily", Some(&url)));
+        let unsharded = table(&pool).await;
+        assert_eq!(unsharded.len(), ROWS);
+        assert_ok(&shard(&p, Some(&url), "0/3", &[]));
+        assert_ok(&shard(&p, Some(&url), "1/3", &[]));
+
+        // The last shard stops itself at the point; readers meanwhile see the previous rows,
+        // or (stopped after the commit) the shards' rows; then it is killed there.
+        let mut child = p
+            .command(
+                &["run", "daily", "--date", DATE, "--shard", "2/3"],
+                Some(&url),
+            )
+            .env(scorer::stop_point::ENV, point)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_stopped(&mut child, 120).await;
+        if point == scorer::stop_point::SHARD_IN_TRANSACTION {
+            // The swap holds the table's lock until COMMIT: a reader waits, it never sees a part.
+            let mut reader = pool.acquire().await.unwrap();
+            sqlx::query("SET lock_timeout = '300ms'")
+                .execute(&mut *reader)
+                .await
+                .unwrap();
+            let waited = sqlx::query("SELECT count(*) FROM scores WHERE ds = $1::date")
+                .bind(DATE)
+                .fetch_one(&mut *reader)
+                .await
+                .unwrap_err();
+            assert!(
+                waited.to_string().contains("lock timeout"),
+                "{point}: {waited}"
+            );
+            sqlx::query("RESET lock_timeout")
+                .execute(&mut *reader)
+                .await
+                .unwrap();
+        } else {
+            let seen = table(&pool).await;
+            assert_eq!(
+                scores(&seen),
+                scores(&unsharded),
+                "{point}: a reader saw other rows"
+            );
+            assert_eq!(
+                run_ids(&seen).len(),
+                if committed { 3 } else { 1 },
+                "{point}"
+            );
+        }
+        signal(child.id(), "KILL");
+        let killed = finish(child).await;
+        assert_eq!(killed.status.code(), None, "{point}: {}", text(&killed));
+        let after_kill = table(&pool).await;
+        assert_eq!(
+            scores(&after_kill),
+            scores(&unsharded),
+            "{point}: rows after the kill"
+        );
+
+        // The retry publishes the attempt, or finds it published: exactly once either way.
+        let retry = shard(&p, Some(&url), "2/3", &[]);
+        assert_ok(&retry);
+        let said = if committed {
+            "nothing to do"
+        } else {
+            "published the date: 20000 rows from 3 shards"
+        };
+        assert!(text(&retry).contains(said), "{point}: {}", text(&retry));
+        let now = table(&pool).await;
+        assert_eq!(scores(&now), scores(&unsharded), "{point}: the date's rows");
+        assert_eq!(run_ids(&now).len(), 3, "{point}: one run id per shard");
+        let published: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE published_by IS NOT NULL), count(*) \
+             FROM scorer.shard_attempts",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(published, [(1, 1)], "{point}: one attempt, published once");
+
+        // gc: the killed run is abandoned; nothing is left running or staged.
+        let gc = p.scorer(&["gc", "daily", "--stale-after", "0s"], Some(&url));
+        assert_ok(&gc);
+        let statuses: Vec<String> = shard_rows(&pool).await.into_iter().map(|r| r.1).collect();
+        assert!(
+            !statuses.iter().any(|s| s == "running"),
+            "{point}: {statuses:?}"
+        );
+        assert_eq!(staging(&pool).await, 0, "{point}: staging tables left");
+        let (rows, distinct): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(DISTINCT id) FROM scores WHERE ds = $1::date")
+                .bind(DATE)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((rows, distinct), (ROWS as i64, ROWS as i64), "{point}");
+        printed.push(format!(
+            "{point}: {rows} rows, {distinct} distinct ids; retry: {said}; ledger {statuses:?}"
+        ));
+    }
+    eprintln!(
+        "publishing shard killed at {} points; rows lost 0, rows duplicated 0:\n  {}",
+        printed.len(),
+        printed.join("\n  ")
+    );
+}
+
+/// An attempt whose publishing shard died (kill -9, never retried) stalls: `scorer gc`
+/// keeps it while it is younger than --expire-attempts-after, then drops its staged parts, marks
+/// its staged runs abandoned and forgets it; the shards run again publish a new attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_expires_an_attempt_whose_shards_stalled() {
+    let p = project(12_000);
+    let (url, pool) = fresh_pg("shards_expire").await;
+    assert_ok(&p.run("daily", Some(&url)));
+    let unsharded = table(&pool).await;
+    assert_ok(&shard(&p, Some(&url), "0/3", &[]));
+    assert_ok(&shard(&p, Some(&url), "1/3", &[]));
+    // Shard 2 stages its part and dies (kill -9) before it publishes; nobody retries it.
+    let mut child = p
+        .command(
+            &["run", "daily", "--date", DATE, "--shard", "2/3"],
+            Some(&url),
+        )
+        .env(
+            scorer::stop_point::ENV,
+            scorer::stop_point::SHARD_BEFORE_LOCK,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_stopped(&mut child, 120).await;
+    signal(child.id(), "KILL");
+    let _ = finish(child).await;
+    assert_eq!(staging(&pool).await, 3, "every shard staged its part");
+
+    // Young: kept.
+    let gc = p.scorer(&["gc", "daily", "--stale-after", "0s"], Some(&url));
+    assert_ok(&gc);
+    assert!(
+        text(&gc).contains("0 stalled sharded attempt(s) expired, 1 unpublished attempt(s) kept"),
+        "{}",
+        text(&gc)
+    );
+    assert_eq!(staging(&pool).await, 3);
+    // Idle past the limit: expired, its parts dropped, the date's rows untouched.
+    let gc = p.scorer(
+        &[
+            "gc",
+            "daily",
+            "--stale-after",
+            "0s",
+            "--expire-attempts-after",
+            "0s",
+        ],
+        Some(&url),
+    );
+    assert_ok(&gc);
+    assert!(
+        text(&gc).contains("1 stalled sharded attempt(s) expired")
+            && text(&gc).contains("3 of 3 shards had staged"),
+        "{}",
+        text(&gc)
+    );
+    assert_eq!(
+        staging(&pool).await,
+        0,
+        "the expired attempt's parts were dropped"
+    );
+    assert_eq!(table(&pool).await, unsharded, "the date kept its rows");
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM scorer.shard_attempts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0);
+    let statuses: Vec<String> = shard_rows(&pool).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(statuses, ["abandoned", "abandoned", "abandoned"]);
+
+    // The shards run again: a fresh attempt, published once with every row.
+    for spec in ["0/3", "1/3", "2/3"] {
+        assert_ok(&shard(&p, Some(&url), spec, &[]));
+    }
+    let now = table(&pool).await;
+    assert_eq!(scores(&now), scores(&unsharded));
+    assert_eq!(run_ids(&now).len(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_newer_attempt_supersedes_an_unfinished_one() {
     let p = project(12_000);

@@ -19,3 +19,4 @@ pub mod model;
 pub mod preprocess;
 pub mod sink;
 pub mod source;
+pub mod stop_point;

@@ -99,6 +99,7 @@ pub async fn publish_parts(
         .in_pg(&mut tx)
         .await
         .map_err(SinkError::db(t, "recording the attempt's publication"))?;
+    crate::stop_point::reach(crate::stop_point::SHARD_IN_TRANSACTION);
     tx.commit()
         .await
         .map_err(SinkError::db(t, "committing the shards' publication"))
