@@ -5,7 +5,7 @@ second-level schedules against a throwaway PostgreSQL, for at least --firings fi
 and a few job files are edited while it runs (schedule and a comment changed, so hot reload
 replaces them). Every 100 firings it records the scheduler's RSS, open file descriptors and
 threads, the PostgreSQL backends connected, the claims outstanding (`claimed`), the staging tables
-and the `running` ledger rows; at the end it stops the scheduler with SIGTERM (exit 0 expected)
+and the `running` ledger rows, each sampled between runs (none running or claimed); at the end it stops the scheduler with SIGTERM (exit 0 expected)
 and checks nothing was left behind (benches/README.md, "Soak").
 
   python3 benches/soak.py --bin DIR --pg PGINSTALL [--firings 1000] [--jobs 50] [--failing 3]
@@ -26,11 +26,15 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from many_core import log, psql, start_pg, stop_pg  # noqa: E402
+from many_core import psql, start_pg, stop_pg  # noqa: E402
 
 WORK = "/tmp/scorer-soak"
 ROWS = 2000
 WARM_UP = 200
+
+
+def log(msg):
+    print(f"soak: {msg}", file=sys.stderr, flush=True)
 
 
 def proc_status(pid):
@@ -46,12 +50,14 @@ def proc_status(pid):
 
 
 def job_text(i, failing, edit=0):
-    """Job soak_NN: every 10 s at second NN mod 10 (every 20 s once edited an odd number of times)."""
-    every = 20 if edit % 2 else 10
+    """Job soak_NN: every 20 s at second NN mod 20 (every 30 s once edited an odd number of
+    times). 50 jobs then fire 2.5 times a second, below what 2 cores score (about 4 runs a
+    second of 2,000 rows), so the scheduler keeps up and a backlog is not mistaken for a leak."""
+    every = 30 if edit % 2 else 20
     version = "404" if i < failing else "1"
     return f"""# soak job {i}{f' (edited {edit} times)' if edit else ''}
 name = "soak_{i:02d}"
-schedule = "{i % 10}/{every} * * * * *"
+schedule = "{i % 20}/{every} * * * * *"
 
 [input]
 url = "{WORK}/data/dt={{{{ ds }}}}/*.parquet"
@@ -130,6 +136,17 @@ def main():
             done = int(query(args.pg, url, "SELECT count(*) FROM scorer.claims WHERE state = 'done'"))
             if done < next_mark:
                 continue
+            # Sampled between runs (none running or claimed, up to 10 s of waiting), so that every sample
+            # is of the same state: a run in flight holds its COPY sessions and their fds.
+            for _ in range(100):
+                busy = query(
+                    args.pg, url,
+                    "SELECT (SELECT count(*) FROM scorer.runs WHERE status = 'running') + "
+                    "(SELECT count(*) FROM scorer.claims WHERE state = 'claimed')",
+                )
+                if busy == "0":
+                    break
+                time.sleep(0.1)
             rss, threads, fds = proc_status(sched.pid)
             stats = query(
                 args.pg, url,

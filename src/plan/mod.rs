@@ -364,7 +364,7 @@ async fn plan_delta_input(
 ) -> Result<CheckedInput, Failure> {
     let target = crate::delta::DeltaTarget::resolve_input(delta, &job.input.storage, counters)
         .map_err(Failure::Config)?;
-    let (files, version) = crate::delta::input::files_for_date(
+    let files = crate::delta::input::files_for_date(
         &target,
         job.input.delta_version,
         &job.input.delta_date_column,
@@ -374,11 +374,76 @@ async fn plan_delta_input(
     // A Delta error carries its class (a table that cannot be read as asked is
     // configuration, exit 2), whichever side of the run it comes from.
     .map_err(|e| Failure::from(crate::sink::SinkError::from(e)))?;
+    let deleted = files.deleted;
+    let Some(physical) = files.physical_names else {
+        let mut plan = source::footers::check_objects(
+            &target.location,
+            files.objects,
+            &job.input.id_column,
+            columns,
+        )
+        .await?;
+        plan.delta_version = Some(files.version);
+        return Ok(with_deletions(plan, &deleted));
+    };
+    // Column mapping: the files are checked and read by physical names, renamed as read.
+    let to_physical = |name: &str| -> Result<String, Failure> {
+        physical.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = physical.keys().map(String::as_str).collect();
+            Failure::Config(format!(
+                "input.delta {delta}: the table has no column `{name}` (its columns: {})",
+                known.join(", ")
+            ))
+        })
+    };
+    let id_column = to_physical(&job.input.id_column)?;
+    let columns = columns
+        .iter()
+        .map(|c| {
+            Ok(RawColumn {
+                name: to_physical(&c.name)?,
+                ..c.clone()
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
     let mut plan =
-        source::footers::check_objects(&target.location, files, &job.input.id_column, columns)
+        source::footers::check_objects(&target.location, files.objects, &id_column, &columns)
             .await?;
-    plan.delta_version = Some(version);
-    Ok(plan)
+    let logical: std::collections::BTreeMap<String, String> =
+        physical.into_iter().map(|(l, p)| (p, l)).collect();
+    plan.schema = plan
+        .schema
+        .map(|s| source::footers::rename_fields(&s, &logical));
+    let logical = Arc::new(logical);
+    plan.objects = plan
+        .objects
+        .iter()
+        .map(|o| {
+            Arc::new(source::CheckedObject {
+                logical_names: Some(Arc::clone(&logical)),
+                ..o.as_ref().clone()
+            })
+        })
+        .collect();
+    plan.delta_version = Some(files.version);
+    Ok(with_deletions(plan, &deleted))
+}
+
+/// The plan's objects with their deletion vectors' rows left out (`deleted[i]` is object i's),
+/// and the input's rows counted without them.
+#[cfg(feature = "delta")]
+fn with_deletions(mut plan: CheckedInput, deleted: &[Option<Arc<Vec<u64>>>]) -> CheckedInput {
+    plan.objects = plan
+        .objects
+        .iter()
+        .zip(deleted)
+        .map(|(o, d)| match d {
+            Some(rows) => Arc::new(o.with_deleted_rows(Arc::clone(rows))),
+            None => Arc::clone(o),
+        })
+        .collect();
+    plan.total_rows = plan.objects.iter().map(|o| o.rows).sum();
+    plan
 }
 
 /// `input.delta` in a binary built without Delta tables.

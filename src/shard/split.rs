@@ -122,6 +122,8 @@ mod tests {
             projection: ProjectionMask::all(),
             id_projection: ProjectionMask::all(),
             selected: None,
+            logical_names: None,
+            deleted_rows: None,
         })
     }
 

@@ -209,12 +209,18 @@ fn a_delta_table_on_azure_is_read_by_deltalake_and_polars() {
 
 /// A project with the model and tests/delta/write_input.py's tables and files under data/.
 fn deltalake_input() -> Project {
+    deltalake_input_with(&[])
+}
+
+/// As [`deltalake_input`], with write_input.py's extra arguments.
+fn deltalake_input_with(extra: &[&str]) -> Project {
     let p = Project::new();
     p.add_model(&ModelOpts::mlp(8));
     std::fs::create_dir_all(p.path().join("jobs")).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/write_input.py");
     let out = Command::new(python())
         .args([script, p.path().join("data").to_str().unwrap()])
+        .args(extra)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -312,6 +318,76 @@ fn a_delta_table_from_deltalake_scores_as_the_same_rows_in_parquet() {
         assert_eq!(o["delta_version"], 3, "{o}");
         assert!(o["url"].as_str().unwrap().contains("ds=2026-11-24/"), "{o}");
     }
+}
+
+/// Tables as engines leave them, written by `deltalake`: column mapping in `name` and `id` mode
+/// (the files' columns are `col-<uuid>`, the job names the logical columns), a table of 300
+/// versions whose early log is gone behind checkpoints, and deletion vectors (a commit that
+/// deletes rows from two files without rewriting them; write_input.py says why by hand). Each
+/// scores exactly as the same rows in plain Parquet (after the deletes).
+#[test]
+fn delta_tables_as_engines_leave_them_score_as_the_same_rows_in_parquet() {
+    let p = deltalake_input_with(&["--engines-defaults"]);
+    let jobs = [
+        ("mapped_name", "delta = \"data/events_delta_name\""),
+        ("mapped_id", "delta = \"data/events_delta_id\""),
+        ("long_lived", "delta = \"data/events_delta_long\""),
+        ("with_deletions", "delta = \"data/events_delta_dv\""),
+        (
+            "plain_after_deletes",
+            "url = \"data/events_parquet_dv/dt={{ ds }}/*.parquet\"",
+        ),
+        (
+            "plain",
+            "url = \"data/events_parquet/dt={{ ds }}/*.parquet\"",
+        ),
+        (
+            "plain_v1",
+            "url = \"data/events_parquet_v1/dt={{ ds }}/*.parquet\"",
+        ),
+    ];
+    for (job, input) in jobs {
+        input_job(&p, job, input, job);
+        assert_ok(&p.scorer(&["run", job, "--date", DATE], None));
+    }
+    let plain = sqlite_scores(&p, "plain");
+    assert_eq!(plain.len(), 2_500);
+    assert_eq!(
+        sqlite_scores(&p, "mapped_name"),
+        plain,
+        "column mapping `name`"
+    );
+    assert_eq!(sqlite_scores(&p, "mapped_id"), plain, "column mapping `id`");
+    let v1 = sqlite_scores(&p, "plain_v1");
+    assert_eq!(v1.len(), 3_000);
+    assert_eq!(
+        sqlite_scores(&p, "long_lived"),
+        v1,
+        "300 versions, checkpoints"
+    );
+    // Deletion vectors (inline, and in a file): the deleted rows are not scored.
+    let after_deletes = sqlite_scores(&p, "plain_after_deletes");
+    assert_eq!(after_deletes.len(), 3_000 - 103 - 215);
+    assert_eq!(
+        sqlite_scores(&p, "with_deletions"),
+        after_deletes,
+        "deletion vectors"
+    );
+
+    // A column the job names that the mapped table lacks is named with the table's columns.
+    std::fs::write(
+        p.path().join("jobs/missing.toml"),
+        "name = \"missing\"\n[input]\ndelta = \"data/events_delta_name\"\nid_column = \"ident\"\n\
+         [model]\nname = \"m\"\nversion = \"1\"\n[output]\ntable = \"missing\"\n",
+    )
+    .unwrap();
+    let out = p.scorer(&["run", "missing", "--date", DATE], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no column `ident` (its columns: ds, f0"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// A table not partitioned by the date column is refused before reading, naming its partition

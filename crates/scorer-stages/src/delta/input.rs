@@ -4,7 +4,12 @@
 //! The date selects one partition of `input.delta_date_column` (default `ds`); a table not
 //! partitioned by it is refused, since reading every file for every date is never what a daily
 //! job means. The files are then planned and read as any Parquet input (footers, projection,
-//! bounded memory), and the version read goes into the ledger with each object.
+//! bounded memory), and the version read goes into the ledger with each object. A table with
+//! column mapping (`name` or `id`, Databricks' default for new tables) is read by its columns'
+//! physical names, which the source stage renames back to the logical ones the job file uses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deltalake_core::DeltaTable;
@@ -13,14 +18,28 @@ use object_store::ObjectMeta;
 use super::DeltaTarget;
 use super::log::DeltaError;
 
-/// The table's files for `date` at `version` (the latest when `None`), as objects of the
-/// target's store, with the version read.
+/// What a run reads of a Delta table for one date.
+#[derive(Debug)]
+pub struct DateFiles {
+    /// The date's data files, as objects of the target's store.
+    pub objects: Vec<ObjectMeta>,
+    /// For each object, the rows its deletion vector deletes (indexes in the file, ascending):
+    /// rows a later commit deleted without rewriting the file, never to be scored.
+    pub deleted: Vec<Option<Arc<Vec<u64>>>>,
+    /// The table version read.
+    pub version: i64,
+    /// With column mapping (`name` or `id` mode): each column's physical name in the data
+    /// files, by its logical name (the one job files use).
+    pub physical_names: Option<BTreeMap<String, String>>,
+}
+
+/// The table's files for `date` at `version` (the latest when `None`).
 pub async fn files_for_date(
     target: &DeltaTarget,
     version: Option<i64>,
     date_column: &str,
     date: NaiveDate,
-) -> Result<(Vec<ObjectMeta>, i64), DeltaError> {
+) -> Result<DateFiles, DeltaError> {
     let url = target.shown().to_string();
     let config = |message: String| DeltaError::Config {
         url: url.clone(),
@@ -28,6 +47,7 @@ pub async fn files_for_date(
     };
     let log = |context: &str| super::log::log_error(&url, context);
     let log_store = super::log_store::open(target).map_err(&config)?;
+    let engine = log_store.engine(None);
     let mut table = DeltaTable::new(log_store);
     match version {
         Some(v) => {
@@ -58,26 +78,36 @@ pub async fn files_for_date(
         .get("delta.columnMapping.mode")
         .cloned()
         .unwrap_or_default();
-    if !matches!(mapping.as_str(), "" | "none") {
-        return Err(config(format!(
-            "the table uses column mapping (`delta.columnMapping.mode = {mapping}`), whose \
-             physical column names scorer does not read yet"
-        )));
-    }
+    let physical_names = match mapping.as_str() {
+        "" | "none" => None,
+        // Both modes name each column's physical name in its schema metadata; writers use it
+        // as the Parquet column name in `id` mode too (the field id is beside it).
+        "name" | "id" => Some(physical_names(snapshot.schema().fields()).map_err(&config)?),
+        other => {
+            return Err(config(format!(
+                "the table's column mapping mode `{other}` is not one of none, name, id"
+            )));
+        }
+    };
     let day = date.format("%Y-%m-%d").to_string();
     let files =
         super::log::partition_files(&table, date_column, deltalake_core::FilterOp::Eq, &day)
             .await
             .map_err(log("cannot list the date's files"))?;
+    let root = table.table_url().clone();
     let mut metas = Vec::with_capacity(files.len());
+    let mut deleted = Vec::with_capacity(files.len());
     for file in &files {
-        if file.deletion_vector_descriptor().is_some() {
-            return Err(config(format!(
-                "{}: has a deletion vector (rows deleted without rewriting the file), which \
-                 scorer does not apply yet; reading it would score deleted rows",
-                file.path()
-            )));
-        }
+        deleted.push(match file.deletion_vector_descriptor() {
+            None => None,
+            Some(dv) => {
+                let what = format!("cannot read the deletion vector of {}", file.path());
+                let rows = deleted_rows(dv, Arc::clone(&engine), root.clone())
+                    .await
+                    .map_err(log(&what))?;
+                Some(Arc::new(rows))
+            }
+        });
         metas.push(ObjectMeta {
             location: crate::source::location::under(&target.location.prefix, &file.path()),
             last_modified: file
@@ -88,5 +118,58 @@ pub async fn files_for_date(
             version: None,
         });
     }
-    Ok((metas, read_version))
+    Ok(DateFiles {
+        objects: metas,
+        deleted,
+        version: read_version,
+        physical_names,
+    })
+}
+
+/// The rows (indexes in the file, ascending) a file's deletion vector deletes, read by delta-rs's
+/// kernel (inline, or from the table's `deletion_vector_*.bin` file), checked against the
+/// number the log records.
+async fn deleted_rows(
+    dv: deltalake_core::kernel::DeletionVectorDescriptor,
+    engine: Arc<dyn delta_kernel::Engine>,
+    root: url::Url,
+) -> Result<Vec<u64>, deltalake_core::DeltaTableError> {
+    use deltalake_core::DeltaTableError;
+    let cardinality = dv.cardinality;
+    let descriptor: delta_kernel::actions::deletion_vector::DeletionVectorDescriptor =
+        dv.try_into().map_err(DeltaTableError::from)?;
+    // The kernel's storage calls block on their own executor: off the async workers.
+    let rows = tokio::task::spawn_blocking(move || {
+        descriptor
+            .read(engine.storage_handler(), &root)
+            .map(|bitmap| bitmap.iter().collect::<Vec<u64>>())
+    })
+    .await
+    .map_err(|e| deltalake_core::DeltaTableError::Generic(e.to_string()))?
+    .map_err(DeltaTableError::from)?;
+    if i64::try_from(rows.len()).ok() != Some(cardinality) {
+        return Err(deltalake_core::DeltaTableError::Generic(format!(
+            "it deletes {} rows where the log says {cardinality}",
+            rows.len()
+        )));
+    }
+    Ok(rows)
+}
+
+/// Logical name -> physical name of every top-level column of a column-mapped table.
+fn physical_names<'a>(
+    fields: impl Iterator<Item = &'a deltalake_core::kernel::StructField>,
+) -> Result<BTreeMap<String, String>, String> {
+    let key = "delta.columnMapping.physicalName";
+    fields
+        .map(|f| match f.metadata().get(key) {
+            Some(deltalake_core::kernel::MetadataValue::String(physical)) => {
+                Ok((f.name().to_string(), physical.clone()))
+            }
+            _ => Err(format!(
+                "the table uses column mapping, and its column `{}` has no `{key}`",
+                f.name()
+            )),
+        })
+        .collect()
 }

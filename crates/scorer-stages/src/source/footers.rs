@@ -8,6 +8,7 @@
 //! files. The source reads each object's footer again when it gets to it; reads are pinned to the
 //! listed etag, so it is the same footer.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema};
@@ -36,7 +37,7 @@ pub enum IdKind {
 }
 
 /// One input object, its footer checked and its projection chosen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CheckedObject {
     pub url: String,
     pub meta: ObjectMeta,
@@ -52,6 +53,12 @@ pub struct CheckedObject {
     /// The row groups to read, when a sharded run reads only some (`crate::shard`); all when
     /// `None`. `rows` counts only these.
     pub selected: Option<Vec<usize>>,
+    /// The logical name of each column whose name in the file is a physical one (a Delta
+    /// table with column mapping): the source stage renames them as it reads.
+    pub logical_names: Option<Arc<BTreeMap<String, String>>>,
+    /// Rows deleted from the file without rewriting it (a Delta deletion vector): indexes in
+    /// the file, ascending. The source stage leaves them out; `rows` does not count them.
+    pub deleted_rows: Option<Arc<Vec<u64>>>,
 }
 
 impl CheckedObject {
@@ -65,10 +72,7 @@ impl CheckedObject {
 
     /// The same object, reading only `row_groups` (indexes into the file's row groups).
     pub fn with_row_groups(&self, row_groups: Vec<usize>) -> Self {
-        let rows = row_groups
-            .iter()
-            .map(|&rg| self.row_group_rows.get(rg).copied().unwrap_or(0))
-            .sum();
+        let rows = row_groups.iter().map(|&rg| self.live_rows(rg)).sum();
         Self {
             url: self.url.clone(),
             meta: self.meta.clone(),
@@ -78,8 +82,107 @@ impl CheckedObject {
             projection: self.projection.clone(),
             id_projection: self.id_projection.clone(),
             selected: Some(row_groups),
+            logical_names: self.logical_names.clone(),
+            deleted_rows: self.deleted_rows.clone(),
         }
     }
+
+    /// This object with `deleted` rows (indexes in the file, ascending) left out, and `rows`
+    /// counting only the rest of the row groups it reads.
+    pub fn with_deleted_rows(&self, deleted: Arc<Vec<u64>>) -> Self {
+        let mut object = Self {
+            deleted_rows: Some(deleted),
+            ..self.clone()
+        };
+        object.rows = object
+            .row_group_indexes()
+            .iter()
+            .map(|&rg| object.live_rows(rg))
+            .sum();
+        object
+    }
+
+    /// The index in the file of row group `rg`'s first row.
+    fn row_group_start(&self, rg: usize) -> u64 {
+        self.row_group_rows.iter().take(rg).sum()
+    }
+
+    /// The deleted rows in `[start, end)` (indexes in the file).
+    fn deleted_between(&self, start: u64, end: u64) -> &[u64] {
+        let Some(deleted) = &self.deleted_rows else {
+            return &[];
+        };
+        let from = deleted.partition_point(|&r| r < start);
+        let to = deleted.partition_point(|&r| r < end);
+        &deleted[from..to]
+    }
+
+    /// Row group `rg`'s rows, less its deleted ones.
+    fn live_rows(&self, rg: usize) -> u64 {
+        let rows = self.row_group_rows.get(rg).copied().unwrap_or(0);
+        let start = self.row_group_start(rg);
+        rows - self.deleted_between(start, start + rows).len() as u64
+    }
+
+    /// `parts` ((offset, length) in a batch of row group `rg` that starts at its row
+    /// `first_row`) with the deleted rows cut out.
+    pub fn without_deleted(
+        &self,
+        rg: usize,
+        first_row: usize,
+        parts: Vec<(usize, usize)>,
+    ) -> Vec<(usize, usize)> {
+        if self.deleted_rows.is_none() {
+            return parts;
+        }
+        let batch_start = self.row_group_start(rg) + first_row as u64;
+        let mut kept = Vec::with_capacity(parts.len());
+        for (offset, len) in parts {
+            let mut at = offset;
+            let end = offset + len;
+            let from = batch_start + offset as u64;
+            for &row in self.deleted_between(from, batch_start + end as u64) {
+                let row = (row - batch_start) as usize;
+                if row > at {
+                    kept.push((at, row - at));
+                }
+                at = row + 1;
+            }
+            if end > at {
+                kept.push((at, end - at));
+            }
+        }
+        kept
+    }
+
+    /// `batch` with its physical column names replaced by logical ones (column mapping).
+    pub fn rename_columns(&self, batch: arrow::array::RecordBatch) -> arrow::array::RecordBatch {
+        let Some(names) = &self.logical_names else {
+            return batch;
+        };
+        let schema = rename_fields(batch.schema_ref(), names);
+        // Same columns, same types: only the names changed, so this cannot fail.
+        arrow::array::RecordBatch::try_new(schema, batch.columns().to_vec()).unwrap_or(batch)
+    }
+}
+
+/// `schema` with each field named in `names` (physical -> logical) renamed.
+pub fn rename_fields(
+    schema: &arrow::datatypes::Schema,
+    names: &BTreeMap<String, String>,
+) -> arrow::datatypes::SchemaRef {
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match names.get(f.name()) {
+            Some(logical) => f.as_ref().clone().with_name(logical),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
 }
 
 /// What checking learns from one footer.
@@ -236,6 +339,8 @@ pub async fn check_objects(
             projection: checked.projection,
             id_projection: checked.id_projection,
             selected: None,
+            logical_names: None,
+            deleted_rows: None,
         }));
     }
     let id_kind = id_kinds.first().map(|(_, k)| *k).unwrap_or(IdKind::Int);
@@ -319,5 +424,57 @@ fn check_column(schema: &Schema, column: &RawColumn) -> Result<usize, String> {
         ColumnKind::Any => Err(format!(
             "column `{name}` is {dt}, expected a number or strings"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(row_group_rows: Vec<u64>, deleted: Vec<u64>) -> CheckedObject {
+        let base = CheckedObject {
+            url: "file:///t/part-0.parquet".into(),
+            meta: ObjectMeta {
+                location: "part-0.parquet".into(),
+                last_modified: chrono::Utc::now(),
+                size: 1,
+                e_tag: None,
+                version: None,
+            },
+            row_groups: row_group_rows.len(),
+            rows: row_group_rows.iter().sum(),
+            row_group_rows,
+            projection: ProjectionMask::all(),
+            id_projection: ProjectionMask::all(),
+            selected: None,
+            logical_names: None,
+            deleted_rows: None,
+        };
+        base.with_deleted_rows(Arc::new(deleted))
+    }
+
+    #[test]
+    fn deleted_rows_are_cut_out_of_the_batches_of_their_row_group() {
+        // Row groups of 10 and 10 rows; rows 0, 3, 4, 9 (first group) and 10, 15, 19 deleted.
+        let o = object(vec![10, 10], vec![0, 3, 4, 9, 10, 15, 19]);
+        assert_eq!(o.rows, 13);
+        // The first group read in one batch of 10.
+        assert_eq!(o.without_deleted(0, 0, vec![(0, 10)]), [(1, 2), (5, 4)]);
+        // The second group in batches of 4 rows: rows 10..14, 14..18, 18..20 of the file.
+        assert_eq!(o.without_deleted(1, 0, vec![(0, 4)]), [(1, 3)]);
+        assert_eq!(o.without_deleted(1, 4, vec![(0, 4)]), [(0, 1), (2, 2)]);
+        assert_eq!(o.without_deleted(1, 8, vec![(0, 2)]), [(0, 1)]);
+        // Parts a resumed run still needs are cut the same way.
+        assert_eq!(
+            o.without_deleted(0, 0, vec![(0, 2), (4, 6)]),
+            [(1, 1), (5, 4)]
+        );
+        // A sharded run that reads only the second group counts its rows alone.
+        assert_eq!(o.with_row_groups(vec![1]).rows, 7);
+        // Without deletions nothing changes.
+        assert_eq!(
+            object(vec![10], vec![]).without_deleted(0, 3, vec![(0, 7)]),
+            [(0, 7)]
+        );
     }
 }

@@ -298,11 +298,15 @@ impl RowGroupRead {
             let Some(batch) = next else {
                 return Ok(());
             };
+            let batch = self.object.rename_columns(batch);
             let rows = batch.num_rows();
             let parts = match &self.done {
                 Some(done) => done.missing(&self.url, self.row_group, first_row, rows),
                 None => vec![(0, rows)],
             };
+            let parts = self
+                .object
+                .without_deleted(self.row_group, first_row, parts);
             for (offset, len) in parts {
                 let item = SourceBatch {
                     object: Arc::clone(&self.url),
