@@ -7,6 +7,8 @@
 //! bounded memory), and the version read goes into the ledger with each object. A table with
 //! column mapping (`name` or `id`, Databricks' default for new tables) is read by its columns'
 //! physical names, which the source stage renames back to the logical ones the job file uses.
+//! A file with a deletion vector (rows a DELETE, UPDATE or MERGE removed without rewriting it)
+//! carries the deleted rows' indexes, which the source stage leaves out as it reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -145,10 +147,10 @@ async fn deleted_rows(
             .map(|bitmap| bitmap.iter().collect::<Vec<u64>>())
     })
     .await
-    .map_err(|e| deltalake_core::DeltaTableError::Generic(e.to_string()))?
+    .map_err(|e| DeltaTableError::Generic(e.to_string()))?
     .map_err(DeltaTableError::from)?;
     if i64::try_from(rows.len()).ok() != Some(cardinality) {
-        return Err(deltalake_core::DeltaTableError::Generic(format!(
+        return Err(DeltaTableError::Generic(format!(
             "it deletes {} rows where the log says {cardinality}",
             rows.len()
         )));
