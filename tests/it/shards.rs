@@ -247,6 +247,22 @@ async fn staging(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
+/// Shard 2/3 of `daily`, started with `SCORER_STOP_AT=point` and stopped there.
+async fn last_shard_stopped_at(p: &Project, url: &str, point: &str) -> std::process::Child {
+    let mut child = p
+        .command(
+            &["run", "daily", "--date", DATE, "--shard", "2/3"],
+            Some(url),
+        )
+        .env(scorer::stop_point::ENV, point)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_stopped(&mut child, 120).await;
+    child
+}
+
 /// kill -9 of the publishing shard at each of its steps (`scorer::stop_point`): before it takes
 /// the date's lock, holding it, inside the publish transaction, and after the commit before its
 /// ledger row is updated. Each time the date holds exactly the input's rows (the previous run's
@@ -273,17 +289,7 @@ async fn the_publishing_shard_killed_at_each_step_publishes_exactly_once() {
 
         // The last shard stops itself at the point; readers meanwhile see the previous rows,
         // or (stopped after the commit) the shards' rows; then it is killed there.
-        let mut child = p
-            .command(
-                &["run", "daily", "--date", DATE, "--shard", "2/3"],
-                Some(&url),
-            )
-            .env(scorer::stop_point::ENV, point)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_stopped(&mut child, 120).await;
+        let child = last_shard_stopped_at(&p, &url, point).await;
         if point == scorer::stop_point::SHARD_IN_TRANSACTION {
             // The swap holds the table's lock until COMMIT: a reader waits, it never sees a part.
             let mut reader = pool.acquire().await.unwrap();
@@ -387,20 +393,7 @@ async fn gc_expires_an_attempt_whose_shards_stalled() {
     assert_ok(&shard(&p, Some(&url), "0/3", &[]));
     assert_ok(&shard(&p, Some(&url), "1/3", &[]));
     // Shard 2 stages its part and dies (kill -9) before it publishes; nobody retries it.
-    let mut child = p
-        .command(
-            &["run", "daily", "--date", DATE, "--shard", "2/3"],
-            Some(&url),
-        )
-        .env(
-            scorer::stop_point::ENV,
-            scorer::stop_point::SHARD_BEFORE_LOCK,
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_stopped(&mut child, 120).await;
+    let child = last_shard_stopped_at(&p, &url, scorer::stop_point::SHARD_BEFORE_LOCK).await;
     signal(child.id(), "KILL");
     let _ = finish(child).await;
     assert_eq!(staging(&pool).await, 3, "every shard staged its part");
