@@ -636,3 +636,84 @@ fn a_label_output_is_the_predicted_class() {
     .to_string();
     assert!(err.contains("is not a classifier"), "{err}");
 }
+
+/// The fixture's rows as plain f32 rows in the model's input order (nulls as NaN).
+fn input_rows(name: &str, inputs: &[String]) -> Vec<Vec<f32>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Float32Type;
+    let batch = read_parquet(base().join(format!("data/{name}/dt={DATE}/input.parquet")));
+    let columns: Vec<_> = inputs
+        .iter()
+        .map(|f| {
+            let c = arrow::compute::cast(
+                batch.column_by_name(f).unwrap(),
+                &arrow::datatypes::DataType::Float32,
+            )
+            .unwrap();
+            c.as_primitive::<Float32Type>().clone()
+        })
+        .collect();
+    (0..batch.num_rows())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| if c.is_null(r) { f32::NAN } else { c.value(r) })
+                .collect()
+        })
+        .collect()
+}
+
+/// TreeSHAP against the libraries: for every fixture (both libraries, every objective, rows on
+/// split thresholds, missing values, categorical splits and unseen categories) each row's
+/// contributions equal XGBoost's `pred_contribs` / LightGBM's `pred_contrib`
+/// (scripts/fixtures/make_contribs.py) within 1e-5 of the row's margin scale, and each group's
+/// contributions sum to its margin within 1e-6.
+#[test]
+fn contributions_match_each_library_and_sum_to_the_margin() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Float64Type;
+    for (name, groups) in FIXTURES {
+        let (bytes, spec, _) = parts(name);
+        let forest = scorer::model::gbdt::parse(gbdt_of(&spec).format, &bytes).unwrap();
+        forest
+            .check_covers()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = read_parquet(base().join(format!("data/{name}/contributions.parquet")));
+        let want = want.column_by_name("contrib").unwrap().as_list::<i32>();
+        let rows = input_rows(name, &spec.inputs);
+        assert_eq!(rows.len(), want.len());
+        let width = spec.inputs.len() + 1;
+        let mut worst = 0.0f64;
+        for (r, row) in rows.iter().enumerate() {
+            let got = forest.contributions(row);
+            let lib = want.value(r);
+            let lib = lib.as_primitive::<Float64Type>().values();
+            assert_eq!(got.len(), groups * width, "{name}");
+            assert_eq!(lib.len(), got.len(), "{name}");
+            let margins = forest.margins(row);
+            let scale = margins.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (i, (g, w)) in got.iter().zip(lib).enumerate() {
+                let err = (g - w).abs() / scale;
+                worst = worst.max(err);
+                assert!(
+                    err <= 1e-5,
+                    "{name} row {r} value {i} (group {}, feature {}): {g} vs the library's {w}",
+                    i / width,
+                    i % width
+                );
+            }
+            for (k, margin) in margins.iter().enumerate() {
+                let sum: f64 = got[k * width..(k + 1) * width].iter().sum();
+                assert!(
+                    (sum - margin).abs() <= 1e-6,
+                    "{name} row {r} group {k}: contributions sum to {sum}, margin {margin}"
+                );
+            }
+        }
+        eprintln!(
+            "{name}: {} rows x {} contributions, worst difference {worst:.2e} of the margin scale",
+            rows.len(),
+            groups * width
+        );
+    }
+}

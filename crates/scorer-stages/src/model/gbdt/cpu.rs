@@ -724,6 +724,7 @@ mod tests {
             trees.push(Tree {
                 nodes,
                 group: t % 2,
+                covers: Vec::new(),
             });
         }
         Forest {

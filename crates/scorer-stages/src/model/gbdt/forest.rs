@@ -108,6 +108,10 @@ pub enum Node {
 pub struct Tree {
     pub nodes: Vec<Node>,
     pub group: usize,
+    /// How much training data reached each node (XGBoost's `sum_hessian`, LightGBM's
+    /// `internal_count`/`leaf_count`), by node index: the weights TreeSHAP averages over
+    /// (`super::shap`). Empty when the file does not record them.
+    pub covers: Vec<f64>,
 }
 
 impl Tree {

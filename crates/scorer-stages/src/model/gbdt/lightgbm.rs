@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use super::error::ForestFileError;
-use super::forest::{Forest, Link, Node, Split, Tree, f32_at_or_below};
+use super::forest::{Forest, Link, Node, Split, Tree, ZERO_BAND, f32_at_or_below};
 
 /// Reads a LightGBM text model.
 pub fn parse(bytes: &[u8]) -> Result<Forest, ForestFileError> {
@@ -192,6 +192,20 @@ fn list<T: std::str::FromStr>(
     Ok(values)
 }
 
+/// The f32 threshold of LightGBM's `x <= t` for a feature it reads as LightGBM does: a value in
+/// the zero band (`|x| <= kZeroThreshold`, which LightGBM drops from a row as it reads it, so the
+/// tree sees 0) goes where 0 goes. Outside the band nothing moves: a band value sits on the
+/// same side as 0 of every threshold but one in `[-band, band)`, which moves out of the band
+/// towards 0's side. Seen on thresholds at `-1e-35`, which LightGBM's bins put beside zero.
+fn threshold_reading_the_band_as_zero(t: f64) -> f32 {
+    let below = f32_at_or_below(t);
+    if 0.0 <= t {
+        below.max(ZERO_BAND)
+    } else {
+        below.min((-ZERO_BAND).next_down())
+    }
+}
+
 /// One `Tree=` block.
 fn tree(block: &str, features: usize) -> Result<Tree, ForestFileError> {
     let kv = key_values(block);
@@ -206,10 +220,19 @@ fn tree(block: &str, features: usize) -> Result<Tree, ForestFileError> {
         ));
     }
     let leaf_value: Vec<f64> = list(&kv, "leaf_value", leaves)?;
+    // Data counts, for TreeSHAP: split nodes first, then leaves, as the nodes are laid out.
+    let counts = |key: &str, n: usize| -> Result<Vec<f64>, ForestFileError> {
+        match kv.contains_key(key) {
+            true => list(&kv, key, n),
+            false => Ok(Vec::new()),
+        }
+    };
+    let leaf_count = counts("leaf_count", leaves)?;
     if leaves == 1 {
         return Ok(Tree {
             nodes: vec![Node::Leaf(leaf_value[0])],
             group: 0,
+            covers: leaf_count,
         });
     }
     let splits = leaves - 1;
@@ -279,7 +302,7 @@ fn tree(block: &str, features: usize) -> Result<Tree, ForestFileError> {
                 // None: NaN is read as 0
                 0 => Split::Numeric {
                     feature: feature[i],
-                    threshold: f32_at_or_below(t),
+                    threshold: threshold_reading_the_band_as_zero(t),
                     nan_left: 0.0 <= t,
                     zero_is_missing: false,
                 },
@@ -291,7 +314,7 @@ fn tree(block: &str, features: usize) -> Result<Tree, ForestFileError> {
                 },
                 2 => Split::Numeric {
                     feature: feature[i],
-                    threshold: f32_at_or_below(t),
+                    threshold: threshold_reading_the_band_as_zero(t),
                     nan_left: default_left,
                     zero_is_missing: false,
                 },
@@ -305,7 +328,17 @@ fn tree(block: &str, features: usize) -> Result<Tree, ForestFileError> {
         });
     }
     nodes.extend(leaf_value.into_iter().map(Node::Leaf));
-    Ok(Tree { nodes, group: 0 })
+    let internal_count = counts("internal_count", splits)?;
+    let covers = if internal_count.is_empty() || leaf_count.is_empty() {
+        Vec::new()
+    } else {
+        [internal_count, leaf_count].concat()
+    };
+    Ok(Tree {
+        nodes,
+        group: 0,
+        covers,
+    })
 }
 
 #[cfg(test)]

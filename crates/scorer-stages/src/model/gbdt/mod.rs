@@ -12,6 +12,7 @@ pub mod error;
 pub mod forest;
 pub mod lightgbm;
 pub mod section;
+pub mod shap;
 pub mod tensor;
 pub mod ubjson;
 pub mod xgboost;

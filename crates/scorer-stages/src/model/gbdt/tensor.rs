@@ -231,6 +231,7 @@ mod tests {
                 Node::Leaf(1.0),
             ],
             group: 0,
+            covers: Vec::new(),
         };
         let forest = Forest {
             features: 1,

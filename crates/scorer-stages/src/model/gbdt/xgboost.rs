@@ -232,7 +232,18 @@ fn tree(t: &Value) -> Result<Tree, ForestFileError> {
     let index = ints(t, "split_indices")?;
     let cond = floats(t, "split_conditions")?;
     let default_left = bools(t, "default_left")?;
+    // Covers are f32 in XGBoost too: through f32, so JSON's decimals and UBJSON's floats agree.
+    let covers: Vec<f64> = match t.get("sum_hessian") {
+        Some(_) => floats(t, "sum_hessian")?
+            .into_iter()
+            .map(|c| f64::from(c as f32))
+            .collect(),
+        None => Vec::new(),
+    };
     let n = left.len();
+    if !covers.is_empty() && covers.len() != n {
+        return Err("its node arrays have different lengths".into());
+    }
     if [right.len(), index.len(), cond.len(), default_left.len()]
         .iter()
         .any(|&l| l != n)
@@ -316,7 +327,11 @@ fn tree(t: &Value) -> Result<Tree, ForestFileError> {
             right: child(right[i], i)?,
         });
     }
-    Ok(Tree { nodes, group: 0 })
+    Ok(Tree {
+        nodes,
+        group: 0,
+        covers,
+    })
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, ForestFileError> {
