@@ -92,9 +92,9 @@ pub fn models_list(
                     e.version,
                     spec.kind.kind(),
                     spec.inputs.len(),
-                    spec.outputs
+                    spec.output_columns()
                         .iter()
-                        .map(|o| format!("{} ({})", o.name(), o.column().ty))
+                        .map(|o| format!("{} ({})", o.name, o.ty))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));

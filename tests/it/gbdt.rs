@@ -717,3 +717,168 @@ fn contributions_match_each_library_and_sum_to_the_margin() {
         );
     }
 }
+
+/// The library's contributions of a fixture, by row (id order).
+fn library_contributions(name: &str) -> Vec<Vec<f64>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Float64Type;
+    let batch = read_parquet(base().join(format!("data/{name}/contributions.parquet")));
+    let list = batch.column_by_name("contrib").unwrap().as_list::<i32>();
+    (0..list.len())
+        .map(|r| {
+            list.value(r)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// `got` (f32, as written) against the library's values, within 1e-5 of the row's scale.
+fn assert_contributions(what: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (f64::from(*g) - w).abs() <= 1e-5 * scale,
+            "{what} value {i}: {g} vs the library's {w}"
+        );
+    }
+}
+
+/// A fixture's model directory copied into `models`, its outputs followed by `extra`.
+fn model_with_outputs(models: &std::path::Path, name: &str, extra: &str) {
+    let from = base().join(format!("models/{name}/1"));
+    let to = models.join(format!("{name}/1"));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+    let toml = std::fs::read_to_string(to.join("model.toml")).unwrap();
+    let outputs = toml
+        .lines()
+        .find(|l| l.starts_with("outputs = ["))
+        .unwrap()
+        .to_string();
+    let with = format!("{}, {extra}]", outputs.trim_end_matches(']'));
+    std::fs::write(to.join("model.toml"), toml.replace(&outputs, &with)).unwrap();
+}
+
+/// `{ name = "contrib", kind = "contributions" }` in model.toml: a job writes each row's
+/// contributions beside its score, into SQLite and PostgreSQL, equal to the library's (f32 as
+/// written); `scorer models list` shows the vector's length.
+#[tokio::test]
+async fn a_job_writes_contributions_beside_the_score() {
+    for name in ["xgb_categorical", "lgb_multiclass"] {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        model_with_outputs(
+            &models,
+            name,
+            r#"{ name = "contrib", kind = "contributions" }"#,
+        );
+        let job = dir.path().join("explain.toml");
+        std::fs::write(
+            &job,
+            format!(
+                "name = \"explain_{name}\"\n[input]\nurl = \"{}/data/{name}/dt={{{{ ds }}}}/*.parquet\"\n\
+                 id_column = \"id\"\n[model]\nname = \"{name}\"\nversion = \"1\"\n[output]\n\
+                 table = \"explained\"\n",
+                base().display()
+            ),
+        )
+        .unwrap();
+        let (pg_url, pg) = crate::common::fresh_pg("contributions").await;
+        let want = library_contributions(name);
+        for db in [None, Some(pg_url.as_str())] {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scorer"));
+            cmd.current_dir(dir.path())
+                .args(["--models-dir", models.to_str().unwrap(), "run"])
+                .arg(&job)
+                .args(["--date", DATE])
+                .env("SCORER_MODEL_CACHE", dir.path().join("cache"));
+            match db {
+                Some(url) => cmd.env("DATABASE_URL", url),
+                None => cmd
+                    .env_remove("DATABASE_URL")
+                    .env("SCORER_SQLITE_PATH", dir.path().join("scorer.db")),
+            };
+            let out = cmd.output().unwrap();
+            assert_ok(&out);
+            let rows: Vec<(i64, Vec<f32>)> = match db {
+                None => {
+                    let pool = SqlitePool::connect(&format!(
+                        "sqlite://{}/scorer.db",
+                        dir.path().display()
+                    ))
+                    .await
+                    .unwrap();
+                    let rows: Vec<(i64, String)> =
+                        sqlx::query_as("SELECT id, contrib FROM explained ORDER BY id")
+                            .fetch_all(&pool)
+                            .await
+                            .unwrap();
+                    rows.into_iter()
+                        .map(|(id, v)| (id, serde_json::from_str(&v).unwrap()))
+                        .collect()
+                }
+                Some(_) => sqlx::query_as("SELECT id, contrib FROM explained ORDER BY id")
+                    .fetch_all(&pg)
+                    .await
+                    .unwrap(),
+            };
+            assert_eq!(rows.len(), want.len(), "{name}");
+            for (id, got) in &rows {
+                assert_contributions(
+                    &format!(
+                        "{name} row {id} in {}",
+                        if db.is_some() { "PostgreSQL" } else { "SQLite" }
+                    ),
+                    got,
+                    &want[*id as usize],
+                );
+            }
+        }
+        let listed = std::process::Command::new(env!("CARGO_BIN_EXE_scorer"))
+            .args(["--models-dir", models.to_str().unwrap(), "models", "list"])
+            .output()
+            .unwrap();
+        assert_ok(&listed);
+        let width = want[0].len();
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains(&format!("contrib (f32[{width}])")),
+            "{}",
+            crate::common::text(&listed)
+        );
+    }
+}
+
+/// Contributions on a model kind that has none, or from a file without covers, are refused
+/// before scoring with exit 2, saying which kind computes them.
+#[test]
+fn contributions_are_refused_where_there_are_none() {
+    let p = crate::common::Project::new();
+    p.add_model(&crate::common::ModelOpts::mlp(8));
+    let toml = p.models_dir().join("m/1/model.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let outputs = text
+        .lines()
+        .find(|l| l.starts_with("outputs = ["))
+        .unwrap()
+        .to_string();
+    let with = format!(
+        "{}, {{ name = \"contrib\", kind = \"contributions\" }}]",
+        outputs.trim_end_matches(']')
+    );
+    std::fs::write(&toml, text.replace(&outputs, &with)).unwrap();
+    p.add_input("events", DATE, 100, 8, None);
+    p.add_job("daily", "events", "m", "scores", "on_null = \"fill:0\"");
+    let out = p.run("daily", None);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::common::text(&out));
+    assert!(
+        crate::common::text(&out).contains("are computed for gbdt models only"),
+        "{}",
+        crate::common::text(&out)
+    );
+}

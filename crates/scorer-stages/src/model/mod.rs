@@ -254,7 +254,7 @@ pub fn load_adjusted(
     for (other, a) in spec.artifacts.iter().filter(|(r, _)| r.as_str() != role) {
         artifacts::load(registry, &dir, other, a)?;
     }
-    let outputs: Vec<OutputColumn> = spec.outputs.iter().map(|o| o.column()).collect();
+    let outputs: Vec<OutputColumn> = spec.output_columns();
     let artifact = |role: &str| -> Result<artifacts::Artifact, ModelError> {
         let a = spec.artifacts.get(role).ok_or_else(|| ModelError::Spec {
             path: model_toml.clone(),

@@ -47,6 +47,21 @@ pub enum OutputDecl {
         #[serde(rename = "type")]
         ty: ScalarType,
     },
+    /// `{ name = "contrib", kind = "contributions" }`: an explanation of each row's score, an f32
+    /// vector whose length the model decides ([`ModelSpec::output_columns`]).
+    Explained {
+        name: String,
+        kind: Explanation,
+    },
+}
+
+/// What an explanation output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Explanation {
+    /// Each row's SHAP contributions (gbdt models): per output group, one per input feature in
+    /// input order, then the bias term; they sum to the group's margin.
+    Contributions,
 }
 
 /// The element type of a typed scalar output.
@@ -65,11 +80,23 @@ impl OutputDecl {
     /// The output's name.
     pub fn name(&self) -> &str {
         match self {
-            Self::Scalar(n) | Self::Vector { name: n, .. } | Self::Typed { name: n, .. } => n,
+            Self::Scalar(n)
+            | Self::Vector { name: n, .. }
+            | Self::Typed { name: n, .. }
+            | Self::Explained { name: n, .. } => n,
         }
     }
 
-    /// The typed output column it declares.
+    /// The explanation it asks for, if it is one.
+    pub fn explanation(&self) -> Option<Explanation> {
+        match self {
+            Self::Explained { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The typed output column it declares; an explanation's length is the model's
+    /// ([`ModelSpec::output_columns`]), so here it is 0.
     pub fn column(&self) -> OutputColumn {
         match self {
             Self::Scalar(name) => OutputColumn {
@@ -86,6 +113,10 @@ impl OutputDecl {
                     ScalarType::F32 => OutputType::Float32,
                     ScalarType::I64 => OutputType::Int64,
                 },
+            },
+            Self::Explained { name, .. } => OutputColumn {
+                name: name.clone(),
+                ty: OutputType::Float32Vector(0),
             },
         }
     }
@@ -282,6 +313,29 @@ impl ModelSpec {
     }
 
     /// Problems with the declared outputs: empty or repeated names, vector sizes out of range.
+    /// The output columns, in declared order, with each explanation's length: contributions
+    /// take `(inputs + 1) × groups` values, a group being one f32 value the model predicts.
+    pub fn output_columns(&self) -> Vec<OutputColumn> {
+        let groups: usize = self
+            .outputs
+            .iter()
+            .filter(|o| o.explanation().is_none())
+            .map(|o| o.column().ty)
+            .filter(|ty| *ty != OutputType::Int64)
+            .map(|ty| ty.width())
+            .sum();
+        self.outputs
+            .iter()
+            .map(|o| match o.explanation() {
+                Some(Explanation::Contributions) => OutputColumn {
+                    name: o.name().to_string(),
+                    ty: OutputType::Float32Vector((self.inputs.len() + 1) * groups),
+                },
+                None => o.column(),
+            })
+            .collect()
+    }
+
     pub fn output_problems(&self) -> Option<String> {
         let mut seen = std::collections::BTreeSet::new();
         for o in &self.outputs {
@@ -296,6 +350,16 @@ impl ModelSpec {
             {
                 return Some(format!(
                     "output `{name}`: size must be between 1 and {MAX_VECTOR_SIZE}, got {size}"
+                ));
+            }
+            if o.explanation() == Some(Explanation::Contributions)
+                && self.kind.kind() != super::kind::ModelKind::Gbdt
+            {
+                return Some(format!(
+                    "output `{}`: contributions (kind = \"contributions\") are computed for gbdt \
+                     models only (TreeSHAP); this model is of kind {}",
+                    o.name(),
+                    self.kind.kind()
                 ));
             }
         }

@@ -94,7 +94,13 @@ pub struct GbdtModel {
     evaluator: Evaluator,
     about: String,
     contract: InputContract,
+    /// Every declared output, in order.
     outputs: Vec<OutputColumn>,
+    /// The outputs the evaluator's margins make (all but the explanations), in order.
+    predictions: Vec<OutputColumn>,
+    /// The contributions outputs, when declared: their positions in `outputs` and the forest
+    /// TreeSHAP walks.
+    explained: Option<(Vec<usize>, Arc<Forest>)>,
     groups: usize,
     link: Link,
     output: GbdtOutput,
@@ -112,11 +118,48 @@ impl GbdtModel {
         outputs: &[OutputColumn],
         device: &Device,
     ) -> Result<Self, ModelError> {
+        Self::build_explained(bytes, path, spec, inputs, outputs, &[], device)
+    }
+
+    /// [`GbdtModel::build`] where the outputs at `contributions` (positions in `outputs`) are
+    /// each row's SHAP contributions, `(inputs + 1) × groups` f32 values; the file must record
+    /// its nodes' covers.
+    pub fn build_explained(
+        bytes: &[u8],
+        path: &Path,
+        spec: &GbdtSpec,
+        inputs: &[String],
+        outputs: &[OutputColumn],
+        contributions: &[usize],
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let file_err = |source: ForestFileError| ModelError::ForestFile {
             path: path.to_path_buf(),
             source,
         };
-        let forest = read_checked(bytes, spec, inputs, outputs).map_err(file_err)?;
+        let predictions: Vec<OutputColumn> = outputs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !contributions.contains(i))
+            .map(|(_, o)| o.clone())
+            .collect();
+        let forest = read_checked(bytes, spec, inputs, &predictions).map_err(file_err)?;
+        let explained = if contributions.is_empty() {
+            None
+        } else {
+            forest.check_covers().map_err(file_err)?;
+            let width = (forest.features + 1) * forest.groups;
+            for &i in contributions {
+                if outputs.get(i).map(|o| o.ty) != Some(OutputType::Float32Vector(width)) {
+                    return Err(file_err(ForestFileError::from(format!(
+                        "contributions take {width} values per row ({} inputs and the bias, \
+                         for each of {} output groups)",
+                        forest.features, forest.groups
+                    ))));
+                }
+            }
+            Some((contributions.to_vec(), Arc::new(forest.clone())))
+        };
         let evaluator = if device.is_cpu() {
             Evaluator::Cpu(
                 cpu::CpuForest::compile(&forest)
@@ -125,13 +168,10 @@ impl GbdtModel {
         } else {
             gpu_evaluator(&forest, device).map_err(|e| file_err(ForestFileError::Layout(e)))?
         };
-        Ok(Self::from_parts(
-            forest,
-            evaluator,
-            inputs,
-            outputs,
-            spec.output,
-        ))
+        let mut model = Self::from_parts(forest, evaluator, inputs, &predictions, spec.output);
+        model.outputs = outputs.to_vec();
+        model.explained = explained;
+        Ok(model)
     }
 
     /// The same model run through the tensor formulation on `device` (the CPU too): the GPU path,
@@ -193,6 +233,8 @@ impl GbdtModel {
                 types: Vec::new(),
             },
             outputs: outputs.to_vec(),
+            predictions: outputs.to_vec(),
+            explained: None,
             groups: forest.groups,
             link: forest.link,
             output,
@@ -345,7 +387,7 @@ impl ScoringModel for GbdtModel {
             Evaluator::Kernel(f) => f.margins(batch)?,
         };
         let labels = self
-            .outputs
+            .predictions
             .iter()
             .any(|o| o.ty == OutputType::Int64)
             .then(|| classes(&margins, self.groups));
@@ -364,7 +406,7 @@ impl ScoringModel for GbdtModel {
             })
             .collect();
         let floats: Vec<OutputColumn> = self
-            .outputs
+            .predictions
             .iter()
             .filter(|o| o.ty != OutputType::Int64)
             .cloned()
@@ -374,7 +416,8 @@ impl ScoringModel for GbdtModel {
             .into_iter();
         // in declared order: the label where it was declared, the f32 outputs around it
         let mut labels = labels;
-        self.outputs
+        let predicted: Vec<ArrayRef> = self
+            .predictions
             .iter()
             .map(|o| {
                 if o.ty == OutputType::Int64 {
@@ -388,6 +431,61 @@ impl ScoringModel for GbdtModel {
                     })
                 }
             })
+            .collect::<Result<_, ModelError>>()?;
+        let Some((at, forest)) = &self.explained else {
+            return Ok(predicted);
+        };
+        let contributions: ArrayRef = Arc::new(contributions(forest, batch)?);
+        let mut predicted = predicted.into_iter();
+        (0..self.outputs.len())
+            .map(|i| {
+                if at.contains(&i) {
+                    Some(Arc::clone(&contributions))
+                } else {
+                    predicted.next()
+                }
+                .ok_or_else(|| ModelError::Runtime(format!("output {i} was not produced")))
+            })
             .collect()
     }
+}
+
+/// Each row's SHAP contributions as one f32 vector per row, rows in parallel (rayon) in chunks
+/// of contiguous rows, as the evaluator scores them.
+fn contributions(
+    forest: &Forest,
+    batch: &FeatureBatch,
+) -> Result<arrow::array::FixedSizeListArray, ModelError> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 256;
+    let features = batch.width();
+    let width = (forest.features + 1) * forest.groups;
+    let mut values = vec![0f32; batch.rows * width];
+    let all: Vec<usize> = (0..features).collect();
+    values
+        .par_chunks_mut(CHUNK * width)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let start = c * CHUNK;
+            let rows = out.len() / width.max(1);
+            let mut x = vec![0f32; rows * features];
+            batch.write_row_major(&all, start, rows, &mut x);
+            for (r, dst) in out.chunks_mut(width).enumerate() {
+                let phi = forest.contributions(&x[r * features..(r + 1) * features]);
+                for (d, v) in dst.iter_mut().zip(phi) {
+                    *d = v as f32;
+                }
+            }
+        });
+    let field = Arc::new(arrow::datatypes::Field::new_list_field(
+        arrow::datatypes::DataType::Float32,
+        false,
+    ));
+    arrow::array::FixedSizeListArray::try_new(
+        field,
+        i32::try_from(width).unwrap_or(i32::MAX),
+        Arc::new(arrow::array::Float32Array::from(values)),
+        None,
+    )
+    .map_err(|e| ModelError::Runtime(format!("contributions: {e}")))
 }
