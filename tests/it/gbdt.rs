@@ -683,9 +683,18 @@ fn contributions_match_each_library_and_sum_to_the_margin() {
         let rows = input_rows(name, &spec.inputs);
         assert_eq!(rows.len(), want.len());
         let width = spec.inputs.len() + 1;
+        let tables = scorer::model::gbdt::shap::ShapTables::build(&forest)
+            .unwrap_or_else(|| panic!("{name}: the tables fit the budget"));
         let mut worst = 0.0f64;
         for (r, row) in rows.iter().enumerate() {
             let got = forest.contributions(row);
+            // The tables give the recursion's values, by another route.
+            for (a, b) in got.iter().zip(tables.contributions(&forest, row)) {
+                assert!(
+                    (a - b).abs() <= 1e-9 * (1.0 + a.abs()),
+                    "{name} row {r}: {a} vs {b}"
+                );
+            }
             let lib = want.value(r);
             let lib = lib.as_primitive::<Float64Type>().values();
             assert_eq!(got.len(), groups * width, "{name}");

@@ -98,9 +98,10 @@ pub struct GbdtModel {
     outputs: Vec<OutputColumn>,
     /// The outputs the evaluator's margins make (all but the explanations), in order.
     predictions: Vec<OutputColumn>,
-    /// The contributions outputs, when declared: their positions in `outputs` and the forest
-    /// TreeSHAP walks.
-    explained: Option<(Vec<usize>, Arc<Forest>)>,
+    /// The contributions outputs, when declared: their positions in `outputs`, and the forest
+    /// TreeSHAP walks with its per-leaf tables (`None` when they would not fit
+    /// [`shap::TABLE_BUDGET`]: then the recursion).
+    explained: Option<(Vec<usize>, Arc<Explainer>)>,
     groups: usize,
     link: Link,
     output: GbdtOutput,
@@ -158,7 +159,14 @@ impl GbdtModel {
                     ))));
                 }
             }
-            Some((contributions.to_vec(), Arc::new(forest.clone())))
+            let tables = shap::ShapTables::build(&forest);
+            Some((
+                contributions.to_vec(),
+                Arc::new(Explainer {
+                    forest: forest.clone(),
+                    tables,
+                }),
+            ))
         };
         let evaluator = if device.is_cpu() {
             Evaluator::Cpu(
@@ -432,10 +440,10 @@ impl ScoringModel for GbdtModel {
                 }
             })
             .collect::<Result<_, ModelError>>()?;
-        let Some((at, forest)) = &self.explained else {
+        let Some((at, explainer)) = &self.explained else {
             return Ok(predicted);
         };
-        let contributions: ArrayRef = Arc::new(contributions(forest, batch)?);
+        let contributions: ArrayRef = Arc::new(contributions(explainer, batch)?);
         let mut predicted = predicted.into_iter();
         (0..self.outputs.len())
             .map(|i| {
@@ -450,12 +458,28 @@ impl ScoringModel for GbdtModel {
     }
 }
 
+/// A forest and, where they fit, its TreeSHAP tables.
+struct Explainer {
+    forest: Forest,
+    tables: Option<shap::ShapTables>,
+}
+
+impl Explainer {
+    fn contributions(&self, row: &[f32]) -> Vec<f64> {
+        match &self.tables {
+            Some(t) => t.contributions(&self.forest, row),
+            None => self.forest.contributions(row),
+        }
+    }
+}
+
 /// Each row's SHAP contributions as one f32 vector per row, rows in parallel (rayon) in chunks
 /// of contiguous rows, as the evaluator scores them.
 fn contributions(
-    forest: &Forest,
+    explainer: &Explainer,
     batch: &FeatureBatch,
 ) -> Result<arrow::array::FixedSizeListArray, ModelError> {
+    let forest = &explainer.forest;
     use rayon::prelude::*;
     const CHUNK: usize = 256;
     let features = batch.width();
@@ -471,7 +495,7 @@ fn contributions(
             let mut x = vec![0f32; rows * features];
             batch.write_row_major(&all, start, rows, &mut x);
             for (r, dst) in out.chunks_mut(width).enumerate() {
-                let phi = forest.contributions(&x[r * features..(r + 1) * features]);
+                let phi = explainer.contributions(&x[r * features..(r + 1) * features]);
                 for (d, v) in dst.iter_mut().zip(phi) {
                     *d = v as f32;
                 }
