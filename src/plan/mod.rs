@@ -374,20 +374,12 @@ async fn plan_delta_input(
     // A Delta error carries its class (a table that cannot be read as asked is
     // configuration, exit 2), whichever side of the run it comes from.
     .map_err(|e| Failure::from(crate::sink::SinkError::from(e)))?;
-    let deleted = files.deleted;
-    let Some(physical) = files.physical_names else {
-        let mut plan = source::footers::check_objects(
-            &target.location,
-            files.objects,
-            &job.input.id_column,
-            columns,
-        )
-        .await?;
-        plan.delta_version = Some(files.version);
-        return Ok(with_deletions(plan, &deleted));
-    };
     // Column mapping: the files are checked and read by physical names, renamed as read.
-    let to_physical = |name: &str| -> Result<String, Failure> {
+    let physical = files.physical_names.as_ref();
+    let in_files = |name: &str| -> Result<String, Failure> {
+        let Some(physical) = physical else {
+            return Ok(name.to_string());
+        };
         physical.get(name).cloned().ok_or_else(|| {
             let known: Vec<&str> = physical.keys().map(String::as_str).collect();
             Failure::Config(format!(
@@ -396,12 +388,12 @@ async fn plan_delta_input(
             ))
         })
     };
-    let id_column = to_physical(&job.input.id_column)?;
+    let id_column = in_files(&job.input.id_column)?;
     let columns = columns
         .iter()
         .map(|c| {
             Ok(RawColumn {
-                name: to_physical(&c.name)?,
+                name: in_files(&c.name)?,
                 ..c.clone()
             })
         })
@@ -409,41 +401,36 @@ async fn plan_delta_input(
     let mut plan =
         source::footers::check_objects(&target.location, files.objects, &id_column, &columns)
             .await?;
-    let logical: std::collections::BTreeMap<String, String> =
-        physical.into_iter().map(|(l, p)| (p, l)).collect();
-    plan.schema = plan
-        .schema
-        .map(|s| source::footers::rename_fields(&s, &logical));
-    let logical = Arc::new(logical);
+    let logical: Option<Arc<std::collections::BTreeMap<String, String>>> =
+        physical.map(|p| Arc::new(p.iter().map(|(l, p)| (p.clone(), l.clone())).collect()));
+    if let Some(names) = &logical {
+        plan.schema = plan
+            .schema
+            .map(|s| source::footers::rename_fields(&s, names));
+    }
+    // Each object with its logical names and its deletion vector's rows left out; the input's
+    // rows counted without them.
     plan.objects = plan
         .objects
         .iter()
-        .map(|o| {
-            Arc::new(source::CheckedObject {
-                logical_names: Some(Arc::clone(&logical)),
+        .zip(&files.deleted)
+        .map(|(o, deleted)| {
+            if logical.is_none() && deleted.is_none() {
+                return Arc::clone(o);
+            }
+            let object = source::CheckedObject {
+                logical_names: logical.clone(),
                 ..o.as_ref().clone()
+            };
+            Arc::new(match deleted {
+                Some(rows) => object.with_deleted_rows(Arc::clone(rows)),
+                None => object,
             })
         })
         .collect();
-    plan.delta_version = Some(files.version);
-    Ok(with_deletions(plan, &deleted))
-}
-
-/// The plan's objects with their deletion vectors' rows left out (`deleted[i]` is object i's),
-/// and the input's rows counted without them.
-#[cfg(feature = "delta")]
-fn with_deletions(mut plan: CheckedInput, deleted: &[Option<Arc<Vec<u64>>>]) -> CheckedInput {
-    plan.objects = plan
-        .objects
-        .iter()
-        .zip(deleted)
-        .map(|(o, d)| match d {
-            Some(rows) => Arc::new(o.with_deleted_rows(Arc::clone(rows))),
-            None => Arc::clone(o),
-        })
-        .collect();
     plan.total_rows = plan.objects.iter().map(|o| o.rows).sum();
-    plan
+    plan.delta_version = Some(files.version);
+    Ok(plan)
 }
 
 /// `input.delta` in a binary built without Delta tables.

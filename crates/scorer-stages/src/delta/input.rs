@@ -49,7 +49,6 @@ pub async fn files_for_date(
     };
     let log = |context: &str| super::log::log_error(&url, context);
     let log_store = super::log_store::open(target).map_err(&config)?;
-    let engine = log_store.engine(None);
     let mut table = DeltaTable::new(log_store);
     match version {
         Some(v) => {
@@ -97,6 +96,8 @@ pub async fn files_for_date(
             .await
             .map_err(log("cannot list the date's files"))?;
     let root = table.table_url().clone();
+    // delta-rs's kernel engine, made only for a table whose files have deletion vectors.
+    let mut engine = None;
     let mut metas = Vec::with_capacity(files.len());
     let mut deleted = Vec::with_capacity(files.len());
     for file in &files {
@@ -104,7 +105,8 @@ pub async fn files_for_date(
             None => None,
             Some(dv) => {
                 let what = format!("cannot read the deletion vector of {}", file.path());
-                let rows = deleted_rows(dv, Arc::clone(&engine), root.clone())
+                let engine = engine.get_or_insert_with(|| table.log_store().engine(None));
+                let rows = deleted_rows(dv, Arc::clone(engine), root.clone())
                     .await
                     .map_err(log(&what))?;
                 Some(Arc::new(rows))

@@ -89,17 +89,14 @@ impl CheckedObject {
 
     /// This object with `deleted` rows (indexes in the file, ascending) left out, and `rows`
     /// counting only the rest of the row groups it reads.
-    pub fn with_deleted_rows(&self, deleted: Arc<Vec<u64>>) -> Self {
-        let mut object = Self {
-            deleted_rows: Some(deleted),
-            ..self.clone()
-        };
-        object.rows = object
+    pub fn with_deleted_rows(mut self, deleted: Arc<Vec<u64>>) -> Self {
+        self.deleted_rows = Some(deleted);
+        self.rows = self
             .row_group_indexes()
             .iter()
-            .map(|&rg| object.live_rows(rg))
+            .map(|&rg| self.live_rows(rg))
             .sum();
-        object
+        self
     }
 
     /// The index in the file of row group `rg`'s first row.

@@ -41,10 +41,7 @@ impl Forest {
     /// group's features in input order and then its bias. Needs covers ([`Forest::check_covers`]).
     pub fn contributions(&self, row: &[f32]) -> Vec<f64> {
         let width = self.features + 1;
-        let mut phi = vec![0.0; self.groups * width];
-        for (g, base) in self.base_margin.iter().enumerate() {
-            phi[g * width + self.features] += base;
-        }
+        let mut phi = self.base_contributions();
         // Each level of the recursion copies its parent's path into the next segment of one
         // buffer: at most depth + 2 segments of at most depth + 2 elements.
         let depth = self.trees.iter().map(Tree::depth).max().unwrap_or(0) + 2;
@@ -53,6 +50,16 @@ impl Forest {
             let out = &mut phi[tree.group * width..(tree.group + 1) * width];
             out[self.features] += tree.expected_value();
             tree.shap(row, out, 0, &mut arena, 0, 1.0, 1.0, usize::MAX);
+        }
+        phi
+    }
+
+    /// Contributions before any tree's share: each group's bias holds its base margin.
+    fn base_contributions(&self) -> Vec<f64> {
+        let width = self.features + 1;
+        let mut phi = vec![0.0; self.groups * width];
+        for (g, base) in self.base_margin.iter().enumerate() {
+            phi[g * width + self.features] += base;
         }
         phi
     }
@@ -290,10 +297,7 @@ impl ShapTables {
     /// built from).
     pub fn contributions(&self, forest: &Forest, row: &[f32]) -> Vec<f64> {
         let width = forest.features + 1;
-        let mut phi = vec![0.0; forest.groups * width];
-        for (g, base) in forest.base_margin.iter().enumerate() {
-            phi[g * width + forest.features] += base;
-        }
+        let mut phi = forest.base_contributions();
         let mut went_left = Vec::new();
         for ((tree, leaves), expected) in forest.trees.iter().zip(&self.trees).zip(&self.expected) {
             let out = &mut phi[tree.group * width..(tree.group + 1) * width];
