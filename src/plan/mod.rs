@@ -242,9 +242,15 @@ pub fn bind_model(
         });
     let all: Vec<OutputColumn> = score_columns.iter().cloned().chain(passthrough).collect();
     problems.extend(column_problems(job, &all));
+    problems.extend(model::reason_labels::problems(
+        &job.model.reasons,
+        inputs,
+        outputs,
+        &format!("model {} version {}", model.name, model.version),
+    ));
     if problems.is_empty() {
         Ok(ModelBinding {
-            model,
+            model: model.with_reason_labels(&job.model.reasons),
             features,
             columns,
             score_columns,

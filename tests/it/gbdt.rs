@@ -863,6 +863,292 @@ async fn a_job_writes_contributions_beside_the_score() {
     }
 }
 
+/// One row's reason codes as the README documents them, from its contributions as written:
+/// group `class`'s features (not the bias) whose contributions have `sign`, largest magnitude
+/// first, equal ones in input order, at most `k`; as (feature, value).
+fn expected_reasons(
+    contrib: &[f32],
+    features: usize,
+    class: usize,
+    k: usize,
+    negative: bool,
+) -> Vec<(usize, f32)> {
+    let group = &contrib[class * (features + 1)..class * (features + 1) + features];
+    let mut picked: Vec<(usize, f32)> = group
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, v)| if negative { *v < 0.0 } else { *v > 0.0 })
+        .collect();
+    picked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+    picked.truncate(k);
+    picked
+}
+
+/// One row as read back from a sink: id, contributions, reasons and their values, the negative
+/// reasons and theirs.
+type ReasonRow = (i64, Vec<f32>, Vec<String>, Vec<f32>, Vec<String>, Vec<f32>);
+
+/// Checks every row's reason codes against its contributions (the documented rule), the job's
+/// texts and the library's contributions.
+fn assert_reasons(
+    what: &str,
+    rows: &[ReasonRow],
+    inputs: &[String],
+    class: usize,
+    library: &[Vec<f64>],
+) {
+    assert_eq!(rows.len(), library.len(), "{what}");
+    let mut listed = 0;
+    for (id, contrib, reasons, values, against, against_by) in rows {
+        for (names, vals, k, negative) in
+            [(reasons, values, 3, false), (against, against_by, 2, true)]
+        {
+            let want = expected_reasons(contrib, inputs.len(), class, k, negative);
+            let texts: Vec<String> = want
+                .iter()
+                .map(|(f, _)| format!("Because of {}", inputs[*f]))
+                .collect();
+            assert_eq!(names, &texts, "{what} row {id}");
+            let want_values: Vec<f32> = want.iter().map(|(_, v)| *v).collect();
+            assert_eq!(vals, &want_values, "{what} row {id}");
+            let lib = &library[*id as usize];
+            let scale = lib.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (f, v) in &want {
+                let l = lib[class * (inputs.len() + 1) + f];
+                assert!(
+                    (f64::from(*v) - l).abs() <= 1e-5 * scale,
+                    "{what} row {id} feature {f}: {v} vs {l}"
+                );
+            }
+            listed += names.len();
+        }
+    }
+    assert!(
+        listed > rows.len(),
+        "{what}: only {listed} reasons in {} rows",
+        rows.len()
+    );
+}
+
+/// `{ name = "reasons", kind = "top_contributions" }` in model.toml and `[model.reasons]` in the
+/// job: reason codes (positive, k = 3, and negative, k = 2, with a named values column), worded
+/// by the job, written into PostgreSQL (text[] and real[]), SQLite (JSON arrays) and Delta
+/// (read by `deltalake`), each row's equal to the rule applied to its contributions; the
+/// README's analyst query runs on the PostgreSQL table. For a multiclass model, `class` picks
+/// the group.
+#[tokio::test]
+async fn a_job_writes_reason_codes_into_postgresql_sqlite_and_delta() {
+    for (name, class) in [("xgb_categorical", 0usize), ("lgb_multiclass", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        let class_key = if name == "lgb_multiclass" {
+            format!(", class = {class}")
+        } else {
+            String::new()
+        };
+        model_with_outputs(
+            &models,
+            name,
+            &format!(
+                "{{ name = \"contrib\", kind = \"contributions\" }}, \
+                 {{ name = \"reasons\", kind = \"top_contributions\", k = 3{class_key} }}, \
+                 {{ name = \"against\", kind = \"top_contributions\", k = 2, sign = \"negative\", values = \"against_by\"{class_key} }}"
+            ),
+        );
+        let spec = std::fs::read_to_string(models.join(format!("{name}/1/model.toml"))).unwrap();
+        let spec: toml::Table = toml::from_str(&spec).unwrap();
+        let inputs: Vec<String> = spec["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let table: String = inputs
+            .iter()
+            .map(|f| format!("\"{f}\" = \"Because of {f}\"\n"))
+            .collect();
+        let job = |output: &str| {
+            format!(
+                "name = \"reasons_{name}\"\n[input]\nurl = \"{}/data/{name}/dt={{{{ ds }}}}/*.parquet\"\n\
+                 id_column = \"id\"\n[model]\nname = \"{name}\"\nversion = \"1\"\n\
+                 [model.reasons]\n{table}[output]\n{output}\n",
+                base().display()
+            )
+        };
+        std::fs::write(dir.path().join("table.toml"), job("table = \"explained\"")).unwrap();
+        let lake = dir.path().join("lake");
+        std::fs::write(
+            dir.path().join("delta.toml"),
+            job(&format!("delta = \"{}\"", lake.display())),
+        )
+        .unwrap();
+        let (pg_url, pg) = crate::common::fresh_pg("reasons").await;
+        let library = library_contributions(name);
+        let run = |job: &str, db: Option<&str>| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scorer"));
+            cmd.current_dir(dir.path())
+                .args(["--models-dir", models.to_str().unwrap(), "run"])
+                .arg(dir.path().join(job))
+                .args(["--date", DATE])
+                .env("SCORER_MODEL_CACHE", dir.path().join("cache"))
+                .env("SCORER_SQLITE_PATH", dir.path().join("scorer.db"));
+            match db {
+                Some(url) => cmd.env("DATABASE_URL", url),
+                None => cmd.env_remove("DATABASE_URL"),
+            };
+            let out = cmd.output().unwrap();
+            assert_ok(&out);
+        };
+        run("table.toml", Some(&pg_url));
+        let rows: Vec<ReasonRow> = sqlx::query_as(
+            "SELECT id, contrib, reasons, reasons_values, against, against_by FROM explained ORDER BY id",
+        )
+        .fetch_all(&pg)
+        .await
+        .unwrap();
+        assert_reasons(
+            &format!("{name} in PostgreSQL"),
+            &rows,
+            &inputs,
+            class,
+            &library,
+        );
+        if name == "xgb_categorical" {
+            // The README's analyst query: the most frequent reasons among a date's 100 highest
+            // scores, with their mean contribution.
+            let readme =
+                std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+            let query = readme
+                .split("```sql")
+                .map(|block| block.split("```").next().unwrap())
+                .find(|block| block.contains("unnest(top.reasons, top.reasons_values)"))
+                .expect("the README's reason-codes query")
+                .replace("scores.credit_daily", "explained")
+                .replace("2026-11-24", DATE);
+            let top: Vec<(String, i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(query))
+                .fetch_all(&pg)
+                .await
+                .unwrap();
+            let highest: Vec<(i64,)> =
+                sqlx::query_as("SELECT id FROM explained ORDER BY score DESC LIMIT 100")
+                    .fetch_all(&pg)
+                    .await
+                    .unwrap();
+            let mut counted: BTreeMap<String, i64> = BTreeMap::new();
+            for (id,) in &highest {
+                let row = rows.iter().find(|r| r.0 == *id).unwrap();
+                for reason in &row.2 {
+                    *counted.entry(reason.clone()).or_default() += 1;
+                }
+            }
+            assert_eq!(top.len(), counted.len(), "{top:?}");
+            for (reason, n, mean) in &top {
+                assert_eq!(counted.get(reason), Some(n), "{reason}");
+                assert!(*mean > 0.0, "{reason}: {mean}");
+            }
+        }
+        run("table.toml", None);
+        let sqlite = SqlitePool::connect(&format!("sqlite://{}/scorer.db", dir.path().display()))
+            .await
+            .unwrap();
+        let raw: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, contrib, reasons, reasons_values, against, against_by FROM explained ORDER BY id",
+        )
+        .fetch_all(&sqlite)
+        .await
+        .unwrap();
+        fn json<T: serde::de::DeserializeOwned>(s: &str) -> T {
+            serde_json::from_str(s).unwrap()
+        }
+        let rows: Vec<ReasonRow> = raw
+            .iter()
+            .map(|(id, c, r, rv, a, av)| (*id, json(c), json(r), json(rv), json(a), json(av)))
+            .collect();
+        assert_reasons(
+            &format!("{name} in SQLite"),
+            &rows,
+            &inputs,
+            class,
+            &library,
+        );
+        run("delta.toml", None);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/delta/read_rows.py");
+        let python = std::env::var("SCORER_TEST_DELTA_PYTHON")
+            .expect("SCORER_TEST_DELTA_PYTHON is not set: run the tests with scripts/test.sh");
+        let out = std::process::Command::new(python)
+            .arg(script)
+            .arg(&lake)
+            .args([
+                "id",
+                "contrib",
+                "reasons",
+                "reasons_values",
+                "against",
+                "against_by",
+            ])
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        let rows: Vec<ReasonRow> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_reasons(&format!("{name} in Delta"), &rows, &inputs, class, &library);
+    }
+}
+
+/// A reasons table that misses an input or names one the model lacks, and reason codes without
+/// a class on a multiclass model, are refused before any row is read, with exit 2 and every
+/// problem named.
+#[test]
+fn reason_codes_misconfigured_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    model_with_outputs(
+        &models,
+        "xgb_binary",
+        r#"{ name = "reasons", kind = "top_contributions" }"#,
+    );
+    model_with_outputs(
+        &models,
+        "xgb_multiclass",
+        r#"{ name = "reasons", kind = "top_contributions", k = 2 }"#,
+    );
+    let job = |name: &str, table: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"j\"\n[input]\nurl = \"{}/data/{name}/dt={{{{ ds }}}}/*.parquet\"\n\
+                 id_column = \"id\"\n[model]\nname = \"{name}\"\nversion = \"1\"\n\
+                 [model.reasons]\n{table}[output]\ntable = \"t\"\n",
+                base().display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scorer"))
+            .current_dir(dir.path())
+            .args(["--models-dir", models.to_str().unwrap(), "run"])
+            .arg(&path)
+            .args(["--date", DATE])
+            .env_remove("DATABASE_URL")
+            .env("SCORER_SQLITE_PATH", dir.path().join("scorer.db"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", crate::common::text(&out));
+        crate::common::text(&out)
+    };
+    let said = job(
+        "xgb_binary",
+        "mean_radius = \"Size\"\nmean_radiuss = \"Typo\"\n",
+    );
+    assert!(said.contains("mean_radiuss is not an input"), "{said}");
+    assert!(said.contains("missing: mean_texture"), "{said}");
+    let said = job("xgb_multiclass", "");
+    assert!(
+        said.contains("say whose reasons with `class = 0` to `class = 2`"),
+        "{said}"
+    );
+}
+
 /// Contributions on a model kind that has none, or from a file without covers, are refused
 /// before scoring with exit 2, saying which kind computes them.
 #[test]

@@ -25,6 +25,12 @@ pub enum OutputType {
     Float64,
     /// Text per row: a passthrough column or a hashed one (`output.hash_columns`), may be null.
     Text,
+    /// Up to `k` texts per row (`List<Utf8>`, never null, possibly empty): reason codes, the
+    /// features behind a score, most important first.
+    TextList(usize),
+    /// Up to `k` f32 per row (`List<Float32>`): the values that go with a [`OutputType::TextList`],
+    /// element by element.
+    Float32List(usize),
 }
 
 impl OutputType {
@@ -39,14 +45,22 @@ impl OutputType {
             Self::Int64 => DataType::Int64,
             Self::Float64 => DataType::Float64,
             Self::Text => DataType::Utf8,
+            Self::TextList(_) => {
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, false)))
+            }
+            Self::Float32List(_) => {
+                DataType::List(Arc::new(Field::new_list_field(DataType::Float32, false)))
+            }
         }
     }
 
-    /// How many of a model's raw value columns this output takes.
+    /// How many of a model's raw value columns this output takes (a variable-length list is
+    /// built whole by the model, from none of them).
     pub fn width(self) -> usize {
         match self {
             Self::Float32 | Self::Int64 | Self::Float64 | Self::Text => 1,
             Self::Float32Vector(n) => n,
+            Self::TextList(_) | Self::Float32List(_) => 0,
         }
     }
 }
@@ -59,6 +73,8 @@ impl std::fmt::Display for OutputType {
             Self::Int64 => f.write_str("i64"),
             Self::Float64 => f.write_str("f64"),
             Self::Text => f.write_str("text"),
+            Self::TextList(k) => write!(f, "text[<={k}]"),
+            Self::Float32List(k) => write!(f, "f32[<={k}]"),
         }
     }
 }
@@ -218,6 +234,12 @@ pub fn pack_outputs(
                 return Err(format!(
                     "output `{}` is an integer label; it cannot be packed from f32 values",
                     output.name
+                ));
+            }
+            OutputType::TextList(_) | OutputType::Float32List(_) => {
+                return Err(format!(
+                    "output `{}` is {}: a list the model builds whole, not packed from values",
+                    output.name, output.ty
                 ));
             }
             OutputType::Float64 | OutputType::Text => {

@@ -176,6 +176,11 @@ pub struct ModelRef {
     /// Rows per forward pass.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// `[model.reasons]`: the text each input feature's reason code reads as (`dti = "Debt to
+    /// income ratio too high"`), for a model with a `top_contributions` output; every input must
+    /// have one.
+    #[serde(default)]
+    pub reasons: std::collections::BTreeMap<String, String>,
 }
 
 fn default_delta_date_column() -> String {

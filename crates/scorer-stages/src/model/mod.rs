@@ -11,6 +11,7 @@ pub mod kind;
 pub mod mlflow;
 pub mod onnx;
 pub mod precision_check;
+pub mod reason_labels;
 pub mod registry;
 pub mod spec;
 pub mod text_embedding;
@@ -152,6 +153,20 @@ pub struct LoadedModel {
     /// Where a model from the MLflow Model Registry came from (alias, version, run, files);
     /// `None` for scorer's own registry.
     pub source: Option<mlflow::ModelSource>,
+}
+
+impl LoadedModel {
+    /// The same model, its reason codes worded by `table` (`[model.reasons]` in the job file,
+    /// checked by [`reason_labels::problems`]); unchanged when the table is empty.
+    pub fn with_reason_labels(self, table: &std::collections::BTreeMap<String, String>) -> Self {
+        if table.is_empty() {
+            return self;
+        }
+        Self {
+            model: Box::new(reason_labels::ReasonLabels::new(self.model, table)),
+            ..self
+        }
+    }
 }
 
 /// Reads and checks `model.toml` without loading any artifact (for `scorer validate` and

@@ -47,6 +47,24 @@ pub enum OutputDecl {
         #[serde(rename = "type")]
         ty: ScalarType,
     },
+    /// `{ name = "reasons", kind = "top_contributions", k = 3 }`: reason codes, the `k` input
+    /// features whose contributions raised the score most (`sign = "negative"`: lowered it), as
+    /// a text array, with those contributions in a companion f32 array (`values`, by default
+    /// `<name>_values`). Listed before [`OutputDecl::Explained`], which would also match.
+    Reasons {
+        name: String,
+        kind: ReasonKind,
+        #[serde(default = "default_reasons_k")]
+        k: usize,
+        #[serde(default)]
+        sign: ReasonSign,
+        /// For a model of several output groups (a multiclass model): whose contributions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<usize>,
+        /// The companion column's name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        values: Option<String>,
+    },
     /// `{ name = "contrib", kind = "contributions" }`: an explanation of each row's score, an f32
     /// vector whose length the model decides ([`ModelSpec::output_columns`]).
     Explained {
@@ -62,6 +80,47 @@ pub enum Explanation {
     /// Each row's SHAP contributions (gbdt models): per output group, one per input feature in
     /// input order, then the bias term; they sum to the group's margin.
     Contributions,
+}
+
+/// `kind = "top_contributions"`: the one kind of [`OutputDecl::Reasons`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKind {
+    TopContributions,
+}
+
+/// Which way the reasons moved the score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonSign {
+    /// The features that raised the score most (positive contributions).
+    #[default]
+    Positive,
+    /// The features that lowered it most (negative contributions): an adverse decision's
+    /// reasons when a high score is the good outcome.
+    Negative,
+}
+
+/// Reason codes per row unless `k` says otherwise: the common count on adverse-action notices.
+pub const DEFAULT_REASONS_K: usize = 3;
+
+fn default_reasons_k() -> usize {
+    DEFAULT_REASONS_K
+}
+
+/// What one output column explains, for the model kinds that compute explanations (gbdt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainedColumn {
+    /// Every contribution of the row.
+    Contributions,
+    /// The names of the row's top `k` features (`values: false`), or their contributions
+    /// (`values: true`); `class` is the output group they explain.
+    Reasons {
+        k: usize,
+        sign: ReasonSign,
+        class: Option<usize>,
+        values: bool,
+    },
 }
 
 /// The element type of a typed scalar output.
@@ -83,8 +142,24 @@ impl OutputDecl {
             Self::Scalar(n)
             | Self::Vector { name: n, .. }
             | Self::Typed { name: n, .. }
+            | Self::Reasons { name: n, .. }
             | Self::Explained { name: n, .. } => n,
         }
+    }
+
+    /// The name of a reasons output's companion column of values.
+    pub fn values_name(&self) -> Option<String> {
+        match self {
+            Self::Reasons { name, values, .. } => {
+                Some(values.clone().unwrap_or_else(|| format!("{name}_values")))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether it explains the score (contributions or reasons) rather than predicting it.
+    pub fn is_explanation(&self) -> bool {
+        matches!(self, Self::Reasons { .. } | Self::Explained { .. })
     }
 
     /// The explanation it asks for, if it is one.
@@ -117,6 +192,10 @@ impl OutputDecl {
             Self::Explained { name, .. } => OutputColumn {
                 name: name.clone(),
                 ty: OutputType::Float32Vector(0),
+            },
+            Self::Reasons { name, k, .. } => OutputColumn {
+                name: name.clone(),
+                ty: OutputType::TextList(*k),
             },
         }
     }
@@ -315,25 +394,67 @@ impl ModelSpec {
     /// Problems with the declared outputs: empty or repeated names, vector sizes out of range.
     /// The output columns, in declared order, with each explanation's length: contributions
     /// take `(inputs + 1) × groups` values, a group being one f32 value the model predicts.
+    /// A reasons output is two columns: the names, then their values.
     pub fn output_columns(&self) -> Vec<OutputColumn> {
         let groups: usize = self
             .outputs
             .iter()
-            .filter(|o| o.explanation().is_none())
+            .filter(|o| !o.is_explanation())
             .map(|o| o.column().ty)
             .filter(|ty| *ty != OutputType::Int64)
             .map(|ty| ty.width())
             .sum();
-        self.outputs
-            .iter()
-            .map(|o| match o.explanation() {
-                Some(Explanation::Contributions) => OutputColumn {
-                    name: o.name().to_string(),
+        let mut columns = Vec::with_capacity(self.outputs.len());
+        for o in &self.outputs {
+            match o {
+                OutputDecl::Explained {
+                    kind: Explanation::Contributions,
+                    name,
+                } => columns.push(OutputColumn {
+                    name: name.clone(),
                     ty: OutputType::Float32Vector((self.inputs.len() + 1) * groups),
-                },
-                None => o.column(),
-            })
-            .collect()
+                }),
+                OutputDecl::Reasons { k, .. } => {
+                    columns.push(o.column());
+                    columns.push(OutputColumn {
+                        name: o.values_name().unwrap_or_default(),
+                        ty: OutputType::Float32List(*k),
+                    });
+                }
+                _ => columns.push(o.column()),
+            }
+        }
+        columns
+    }
+
+    /// The explanation outputs by their position in [`ModelSpec::output_columns`].
+    pub fn explained_columns(&self) -> Vec<(usize, ExplainedColumn)> {
+        let mut at = 0;
+        let mut explained = Vec::new();
+        for o in &self.outputs {
+            match o {
+                OutputDecl::Explained { .. } => {
+                    explained.push((at, ExplainedColumn::Contributions))
+                }
+                OutputDecl::Reasons { k, sign, class, .. } => {
+                    for (i, values) in [(at, false), (at + 1, true)] {
+                        explained.push((
+                            i,
+                            ExplainedColumn::Reasons {
+                                k: *k,
+                                sign: *sign,
+                                class: *class,
+                                values,
+                            },
+                        ));
+                    }
+                    at += 1;
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+        explained
     }
 
     pub fn output_problems(&self) -> Option<String> {
@@ -342,8 +463,25 @@ impl ModelSpec {
             if o.name().is_empty() {
                 return Some("an output name is empty".into());
             }
-            if !seen.insert(o.name()) {
+            if !seen.insert(o.name().to_string()) {
                 return Some(format!("output `{}` is declared twice", o.name()));
+            }
+            if let Some(values) = o.values_name()
+                && !seen.insert(values.clone())
+            {
+                return Some(format!(
+                    "output `{}`: its values column `{values}` is declared twice (name it with \
+                     `values = \"...\"`)",
+                    o.name()
+                ));
+            }
+            if let OutputDecl::Reasons { name, k, .. } = o
+                && !(1..=self.inputs.len().max(1)).contains(k)
+            {
+                return Some(format!(
+                    "output `{name}`: k must be between 1 and the number of inputs ({}), got {k}",
+                    self.inputs.len()
+                ));
             }
             if let OutputDecl::Vector { name, size } = o
                 && !(1..=MAX_VECTOR_SIZE).contains(size)
@@ -352,12 +490,14 @@ impl ModelSpec {
                     "output `{name}`: size must be between 1 and {MAX_VECTOR_SIZE}, got {size}"
                 ));
             }
-            if o.explanation() == Some(Explanation::Contributions)
-                && self.kind.kind() != super::kind::ModelKind::Gbdt
-            {
+            if o.is_explanation() && self.kind.kind() != super::kind::ModelKind::Gbdt {
+                let what = match o {
+                    OutputDecl::Reasons { .. } => "reason codes (kind = \"top_contributions\")",
+                    _ => "contributions (kind = \"contributions\")",
+                };
                 return Some(format!(
-                    "output `{}`: contributions (kind = \"contributions\") are computed for gbdt \
-                     models only (TreeSHAP); this model is of kind {}",
+                    "output `{}`: {what} are computed for gbdt models only (TreeSHAP); this model \
+                     is of kind {}",
                     o.name(),
                     self.kind.kind()
                 ));

@@ -9,11 +9,14 @@
 //! | `Int64` | `Int64` | `bigint` | `INTEGER` | `INT64` |
 //! | `Float64` | `Float64` | `double precision` | `REAL` | `DOUBLE` |
 //! | `Text` | `Utf8` | `text` | `TEXT` | `BYTE_ARRAY` (UTF8) |
+//! | `TextList(k)` | `List<Utf8>` | `text[]` | `TEXT` (JSON array) | `LIST<BYTE_ARRAY>` |
+//! | `Float32List(k)` | `List<Float32>` | `real[]` | `TEXT` (JSON array) | `LIST<FLOAT>` |
 //!
 //! Model outputs are never null; passthrough columns (`Int64`, `Float64`, `Text`) may be.
 
 use arrow::array::{
-    Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, StringArray,
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int64Array, ListArray,
+    StringArray,
 };
 use bytes::BufMut;
 use serde::Deserialize;
@@ -22,6 +25,8 @@ use crate::contract::OutputType;
 
 /// PostgreSQL's OID of `float4`, the element type of a `real[]` in binary COPY.
 const FLOAT4_OID: u32 = 700;
+/// PostgreSQL's OID of `text`, the element type of a `text[]`.
+const TEXT_OID: u32 = 25;
 
 /// The SQL type a table sink stores a result column as. A trait because the output types belong
 /// to the contract (`scorer-core`), which knows no sink.
@@ -36,7 +41,8 @@ impl SqlColumnType for OutputType {
     fn pg_type(self) -> &'static str {
         match self {
             Self::Float32 => "real",
-            Self::Float32Vector(_) => "real[]",
+            Self::Float32Vector(_) | Self::Float32List(_) => "real[]",
+            Self::TextList(_) => "text[]",
             Self::Int64 => "bigint",
             Self::Float64 => "double precision",
             Self::Text => "text",
@@ -46,7 +52,7 @@ impl SqlColumnType for OutputType {
     fn sqlite_type(self) -> &'static str {
         match self {
             Self::Float32 => "REAL",
-            Self::Float32Vector(_) => "TEXT",
+            Self::Float32Vector(_) | Self::TextList(_) | Self::Float32List(_) => "TEXT",
             Self::Int64 => "INTEGER",
             Self::Float64 => "REAL",
             Self::Text => "TEXT",
@@ -78,6 +84,16 @@ pub enum ColumnValues<'a> {
     NullableI64(&'a Int64Array),
     F64(&'a Float64Array),
     Text(&'a StringArray),
+    /// Reason codes: row `r` is `values[offsets[r]..offsets[r + 1]]`.
+    TextList {
+        offsets: &'a [i32],
+        values: &'a StringArray,
+    },
+    /// The values beside reason codes: row `r` is `values[offsets[r]..offsets[r + 1]]`.
+    F32List {
+        offsets: &'a [i32],
+        values: &'a [f32],
+    },
 }
 
 /// A batch column that is not of its declared type: a programming error upstream, reported
@@ -143,6 +159,32 @@ impl<'a> ColumnValues<'a> {
                 let values = crate::contract::f32_values(list).ok_or_else(wrong)?;
                 Ok(Self::F32Vector { values, width })
             }
+            OutputType::TextList(_) => {
+                let list = any.downcast_ref::<ListArray>().ok_or_else(wrong)?;
+                let values = list
+                    .values()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .filter(|v| v.null_count() == 0)
+                    .ok_or_else(wrong)?;
+                Ok(Self::TextList {
+                    offsets: list.value_offsets(),
+                    values,
+                })
+            }
+            OutputType::Float32List(_) => {
+                let list = any.downcast_ref::<ListArray>().ok_or_else(wrong)?;
+                let values = list
+                    .values()
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .filter(|v| v.null_count() == 0)
+                    .ok_or_else(wrong)?;
+                Ok(Self::F32List {
+                    offsets: list.value_offsets(),
+                    values: values.values(),
+                })
+            }
         }
     }
 
@@ -200,19 +242,27 @@ impl<'a> ColumnValues<'a> {
                 buf.extend_from_slice(v);
             }
             Self::F32Vector { values, width } | Self::BlobVector { values, width } => {
-                // One-dimensional array: ndim, has-nulls flag, element type, then the dimension's
-                // length and lower bound, then each element with its length.
-                let n = i32::try_from(width).unwrap_or(i32::MAX);
-                buf.put_i32(20 + 8 * n);
-                buf.put_i32(1);
-                buf.put_i32(0);
-                buf.put_u32(FLOAT4_OID);
-                buf.put_i32(n);
-                buf.put_i32(1);
-                for v in &values[r * width..(r + 1) * width] {
-                    buf.put_i32(4);
-                    buf.put_f32(*v);
+                encode_f32_array(&values[r * width..(r + 1) * width], buf);
+            }
+            Self::F32List { offsets, values } => {
+                encode_f32_array(&values[list_range(offsets, r)], buf);
+            }
+            Self::TextList { offsets, values } => {
+                let range = list_range(offsets, r);
+                if range.is_empty() {
+                    put_empty_array(TEXT_OID, buf);
+                    return;
                 }
+                let at = buf.len();
+                buf.put_i32(0); // the field's length, set below
+                put_array_header(TEXT_OID, range.len(), buf);
+                for i in range {
+                    let v = values.value(i).as_bytes();
+                    buf.put_i32(i32::try_from(v.len()).unwrap_or(i32::MAX));
+                    buf.extend_from_slice(v);
+                }
+                let len = i32::try_from(buf.len() - at - 4).unwrap_or(i32::MAX);
+                buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
             }
         }
     }
@@ -226,6 +276,9 @@ impl<'a> ColumnValues<'a> {
             Self::PgVector { width, .. } => 8 + 4 * width,
             // An estimate (a hex HMAC is 64 bytes): the buffer grows if rows are longer.
             Self::Text(_) => 4 + 64,
+            // Estimates for three entries: the buffer grows if rows are longer.
+            Self::F32List { .. } => 24 + 8 * 3,
+            Self::TextList { .. } => 24 + 3 * (4 + 24),
         }
     }
 
@@ -250,8 +303,56 @@ impl<'a> ColumnValues<'a> {
                     .flat_map(|v| v.to_le_bytes())
                     .collect(),
             ),
+            Self::F32List { offsets, values } => {
+                SqliteValue::Text(json_array(&values[list_range(offsets, r)]))
+            }
+            Self::TextList { offsets, values } => {
+                let texts: Vec<&str> = list_range(offsets, r).map(|i| values.value(i)).collect();
+                SqliteValue::Text(serde_json::Value::from(texts).to_string())
+            }
         }
     }
+}
+
+/// The element positions of row `r` of a list column.
+#[inline]
+fn list_range(offsets: &[i32], r: usize) -> std::ops::Range<usize> {
+    let at = |i: usize| usize::try_from(offsets[i]).unwrap_or(0);
+    at(r)..at(r + 1).max(at(r))
+}
+
+/// A one-dimensional `real[]` as one binary COPY field (length, then the array): ndim, has-nulls
+/// flag, element type, the dimension's length and lower bound, then each element with its
+/// length. An empty array is written with no dimension, as PostgreSQL writes one.
+fn encode_f32_array(values: &[f32], buf: &mut Vec<u8>) {
+    if values.is_empty() {
+        put_empty_array(FLOAT4_OID, buf);
+        return;
+    }
+    let n = i32::try_from(values.len()).unwrap_or(i32::MAX);
+    buf.put_i32(20 + 8 * n);
+    put_array_header(FLOAT4_OID, values.len(), buf);
+    for v in values {
+        buf.put_i32(4);
+        buf.put_f32(*v);
+    }
+}
+
+/// The header of a one-dimensional array of `n` elements of type `oid`, from index 1.
+fn put_array_header(oid: u32, n: usize, buf: &mut Vec<u8>) {
+    buf.put_i32(1);
+    buf.put_i32(0);
+    buf.put_u32(oid);
+    buf.put_i32(i32::try_from(n).unwrap_or(i32::MAX));
+    buf.put_i32(1);
+}
+
+/// An empty array of type `oid` as one field: no dimensions.
+fn put_empty_array(oid: u32, buf: &mut Vec<u8>) {
+    buf.put_i32(12);
+    buf.put_i32(0);
+    buf.put_i32(0);
+    buf.put_u32(oid);
 }
 
 /// A value as SQLite stores it.

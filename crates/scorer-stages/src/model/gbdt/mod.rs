@@ -9,6 +9,7 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda_kernel;
 pub mod error;
+pub mod explain;
 pub mod forest;
 pub mod lightgbm;
 pub mod section;
@@ -30,6 +31,7 @@ use crate::contract::{
     ExecutionPolicy, InputContract, MissingValues, OutputColumn, OutputType, pack_outputs,
 };
 use crate::features::FeatureBatch;
+use crate::model::spec::ExplainedColumn;
 use error::ForestFileError;
 use forest::{Forest, Link, apply_link};
 
@@ -89,6 +91,10 @@ enum Evaluator {
     Kernel(cuda_kernel::KernelForest),
 }
 
+/// The explanation outputs by position in the model's outputs, and the forest that computes
+/// them.
+type Explained = (Vec<(usize, ExplainedColumn)>, Arc<explain::Explainer>);
+
 /// A forest ready to score.
 pub struct GbdtModel {
     evaluator: Evaluator,
@@ -98,10 +104,9 @@ pub struct GbdtModel {
     outputs: Vec<OutputColumn>,
     /// The outputs the evaluator's margins make (all but the explanations), in order.
     predictions: Vec<OutputColumn>,
-    /// The contributions outputs, when declared: their positions in `outputs`, and the forest
-    /// TreeSHAP walks with its per-leaf tables (`None` when they would not fit
-    /// [`shap::TABLE_BUDGET`]: then the recursion).
-    explained: Option<(Vec<usize>, Arc<Explainer>)>,
+    /// The explanation outputs, when declared (contributions, reason codes): their positions in
+    /// `outputs`, and the forest TreeSHAP walks.
+    explained: Option<Explained>,
     groups: usize,
     link: Link,
     output: GbdtOutput,
@@ -122,8 +127,9 @@ impl GbdtModel {
         Self::build_explained(bytes, path, spec, inputs, outputs, &[], device)
     }
 
-    /// [`GbdtModel::build`] where the outputs at `contributions` (positions in `outputs`) are
-    /// each row's SHAP contributions, `(inputs + 1) × groups` f32 values; the file must record
+    /// [`GbdtModel::build`] where the outputs at the positions `explained` lists explain each
+    /// row's score ([`crate::model::spec::ModelSpec::explained_columns`]): its SHAP
+    /// contributions, `(inputs + 1) × groups` f32 values, or reason codes; the file must record
     /// its nodes' covers.
     pub fn build_explained(
         bytes: &[u8],
@@ -131,7 +137,7 @@ impl GbdtModel {
         spec: &GbdtSpec,
         inputs: &[String],
         outputs: &[OutputColumn],
-        contributions: &[usize],
+        explained: &[(usize, ExplainedColumn)],
         device: &Device,
     ) -> Result<Self, ModelError> {
         let file_err = |source: ForestFileError| ModelError::ForestFile {
@@ -141,31 +147,18 @@ impl GbdtModel {
         let predictions: Vec<OutputColumn> = outputs
             .iter()
             .enumerate()
-            .filter(|(i, _)| !contributions.contains(i))
+            .filter(|(i, _)| !explained.iter().any(|(at, _)| at == i))
             .map(|(_, o)| o.clone())
             .collect();
         let forest = read_checked(bytes, spec, inputs, &predictions).map_err(file_err)?;
-        let explained = if contributions.is_empty() {
+        let explained = if explained.is_empty() {
             None
         } else {
             forest.check_covers().map_err(file_err)?;
-            let width = (forest.features + 1) * forest.groups;
-            for &i in contributions {
-                if outputs.get(i).map(|o| o.ty) != Some(OutputType::Float32Vector(width)) {
-                    return Err(file_err(ForestFileError::from(format!(
-                        "contributions take {width} values per row ({} inputs and the bias, \
-                         for each of {} output groups)",
-                        forest.features, forest.groups
-                    ))));
-                }
-            }
-            let tables = shap::ShapTables::build(&forest);
+            check_explained(&forest, outputs, explained).map_err(file_err)?;
             Some((
-                contributions.to_vec(),
-                Arc::new(Explainer {
-                    forest: forest.clone(),
-                    tables,
-                }),
+                explained.to_vec(),
+                Arc::new(explain::Explainer::new(forest.clone())),
             ))
         };
         let evaluator = if device.is_cpu() {
@@ -342,6 +335,52 @@ fn check_outputs(forest: &Forest, outputs: &[OutputColumn]) -> Result<(), String
     Ok(())
 }
 
+/// The explanation outputs agree with the forest: contributions as long as its features and
+/// groups make them, reason codes naming a group it has (`class`, needed when it has several).
+fn check_explained(
+    forest: &Forest,
+    outputs: &[OutputColumn],
+    explained: &[(usize, ExplainedColumn)],
+) -> Result<(), ForestFileError> {
+    let width = (forest.features + 1) * forest.groups;
+    for &(i, what) in explained {
+        let name = outputs.get(i).map_or("?", |o| o.name.as_str());
+        match what {
+            ExplainedColumn::Contributions => {
+                if outputs.get(i).map(|o| o.ty) != Some(OutputType::Float32Vector(width)) {
+                    return Err(format!(
+                        "contributions take {width} values per row ({} inputs and the bias, for \
+                         each of {} output groups)",
+                        forest.features, forest.groups
+                    )
+                    .into());
+                }
+            }
+            ExplainedColumn::Reasons { class, .. } => match (class, forest.groups) {
+                (None | Some(0), 1) => {}
+                (Some(c), g) if g > 1 && c < g => {}
+                (None, g) => {
+                    return Err(format!(
+                        "output `{name}`: the model computes {g} values per row (one per \
+                         class); say whose reasons with `class = 0` to `class = {}`",
+                        g - 1
+                    )
+                    .into());
+                }
+                (Some(c), g) => {
+                    return Err(format!(
+                        "output `{name}`: class = {c}, but the model computes {g} value(s) per \
+                         row (classes 0 to {})",
+                        g - 1
+                    )
+                    .into());
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
 /// The predicted class of each row from its margins: the largest (the first of equals, as
 /// numpy's argmax), or for one group 1 when the margin is above 0 (probability above 0.5).
 fn classes(margins: &[f64], groups: usize) -> Vec<i64> {
@@ -440,15 +479,23 @@ impl ScoringModel for GbdtModel {
                 }
             })
             .collect::<Result<_, ModelError>>()?;
-        let Some((at, explainer)) = &self.explained else {
+        let Some((explained, explainer)) = &self.explained else {
             return Ok(predicted);
         };
-        let contributions: ArrayRef = Arc::new(contributions(explainer, batch)?);
+        let contributions = explainer.contributions(batch);
+        let mut explanations = explain::columns(
+            explained,
+            contributions,
+            explainer.width(),
+            &self.contract.features,
+        )?
+        .into_iter()
+        .peekable();
         let mut predicted = predicted.into_iter();
         (0..self.outputs.len())
             .map(|i| {
-                if at.contains(&i) {
-                    Some(Arc::clone(&contributions))
+                if explanations.peek().is_some_and(|(at, _)| *at == i) {
+                    explanations.next().map(|(_, a)| a)
                 } else {
                     predicted.next()
                 }
@@ -456,60 +503,4 @@ impl ScoringModel for GbdtModel {
             })
             .collect()
     }
-}
-
-/// A forest and, where they fit, its TreeSHAP tables.
-struct Explainer {
-    forest: Forest,
-    tables: Option<shap::ShapTables>,
-}
-
-impl Explainer {
-    fn contributions(&self, row: &[f32]) -> Vec<f64> {
-        match &self.tables {
-            Some(t) => t.contributions(&self.forest, row),
-            None => self.forest.contributions(row),
-        }
-    }
-}
-
-/// Each row's SHAP contributions as one f32 vector per row, rows in parallel (rayon) in chunks
-/// of contiguous rows, as the evaluator scores them.
-fn contributions(
-    explainer: &Explainer,
-    batch: &FeatureBatch,
-) -> Result<arrow::array::FixedSizeListArray, ModelError> {
-    let forest = &explainer.forest;
-    use rayon::prelude::*;
-    const CHUNK: usize = 256;
-    let features = batch.width();
-    let width = (forest.features + 1) * forest.groups;
-    let mut values = vec![0f32; batch.rows * width];
-    let all: Vec<usize> = (0..features).collect();
-    values
-        .par_chunks_mut(CHUNK * width)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let start = c * CHUNK;
-            let rows = out.len() / width.max(1);
-            let mut x = vec![0f32; rows * features];
-            batch.write_row_major(&all, start, rows, &mut x);
-            for (r, dst) in out.chunks_mut(width).enumerate() {
-                let phi = explainer.contributions(&x[r * features..(r + 1) * features]);
-                for (d, v) in dst.iter_mut().zip(phi) {
-                    *d = v as f32;
-                }
-            }
-        });
-    let field = Arc::new(arrow::datatypes::Field::new_list_field(
-        arrow::datatypes::DataType::Float32,
-        false,
-    ));
-    arrow::array::FixedSizeListArray::try_new(
-        field,
-        i32::try_from(width).unwrap_or(i32::MAX),
-        Arc::new(arrow::array::Float32Array::from(values)),
-        None,
-    )
-    .map_err(|e| ModelError::Runtime(format!("contributions: {e}")))
 }

@@ -8,7 +8,7 @@ use crate::contract::OutputType;
 use crate::model::ModelError;
 use crate::model::device::DeviceSpec;
 use crate::model::kind::{Built, KindSection, ModelFiles};
-use crate::model::spec::{Explanation, ModelSpec};
+use crate::model::spec::ModelSpec;
 
 /// `kind = "gbdt"`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -39,21 +39,13 @@ impl KindSection for GbdtSection {
 
     fn build(&self, files: &ModelFiles<'_>, device: DeviceSpec) -> Result<Built, ModelError> {
         let opened = device.open()?;
-        let contributions: Vec<usize> = files
-            .spec
-            .outputs
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.explanation() == Some(Explanation::Contributions))
-            .map(|(i, _)| i)
-            .collect();
         let model = GbdtModel::build_explained(
             &files.main.bytes,
             &files.main.path,
             &self.gbdt,
             &files.spec.inputs,
             files.outputs,
-            &contributions,
+            &files.spec.explained_columns(),
             &opened.device,
         )?;
         Ok(Built::on(opened, model))

@@ -36,8 +36,11 @@ fn delta_type(ty: &OutputType) -> DataType {
         OutputType::Float64 => DataType::DOUBLE,
         OutputType::Int64 => DataType::LONG,
         OutputType::Text => DataType::STRING,
-        OutputType::Float32Vector(_) => {
+        OutputType::Float32Vector(_) | OutputType::Float32List(_) => {
             DataType::Array(Box::new(ArrayType::new(DataType::FLOAT, false)))
+        }
+        OutputType::TextList(_) => {
+            DataType::Array(Box::new(ArrayType::new(DataType::STRING, false)))
         }
     }
 }
