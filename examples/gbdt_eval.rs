@@ -11,7 +11,8 @@
 //! times timed, the way the scoring stage drives the model (64k-row batches, split into one row
 //! slice per core on the rayon pool for the CPU evaluator, whole for a GPU); prints `rows
 //! median_seconds each_run_seconds…`, and writes the first output's values to OUT (little-endian
-//! f32) so the caller can check them against the libraries.
+//! f32; `GBDT_EVAL_OUTPUT=NAME` picks another, such as contributions) so the caller can check
+//! them against the libraries.
 //!
 //! `parity` scores every fixture in FIXTURES_DIR (tests/fixtures/gbdt) on DEVICE and prints the
 //! largest error against the library's own `predict`, in units of the tolerance (1e-5 relative or
@@ -159,6 +160,16 @@ fn bench(args: &[String]) -> Result<()> {
         batches.push(slices);
     }
 
+    // The output written to OUT: the first, or the one GBDT_EVAL_OUTPUT names.
+    let written = match std::env::var("GBDT_EVAL_OUTPUT") {
+        Ok(name) => loaded
+            .model
+            .outputs()
+            .iter()
+            .position(|o| o.name == name)
+            .with_context(|| format!("GBDT_EVAL_OUTPUT: model {model} has no output `{name}`"))?,
+        Err(_) => 0,
+    };
     let score_all = || -> Result<Vec<Vec<f32>>> {
         batches
             .iter()
@@ -167,9 +178,9 @@ fn bench(args: &[String]) -> Result<()> {
                     .par_iter()
                     .map(|slice| {
                         let outputs = loaded.model.score(slice)?;
-                        scorer::contract::f32_values(outputs[0].as_ref())
+                        scorer::contract::f32_values(outputs[written].as_ref())
                             .map(<[f32]>::to_vec)
-                            .context("the first output is not f32")
+                            .context("the written output is not f32")
                     })
                     .collect::<Result<_>>()?;
                 Ok(parts.concat())

@@ -683,17 +683,16 @@ fn contributions_match_each_library_and_sum_to_the_margin() {
         let rows = input_rows(name, &spec.inputs);
         assert_eq!(rows.len(), want.len());
         let width = spec.inputs.len() + 1;
-        let tables = scorer::model::gbdt::shap::ShapTables::build(&forest)
+        let tables = scorer::model::gbdt::shap_tables::ShapTables::build(&forest)
             .unwrap_or_else(|| panic!("{name}: the tables fit the budget"));
         let mut worst = 0.0f64;
         for (r, row) in rows.iter().enumerate() {
             let got = forest.contributions(row);
-            // The tables give the recursion's values, by another route.
+            // The tables give the recursion's values, by another route (their entries are f32:
+            // to 1e-6 of the row's largest value).
+            let scale = got.iter().fold(1.0f64, |m, v| m.max(v.abs()));
             for (a, b) in got.iter().zip(tables.contributions(&forest, row)) {
-                assert!(
-                    (a - b).abs() <= 1e-9 * (1.0 + a.abs()),
-                    "{name} row {r}: {a} vs {b}"
-                );
+                assert!((a - b).abs() <= 1e-6 * scale, "{name} row {r}: {a} vs {b}");
             }
             let lib = want.value(r);
             let lib = lib.as_primitive::<Float64Type>().values();
@@ -724,6 +723,45 @@ fn contributions_match_each_library_and_sum_to_the_margin() {
             rows.len(),
             groups * width
         );
+    }
+}
+
+/// The tables run in blocks of rows (full blocks and a short last one) with every kernel this
+/// CPU has (scalar, AVX2, AVX-512) give the recursion's contributions for every fixture row.
+#[test]
+fn contributions_in_blocks_agree_across_kernels() {
+    use scorer::model::gbdt::cpu::Kernel;
+    for (name, _) in FIXTURES {
+        let (bytes, spec, _) = parts(name);
+        let forest = scorer::model::gbdt::parse(gbdt_of(&spec).format, &bytes).unwrap();
+        let rows = input_rows(name, &spec.inputs);
+        let x: Vec<f32> = rows.iter().flatten().copied().collect();
+        let width = (forest.features + 1) * forest.groups;
+        let mut tested = Vec::new();
+        for kernel in [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512] {
+            if !kernel.available() {
+                continue;
+            }
+            let tables = scorer::model::gbdt::shap_tables::ShapTables::build(&forest)
+                .unwrap()
+                .with_kernel(kernel);
+            let mut out = vec![0f32; rows.len() * width];
+            tables.contributions_into(&forest, &x, rows.len(), &mut out);
+            for (r, row) in rows.iter().enumerate() {
+                let want = forest.contributions(row);
+                let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                for (j, w) in want.iter().enumerate() {
+                    let got = f64::from(out[r * width + j]);
+                    assert!(
+                        (got - w).abs() <= 1e-6 * scale,
+                        "{name} {kernel:?} row {r} value {j}: {got} vs {w}"
+                    );
+                }
+            }
+            tested.push(kernel);
+        }
+        assert!(tested.contains(&Kernel::Scalar), "{name}");
+        eprintln!("{name}: {} rows, kernels {tested:?}", rows.len());
     }
 }
 

@@ -15,7 +15,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
 
 use super::forest::Forest;
-use super::shap;
+use super::shap_tables::ShapTables;
 use crate::features::FeatureBatch;
 use crate::model::ModelError;
 use crate::model::spec::{ExplainedColumn, ReasonSign};
@@ -23,27 +23,20 @@ use crate::model::spec::{ExplainedColumn, ReasonSign};
 /// A forest and, where they fit, its TreeSHAP tables.
 pub struct Explainer {
     forest: Forest,
-    tables: Option<shap::ShapTables>,
+    tables: Option<ShapTables>,
 }
 
 impl Explainer {
     /// Builds the tables for `forest` (which must record covers), or keeps to the recursion when
-    /// they would not fit [`shap::TABLE_BUDGET`].
+    /// they would not fit [`super::shap_tables::TABLE_BUDGET`].
     pub fn new(forest: Forest) -> Self {
-        let tables = shap::ShapTables::build(&forest);
+        let tables = ShapTables::build(&forest);
         Self { forest, tables }
     }
 
     /// Values per row: `(features + 1) × groups`.
     pub fn width(&self) -> usize {
         (self.forest.features + 1) * self.forest.groups
-    }
-
-    fn row(&self, row: &[f32]) -> Vec<f64> {
-        match &self.tables {
-            Some(t) => t.contributions(&self.forest, row),
-            None => self.forest.contributions(row),
-        }
     }
 
     /// Each row's contributions, row-major (`rows × width`), rows in parallel (rayon) in chunks
@@ -63,10 +56,17 @@ impl Explainer {
                 let rows = out.len() / width.max(1);
                 let mut x = vec![0f32; rows * features];
                 batch.write_row_major(&all, start, rows, &mut x);
-                for (r, dst) in out.chunks_mut(width).enumerate() {
-                    let phi = self.row(&x[r * features..(r + 1) * features]);
-                    for (d, v) in dst.iter_mut().zip(phi) {
-                        *d = v as f32;
+                match &self.tables {
+                    Some(t) => t.contributions_into(&self.forest, &x, rows, out),
+                    None => {
+                        for (r, dst) in out.chunks_mut(width).enumerate() {
+                            let phi = self
+                                .forest
+                                .contributions(&x[r * features..(r + 1) * features]);
+                            for (d, v) in dst.iter_mut().zip(phi) {
+                                *d = v as f32;
+                            }
+                        }
                     }
                 }
             });

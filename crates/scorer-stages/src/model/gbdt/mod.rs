@@ -14,6 +14,7 @@ pub mod forest;
 pub mod lightgbm;
 pub mod section;
 pub mod shap;
+pub mod shap_tables;
 pub mod tensor;
 pub mod ubjson;
 pub mod xgboost;
