@@ -28,6 +28,7 @@ fn rows_of(dir: &std::path::Path) -> RecordBatch {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("input directory")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
         .collect();
     files.sort();
     let mut batches = Vec::new();
