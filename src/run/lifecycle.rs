@@ -87,7 +87,7 @@ pub(super) async fn lifecycle(
         Ok(lock) => lock.into_inner().release().await,
         Err(_) => tracing::warn!("the output lock is still shared; it ends with its connection"),
     }
-    after_publish::export_metrics(ctx, &req.job.name, &finish).await;
+    after_publish::export_metrics(ctx, &req.job, &finish).await;
     outcome?;
     ledger_result?;
     tracing::info!(%run_id, rows = rec.rows_written, seconds = started.elapsed().as_secs_f64(), "run succeeded");

@@ -46,6 +46,48 @@ pub struct Exporter {
     peak_rss: Family<JobLabels, Gauge>,
     batch_latency: Family<QuantileLabels, FloatGauge>,
     max_psi: Family<JobLabels, FloatGauge>,
+    slow: Family<JobLabels, Gauge>,
+    schedule_interval: Family<JobLabels, FloatGauge>,
+    job_max_psi: Family<JobLabels, FloatGauge>,
+}
+
+/// What the alert rules (`deploy/prometheus/`) compare a job's runs against, from its job file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFacts {
+    pub name: String,
+    /// The longest gap between consecutive firings of its `schedule` (over the next 60), in
+    /// seconds; `None` without a schedule.
+    pub schedule_interval_seconds: Option<f64>,
+    /// Its `drift.max_psi`, when set.
+    pub max_psi: Option<f64>,
+}
+
+/// Firings looked at for a schedule's longest gap: two months of a daily job, a weekday job's
+/// weekends, a day-of-month job's two months.
+const GAP_FIRINGS: usize = 60;
+
+impl JobFacts {
+    /// The facts of `job`, its schedule read from now.
+    pub fn of(job: &crate::job::Job) -> Self {
+        let interval = job.schedule.as_deref().and_then(|expr| {
+            let calendar = crate::calendar::Calendar::new(expr, job.timezone.as_deref()).ok()?;
+            let gap = calendar.longest_gap(chrono::Utc::now(), GAP_FIRINGS)?;
+            Some(gap.as_seconds_f64())
+        });
+        Self {
+            name: job.name.clone(),
+            schedule_interval_seconds: interval,
+            max_psi: job.drift.max_psi,
+        }
+    }
+
+    /// Facts that name the job only.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            ..Self::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for Exporter {
@@ -126,6 +168,21 @@ impl Exporter {
             "last_run_max_psi",
             "Largest PSI of the last run's outputs and features against its baseline",
         );
+        let slow = gauge(
+            &mut registry,
+            "last_run_slow",
+            "1 when the last run took over metrics.slow_factor times the median of the job's recent successful runs",
+        );
+        let schedule_interval = float(
+            &mut registry,
+            "job_schedule_interval_seconds",
+            "The longest gap between consecutive firings of the job's schedule",
+        );
+        let job_max_psi = float(
+            &mut registry,
+            "job_max_psi",
+            "The job's drift.max_psi: the largest PSI it allows",
+        );
         let batch_latency = Family::<QuantileLabels, FloatGauge>::default();
         registry.register(
             "last_run_batch_latency_seconds",
@@ -146,14 +203,28 @@ impl Exporter {
             peak_rss,
             batch_latency,
             max_psi,
+            slow,
+            schedule_interval,
+            job_max_psi,
         }
     }
 
-    /// Records a finished run of `job` as its ledger row says.
-    pub fn record(&self, job: &str, f: &RunFinish) {
+    /// Records a finished run of `facts.name` as its ledger row says, with what its job file
+    /// says the alert rules compare against.
+    pub fn record(&self, facts: &JobFacts, f: &RunFinish) {
+        let job = facts.name.as_str();
         let labels = JobLabels {
             job: job.to_string(),
         };
+        if let Some(interval) = facts.schedule_interval_seconds {
+            self.schedule_interval.get_or_create(&labels).set(interval);
+        }
+        if let Some(max) = facts.max_psi {
+            self.job_max_psi.get_or_create(&labels).set(max);
+        }
+        self.slow
+            .get_or_create(&labels)
+            .set(i64::from(f.metrics.slow.is_some()));
         let status = f.status.as_str();
         self.runs
             .get_or_create(&StatusLabels {
@@ -217,9 +288,10 @@ impl Exporter {
 /// Pushes `job`'s finished run to the Pushgateway at `url`, replacing the group
 /// `job="<job>"` (the label every metric carries). A failure is the caller's to log: metrics never
 /// fail a run.
-pub async fn push(url: &str, job: &str, f: &RunFinish) -> Result<(), String> {
+pub async fn push(url: &str, facts: &JobFacts, f: &RunFinish) -> Result<(), String> {
     let exporter = Exporter::new();
-    exporter.record(job, f);
+    exporter.record(facts, f);
+    let job = facts.name.as_str();
     let target = format!("{}/metrics/job/{job}", url.trim_end_matches('/'));
     let response = reqwest::Client::new()
         .put(&target)

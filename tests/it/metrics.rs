@@ -72,8 +72,36 @@ async fn a_run_records_its_metrics_and_a_slow_one_is_flagged() {
     assert!(slow["seconds"].as_f64().unwrap() > 2.0 * slow["median_seconds"].as_f64().unwrap());
 }
 
+/// Every scorer metric the alert rules (deploy/prometheus) and the Grafana dashboard
+/// (deploy/grafana) name, as samples are named (`scorer_runs_total` for the counter).
+fn deploy_metric_names() -> std::collections::BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = std::collections::BTreeSet::new();
+    for file in [
+        "deploy/prometheus/scorer-alerts.yml",
+        "deploy/grafana/scorer-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("scorer_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.insert(name);
+        }
+    }
+    names
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_scheduler_serves_metrics_for_prometheus() {
+    assert!(
+        deploy_metric_names().len() >= 10,
+        "{:?}",
+        deploy_metric_names()
+    );
     let p = Project::new();
     p.add_model(&ModelOpts::mlp(8));
     let today = Utc::now().date_naive().to_string();
@@ -83,7 +111,8 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
         p.path().join("jobs/first.toml"),
         "name = \"first\"\nschedule = \"* * * * * *\"\n[input]\n\
          url = \"data/events/dt={{ ds }}/*.parquet\"\nid_column = \"id\"\n\
-         [model]\nname = \"m\"\nversion = \"1\"\n[output]\ntable = \"first_scores\"\n",
+         [model]\nname = \"m\"\nversion = \"1\"\n[output]\ntable = \"first_scores\"\n\
+         [drift]\nmax_psi = 0.25\n",
     )
     .unwrap();
     let log = p.path().join("s.log");
@@ -116,18 +145,24 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
     })
     .await;
     let url = format!("http://{addr}/metrics");
-    // Polled until the job's first run has ended and shows there.
+    // Polled until a run has ended and shows there with every metric the alert rules and the
+    // dashboard in deploy/ name (the PSI needs a second run, against the first).
+    let deploy_names = deploy_metric_names();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let scrape = loop {
         if let Ok(response) = reqwest::get(&url).await {
             let parsed = parse(&response.text().await.unwrap_or_default());
-            if value(&parsed, "scorer_last_run_success", "first") == Some(1.0) {
+            let served: std::collections::BTreeSet<&str> =
+                parsed.samples.iter().map(|s| s.metric.as_str()).collect();
+            if value(&parsed, "scorer_last_run_success", "first") == Some(1.0)
+                && deploy_names.iter().all(|n| served.contains(n.as_str()))
+            {
                 break parsed;
             }
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no succeeded run on /metrics after 60 s:\n{}",
+            "no succeeded run on /metrics with all of {deploy_names:?} after 60 s:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -136,6 +171,13 @@ async fn the_scheduler_serves_metrics_for_prometheus() {
         value(&scrape, "scorer_last_run_rows_written", "first"),
         Some(2_000.0)
     );
+    // The job's facts the alert rules compare against: its schedule fires every second, and
+    // its drift.max_psi.
+    assert_eq!(
+        value(&scrape, "scorer_job_schedule_interval_seconds", "first"),
+        Some(1.0)
+    );
+    assert_eq!(value(&scrape, "scorer_job_max_psi", "first"), Some(0.25));
     assert!(value(&scrape, "scorer_last_run_seconds", "first").unwrap() > 0.0);
     let runs = scrape
         .samples

@@ -112,6 +112,22 @@ impl Calendar {
             .find(|&fire| fire > t)
     }
 
+    /// The longest gap between consecutive firings among the first `firings` after `from`: what
+    /// an alert on a job that stopped running waits for (a weekday job's weekend, not its day).
+    pub fn longest_gap(&self, from: DateTime<Utc>, firings: usize) -> Option<chrono::Duration> {
+        let mut last = self.next_after(from)?;
+        let mut longest: Option<chrono::Duration> = None;
+        for _ in 1..firings {
+            let Some(next) = self.next_after(last) else {
+                break;
+            };
+            let gap = next - last;
+            longest = Some(longest.map_or(gap, |l| l.max(gap)));
+            last = next;
+        }
+        longest
+    }
+
     /// The last firing strictly before `t`.
     pub fn prev_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Near a change of offset, a wall time after `t`'s can place before `t` (the first pass
@@ -308,6 +324,23 @@ mod tests {
         assert_eq!(
             c.next_after(utc("2026-03-29T01:00:00Z")),
             Some(utc("2026-03-30T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_longest_gap_is_a_weekday_jobs_weekend() {
+        let from = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
+        let daily = Calendar::new("0 2 * * *", None).unwrap();
+        assert_eq!(daily.longest_gap(from, 10), Some(chrono::Duration::days(1)));
+        let weekdays = Calendar::new("0 2 * * 1-5", Some("Europe/Berlin")).unwrap();
+        assert_eq!(
+            weekdays.longest_gap(from, 12),
+            Some(chrono::Duration::days(3))
+        );
+        let every_second = Calendar::new("* * * * * *", None).unwrap();
+        assert_eq!(
+            every_second.longest_gap(from, 5),
+            Some(chrono::Duration::seconds(1))
         );
     }
 }
