@@ -160,28 +160,13 @@ impl<'a> ColumnValues<'a> {
                 Ok(Self::F32Vector { values, width })
             }
             OutputType::TextList(_) => {
-                let list = any.downcast_ref::<ListArray>().ok_or_else(wrong)?;
-                let values = list
-                    .values()
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .filter(|v| v.null_count() == 0)
-                    .ok_or_else(wrong)?;
-                Ok(Self::TextList {
-                    offsets: list.value_offsets(),
-                    values,
-                })
+                let (offsets, values) = list_parts::<StringArray>(any).ok_or_else(wrong)?;
+                Ok(Self::TextList { offsets, values })
             }
             OutputType::Float32List(_) => {
-                let list = any.downcast_ref::<ListArray>().ok_or_else(wrong)?;
-                let values = list
-                    .values()
-                    .as_any()
-                    .downcast_ref::<Float32Array>()
-                    .filter(|v| v.null_count() == 0)
-                    .ok_or_else(wrong)?;
+                let (offsets, values) = list_parts::<Float32Array>(any).ok_or_else(wrong)?;
                 Ok(Self::F32List {
-                    offsets: list.value_offsets(),
+                    offsets,
                     values: values.values(),
                 })
             }
@@ -312,6 +297,17 @@ impl<'a> ColumnValues<'a> {
             }
         }
     }
+}
+
+/// A list column's offsets and its elements as `T`, which must hold no nulls.
+fn list_parts<T: Array + 'static>(any: &dyn std::any::Any) -> Option<(&[i32], &T)> {
+    let list = any.downcast_ref::<ListArray>()?;
+    let values = list
+        .values()
+        .as_any()
+        .downcast_ref::<T>()
+        .filter(|v| v.null_count() == 0)?;
+    Some((list.value_offsets(), values))
 }
 
 /// The element positions of row `r` of a list column.
