@@ -41,18 +41,18 @@ for path in ["deploy/k8s/cronjob.yaml", "deploy/k8s/sharded-cronjob.yaml"]:
 print("lint-deploy: Dockerfiles and deploy/k8s pass")
 PY
 
-# The Airflow DAG, loaded by a real DagBag (Airflow from PyPI, cached) with no import errors; and
-# its exit-code rule checked against real processes that exit with each code.
-AIRFLOW_VENV="${SCORER_CACHE:-$HOME/.cache/scorer}/airflow-venv"
-if [ ! -x "$AIRFLOW_VENV/bin/python" ] || ! "$AIRFLOW_VENV/bin/python" -c "import airflow" 2>/dev/null; then
-  python3 -m venv "$AIRFLOW_VENV"
-  "$AIRFLOW_VENV/bin/pip" install -q "apache-airflow==3.3.2"
-fi
+# The Airflow DAGs, loaded by a real DagBag (Airflow from PyPI, cached) with no import errors; and
+# ScorerOperator's exit-code rule checked against real processes that exit with each code.
+# (scripts/airflow-check.sh runs the DAGs themselves with `airflow dags test`.)
+# shellcheck source=scripts/airflow-env.sh
+source scripts/airflow-env.sh
+airflow_env_up
 AIRFLOW_HOME="$(mktemp -d)" "$AIRFLOW_VENV/bin/python" - <<'PY'
 import logging, os, shutil, sys, tempfile
 logging.disable(logging.WARNING)
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from scorer_airflow import ScorerOperator
 bag = DagBag(dag_folder="deploy/airflow")
 if bag.import_errors or "scorer_churn_daily" not in bag.dags:
     sys.exit(f"lint-deploy: the Airflow DAG does not load: {bag.import_errors or list(bag.dags)}")
@@ -62,35 +62,28 @@ if "scorer_churn_daily_sharded" not in bag.dags:
     sys.exit(f"lint-deploy: the sharded DAG does not load: {list(bag.dags)}")
 shard_task = bag.dags["scorer_churn_daily_sharded"].get_task("score_shard")
 assert shard_task.retries == 3, shard_task.retries
-sys.path.insert(0, "deploy/airflow")
-import scorer_dag
 fake = tempfile.mkdtemp()
-for code, want in [(0, None), (2, AirflowFailException), (3, AirflowFailException), (4, AirflowException), (5, AirflowException)]:
+for code, want in [(0, None), (1, AirflowFailException), (2, AirflowFailException), (3, AirflowFailException),
+                   (4, AirflowException), (5, AirflowException), (6, AirflowException)]:
     exe = os.path.join(fake, f"exit{code}")
     with open(exe, "w") as f:
         f.write(f"#!/bin/sh\nexit {code}\n")
     os.chmod(exe, 0o755)
+    op = ScorerOperator(task_id=f"exit{code}", job="churn_daily", date="2026-11-24", scorer_bin=exe)
     try:
-        scorer_dag.run_scorer("churn_daily", "2026-11-24", scorer=exe)
+        op.execute({})
         got = None
     except AirflowException as e:
         got = type(e)
     if got is not want:
         sys.exit(f"lint-deploy: exit {code} raised {got}, expected {want}")
-# The sharded task passes its shard and the DAG run as the attempt.
-argv = os.path.join(fake, "argv")
-exe = os.path.join(fake, "record")
-with open(exe, "w") as f:
-    f.write(f"#!/bin/sh\necho \"$@\" > {argv}\n")
-os.chmod(exe, 0o755)
-scorer_dag.run_scorer("churn_daily", "2026-11-24", scorer=exe, extra=scorer_dag.shard_args(2, "manual__1"))
-with open(argv) as f:
-    got = f.read().split()
-want = ["run", "churn_daily", "--date", "2026-11-24", "--shard", f"2/{scorer_dag.SHARDS}", "--attempt", "manual__1"]
-if got != want:
-    sys.exit(f"lint-deploy: the sharded task runs {got}, expected {want}")
+# A shard passes its shard and the DAG run as the attempt.
+op = ScorerOperator(task_id="shard", job="churn_daily", date="2026-11-24", shard=2, shards=4, attempt="manual__1")
+want = ["scorer", "run", "churn_daily", "--date", "2026-11-24", "--shard", "2/4", "--attempt", "manual__1"]
+if op.command() != want:
+    sys.exit(f"lint-deploy: the sharded task runs {op.command()}, expected {want}")
 shutil.rmtree(fake)
-print("lint-deploy: the Airflow DAG loads and maps scorer's exit codes to retries")
+print("lint-deploy: the Airflow DAGs load and ScorerOperator maps scorer's exit codes to retries")
 PY
 
 # The Prometheus alert rules: valid (`promtool check rules`) and unit-tested (`promtool test

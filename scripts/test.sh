@@ -64,3 +64,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-targets --no-fail-fast "$@"
 fi
+
+# Deployment run for real, with the binaries the tests just built (skipped when the command names a
+# test filter): the Airflow DAGs under `airflow dags test`.
+if [ $# -eq 0 ]; then
+  SCORER_BIN_DIR="$CARGO_TARGET_DIR/debug" bash scripts/airflow-check.sh
+fi

@@ -1,41 +1,34 @@
 """Score one job per day with scorer from Airflow.
 
-Each DAG run calls ``scorer run JOB --date {{ ds }}`` for its logical date, so a backfill
+Each DAG run calls ``scorer run JOB --date {{ ds }}`` for its logical date through
+``ScorerOperator`` (the ``scorer-airflow`` package beside this file), so a backfill
 (``airflow backfill create --dag-id scorer_churn_daily --from-date ... --to-date ...``) replaces
 exactly the dates it covers, each atomically. scorer's exit codes decide retries (README, "CLI
 reference"): 4 (transient), 5 (the date is being scored by another run) and 6 (cancelled) are
 retried; 1, 2 and 3 (internal, configuration, data) fail the task at once, since retrying cannot
 fix them.
 
-The worker needs the ``scorer`` binary on its PATH and ``DATABASE_URL`` (and any cloud
-credentials) in its environment, e.g. from an Airflow connection exported by the deployment.
+The worker needs ``pip install deploy/airflow/scorer-airflow``, the ``scorer`` binary on its PATH
+and ``DATABASE_URL`` (and any cloud credentials) in its environment, e.g. from an Airflow
+connection exported by the deployment. ``SCORER_AIRFLOW_RETRY_DELAY_SECONDS`` (default 300) sets
+the first retry's delay; later ones back off exponentially.
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
 from datetime import datetime, timedelta
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from airflow.sdk import DAG, task
-
-#: scorer's exit codes worth another try (README, "CLI reference").
-RETRYABLE = {4, 5, 6}
-
+from airflow.sdk import DAG
+from scorer_airflow import ScorerOperator
 
 #: Shards of the sharded DAG: one mapped task each.
 SHARDS = 4
 
+#: The first retry's delay (exponential backoff after it).
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("SCORER_AIRFLOW_RETRY_DELAY_SECONDS", "300")))
 
-def run_scorer(job: str, ds: str, scorer: str = "scorer", extra: list[str] | None = None) -> None:
-    """Runs ``scorer run JOB --date DS [EXTRA]``; raises for Airflow by exit code (module doc)."""
-    rc = subprocess.run([scorer, "run", job, "--date", ds, *(extra or [])], check=False).returncode
-    if rc == 0:
-        return
-    if rc in RETRYABLE:
-        raise AirflowException(f"scorer exited with {rc} (retryable): {job} {ds}")
-    raise AirflowFailException(f"scorer exited with {rc} (not retryable): fix the job or the data for {job} {ds}")
-
+RETRIES = {"retries": 3, "retry_delay": RETRY_DELAY, "retry_exponential_backoff": True}
 
 with DAG(
     dag_id="scorer_churn_daily",
@@ -46,20 +39,7 @@ with DAG(
     max_active_runs=4,
     tags=["scorer"],
 ) as dag:
-
-    @task(retries=3, retry_delay=timedelta(minutes=5), retry_exponential_backoff=True)
-    def score(ds: str | None = None) -> None:
-        """Scores the DAG run's logical date."""
-        if ds is None:
-            raise AirflowFailException("no logical date in the task context")
-        run_scorer("churn_daily", ds)
-
-    score()
-
-
-def shard_args(index: int, run_id: str) -> list[str]:
-    """scorer's arguments for shard ``index`` of ``SHARDS`` of the DAG run ``run_id``."""
-    return ["--shard", f"{index}/{SHARDS}", "--attempt", run_id]
+    ScorerOperator(task_id="score", job="churn_daily", **RETRIES)
 
 
 # The sharded form: SHARDS mapped tasks, each scoring its share of the date's input. Each stages
@@ -77,12 +57,6 @@ with DAG(
     is_paused_upon_creation=True,
     tags=["scorer"],
 ) as sharded_dag:
-
-    @task(retries=3, retry_delay=timedelta(minutes=5), retry_exponential_backoff=True)
-    def score_shard(index: int, ds: str | None = None, run_id: str | None = None) -> None:
-        """Scores shard ``index`` of the DAG run's logical date."""
-        if ds is None or run_id is None:
-            raise AirflowFailException("no logical date or run id in the task context")
-        run_scorer("churn_daily", ds, extra=shard_args(index, run_id))
-
-    score_shard.expand(index=list(range(SHARDS)))
+    ScorerOperator.partial(task_id="score_shard", job="churn_daily", shards=SHARDS, **RETRIES).expand(
+        shard=list(range(SHARDS))
+    )
