@@ -66,13 +66,13 @@ else
 fi
 
 # Deployment run for real (skipped when the command names a test filter): the Airflow DAGs under
-# `airflow dags test` with the binaries the tests just built; the wheel built with maturin and the
-# quickstart run from a fresh venv; the image built from Dockerfile with podman/buildah and run
-# (read-only, uid 10001) against SQLite and this PostgreSQL over TLS; the compose file brought up
-# with podman-compose until the scheduler's first run lands.
+# `airflow dags test` with the binaries the tests just built; the image built from Dockerfile with
+# buildah and run with podman (read-only, uid 10001) against SQLite and this PostgreSQL over TLS;
+# the wheel built with maturin over the image build's compile and the quickstart run from a fresh
+# venv; the compose file brought up with podman-compose until the scheduler's first run lands.
 if [ $# -eq 0 ]; then
   SCORER_BIN_DIR="$CARGO_TARGET_DIR/debug" bash scripts/airflow-check.sh
-  bash scripts/wheel-check.sh
   bash scripts/image-check.sh
+  bash scripts/wheel-check.sh
   bash scripts/compose-check.sh
 fi
