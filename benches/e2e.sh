@@ -5,9 +5,11 @@
 # through COPY BINARY from a file into a fresh unindexed table.
 #
 #   benches/e2e.sh                   # W1 as scorer-datagen, pyarrow and Spark write it: 5M rows each
-#   benches/e2e.sh --input pyarrow   # one of native | pyarrow | spark
+#   benches/e2e.sh --input pyarrow   # one of native | pyarrow | spark | pyarrow_defaults | duckdb
 #   benches/e2e.sh --x10             # 10 x W1: 50M rows (generated once; ~10 GB per layout)
 #   benches/e2e.sh --tls             # the scorer connects with sslmode=require (default: disable)
+#   benches/e2e.sh --in-flight "auto 1 4"   # W1's job as is (auto: no tuning keys), then with
+#                                    # input.row_groups_in_flight = 1 and = 4, side by side
 #   SCORER_BENCH_BIN_DIR=/tmp/old benches/e2e.sh --input native   # another build's binary
 #
 # COPY-only reads its file inside the server, with no connection at all; the scorer's rows cross
@@ -23,13 +25,16 @@ DATE=2026-11-24
 X10=""
 SSLMODE=disable
 INPUTS="native pyarrow spark"
+IN_FLIGHTS="auto"
 while [ $# -gt 0 ]; do
   case "$1" in
     --x10) X10=1 ;;
     --tls) SSLMODE=require ;;
     --input) INPUTS="$2"; shift ;;
     --input=*) INPUTS="${1#--input=}" ;;
-    *) echo "e2e: unknown argument $1 (use --input native|pyarrow|spark, --x10, --tls)" >&2; exit 2 ;;
+    --in-flight) IN_FLIGHTS="$2"; shift ;;
+    --in-flight=*) IN_FLIGHTS="${1#--in-flight=}" ;;
+    *) echo "e2e: unknown argument $1 (use --input native|pyarrow|spark|pyarrow_defaults|duckdb, --x10, --tls, --in-flight \"auto 1 4\")" >&2; exit 2 ;;
   esac
   shift
 done
@@ -54,8 +59,8 @@ input_dir() {
   fi
   case "$layout" in
     native) dir="data/w1${X10:+x10}/dt=$DATE" ;;
-    pyarrow | spark) dir="data/w1_$layout${X10:+x10}/dt=$DATE" ;;
-    *) echo "e2e: unknown input $layout (native | pyarrow | spark)" >&2; exit 2 ;;
+    pyarrow | spark | pyarrow_defaults | duckdb) dir="data/w1_$layout${X10:+x10}/dt=$DATE" ;;
+    *) echo "e2e: unknown input $layout (native | pyarrow | spark | pyarrow_defaults | duckdb)" >&2; exit 2 ;;
   esac
   if [ ! -f "$dir/_complete" ]; then
     echo "e2e: generating W1 ($layout, $rows rows) into $dir" >&2
@@ -65,9 +70,9 @@ input_dir() {
         --row-group-rows 131072 --features 32 --null-feature 0 --null-fraction 0.01 --seed 1 >&2
     else
       local venv="${SCORER_CACHE:-$HOME/.cache/scorer}/bench-venv"
-      if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyarrow, numpy" 2>/dev/null; then
+      if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyarrow, numpy, duckdb" 2>/dev/null; then
         python3 -m venv "$venv"
-        "$venv/bin/pip" install -q numpy pyarrow
+        "$venv/bin/pip" install -q numpy pyarrow duckdb
       fi
       "$venv/bin/python" benches/w1_inputs.py "$layout" "$dir" --rows "$rows" --files "$files" >&2
     fi
@@ -136,14 +141,18 @@ settle() {
 # One input layout: a job over it (W1's job with its URL and table), a warm-up run, then RUNS
 # measured scorer runs alternating with COPY-only, and the summary.
 bench_input() {
-  local layout="$1" dir set job table
+  local layout="$1" in_flight="$2" dir set job table
   dir=$(input_dir "$layout")
   set="$(dirname "$dir")"
   job="w1_${layout}${X10:+_x10}"
+  [ "$in_flight" = auto ] || job="${job}_rg${in_flight}"
   table="bench.${job}_scores"
   JOB_FILE="$TMP/$job.toml"
   sed -e "0,/^name = .*/s//name = \"$job\"/" -e "s|data/w1/dt=|$set/dt=|" \
     -e "s|^table = .*|table = \"$table\"|" jobs/w1.toml >"$JOB_FILE"
+  if [ "$in_flight" != auto ]; then
+    sed -i "s|^\[input\]$|[input]\nrow_groups_in_flight = $in_flight|" "$JOB_FILE"
+  fi
   JOB="$job"
   echo "e2e: $layout: warm-up run (creates the table, warms the page cache)" >&2
   run_scorer "$TMP/warm"
@@ -218,6 +227,8 @@ PY
 TMP=$(mktemp -d)
 RUNS="${RUNS:-5}"
 for layout in $INPUTS; do
-  bench_input "$layout"
+  for in_flight in $IN_FLIGHTS; do
+    bench_input "$layout" "$in_flight"
+  done
 done
 rm -rf "$TMP"

@@ -147,7 +147,7 @@ def job_file(streams, in_flight, source):
     text = text.replace('name = "w1"', f'name = "w1_mc_{streams}"')
     if source != "native":
         text = text.replace('"data/w1/dt=', f'"data/w1_{source}/dt=')
-    text = text.replace("row_groups_in_flight = 1", f"row_groups_in_flight = {in_flight}")
+    text = text.replace("[input]\n", f"[input]\nrow_groups_in_flight = {in_flight}\n", 1)
     text = text.replace('table = "bench.w1_scores"', f'table = "bench.w1_mc_{streams}"\ncopy_streams = {streams}')
     path = f"jobs/w1_mc_{source}_{streams}_{in_flight}.toml"
     with open(path, "w") as f:

@@ -7,6 +7,11 @@ read, written with another writer's defaults:
            pages), plus a date and a string column; 131,072-row row groups
   spark    Spark's parquet-mr defaults emulated: dictionary on, snappy, 1 MB pages, 128 MB row
            groups (~700k rows here), plus the date, the string and three wide text columns
+  pyarrow_defaults
+           pyarrow.parquet.write_table with no settings at all: its default row groups of
+           1,048,576 rows (so each file is one or two row groups), plus the date and the string
+  duckdb   DuckDB's `COPY ... TO (FORMAT parquet)` with its defaults (122,880-row row groups,
+           snappy), from the same table (needs the duckdb package)
 
   python3 benches/w1_inputs.py pyarrow data/w1_pyarrow/dt=2026-11-24 [--rows 5000000] [--files 8]
 
@@ -47,7 +52,7 @@ def table(start, rows, rng, wide):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("layout", choices=["pyarrow", "spark"])
+    ap.add_argument("layout", choices=["pyarrow", "spark", "pyarrow_defaults", "duckdb"])
     ap.add_argument("out")
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--files", type=int, default=8)
@@ -65,6 +70,15 @@ def main():
         path = os.path.join(args.out, f"part-{i:05d}.parquet")
         if args.layout == "pyarrow":
             pq.write_table(t, path, row_group_size=131_072)
+        elif args.layout == "pyarrow_defaults":
+            pq.write_table(t, path)
+        elif args.layout == "duckdb":
+            import duckdb
+
+            con = duckdb.connect()
+            con.register("w1", t)
+            con.execute(f"COPY w1 TO '{path}' (FORMAT parquet)")
+            con.close()
         else:
             # parquet-mr: a row group closes at 128 MB of buffered data; with these columns that
             # is about 700k rows. Dictionary on, snappy, 1 MB pages, as Spark writes by default.

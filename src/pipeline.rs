@@ -141,7 +141,7 @@ fn spawn_stages(
     cancel: &CancellationToken,
     done: Option<Arc<DoneRanges>>,
 ) -> Stages {
-    let in_flight = plan.job.input.row_groups_in_flight;
+    let in_flight = plan.in_flight().row_groups;
     let batch_rows = plan.job.model.batch_size;
     let (src_tx, src_rx) = mpsc::channel::<SourceBatch>(in_flight);
     let (scored_tx, scored_rx) = mpsc::channel::<ScoredBatch>(SCORED_QUEUE);

@@ -143,6 +143,9 @@ pub struct RunFinish {
 pub struct MemoryUsed {
     pub peak_rss_bytes: Option<u64>,
     pub block_cache: Option<crate::large_alloc::CacheStats>,
+    /// The row groups in flight and what chose them (the job, or the footers and cores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<crate::source::in_flight::InFlight>,
 }
 
 fn count(v: u64) -> i64 {

@@ -50,6 +50,17 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
+    /// The row groups this run fetches and decodes at once: the job's
+    /// `input.row_groups_in_flight`, else chosen from the footers and rayon's threads
+    /// (`source::in_flight`). The same for the pipeline and the ledger.
+    pub fn in_flight(&self) -> source::in_flight::InFlight {
+        source::in_flight::choose(
+            self.job.input.row_groups_in_flight,
+            &self.input,
+            rayon::current_num_threads(),
+        )
+    }
+
     /// Loads the model (on the blocking pool), and lists and checks the input for `date`.
     pub async fn build(
         job: &Job,

@@ -51,6 +51,8 @@ pub struct Recorder {
     pub slow: Option<crate::metrics::SlowRun>,
     /// What `output.retention_days` dropped once the run published.
     pub retention: Option<crate::sink::retention::Retention>,
+    /// The row groups in flight the plan chose (ledger `memory`).
+    in_flight: Option<crate::source::in_flight::InFlight>,
 }
 
 impl Recorder {
@@ -88,6 +90,7 @@ impl Recorder {
             .collect();
         self.score_columns = plan.score_columns.iter().map(|c| c.name.clone()).collect();
         self.feature_names = plan.features.numeric_features();
+        self.in_flight = Some(plan.in_flight());
     }
 
     /// Counts the requests of the stores the run uses: the input's (before planning, so a run
@@ -191,6 +194,7 @@ impl Recorder {
             memory: Some(crate::ledger::MemoryUsed {
                 peak_rss_bytes: peak_rss_bytes(),
                 block_cache: crate::large_alloc::stats(),
+                in_flight: self.in_flight,
             }),
         }
     }

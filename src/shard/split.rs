@@ -119,6 +119,7 @@ mod tests {
             row_groups: groups.len(),
             rows: groups.iter().sum(),
             row_group_rows: groups.to_vec(),
+            row_group_bytes: vec![0; groups.len()],
             projection: ProjectionMask::all(),
             id_projection: ProjectionMask::all(),
             selected: None,

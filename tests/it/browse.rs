@@ -62,6 +62,18 @@ fn check(p: &Project, db: Option<&str>) {
         "{run}"
     );
     assert!(run["memory"]["peak_rss_bytes"].as_u64().is_some(), "{run}");
+    // A job without `row_groups_in_flight`: the run chose it from the footers and its threads,
+    // by the rule (README, "Job file reference"), and recorded what it chose from.
+    let f = &run["memory"]["in_flight"];
+    assert_eq!(f["chosen_by"], "auto", "{run}");
+    let (largest, threads, budget) = (
+        f["largest_row_group_bytes"].as_u64().unwrap(),
+        f["threads"].as_u64().unwrap(),
+        f["budget_bytes"].as_u64().unwrap(),
+    );
+    assert!(largest > 0 && threads >= 1, "{run}");
+    let rule = (threads / 4).max(1).min((budget / largest).max(1)).min(64);
+    assert_eq!(f["row_groups"].as_u64(), Some(rule), "{run}");
     assert!(
         run["score_stats"]["score"]["count"].as_u64() == Some(3_000),
         "{run}"
@@ -104,4 +116,20 @@ async fn runs_and_show_read_the_postgres_ledger() {
     tokio::task::spawn_blocking(move || check(&p, Some(&url)))
         .await
         .unwrap();
+}
+
+/// A job that sets `input.row_groups_in_flight` gets exactly that, recorded as the job's choice.
+#[test]
+fn row_groups_in_flight_set_by_the_job_is_kept_and_recorded() {
+    let p = Project::new();
+    p.add_model(&ModelOpts::mlp(8));
+    p.add_input("events", DATE, 3_000, 8, None);
+    p.add_job("tuned", "events", "m", "tuned", "row_groups_in_flight = 3");
+    assert_ok(&p.run("tuned", None));
+    let runs = json(&p.scorer(&["runs", "tuned", "--format", "json"], None));
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let run = json(&p.scorer(&["show", &run_id], None));
+    let f = &run["memory"]["in_flight"];
+    assert_eq!(f["chosen_by"], "job", "{run}");
+    assert_eq!(f["row_groups"].as_u64(), Some(3), "{run}");
 }

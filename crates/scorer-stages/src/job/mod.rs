@@ -18,8 +18,6 @@ pub use output::{OutputSpec, OutputTarget, SharedOutput};
 
 /// Default number of rows the model sees at once.
 pub const DEFAULT_BATCH_SIZE: usize = 65_536;
-/// Default number of Parquet row groups being fetched and decoded at the same time.
-pub const DEFAULT_ROW_GROUPS_IN_FLIGHT: usize = 4;
 
 /// A job file that could not be used; every variant names the file.
 #[derive(Debug, Error)]
@@ -138,9 +136,10 @@ pub struct InputSpec {
     /// `skip`) before the run fails instead of publishing the rest.
     #[serde(default = "default_max_rejected_fraction")]
     pub max_rejected_fraction: f64,
-    /// Row groups fetched and decoded concurrently; bounds memory.
-    #[serde(default = "default_row_groups_in_flight")]
-    pub row_groups_in_flight: usize,
+    /// Row groups fetched and decoded concurrently; bounds memory. Left out, the run chooses
+    /// from the footers and the cores (`crate::source::in_flight`).
+    #[serde(default)]
+    pub row_groups_in_flight: Option<usize>,
     /// `[input.storage]`: endpoint, region, timeouts, retries, credential references.
     #[serde(default)]
     pub storage: storage::StorageOptions,
@@ -187,8 +186,7 @@ fn default_delta_date_column() -> String {
     "ds".into()
 }
 
-/// Most row groups a job may fetch and decode at once; each holds its column chunks in memory.
-pub const MAX_ROW_GROUPS_IN_FLIGHT: usize = 64;
+pub use crate::source::in_flight::MAX_ROW_GROUPS_IN_FLIGHT;
 /// Most rows per model call; a W1 row's features are 128 bytes, so this is 512 MiB of input.
 pub const MAX_BATCH_SIZE: usize = 4 * 1024 * 1024;
 
@@ -203,9 +201,6 @@ fn default_max_catchup() -> usize {
 }
 fn default_max_rejected_fraction() -> f64 {
     0.5
-}
-fn default_row_groups_in_flight() -> usize {
-    DEFAULT_ROW_GROUPS_IN_FLIGHT
 }
 fn default_version() -> String {
     crate::model::registry::LATEST.to_string()
@@ -397,10 +392,11 @@ impl InputSpec {
             }
         }
         p.extend(self.storage.problems("input.storage"));
-        if !(1..=MAX_ROW_GROUPS_IN_FLIGHT).contains(&self.row_groups_in_flight) {
+        if let Some(n) = self.row_groups_in_flight
+            && !(1..=MAX_ROW_GROUPS_IN_FLIGHT).contains(&n)
+        {
             p.push(format!(
-                "input.row_groups_in_flight must be between 1 and {MAX_ROW_GROUPS_IN_FLIGHT}, got {}",
-                self.row_groups_in_flight
+                "input.row_groups_in_flight must be between 1 and {MAX_ROW_GROUPS_IN_FLIGHT}, got {n}"
             ));
         }
         if let NullPolicy::Fill(v) = self.on_null

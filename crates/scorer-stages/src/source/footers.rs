@@ -47,6 +47,9 @@ pub struct CheckedObject {
     pub rows: u64,
     /// Rows in each row group.
     pub row_group_rows: Vec<u64>,
+    /// Compressed bytes of the projected column chunks of each row group, from the footer: what
+    /// the source holds of a row group while it decodes it (the memory budget's unit).
+    pub row_group_bytes: Vec<u64>,
     pub projection: ProjectionMask,
     /// The id column alone (a resumed run reads the ids of the rows it adopted).
     pub id_projection: ProjectionMask,
@@ -79,6 +82,7 @@ impl CheckedObject {
             row_groups: self.row_groups,
             rows,
             row_group_rows: self.row_group_rows.clone(),
+            row_group_bytes: self.row_group_bytes.clone(),
             projection: self.projection.clone(),
             id_projection: self.id_projection.clone(),
             selected: Some(row_groups),
@@ -187,6 +191,7 @@ struct CheckedFooter {
     row_groups: usize,
     rows: u64,
     row_group_rows: Vec<u64>,
+    row_group_bytes: Vec<u64>,
     projection: ProjectionMask,
     id_projection: ProjectionMask,
     id_kind: Option<IdKind>,
@@ -220,6 +225,19 @@ fn check_footer(
     }
     let metadata = arrow_meta.metadata();
     let descr = metadata.file_metadata().schema_descr();
+    let projection = ProjectionMask::roots(descr, roots.iter().copied());
+    let row_group_bytes = metadata
+        .row_groups()
+        .iter()
+        .map(|rg| {
+            rg.columns()
+                .iter()
+                .enumerate()
+                .filter(|(leaf, _)| projection.leaf_included(*leaf))
+                .map(|(_, c)| u64::try_from(c.compressed_size()).unwrap_or(0))
+                .sum()
+        })
+        .collect();
     CheckedFooter {
         row_groups: metadata.num_row_groups(),
         rows: u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0),
@@ -228,8 +246,9 @@ fn check_footer(
             .iter()
             .map(|rg| u64::try_from(rg.num_rows()).unwrap_or(0))
             .collect(),
+        row_group_bytes,
         id_projection: ProjectionMask::roots(descr, roots.iter().take(1).copied()),
-        projection: ProjectionMask::roots(descr, roots),
+        projection,
         id_kind,
         schema: Arc::clone(schema),
         problems,
@@ -333,6 +352,7 @@ pub async fn check_objects(
             row_groups: checked.row_groups,
             rows: checked.rows,
             row_group_rows: checked.row_group_rows,
+            row_group_bytes: checked.row_group_bytes,
             projection: checked.projection,
             id_projection: checked.id_projection,
             selected: None,
@@ -440,6 +460,7 @@ mod tests {
             },
             row_groups: row_group_rows.len(),
             rows: row_group_rows.iter().sum(),
+            row_group_bytes: vec![0; row_group_rows.len()],
             row_group_rows,
             projection: ProjectionMask::all(),
             id_projection: ProjectionMask::all(),

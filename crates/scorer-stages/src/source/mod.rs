@@ -4,6 +4,7 @@
 
 mod done_ranges;
 pub mod footers;
+pub mod in_flight;
 pub mod location;
 pub mod reader;
 pub mod storage;
