@@ -41,7 +41,7 @@ project="scorer-compose-check-$$"
 compose() { "$VENV/bin/podman-compose" -p "$project" -f deploy/compose/compose.yaml "$@"; }
 cleanup() {
   compose down -v -t 30 >/dev/null 2>&1 || true
-  rm -f "$conf"
+  rm -f "$conf" "$conf.up.log"
 }
 trap cleanup EXIT
 
