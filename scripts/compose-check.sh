@@ -28,11 +28,8 @@ buildah bud --isolation chroot --layers --pull-never --quiet --build-arg PYTHON_
   -t "$S3_IMAGE" -f deploy/compose/stand-ins/moto.Containerfile deploy/compose/stand-ins >/dev/null
 say "stand-in images for postgres:15 and moto built in $((SECONDS - t0)) s"
 
-# This machine's runtime needs explicit limits (runc cannot raise the defaults here): for every
-# container compose starts, through podman's own configuration rather than the compose file.
-conf="$(mktemp)"
-printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n' >"$conf"
-export CONTAINERS_CONF="$conf"
+# (images_base_up also set CONTAINERS_CONF: runc and explicit limits for what compose starts.)
+log="$(mktemp)"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PG_PORT="$(free_port)"
 S3_PORT="$(free_port)"
@@ -41,12 +38,12 @@ project="scorer-compose-check-$$"
 compose() { "$VENV/bin/podman-compose" -p "$project" -f deploy/compose/compose.yaml "$@"; }
 cleanup() {
   compose down -v -t 30 >/dev/null 2>&1 || true
-  rm -f "$conf" "$conf.up.log"
+  rm -f "$log"
 }
 trap cleanup EXIT
 
 t0=$SECONDS
-compose up -d >"$conf.up.log" 2>&1 || { cat "$conf.up.log"; say "FAILED: podman-compose up"; exit 1; }
+compose up -d >"$log" 2>&1 || { cat "$log"; say "FAILED: podman-compose up"; exit 1; }
 say "podman-compose up -d: exit 0 in $((SECONDS - t0)) s (postgres, s3, datagen, seed, scorer)"
 url="postgres://scorer:scorer@127.0.0.1:$PG_PORT/analytics"
 landed=""

@@ -15,6 +15,19 @@ IMAGE_RUST="localhost/scorer-base/rust:1.95-bookworm"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 
+# podman's and buildah's settings for every container these scripts start (image-check,
+# wheel-check, the build steps, and the ones podman-compose starts): runc, and this shell's own
+# limits on open files and processes, since the runtime's defaults are above the hard limits on
+# these machines and it refuses to start a container with them. Through their own configuration,
+# so neither the compose file nor each `podman run` carries them.
+podman_conf_up() {
+  local conf="${SCORER_CACHE:-$HOME/.cache/scorer}/containers.conf"
+  mkdir -p "$(dirname "$conf")"
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n' \
+    "$(ulimit -Sn)" "$(ulimit -Hn)" >"$conf"
+  export CONTAINERS_CONF="$conf"
+}
+
 images_tools_up() {
   local missing=()
   for tool in podman buildah runc debootstrap; do
@@ -94,6 +107,7 @@ image_base_rust() {
 
 images_base_up() {
   images_tools_up
+  podman_conf_up
   if [ -n "${SCORER_IMAGE_BASES_REBUILD:-}" ]; then
     podman rmi -f "$IMAGE_RUST" "$IMAGE_DEBIAN" >/dev/null 2>&1 || true
   fi

@@ -27,9 +27,11 @@ size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 say "image size $((size / 1000000)) MB uncompressed ($size bytes)"
 
 # The way the README runs it: read-only root, uid 10001, a writable /tmp, nothing else.
+run_as_deployed() {
+  podman run --read-only --user 10001 --tmpfs /tmp --network host "$@"
+}
 run() {
-  podman --runtime runc run --rm --read-only --user 10001 --tmpfs /tmp \
-    --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network host "$@"
+  run_as_deployed --rm "$@"
 }
 work="$(mktemp -d /tmp/scorer-image.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -83,8 +85,7 @@ psql "$SCORER_TEST_DATABASE_URL" -qXc "DROP TABLE IF EXISTS image_check_scores C
 
 # 4. scorer schedule, stopped by SIGTERM within its grace.
 name="scorer-image-check-$$"
-podman --runtime runc run -d --name "$name" --read-only --user 10001 --tmpfs /tmp \
-  --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network host -v "$work:/work" -w /work \
+run_as_deployed -d --name "$name" -v "$work:/work" -w /work \
   -e SCORER_MODELS_DIR=/app/models "$IMAGE" schedule --jobs-dir /app/jobs \
   --sqlite-path /work/scorer.db --grace 20s >/dev/null
 for _ in $(seq 1 100); do
@@ -96,7 +97,12 @@ t1=$(date +%s.%N)
 podman stop -t 30 "$name" >/dev/null
 t2=$(date +%s.%N)
 rc=$(podman inspect --format '{{.State.ExitCode}}' "$name")
-podman logs "$name" 2>&1 | grep -q "scheduler stopped" || { podman logs "$name"; podman rm -f "$name"; say "FAILED: no 'scheduler stopped'"; exit 1; }
+# conmon may write the container's last lines to its log a moment after `podman stop` returns.
+for _ in $(seq 1 25); do
+  podman logs "$name" 2>&1 | grep -q "scheduler stopped" && break
+  sleep 0.2
+done
+podman logs "$name" 2>&1 | grep -q "scheduler stopped" || { podman logs "$name"; podman rm -f "$name"; say "FAILED: no 'scheduler stopped' (exit $rc)"; exit 1; }
 podman rm "$name" >/dev/null
 secs=$(python3 -c "print(f'{$t2 - $t1:.1f}')")
 [ "$rc" = 0 ] || { say "FAILED: scorer schedule exited $rc after SIGTERM"; exit 1; }

@@ -28,7 +28,7 @@ work="$(mktemp -d /tmp/scorer-wheel.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/dist"
 t0=$SECONDS
-podman --runtime runc run --rm --network host --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
+podman run --rm --network host \
   -v "$PWD:/src" -v "$cache/scorer-release-target:/src/target" \
   -v "$cache/scorer-cargo-registry:/usr/local/cargo/registry" -v "$work/dist:/dist" \
   -e CARGO_PROFILE_RELEASE_DEBUG=false -e CARGO_PROFILE_RELEASE_STRIP=symbols \

@@ -80,14 +80,6 @@ impl JobFacts {
             max_psi: job.drift.max_psi,
         }
     }
-
-    /// Facts that name the job only.
-    pub fn named(name: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            ..Self::default()
-        }
-    }
 }
 
 impl std::fmt::Debug for Exporter {

@@ -51,17 +51,13 @@ pub struct InFlight {
 /// `row_groups_in_flight` when set, else the rule in the module doc.
 pub fn choose(job: Option<usize>, input: &CheckedInput, threads: usize) -> InFlight {
     let largest = largest_row_group_bytes(input);
-    let row_groups = match job {
-        Some(n) => n,
-        None => auto(largest, threads),
+    let (row_groups, chosen_by) = match job {
+        Some(n) => (n, ChosenBy::Job),
+        None => (auto(largest, threads), ChosenBy::Auto),
     };
     InFlight {
         row_groups,
-        chosen_by: if job.is_some() {
-            ChosenBy::Job
-        } else {
-            ChosenBy::Auto
-        },
+        chosen_by,
         largest_row_group_bytes: largest,
         threads,
         budget_bytes: BUDGET_BYTES,

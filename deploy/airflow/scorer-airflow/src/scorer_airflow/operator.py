@@ -37,11 +37,9 @@ def raise_for_exit(rc: int, job: str, date: str) -> None:
     ``AirflowFailException`` (module doc)."""
     if rc == 0:
         return
-    meaning = MEANING.get(rc, "unknown exit code")
+    meaning = f"killed by signal {-rc}" if rc < 0 else MEANING.get(rc, "unknown exit code")
     if rc in RETRYABLE:
         raise AirflowException(f"scorer exited with {rc} ({meaning}, retryable): {job} {date}")
-    if rc < 0:
-        meaning = f"killed by signal {-rc}"
     raise AirflowFailException(
         f"scorer exited with {rc} ({meaning}, not retryable): fix the job or the data for {job} {date}"
     )
